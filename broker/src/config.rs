@@ -1,0 +1,595 @@
+//! Broker and topic configuration, under Kafka's own property names and defaults.
+//!
+//! Every property the broker understands is one row of [`BROKER_CONFIGS`] or
+//! [`TOPIC_CONFIGS`]: its name, type, default and documentation. The tables feed
+//! start-up parsing (`--config`, `--set`), DescribeConfigs, and config
+//! validation in CreateTopics and AlterConfigs, so the three can never disagree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The Kafka type of a config value, as DescribeConfigs v3+ reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+}
+
+impl ConfigType {
+    /// The `config_type` code of DescribeConfigs v3+.
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+        }
+    }
+}
+
+/// One property: name, type, default (None for Kafka's `null`), allowed values, doc.
+#[derive(Debug)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    pub default: Option<&'static str>,
+    /// Lowest allowed numeric value, where Kafka has one.
+    pub min: Option<i64>,
+    /// Allowed values of an enumerated string (or each item of a list).
+    pub one_of: &'static [&'static str],
+    pub doc: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    kind: ConfigType,
+    default: Option<&'static str>,
+    min: Option<i64>,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef { name, kind, default, min, one_of: &[], doc }
+}
+
+const fn choice(
+    name: &'static str,
+    kind: ConfigType,
+    default: &'static str,
+    one_of: &'static [&'static str],
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef { name, kind, default: Some(default), min: None, one_of, doc }
+}
+
+use ConfigType as T;
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Broker properties (`server.properties`, `--set`).
+pub static BROKER_CONFIGS: &[ConfigDef] = &[
+    def("node.id", T::Int, Some("0"), Some(0), "The node ID of this broker."),
+    def("broker.id", T::Int, None, Some(-1), "Alias of node.id kept for older tooling."),
+    def("listeners", T::List, Some("PLAINTEXT://:9092"), None, "Comma-separated listener URIs the broker binds to. An empty host binds every interface."),
+    def("advertised.listeners", T::List, None, None, "Listeners given to clients in Metadata. Defaults to listeners, with an empty host replaced by localhost."),
+    def("cluster.id", T::String, Some("skein-cluster"), None, "The cluster ID reported in Metadata and DescribeCluster."),
+    def("log.dirs", T::List, Some("./data"), None, "Directory holding the partition logs. Only the first entry is used."),
+    def("log.dir", T::String, None, None, "Single log directory, used when log.dirs is unset."),
+    def("num.partitions", T::Int, Some("1"), Some(1), "Default partition count of auto-created topics."),
+    def("default.replication.factor", T::Short, Some("1"), Some(1), "Default replication factor of auto-created topics."),
+    def("auto.create.topics.enable", T::Boolean, Some("true"), None, "Create a topic when a client asks for metadata of an unknown one."),
+    def("delete.topic.enable", T::Boolean, Some("true"), None, "Allow DeleteTopics."),
+    def("log.segment.bytes", T::Int, Some("1073741824"), Some(14), "Largest size of a segment file before a new one is rolled."),
+    def("log.roll.ms", T::Long, None, Some(1), "Longest age of a segment before a new one is rolled (overrides log.roll.hours)."),
+    def("log.roll.hours", T::Int, Some("168"), Some(1), "Longest age of a segment before a new one is rolled, in hours."),
+    def("log.index.interval.bytes", T::Int, Some("4096"), Some(0), "Bytes of log between two entries of the offset and time indexes."),
+    def("log.retention.ms", T::Long, None, Some(-1), "How long to keep a segment (alias: retention.ms). -1 keeps forever."),
+    def("log.retention.minutes", T::Int, None, Some(-1), "How long to keep a segment, in minutes."),
+    def("log.retention.hours", T::Int, Some("168"), Some(-1), "How long to keep a segment, in hours."),
+    def("log.retention.bytes", T::Long, Some("-1"), Some(-1), "Largest size of a partition log before old segments are deleted (alias: retention.bytes)."),
+    def("log.retention.check.interval.ms", T::Long, Some("300000"), Some(1), "How often the retention check runs."),
+    def("log.cleanup.policy", T::List, Some("delete"), None, "Default cleanup policy of topics."),
+    def("log.message.timestamp.type", T::String, Some("CreateTime"), None, "Default message.timestamp.type of topics: CreateTime or LogAppendTime."),
+    def("message.max.bytes", T::Int, Some("1048588"), Some(0), "Largest record batch the broker accepts."),
+    def("socket.request.max.bytes", T::Int, Some("104857600"), Some(1), "Largest request frame; larger frames close the connection."),
+    def("log.flush.interval.messages", T::Long, Some(LONG_MAX), Some(1), "Messages appended to a partition before its log is fsynced; 1 makes every acknowledged batch durable."),
+    def("log.flush.interval.ms", T::Long, None, Some(0), "Longest time a message stays unflushed; unset leaves flushing to the OS page cache."),
+    def("log.flush.scheduler.interval.ms", T::Long, Some(LONG_MAX), Some(0), "How often the flusher checks log.flush.interval.ms."),
+    def("min.insync.replicas", T::Int, Some("1"), Some(1), "Least in-sync replicas for an acks=all produce."),
+    def("producer.id.expiration.ms", T::Int, Some("86400000"), Some(1), "Idle time after which a producer's state is dropped."),
+    def("unclean.leader.election.enable", T::Boolean, Some("false"), None, "Allow an out-of-sync replica to become leader."),
+    def("compression.type", T::String, Some("producer"), None, "Compression of stored batches; only `producer` (keep what the producer sent) is supported."),
+];
+
+/// Names accepted on the command line and in server.properties as aliases of a
+/// broker property (the topic-level spelling of a broker default).
+pub static BROKER_ALIASES: &[(&str, &str)] = &[
+    ("retention.ms", "log.retention.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+];
+
+const CLEANUP: &[&str] = &["delete", "compact"];
+const TS_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"];
+
+/// Topic properties (CreateTopics configs, AlterConfigs). Defaults come from the
+/// broker property named in [`topic_synonym`].
+pub static TOPIC_CONFIGS: &[ConfigDef] = &[
+    choice("cleanup.policy", T::List, "delete", CLEANUP, "delete, compact, or both."),
+    choice("compression.type", T::String, "producer", COMPRESSION, "Compression of stored batches."),
+    def("delete.retention.ms", T::Long, Some("86400000"), Some(0), "How long tombstones are kept in compacted topics."),
+    def("file.delete.delay.ms", T::Long, Some("60000"), Some(0), "Delay before a deleted segment's files are removed."),
+    def("flush.messages", T::Long, Some(LONG_MAX), Some(1), "Messages appended before an fsync."),
+    def("flush.ms", T::Long, Some(LONG_MAX), Some(0), "Longest time a message stays unflushed."),
+    def("index.interval.bytes", T::Int, Some("4096"), Some(0), "Bytes of log between two index entries."),
+    def("max.message.bytes", T::Int, Some("1048588"), Some(0), "Largest record batch accepted."),
+    choice("message.timestamp.type", T::String, "CreateTime", TS_TYPES, "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock."),
+    def("min.cleanable.dirty.ratio", T::Double, Some("0.5"), None, "Dirty ratio at which the cleaner compacts a log."),
+    def("min.compaction.lag.ms", T::Long, Some("0"), Some(0), "Least age of a record before it may be compacted."),
+    def("min.insync.replicas", T::Int, Some("1"), Some(1), "Least in-sync replicas for an acks=all produce."),
+    def("preallocate", T::Boolean, Some("false"), None, "Preallocate segment files (accepted, not used)."),
+    def("retention.bytes", T::Long, Some("-1"), Some(-1), "Largest size of a partition log before old segments are deleted."),
+    def("retention.ms", T::Long, Some("604800000"), Some(-1), "How long to keep a segment; -1 keeps forever."),
+    def("segment.bytes", T::Int, Some("1073741824"), Some(14), "Largest size of a segment file."),
+    def("segment.index.bytes", T::Int, Some("10485760"), Some(4), "Largest size of an index file (accepted, indexes grow as needed)."),
+    def("segment.ms", T::Long, Some("604800000"), Some(1), "Longest age of a segment before a roll."),
+    def("unclean.leader.election.enable", T::Boolean, Some("false"), None, "Allow an out-of-sync replica to become leader."),
+];
+
+/// The broker property whose value is a topic property's default.
+pub fn topic_synonym(topic_key: &str) -> Option<&'static str> {
+    Some(match topic_key {
+        "cleanup.policy" => "log.cleanup.policy",
+        "compression.type" => "compression.type",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "min.insync.replicas" => "min.insync.replicas",
+        "retention.bytes" => "log.retention.bytes",
+        "retention.ms" => "log.retention.ms",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "unclean.leader.election.enable" => "unclean.leader.election.enable",
+        _ => return None,
+    })
+}
+
+/// A config key or value that is not acceptable, with the reason.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown config `{0}`")]
+    Unknown(String),
+    #[error("invalid value `{value}` for config `{key}`: {reason}")]
+    Invalid { key: String, value: String, reason: String },
+    #[error("malformed line {line} in {path}: `{text}` (expected key=value)")]
+    Malformed { path: String, line: usize, text: String },
+    #[error("cannot read {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+fn find<'a>(table: &'a [ConfigDef], key: &str) -> Option<&'a ConfigDef> {
+    table.iter().find(|d| d.name == key)
+}
+
+/// Checks `value` against `def`'s type, lower bound and allowed values.
+pub fn validate(def: &ConfigDef, value: &str) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::Invalid {
+        key: def.name.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let v = value.trim();
+    match def.kind {
+        T::Boolean => {
+            if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+                return Err(bad("expected true or false"));
+            }
+        }
+        T::Int | T::Short | T::Long => {
+            let n: i64 = v.parse().map_err(|_| bad("expected an integer"))?;
+            let (lo, hi) = match def.kind {
+                T::Short => (i16::MIN as i64, i16::MAX as i64),
+                T::Int => (i32::MIN as i64, i32::MAX as i64),
+                _ => (i64::MIN, i64::MAX),
+            };
+            if n < lo || n > hi {
+                return Err(bad("out of range for its type"));
+            }
+            if let Some(min) = def.min {
+                if n < min {
+                    return Err(bad(&format!("must be at least {min}")));
+                }
+            }
+        }
+        T::Double => {
+            let d: f64 = v.parse().map_err(|_| bad("expected a number"))?;
+            if !(0.0..=1.0).contains(&d) && def.name == "min.cleanable.dirty.ratio" {
+                return Err(bad("must be between 0 and 1"));
+            }
+        }
+        T::String | T::List => {
+            if !def.one_of.is_empty() {
+                let items: Vec<&str> = if def.kind == T::List {
+                    v.split(',').map(str::trim).collect()
+                } else {
+                    vec![v]
+                };
+                for item in items {
+                    if !def.one_of.contains(&item) {
+                        return Err(bad(&format!("must be one of {}", def.one_of.join(", "))));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates one topic-level override.
+pub fn validate_topic_config(key: &str, value: Option<&str>) -> Result<(), ConfigError> {
+    let def = find(TOPIC_CONFIGS, key).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
+    match value {
+        Some(v) => validate(def, v),
+        None => Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: "null".into(),
+            reason: "a value is required".into(),
+        }),
+    }
+}
+
+/// Looks up a topic property definition.
+pub fn topic_config_def(key: &str) -> Option<&'static ConfigDef> {
+    find(TOPIC_CONFIGS, key)
+}
+
+/// A listener: the address to bind and the one to tell clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub host: String,
+    pub port: u16,
+}
+
+fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
+    let bad = |reason: &str| ConfigError::Invalid {
+        key: key.to_string(),
+        value: s.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = s
+        .split_once("://")
+        .map(|(proto, rest)| (proto, rest))
+        .ok_or_else(|| bad("expected NAME://host:port"))?;
+    if rest.0 != "PLAINTEXT" {
+        return Err(bad("only PLAINTEXT listeners are supported"));
+    }
+    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
+    let port: u16 = port.parse().map_err(|_| bad("port must be 0-65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok(Listener { host, port })
+}
+
+/// The broker's configuration: the explicitly set properties, validated, plus typed accessors.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    values: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// Builds a config from `server.properties` text (if any) and `--set` overrides.
+    pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                    continue;
+                }
+                let (k, v) = line.split_once('=').ok_or_else(|| ConfigError::Malformed {
+                    path: path.display().to_string(),
+                    line: i + 1,
+                    text: line.to_string(),
+                })?;
+                values.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        for s in sets {
+            let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::Malformed {
+                path: "--set".into(),
+                line: 0,
+                text: s.clone(),
+            })?;
+            values.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_map(values)
+    }
+
+    /// Validates every key and value.
+    pub fn from_map(raw: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mut values = BTreeMap::new();
+        for (k, v) in raw {
+            let key = BROKER_ALIASES
+                .iter()
+                .find(|(alias, _)| *alias == k)
+                .map(|(_, canonical)| canonical.to_string())
+                .unwrap_or(k);
+            let def = find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
+            validate(def, &v)?;
+            values.insert(key, v);
+        }
+        let cfg = BrokerConfig { values };
+        for key in ["listeners", "advertised.listeners"] {
+            if let Some(v) = cfg.values.get(key) {
+                for l in v.split(',').filter(|s| !s.trim().is_empty()) {
+                    parse_listener(key, l.trim())?;
+                }
+            }
+        }
+        if cfg.listeners().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: cfg.get("listeners").unwrap_or_default(),
+                reason: "at least one listener is required".into(),
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// The value of a property: set explicitly, else its default.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.values
+            .get(key)
+            .cloned()
+            .or_else(|| find(BROKER_CONFIGS, key).and_then(|d| d.default.map(str::to_string)))
+    }
+
+    /// Whether the property was set explicitly (DescribeConfigs' STATIC_BROKER_CONFIG).
+    pub fn is_set(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    fn num(&self, key: &str) -> i64 {
+        // Values were validated at load, and every numeric key used here has a default.
+        self.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or_default()
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
+    pub fn node_id(&self) -> i32 {
+        match self.values.get("broker.id") {
+            Some(v) if !self.is_set("node.id") => v.parse().unwrap_or(0),
+            _ => self.num("node.id") as i32,
+        }
+    }
+    pub fn cluster_id(&self) -> String {
+        self.get("cluster.id").unwrap_or_default()
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        let dirs = match (self.values.get("log.dirs"), self.values.get("log.dir")) {
+            (None, Some(dir)) => dir.clone(),
+            _ => self.get("log.dirs").unwrap_or_default(),
+        };
+        PathBuf::from(dirs.split(',').next().unwrap_or("./data").trim())
+    }
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.get("listeners")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .filter_map(|l| parse_listener("listeners", l.trim()).ok())
+            .collect()
+    }
+    /// Where clients should connect: advertised.listeners, else listeners with a concrete host.
+    pub fn advertised_listener(&self) -> Listener {
+        let advertised = self
+            .get("advertised.listeners")
+            .and_then(|v| v.split(',').find(|s| !s.trim().is_empty()).map(|s| s.trim().to_string()))
+            .and_then(|l| parse_listener("advertised.listeners", &l).ok());
+        let mut l = advertised.unwrap_or_else(|| self.listeners()[0].clone());
+        if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+            l.host = "localhost".into();
+        }
+        l
+    }
+    pub fn num_partitions(&self) -> i32 {
+        self.num("num.partitions") as i32
+    }
+    pub fn default_replication_factor(&self) -> i16 {
+        self.num("default.replication.factor") as i16
+    }
+    pub fn auto_create_topics(&self) -> bool {
+        self.flag("auto.create.topics.enable")
+    }
+    pub fn delete_topic_enable(&self) -> bool {
+        self.flag("delete.topic.enable")
+    }
+    pub fn socket_request_max_bytes(&self) -> usize {
+        self.num("socket.request.max.bytes") as usize
+    }
+    pub fn retention_check_interval_ms(&self) -> u64 {
+        self.num("log.retention.check.interval.ms") as u64
+    }
+    pub fn flush_scheduler_interval_ms(&self) -> u64 {
+        self.num("log.flush.scheduler.interval.ms") as u64
+    }
+    pub fn producer_id_expiration_ms(&self) -> i64 {
+        self.num("producer.id.expiration.ms")
+    }
+
+    /// The broker-level default of a topic property, following Kafka's precedence
+    /// (log.retention.ms over .minutes over .hours; log.roll.ms over .hours).
+    pub fn topic_default(&self, topic_key: &str) -> Option<String> {
+        match topic_key {
+            "retention.ms" => {
+                if let Some(ms) = self.values.get("log.retention.ms") {
+                    return Some(ms.clone());
+                }
+                if let Some(m) = self.values.get("log.retention.minutes") {
+                    let m: i64 = m.parse().ok()?;
+                    return Some(if m < 0 { "-1".into() } else { (m * 60_000).to_string() });
+                }
+                let h = self.num("log.retention.hours");
+                Some(if h < 0 { "-1".into() } else { (h * 3_600_000).to_string() })
+            }
+            "segment.ms" => {
+                if let Some(ms) = self.values.get("log.roll.ms") {
+                    return Some(ms.clone());
+                }
+                Some((self.num("log.roll.hours") * 3_600_000).to_string())
+            }
+            "flush.ms" => Some(self.get("log.flush.interval.ms").unwrap_or_else(|| LONG_MAX.into())),
+            key => match topic_synonym(key) {
+                Some(broker_key) => self.get(broker_key),
+                None => find(TOPIC_CONFIGS, key).and_then(|d| d.default.map(str::to_string)),
+            },
+        }
+    }
+
+    /// Every broker property with its effective value, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static ConfigDef, Option<String>, bool)> {
+        BROKER_CONFIGS.iter().map(|d| (d, self.get(d.name), self.is_set(d.name))).collect()
+    }
+}
+
+/// The effective configuration of one topic: its overrides over the broker defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub index_interval_bytes: u64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub min_insync_replicas: i32,
+    pub compact: bool,
+    pub delete: bool,
+}
+
+impl LogConfig {
+    /// Resolves a topic's config from its overrides and the broker's defaults.
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let get = |k: &str| -> String {
+            overrides
+                .get(k)
+                .cloned()
+                .or_else(|| broker.topic_default(k))
+                .unwrap_or_default()
+        };
+        let num = |k: &str, dflt: i64| -> i64 { get(k).trim().parse().unwrap_or(dflt) };
+        let policy = get("cleanup.policy");
+        LogConfig {
+            segment_bytes: num("segment.bytes", 1 << 30).max(14) as u64,
+            segment_ms: num("segment.ms", 604_800_000),
+            index_interval_bytes: num("index.interval.bytes", 4096).max(0) as u64,
+            retention_ms: num("retention.ms", 604_800_000),
+            retention_bytes: num("retention.bytes", -1),
+            max_message_bytes: num("max.message.bytes", 1_048_588).max(0) as usize,
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            flush_messages: num("flush.messages", i64::MAX),
+            flush_ms: num("flush.ms", i64::MAX),
+            min_insync_replicas: num("min.insync.replicas", 1) as i32,
+            compact: policy.split(',').any(|p| p.trim() == "compact"),
+            delete: policy.split(',').any(|p| p.trim() == "delete"),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig::resolve(&BrokerConfig { values: BTreeMap::new() }, &BTreeMap::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.listeners(), vec![Listener { host: "".into(), port: 9092 }]);
+        assert_eq!(c.advertised_listener().host, "localhost");
+        assert_eq!(c.log_dir(), PathBuf::from("./data"));
+        assert_eq!(c.socket_request_max_bytes(), 100 * 1024 * 1024);
+        let lc = LogConfig::resolve(&c, &BTreeMap::new());
+        assert_eq!(lc.segment_bytes, 1 << 30);
+        assert_eq!(lc.retention_ms, 7 * 24 * 3_600_000);
+        assert_eq!(lc.max_message_bytes, 1_048_588);
+        assert_eq!(lc.flush_messages, i64::MAX);
+    }
+
+    #[test]
+    fn unknown_key_is_a_startup_error() {
+        assert_eq!(load(&["log.segmnt.bytes=5"]).unwrap_err(), ConfigError::Unknown("log.segmnt.bytes".into()));
+    }
+
+    #[test]
+    fn malformed_values_are_rejected() {
+        assert!(matches!(load(&["num.partitions=zero"]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(load(&["num.partitions=0"]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(load(&["auto.create.topics.enable=maybe"]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(load(&["listeners=9092"]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(load(&["novalue"]), Err(ConfigError::Malformed { .. })));
+    }
+
+    #[test]
+    fn every_broker_key_can_be_set() {
+        for d in BROKER_CONFIGS {
+            let v = match d.kind {
+                T::Boolean => "true".to_string(),
+                T::Int | T::Short | T::Long => d.min.unwrap_or(1).max(1).to_string(),
+                T::Double => "0.5".into(),
+                T::String | T::List => match d.name {
+                    "listeners" | "advertised.listeners" => "PLAINTEXT://127.0.0.1:9999".into(),
+                    "log.message.timestamp.type" => "LogAppendTime".into(),
+                    "log.cleanup.policy" => "delete".into(),
+                    _ => d.default.unwrap_or("x").to_string(),
+                },
+            };
+            let c = load(&[&format!("{}={v}", d.name)]).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            assert_eq!(c.get(d.name).as_deref(), Some(v.as_str()));
+        }
+    }
+
+    #[test]
+    fn topic_overrides_win_over_broker_defaults_and_aliases_work() {
+        let c = load(&["retention.ms=1000", "log.segment.bytes=2048", "log.message.timestamp.type=LogAppendTime"]).unwrap();
+        let mut o = BTreeMap::new();
+        let lc = LogConfig::resolve(&c, &o);
+        assert_eq!((lc.retention_ms, lc.segment_bytes, lc.log_append_time), (1000, 2048, true));
+        o.insert("segment.bytes".to_string(), "4096".to_string());
+        assert_eq!(LogConfig::resolve(&c, &o).segment_bytes, 4096);
+    }
+
+    #[test]
+    fn topic_config_validation() {
+        assert!(validate_topic_config("retention.ms", Some("100")).is_ok());
+        assert!(validate_topic_config("cleanup.policy", Some("compact,delete")).is_ok());
+        assert!(validate_topic_config("cleanup.policy", Some("shred")).is_err());
+        assert!(validate_topic_config("retention.ms", Some("soon")).is_err());
+        assert!(validate_topic_config("no.such.key", Some("1")).is_err());
+    }
+}

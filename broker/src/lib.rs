@@ -1,0 +1,8 @@
+//! Skein's broker: a Kafka-compatible server.
+//!
+//! `config` holds Kafka's properties; `log` the storage of one partition;
+//! `cluster` the topics and partitions this broker serves; `protocol` the wire
+//! protocol, one handler per API; `server` the listener and connections.
+
+pub mod config;
+pub mod log;

@@ -1,0 +1,292 @@
+//! The v2 record batch header (KIP-98), read and patched in place.
+//!
+//! The broker stores batches exactly as producers send them; it only needs the
+//! fixed 61-byte header to validate, assign offsets and index. kafka-protocol's
+//! `RecordBatchDecoder` decodes whole batches (and decompresses them), which the
+//! hot path must not do, so the header is read here by hand.
+
+use bytes::{Buf, BufMut};
+
+/// Size of the fixed batch header.
+pub const HEADER_LEN: usize = 61;
+/// Bytes before `batchLength`'s coverage starts (baseOffset + batchLength).
+pub const LOG_OVERHEAD: usize = 12;
+
+const BASE_OFFSET: usize = 0;
+const BATCH_LENGTH: usize = 8;
+const PARTITION_LEADER_EPOCH: usize = 12;
+const MAGIC: usize = 16;
+const CRC: usize = 17;
+const ATTRIBUTES: usize = 21;
+#[allow(dead_code)] // documents the layout
+const LAST_OFFSET_DELTA: usize = 23;
+#[allow(dead_code)] // documents the layout
+const BASE_TIMESTAMP: usize = 27;
+const MAX_TIMESTAMP: usize = 35;
+#[allow(dead_code)] // documents the layout
+const PRODUCER_ID: usize = 43;
+#[allow(dead_code)] // documents the layout
+const PRODUCER_EPOCH: usize = 51;
+#[allow(dead_code)] // documents the layout
+const BASE_SEQUENCE: usize = 53;
+#[allow(dead_code)] // documents the layout
+const RECORDS_COUNT: usize = 57;
+
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// Why a batch was refused. Each maps to a Kafka error code in the produce handler.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum BatchError {
+    #[error("batch shorter than its header ({0} bytes)")]
+    Truncated(usize),
+    #[error("batch length {declared} does not match the {available} bytes present")]
+    LengthMismatch { declared: i64, available: usize },
+    #[error("unsupported magic byte {0} (only v2 record batches are accepted)")]
+    Magic(i8),
+    #[error("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Crc { stored: u32, computed: u32 },
+    #[error("invalid record count {count} for last offset delta {last_offset_delta}")]
+    RecordCount { count: i32, last_offset_delta: i32 },
+}
+
+/// The fixed header of one v2 record batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// Bytes after the length field; the whole batch is `batch_length + 12` bytes.
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Reads the header at the start of `buf` (which must hold at least [`HEADER_LEN`] bytes).
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < HEADER_LEN {
+            return Err(BatchError::Truncated(buf.len()));
+        }
+        let mut b = buf;
+        Ok(BatchHeader {
+            base_offset: b.get_i64(),
+            batch_length: b.get_i32(),
+            partition_leader_epoch: b.get_i32(),
+            magic: b.get_i8(),
+            crc: b.get_u32(),
+            attributes: b.get_i16(),
+            last_offset_delta: b.get_i32(),
+            base_timestamp: b.get_i64(),
+            max_timestamp: b.get_i64(),
+            producer_id: b.get_i64(),
+            producer_epoch: b.get_i16(),
+            base_sequence: b.get_i32(),
+            records_count: b.get_i32(),
+        })
+    }
+
+    /// Total size of the batch on the wire and on disk.
+    pub fn size(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + self.last_offset_delta as i64
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+    /// The sequence of the batch's last record, wrapping at i32::MAX as Kafka does.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        let last = self.base_sequence as i64 + self.last_offset_delta as i64;
+        (last % (i32::MAX as i64 + 1)) as i32
+    }
+}
+
+/// Reads the length prefix of the batch at the start of `buf`, if 12 bytes are there:
+/// the total size of the batch.
+pub fn peek_size(buf: &[u8]) -> Option<usize> {
+    if buf.len() < LOG_OVERHEAD {
+        return None;
+    }
+    let len = (&buf[BATCH_LENGTH..LOG_OVERHEAD]).get_i32();
+    if len < 0 {
+        return None;
+    }
+    Some(len as usize + LOG_OVERHEAD)
+}
+
+/// Checks one complete batch: length, magic, record count, CRC32C over attributes..end.
+pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = BatchHeader::parse(batch)?;
+    if h.magic != 2 {
+        return Err(BatchError::Magic(h.magic));
+    }
+    if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || h.size() != batch.len() {
+        return Err(BatchError::LengthMismatch { declared: h.batch_length as i64, available: batch.len() });
+    }
+    if h.last_offset_delta < 0 || h.records_count < 1 || h.records_count - 1 != h.last_offset_delta {
+        return Err(BatchError::RecordCount { count: h.records_count, last_offset_delta: h.last_offset_delta });
+    }
+    let computed = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    if computed != h.crc {
+        return Err(BatchError::Crc { stored: h.crc, computed });
+    }
+    Ok(h)
+}
+
+/// Splits a produce request's record bytes into validated batches.
+pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < records.len() {
+        let rest = &records[pos..];
+        let size = match peek_size(rest) {
+            Some(size) if size >= HEADER_LEN => size,
+            Some(size) => return Err(BatchError::LengthMismatch { declared: size as i64 - 12, available: rest.len() }),
+            None => return Err(BatchError::Truncated(rest.len())),
+        };
+        if size > rest.len() {
+            return Err(BatchError::LengthMismatch { declared: size as i64 - 12, available: rest.len() });
+        }
+        let h = validate(&rest[..size])?;
+        out.push((h, pos..pos + size));
+        pos += size;
+    }
+    Ok(out)
+}
+
+/// Writes the broker-assigned base offset (outside the CRC's coverage).
+pub fn set_base_offset(batch: &mut [u8], offset: i64) {
+    (&mut batch[BASE_OFFSET..BASE_OFFSET + 8]).put_i64(offset);
+}
+
+/// Writes the partition leader epoch (outside the CRC's coverage).
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    (&mut batch[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]).put_i32(epoch);
+}
+
+/// Marks the batch LogAppendTime with the broker's clock and recomputes its CRC.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let mut attrs = (&batch[ATTRIBUTES..ATTRIBUTES + 2]).get_i16();
+    attrs |= TIMESTAMP_TYPE_BIT;
+    (&mut batch[ATTRIBUTES..ATTRIBUTES + 2]).put_i16(attrs);
+    (&mut batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8]).put_i64(now_ms);
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    (&mut batch[CRC..CRC + 4]).put_u32(crc);
+}
+
+/// Timestamps of the records of one batch, with their offsets, for exact
+/// ListOffsets lookups (decompressing when needed; only done off the hot path).
+pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {
+    let h = match BatchHeader::parse(batch) {
+        Ok(h) => h,
+        Err(_) => return Vec::new(),
+    };
+    if h.is_log_append_time() {
+        return (h.base_offset..=h.last_offset()).map(|o| (o, h.max_timestamp)).collect();
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(batch);
+    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set.records.iter().map(|r| (r.offset, r.timestamp)).collect(),
+        Err(_) => vec![(h.base_offset, h.max_timestamp)],
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    /// Encodes a real v2 batch of `n` records with kafka-protocol's encoder.
+    pub fn make_batch(n: usize, ts: i64, pid: i64, epoch: i16, seq: i32, compression: Compression) -> Bytes {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder groups records whose offset - sequence is constant into one batch.
+                sequence: seq + i as i32,
+                timestamp: ts + i as i64,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!("value-{i}"))),
+                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })
+            .expect("encode");
+        buf.freeze()
+    }
+
+    #[test]
+    fn parses_and_validates_an_encoded_batch() {
+        let b = make_batch(5, 1000, 7, 1, 0, Compression::None);
+        let h = validate(&b).unwrap();
+        assert_eq!((h.records_count, h.last_offset_delta, h.producer_id, h.base_sequence), (5, 4, 7, 0));
+        assert_eq!(h.size(), b.len());
+        assert_eq!(h.max_timestamp, 1004);
+        assert_eq!(h.last_sequence(), 4);
+    }
+
+    #[test]
+    fn bad_crc_wrong_magic_and_length_mismatch_are_rejected() {
+        let b = make_batch(3, 0, -1, -1, -1, Compression::None);
+        let mut crc = b.to_vec();
+        let last = crc.len() - 1;
+        crc[last] ^= 0xff;
+        assert!(matches!(validate(&crc), Err(BatchError::Crc { .. })));
+        let mut magic = b.to_vec();
+        magic[MAGIC] = 1;
+        assert_eq!(validate(&magic), Err(BatchError::Magic(1)));
+        assert!(matches!(split_batches(&b[..b.len() - 1]), Err(BatchError::LengthMismatch { .. })));
+        assert!(matches!(split_batches(&b[..20]), Err(BatchError::LengthMismatch { .. })));
+    }
+
+    #[test]
+    fn log_append_time_rewrites_max_timestamp_and_keeps_crc_valid() {
+        let mut b = make_batch(2, 5, -1, -1, -1, Compression::Gzip).to_vec();
+        set_log_append_time(&mut b, 99_999);
+        set_base_offset(&mut b, 42);
+        let h = validate(&b).unwrap();
+        assert!(h.is_log_append_time());
+        assert_eq!((h.max_timestamp, h.base_offset), (99_999, 42));
+    }
+
+    #[test]
+    fn record_timestamps_reads_compressed_batches() {
+        let mut b = make_batch(3, 100, -1, -1, -1, Compression::Lz4).to_vec();
+        set_base_offset(&mut b, 10);
+        assert_eq!(record_timestamps(&b), vec![(10, 100), (11, 101), (12, 102)]);
+    }
+}

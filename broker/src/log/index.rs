@@ -1,0 +1,221 @@
+//! Sparse per-segment indexes, in Kafka's file formats.
+//!
+//! `.index` maps a relative offset to a byte position (8-byte entries);
+//! `.timeindex` maps a timestamp to a relative offset (12-byte entries). One entry
+//! is added per `index.interval.bytes` of log, so a lookup is a binary search to
+//! the nearest entry at or below the target followed by a short forward scan of
+//! batch headers. Entries are kept in memory (a 1 GiB segment at the default
+//! interval has ~260k entries, 2 MiB) and appended to the file as they are made.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Offset index: relative offset -> file position of the batch holding it.
+#[derive(Debug)]
+pub struct OffsetIndex {
+    path: PathBuf,
+    file: File,
+    entries: Vec<(u32, u32)>,
+}
+
+impl OffsetIndex {
+    /// Opens (or creates) an index file and loads its entries. A trailing partial
+    /// entry or one that goes backwards marks the file as corrupt (`None`).
+    pub fn open(path: &Path) -> io::Result<(OffsetIndex, bool)> {
+        let (file, bytes) = open_and_read(path)?;
+        let mut entries = Vec::with_capacity(bytes.len() / 8);
+        let mut valid = bytes.len() % 8 == 0;
+        for c in bytes.chunks_exact(8) {
+            let rel = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            let pos = u32::from_be_bytes([c[4], c[5], c[6], c[7]]);
+            if let Some(&(lr, lp)) = entries.last() {
+                if rel <= lr || pos <= lp {
+                    valid = false;
+                    break;
+                }
+            }
+            entries.push((rel, pos));
+        }
+        Ok((OffsetIndex { path: path.to_path_buf(), file, entries }, valid))
+    }
+
+    /// Adds an entry; entries must increase.
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+        if let Some(&(r, p)) = self.entries.last() {
+            if relative_offset <= r || position <= p {
+                return Ok(());
+            }
+        }
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.file.write_all(&e)?;
+        self.entries.push((relative_offset, position));
+        Ok(())
+    }
+
+    /// The entry with the largest relative offset <= `relative_offset` (binary search).
+    pub fn lookup(&self, relative_offset: u32) -> Option<(u32, u32)> {
+        let i = self.entries.partition_point(|&(r, _)| r <= relative_offset);
+        (i > 0).then(|| self.entries[i - 1])
+    }
+
+    pub fn last(&self) -> Option<(u32, u32)> {
+        self.entries.last().copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops every entry whose position is at or past `position` (after a truncation).
+    pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
+        let keep = self.entries.partition_point(|&(_, p)| p < position);
+        self.entries.truncate(keep);
+        self.file.set_len((keep * 8) as u64)
+    }
+
+    /// Empties the index (before a rebuild).
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.entries.clear();
+        self.file.set_len(0)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Time index: timestamp -> relative offset of the first batch whose max timestamp reaches it.
+#[derive(Debug)]
+pub struct TimeIndex {
+    file: File,
+    entries: Vec<(i64, u32)>,
+}
+
+impl TimeIndex {
+    /// Opens (or creates) a time index; `false` if the file is corrupt.
+    pub fn open(path: &Path) -> io::Result<(TimeIndex, bool)> {
+        let (file, bytes) = open_and_read(path)?;
+        let mut entries = Vec::with_capacity(bytes.len() / 12);
+        let mut valid = bytes.len() % 12 == 0;
+        for c in bytes.chunks_exact(12) {
+            let ts = i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            let rel = u32::from_be_bytes([c[8], c[9], c[10], c[11]]);
+            if let Some(&(lt, lr)) = entries.last() {
+                if ts <= lt || rel < lr {
+                    valid = false;
+                    break;
+                }
+            }
+            entries.push((ts, rel));
+        }
+        Ok((TimeIndex { file, entries }, valid))
+    }
+
+    /// Adds an entry if `timestamp` is larger than the last one's.
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+        if let Some(&(t, _)) = self.entries.last() {
+            if timestamp <= t {
+                return Ok(());
+            }
+        }
+        let mut e = [0u8; 12];
+        e[..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.file.write_all(&e)?;
+        self.entries.push((timestamp, relative_offset));
+        Ok(())
+    }
+
+    /// The relative offset of the last entry whose timestamp is below `timestamp`:
+    /// every batch before it has max timestamp < target, so the scan may start there.
+    pub fn lookup(&self, timestamp: i64) -> Option<u32> {
+        let i = self.entries.partition_point(|&(t, _)| t < timestamp);
+        (i > 0).then(|| self.entries[i - 1].1)
+    }
+
+    pub fn last(&self) -> Option<(i64, u32)> {
+        self.entries.last().copied()
+    }
+
+    /// Drops entries at or past `relative_offset`.
+    pub fn truncate_to_offset(&mut self, relative_offset: u32) -> io::Result<()> {
+        let keep = self.entries.partition_point(|&(_, r)| r < relative_offset);
+        self.entries.truncate(keep);
+        self.file.set_len((keep * 12) as u64)
+    }
+
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.entries.clear();
+        self.file.set_len(0)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+fn open_and_read(path: &Path) -> io::Result<(File, Vec<u8>)> {
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok((file, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_lookup_finds_the_nearest_entry_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut idx, ok) = OffsetIndex::open(&dir.path().join("0.index")).unwrap();
+        assert!(ok);
+        assert_eq!(idx.lookup(5), None);
+        for i in 1..100u32 {
+            idx.append(i * 10, i * 4096).unwrap();
+        }
+        assert_eq!(idx.lookup(9), None);
+        assert_eq!(idx.lookup(10), Some((10, 4096)));
+        assert_eq!(idx.lookup(15), Some((10, 4096)));
+        assert_eq!(idx.lookup(990), Some((990, 99 * 4096)));
+        assert_eq!(idx.lookup(u32::MAX), Some((990, 99 * 4096)));
+        drop(idx);
+        let (idx, ok) = OffsetIndex::open(&dir.path().join("0.index")).unwrap();
+        assert!(ok);
+        assert_eq!(idx.len(), 99);
+        assert_eq!(idx.lookup(505), Some((500, 50 * 4096)));
+    }
+
+    #[test]
+    fn corrupt_offset_index_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        std::fs::write(&p, [0u8, 0, 0, 5, 0, 0, 1, 0, 0, 0, 0, 3, 0, 0, 2, 0]).unwrap();
+        assert!(!OffsetIndex::open(&p).unwrap().1);
+        std::fs::write(&p, [0u8, 0, 0, 5, 0]).unwrap();
+        assert!(!OffsetIndex::open(&p).unwrap().1);
+    }
+
+    #[test]
+    fn time_index_lookup_and_truncate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut ti, _) = TimeIndex::open(&dir.path().join("0.timeindex")).unwrap();
+        ti.maybe_append(100, 0).unwrap();
+        ti.maybe_append(90, 5).unwrap(); // not increasing: skipped
+        ti.maybe_append(200, 10).unwrap();
+        ti.maybe_append(300, 20).unwrap();
+        assert_eq!(ti.lookup(50), None);
+        assert_eq!(ti.lookup(100), None);
+        assert_eq!(ti.lookup(150), Some(0));
+        assert_eq!(ti.lookup(301), Some(20));
+        ti.truncate_to_offset(10).unwrap();
+        assert_eq!(ti.last(), Some((100, 0)));
+    }
+}

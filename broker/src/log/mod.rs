@@ -1,0 +1,504 @@
+//! The partition log: segments on disk, offsets, retention, recovery, producer state.
+//!
+//! Owns everything under `<log.dirs>/<topic>-<partition>/`. It is synchronous and
+//! knows nothing of sockets or the protocol: callers (the partition layer in
+//! `cluster`) run it on blocking threads. It must never hand out a batch that is
+//! not whole, and never acknowledge a batch it has not written.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod index;
+pub mod producer_state;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use batch::{BatchError, BatchHeader};
+use producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
+use segment::Segment;
+
+use crate::config::LogConfig;
+
+/// Why an append was refused. The produce handler maps each to its Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a read or an offset lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside [{start}, {end}]")]
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    /// True if every batch was a retry of one already in the log.
+    pub duplicate: bool,
+    /// True when `flush.messages` says the log must now be fsynced before acknowledging.
+    pub needs_flush: bool,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub bytes: Vec<u8>,
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    next_offset: i64,
+    /// Offsets below this are known to be on disk (fsynced).
+    recovery_point: Arc<AtomicI64>,
+    producers: ProducerStateManager,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+}
+
+/// How a log was opened.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OpenStats {
+    pub segments: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. After an unclean stop (`clean == false`)
+    /// every segment from the recovery point on is re-validated and a torn tail is cut.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        recovery_point: i64,
+        log_start_offset: i64,
+        clean: bool,
+        now_ms: i64,
+    ) -> io::Result<(Log, OpenStats)> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let name = e?.file_name().to_string_lossy().to_string();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(b) = stem.parse::<i64>() {
+                    bases.push(b);
+                }
+            } else if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(dir.join(&name));
+            }
+        }
+        bases.sort_unstable();
+        let mut stats = OpenStats::default();
+        let mut segments = BTreeMap::new();
+        let mut truncated_at: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if truncated_at.is_some() {
+                // Everything after a truncation point is unreachable: remove it.
+                let (seg, _) = Segment::open(dir, base, config.index_interval_bytes, true, now_ms)?;
+                seg.delete()?;
+                continue;
+            }
+            let is_last = i + 1 == bases.len();
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let trust = clean || next_base <= recovery_point;
+            let (seg, r) = Segment::open(dir, base, config.index_interval_bytes, trust, now_ms)?;
+            stats.segments += 1;
+            if !trust {
+                stats.recovered_segments += 1;
+            }
+            stats.truncated_bytes += r.truncated_bytes;
+            if r.truncated_bytes > 0 && !is_last {
+                truncated_at = Some(seg.next_offset());
+            }
+            segments.insert(base, seg);
+        }
+        let mut log_start = log_start_offset;
+        if segments.is_empty() {
+            let base = log_start.max(0);
+            segments.insert(base, Segment::create(dir, base, config.index_interval_bytes, now_ms)?);
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let next_offset = segments.values().next_back().map_or(first_base, |s| s.next_offset());
+        log_start = log_start.max(first_base).min(next_offset);
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: log_start,
+            next_offset,
+            recovery_point: Arc::new(AtomicI64::new(recovery_point.min(next_offset))),
+            producers: ProducerStateManager::default(),
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+        };
+        log.load_producer_state()?;
+        Ok((log, stats))
+    }
+
+    /// Restores producer state: the newest snapshot, then the batches after it.
+    fn load_producer_state(&mut self) -> io::Result<()> {
+        let (from, state) = producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
+        self.producers = state;
+        let mut offset = from.max(self.log_start_offset);
+        for seg in self.segments.values() {
+            if seg.next_offset() <= offset {
+                continue;
+            }
+            let Some((mut pos, _)) = seg.position_of(offset)? else { continue };
+            while let Some(h) = seg.header_at(pos)? {
+                self.producers.update(&h);
+                pos += h.size() as u64;
+                offset = h.next_offset();
+            }
+        }
+        Ok(())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    /// Validates and appends a produce request's records for this partition.
+    pub fn append(&mut self, records: &[u8], now_ms: i64, leader_epoch: i32) -> Result<AppendInfo, AppendError> {
+        let batches = batch::split_batches(records)?;
+        if batches.is_empty() {
+            return Err(BatchError::Truncated(0).into());
+        }
+        for (h, _) in &batches {
+            if h.size() > self.config.max_message_bytes {
+                return Err(AppendError::TooLarge { size: h.size(), max: self.config.max_message_bytes });
+            }
+        }
+        // Check every batch before writing any, against a scratch copy of the
+        // producers involved, so a request is applied whole or not at all.
+        let mut scratch = self.producers.subset(batches.iter().map(|(h, _)| h.producer_id));
+        let mut plan = Vec::with_capacity(batches.len());
+        let mut next = self.next_offset;
+        for (h, range) in &batches {
+            match scratch.check(h)? {
+                SequenceCheck::Duplicate(m) => plan.push((None, m.first_offset, m.last_offset)),
+                SequenceCheck::Append => {
+                    let mut assigned = *h;
+                    assigned.base_offset = next;
+                    scratch.update(&assigned);
+                    plan.push((Some(range.clone()), next, assigned.last_offset()));
+                    next = assigned.next_offset();
+                }
+            }
+        }
+        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
+        let mut info = AppendInfo {
+            base_offset: plan[0].1,
+            last_offset: plan[plan.len() - 1].2,
+            log_append_time,
+            duplicate: plan.iter().all(|(r, _, _)| r.is_none()),
+            needs_flush: false,
+        };
+        for (range, base, _) in plan {
+            let Some(range) = range else { continue };
+            let mut bytes = records[range].to_vec();
+            batch::set_base_offset(&mut bytes, base);
+            batch::set_partition_leader_epoch(&mut bytes, leader_epoch);
+            if self.config.log_append_time {
+                batch::set_log_append_time(&mut bytes, now_ms);
+            }
+            let h = BatchHeader::parse(&bytes)?;
+            self.maybe_roll(bytes.len(), now_ms)?;
+            self.active_mut().append(&bytes, &h)?;
+            self.producers.update(&h);
+            self.next_offset = h.next_offset();
+            self.unflushed_messages += h.records_count as i64;
+        }
+        if self.unflushed_messages >= self.config.flush_messages {
+            info.needs_flush = true;
+        }
+        Ok(info)
+    }
+
+    /// Rolls a new segment if the next batch would overflow the active one, or it is too old.
+    fn maybe_roll(&mut self, incoming: usize, now_ms: i64) -> io::Result<()> {
+        let active = self.active();
+        let full = active.size() > 0 && active.size() + incoming as u64 > self.config.segment_bytes;
+        let old = active.size() > 0 && now_ms - active.rolling_timestamp() > self.config.segment_ms;
+        let offsets_overflow = self.next_offset - active.base_offset > i32::MAX as i64 - 1;
+        if full || old || offsets_overflow {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset. The old one is fsynced in
+    /// the background, then the recovery point moves past it; a producer snapshot is
+    /// taken at the roll, as Kafka does.
+    pub fn roll(&mut self, now_ms: i64) -> io::Result<()> {
+        let base = self.next_offset;
+        if self.active().base_offset == base {
+            return Ok(());
+        }
+        let old = self.active().file();
+        let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
+        self.segments.insert(base, seg);
+        let _ = producer_state::write_snapshot(&self.dir, base, &self.producers);
+        self.prune_snapshots(base);
+        let rp = Arc::clone(&self.recovery_point);
+        std::thread::spawn(move || {
+            if old.sync_data().is_ok() {
+                rp.fetch_max(base, Ordering::SeqCst);
+            }
+        });
+        Ok(())
+    }
+
+    fn prune_snapshots(&self, keep_from: i64) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(o) = name.strip_suffix(".snapshot").and_then(|s| s.parse::<i64>().ok()) {
+                if o < keep_from && o < self.log_start_offset {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, up to
+    /// `max_bytes`, but always at least one whole batch when `min_one_batch`.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, ReadError> {
+        if offset < self.log_start_offset || offset > self.next_offset {
+            return Err(ReadError::OffsetOutOfRange { offset, start: self.log_start_offset, end: self.next_offset });
+        }
+        if offset == self.next_offset {
+            return Ok(ReadResult::default());
+        }
+        for seg in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            let seg = seg.1;
+            let Some((pos, first)) = seg.position_of(offset)? else { continue };
+            if first.size() > max_bytes {
+                if !min_one_batch {
+                    return Ok(ReadResult::default());
+                }
+                return Ok(ReadResult { bytes: seg.read(pos, first.size())? });
+            }
+            let mut bytes = seg.read(pos, max_bytes)?;
+            // Keep whole batches only.
+            let mut end = 0;
+            while let Some(size) = batch::peek_size(&bytes[end..]) {
+                if end + size > bytes.len() {
+                    break;
+                }
+                end += size;
+            }
+            bytes.truncate(end);
+            return Ok(ReadResult { bytes });
+        }
+        Ok(ReadResult::default())
+    }
+
+    /// ListOffsets by timestamp: the first record with timestamp >= `timestamp`.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some((pos, h)) = seg.find_by_timestamp(timestamp)? {
+                let bytes = seg.read(pos, h.size())?;
+                let found = batch::record_timestamps(&bytes)
+                    .into_iter()
+                    .find(|&(o, t)| t >= timestamp && o >= self.log_start_offset);
+                if let Some((o, t)) = found {
+                    return Ok(Some((t, o)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (the first such).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, ReadError> {
+        let best = self
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .fold(None::<&Segment>, |best, s| match best {
+                Some(b) if b.max_timestamp() >= s.max_timestamp() => Some(b),
+                _ => Some(s),
+            });
+        let Some(seg) = best else { return Ok(None) };
+        let target = seg.max_timestamp();
+        if let Some((pos, h)) = seg.find_by_timestamp(target)? {
+            let bytes = seg.read(pos, h.size())?;
+            if let Some((o, t)) = batch::record_timestamps(&bytes).into_iter().find(|&(_, t)| t == target) {
+                return Ok(Some((t, o)));
+            }
+        }
+        Ok(Some((target, seg.offset_of_max_timestamp())))
+    }
+
+    /// Deletes segments past `retention.ms` or over `retention.bytes`; returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.delete {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        let retention_ms = self.config.retention_ms;
+        if retention_ms >= 0 {
+            // An expired active segment is rolled first so that it can go too (as Kafka does).
+            let active = self.active();
+            if self.segments.len() == 1 && active.size() > 0 && now_ms - active.largest_timestamp() > retention_ms {
+                self.roll(now_ms)?;
+            }
+            while self.segments.len() > 1 {
+                let oldest = self.segments.values().next().expect("non-empty");
+                if now_ms - oldest.largest_timestamp() <= retention_ms {
+                    break;
+                }
+                self.delete_oldest_segment()?;
+                deleted += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut total: u64 = self.segments.values().map(Segment::size).sum();
+            while self.segments.len() > 1 {
+                let oldest = self.segments.values().next().expect("non-empty").size();
+                if total.saturating_sub(oldest) < self.config.retention_bytes as u64 {
+                    break;
+                }
+                total -= oldest;
+                self.delete_oldest_segment()?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn delete_oldest_segment(&mut self) -> io::Result<()> {
+        let Some((&base, _)) = self.segments.iter().next() else { return Ok(()) };
+        let seg = self.segments.remove(&base).expect("present");
+        seg.delete()?;
+        let first = *self.segments.keys().next().expect("the active segment stays");
+        self.log_start_offset = self.log_start_offset.max(first);
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start offset to `offset` (<= the log end) and
+    /// removes the segments wholly below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ReadError> {
+        if offset > self.next_offset || offset < 0 {
+            return Err(ReadError::OffsetOutOfRange { offset, start: self.log_start_offset, end: self.next_offset });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+        }
+        while self.segments.len() > 1 {
+            let mut it = self.segments.values();
+            let _oldest = it.next().expect("non-empty");
+            let second_base = it.next().expect("two segments").base_offset;
+            if second_base > self.log_start_offset {
+                break;
+            }
+            let base = *self.segments.keys().next().expect("non-empty");
+            self.segments.remove(&base).expect("present").delete()?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    /// fsyncs the active segment (all older ones were synced at roll) and moves the recovery point.
+    pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        let end = self.next_offset;
+        self.active().flush()?;
+        self.recovery_point.fetch_max(end, Ordering::SeqCst);
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// A handle that fsyncs the active segment without holding the log (group commit).
+    pub fn flush_handle(&self) -> (std::sync::Arc<std::fs::File>, i64, Arc<AtomicI64>) {
+        (self.active().file(), self.next_offset, Arc::clone(&self.recovery_point))
+    }
+
+    /// Marks `messages` as flushed by a group commit that covered them.
+    pub fn mark_flushed(&mut self, now_ms: i64) {
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+    }
+
+    /// Whether `flush.ms` has passed since the last flush with data pending.
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        self.recovery_point() < self.next_offset && now_ms - self.last_flush_ms >= self.config.flush_ms
+    }
+
+    /// Flushes and writes a producer snapshot: called at clean shutdown.
+    pub fn close(&mut self, now_ms: i64) -> io::Result<()> {
+        self.flush(now_ms)?;
+        for seg in self.segments.values() {
+            seg.flush()?;
+        }
+        producer_state::write_snapshot(&self.dir, self.next_offset, &self.producers)
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point.load(Ordering::SeqCst)
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(Segment::size).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn segment_bases(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn producers(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+    /// Drops producer state idle past `producer.id.expiration.ms`.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.expire(now_ms, expiration_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! Idempotent-producer state of one partition (Kafka's ProducerStateManager).
+//!
+//! For each producer id: its epoch and the metadata of its last five batches, so a
+//! retried batch is recognised and answered with its original offset, a gap in
+//! sequence numbers is refused, and an older epoch is fenced. A pure state
+//! machine: the log feeds it batch headers and persists it in snapshot files.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::Path;
+
+use super::batch::BatchHeader;
+
+/// How many recent batches are remembered per producer (the client's max in-flight).
+pub const BATCHES_REMEMBERED: usize = 5;
+
+/// A batch already in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub timestamp: i64,
+}
+
+/// One producer's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMetadata>,
+    pub last_timestamp: i64,
+}
+
+/// The outcome of checking a batch against the producer's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Append it.
+    Append,
+    /// A retry of a batch already appended at this offset: answer with it, append nothing.
+    Duplicate(BatchMetadata),
+}
+
+/// A batch that must be refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum SequenceError {
+    #[error("producer epoch {got} is older than the current epoch {current}")]
+    InvalidProducerEpoch { got: i16, current: i16 },
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrder { expected: i32, got: i32 },
+}
+
+/// Producer states of one partition.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+fn next_seq(seq: i32) -> i32 {
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
+}
+
+impl ProducerStateManager {
+    /// Checks a batch (without changing state).
+    pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        if !h.has_producer_id() || h.base_sequence < 0 {
+            return Ok(SequenceCheck::Append);
+        }
+        let Some(entry) = self.producers.get(&h.producer_id) else {
+            // A new producer (or one whose state expired) must start at sequence 0.
+            return if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder { expected: 0, got: h.base_sequence })
+            };
+        };
+        if h.producer_epoch < entry.epoch {
+            return Err(SequenceError::InvalidProducerEpoch { got: h.producer_epoch, current: entry.epoch });
+        }
+        if h.producer_epoch > entry.epoch {
+            // A bumped epoch resets the sequence.
+            return if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder { expected: 0, got: h.base_sequence })
+            };
+        }
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == h.last_sequence())
+        {
+            return Ok(SequenceCheck::Duplicate(*dup));
+        }
+        let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
+        if h.base_sequence != expected {
+            return Err(SequenceError::OutOfOrder { expected, got: h.base_sequence });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records an appended batch (with its assigned offsets).
+    pub fn update(&mut self, h: &BatchHeader) {
+        if !h.has_producer_id() {
+            return;
+        }
+        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: h.producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: h.max_timestamp,
+        });
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.last_timestamp = h.max_timestamp;
+        if h.base_sequence >= 0 {
+            entry.batches.push_back(BatchMetadata {
+                first_seq: h.base_sequence,
+                last_seq: h.last_sequence(),
+                first_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                timestamp: h.max_timestamp,
+            });
+            while entry.batches.len() > BATCHES_REMEMBERED {
+                entry.batches.pop_front();
+            }
+        }
+    }
+
+    /// Drops producers idle for longer than `expiration_ms`.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+    }
+
+    /// A copy of the entries of the given producers, for checking a request before applying it.
+    pub fn subset(&self, ids: impl Iterator<Item = i64>) -> ProducerStateManager {
+        let mut producers = HashMap::new();
+        for id in ids {
+            if let Some(e) = self.producers.get(&id) {
+                producers.insert(id, e.clone());
+            }
+        }
+        ProducerStateManager { producers }
+    }
+
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Serialises the state: a version, a count, then per producer its id, epoch,
+    /// last timestamp and batches; a CRC32C of everything before it closes the file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let mut ids: Vec<_> = self.producers.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let e = &self.producers[&id];
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&e.epoch.to_be_bytes());
+            out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.push(e.batches.len() as u8);
+            for b in &e.batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.first_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+                out.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Reads a snapshot written by [`encode`](Self::encode); None if it is damaged.
+    pub fn decode(bytes: &[u8]) -> Option<ProducerStateManager> {
+        use bytes::Buf;
+        if bytes.len() < 10 {
+            return None;
+        }
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32c::crc32c(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+            return None;
+        }
+        let mut b = body;
+        if b.get_u16() != 1 {
+            return None;
+        }
+        let n = b.get_u32();
+        let mut producers = HashMap::new();
+        for _ in 0..n {
+            if b.remaining() < 19 {
+                return None;
+            }
+            let id = b.get_i64();
+            let epoch = b.get_i16();
+            let last_timestamp = b.get_i64();
+            let nb = b.get_u8() as usize;
+            if b.remaining() < nb * 32 {
+                return None;
+            }
+            let batches = (0..nb)
+                .map(|_| BatchMetadata {
+                    first_seq: b.get_i32(),
+                    last_seq: b.get_i32(),
+                    first_offset: b.get_i64(),
+                    last_offset: b.get_i64(),
+                    timestamp: b.get_i64(),
+                })
+                .collect();
+            producers.insert(id, ProducerEntry { epoch, batches, last_timestamp });
+        }
+        Some(ProducerStateManager { producers })
+    }
+}
+
+/// Name of the snapshot taken at `offset` (Kafka's `<offset>.snapshot`).
+pub fn snapshot_name(offset: i64) -> String {
+    format!("{offset:020}.snapshot")
+}
+
+/// Writes a snapshot atomically (temp file, fsync, rename).
+pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManager) -> io::Result<()> {
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(offset)));
+    std::fs::write(&tmp, state.encode())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(snapshot_name(offset)))
+}
+
+/// The newest readable snapshot at or below `max_offset`, removing newer or damaged ones.
+pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, ProducerStateManager)>> {
+    let mut offsets: Vec<i64> = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".snapshot") {
+            if let Ok(o) = stem.parse() {
+                offsets.push(o);
+            }
+        }
+    }
+    offsets.sort_unstable();
+    while let Some(o) = offsets.pop() {
+        let path = dir.join(snapshot_name(o));
+        if o <= max_offset {
+            if let Some(state) = std::fs::read(&path).ok().and_then(|b| ProducerStateManager::decode(&b)) {
+                // Keep the newest good snapshot only.
+                for older in offsets {
+                    let _ = std::fs::remove_file(dir.join(snapshot_name(older)));
+                }
+                return Ok(Some((o, state)));
+            }
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(pid: i64, epoch: i16, seq: i32, n: i32, offset: i64) -> BatchHeader {
+        BatchHeader {
+            base_offset: offset,
+            batch_length: 100,
+            partition_leader_epoch: 0,
+            magic: 2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta: n - 1,
+            base_timestamp: 1,
+            max_timestamp: 1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            records_count: n,
+        }
+    }
+
+    #[test]
+    fn in_sequence_batches_append_and_retries_return_the_original_offset() {
+        let mut s = ProducerStateManager::default();
+        let b0 = batch(1, 0, 0, 10, 0);
+        assert_eq!(s.check(&b0), Ok(SequenceCheck::Append));
+        s.update(&b0);
+        let b1 = batch(1, 0, 10, 5, 10);
+        assert_eq!(s.check(&b1), Ok(SequenceCheck::Append));
+        s.update(&b1);
+        match s.check(&batch(1, 0, 0, 10, 999)) {
+            Ok(SequenceCheck::Duplicate(m)) => assert_eq!(m.first_offset, 0),
+            other => panic!("{other:?}"),
+        }
+        match s.check(&batch(1, 0, 10, 5, 999)) {
+            Ok(SequenceCheck::Duplicate(m)) => assert_eq!(m.first_offset, 10),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_gap_is_out_of_order() {
+        let mut s = ProducerStateManager::default();
+        s.update(&batch(1, 0, 0, 10, 0));
+        assert_eq!(s.check(&batch(1, 0, 11, 1, 10)), Err(SequenceError::OutOfOrder { expected: 10, got: 11 }));
+        assert_eq!(s.check(&batch(2, 0, 5, 1, 10)), Err(SequenceError::OutOfOrder { expected: 0, got: 5 }));
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced_and_a_newer_one_restarts_sequences() {
+        let mut s = ProducerStateManager::default();
+        s.update(&batch(1, 3, 0, 10, 0));
+        assert_eq!(s.check(&batch(1, 2, 10, 1, 10)), Err(SequenceError::InvalidProducerEpoch { got: 2, current: 3 }));
+        assert_eq!(s.check(&batch(1, 4, 0, 1, 10)), Ok(SequenceCheck::Append));
+        assert!(matches!(s.check(&batch(1, 4, 7, 1, 10)), Err(SequenceError::OutOfOrder { .. })));
+        s.update(&batch(1, 4, 0, 1, 10));
+        assert_eq!(s.get(1).unwrap().epoch, 4);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut s = ProducerStateManager::default();
+        for i in 0..7 {
+            s.update(&batch(1, 0, i, 1, i as i64));
+        }
+        assert_eq!(s.get(1).unwrap().batches.len(), BATCHES_REMEMBERED);
+        assert!(matches!(s.check(&batch(1, 0, 2, 1, 99)), Ok(SequenceCheck::Duplicate(_))));
+        // Sequence 0 fell out of the window: neither duplicate nor next in line.
+        assert!(matches!(s.check(&batch(1, 0, 0, 1, 99)), Err(SequenceError::OutOfOrder { .. })));
+    }
+
+    #[test]
+    fn sequence_wraps_at_i32_max() {
+        let mut s = ProducerStateManager::default();
+        s.update(&batch(1, 0, 0, 1, 0));
+        let mut near_max = batch(1, 0, 1, 1, 1);
+        near_max.base_sequence = i32::MAX - 1;
+        let mut st = ProducerStateManager::default();
+        st.update(&near_max); // seqs MAX-1 .. MAX-1
+        let mut last = batch(1, 0, i32::MAX, 2, 2); // MAX, then wraps to 0
+        assert_eq!(st.check(&last), Ok(SequenceCheck::Append));
+        st.update(&last);
+        last = batch(1, 0, 1, 1, 4);
+        assert_eq!(st.check(&last), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ProducerStateManager::default();
+        s.update(&batch(1, 0, 0, 10, 0));
+        s.update(&batch(9, 2, 0, 3, 10));
+        write_snapshot(dir.path(), 13, &s).unwrap();
+        let (o, loaded) = latest_snapshot(dir.path(), 100).unwrap().unwrap();
+        assert_eq!((o, &loaded), (13, &s));
+        assert!(latest_snapshot(dir.path(), 12).unwrap().is_none());
+        let mut bytes = s.encode();
+        bytes[7] ^= 1;
+        assert!(ProducerStateManager::decode(&bytes).is_none());
+    }
+}

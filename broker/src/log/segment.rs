@@ -1,0 +1,365 @@
+//! One segment of a partition log: `<base>.log`, `<base>.index`, `<base>.timeindex`.
+//!
+//! A segment is append-only. Its files are named by the 20-digit base offset, as in
+//! Kafka, so tools that list a partition directory read it the same way.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
+use super::index::{OffsetIndex, TimeIndex};
+
+/// File name stem of a segment starting at `base_offset`.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// One segment and its indexes.
+#[derive(Debug)]
+pub struct Segment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    bytes_since_last_index: u64,
+    /// The next offset after the last batch of this segment.
+    next_offset: i64,
+    /// Largest batch max-timestamp seen, and the last offset of that batch.
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Timestamp of the first batch, for `segment.ms` rolls (Kafka's rollingBasedTimestamp).
+    first_timestamp: Option<i64>,
+    /// Wall-clock creation time, used when the first batch has no timestamp.
+    created_ms: i64,
+}
+
+/// Result of scanning a segment's log file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RecoveryResult {
+    /// Bytes cut from a torn or corrupt tail.
+    pub truncated_bytes: u64,
+    pub batches: usize,
+}
+
+impl Segment {
+    /// Creates a new, empty segment.
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
+        let stem = file_stem(base_offset);
+        for ext in ["log", "index", "timeindex"] {
+            // A leftover from an earlier life of this offset range would corrupt reads.
+            let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
+        }
+        Self::open_files(dir, base_offset, index_interval_bytes, now_ms)
+    }
+
+    fn open_files(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
+        let stem = file_stem(base_offset);
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(dir.join(format!("{stem}.log")))?;
+        let size = log.metadata()?.len();
+        let (index, _) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
+        let (time_index, _) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            size,
+            index,
+            time_index,
+            index_interval_bytes,
+            bytes_since_last_index: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            first_timestamp: None,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With `trust_indexes` (after a clean shutdown) only
+    /// the tail after the last index entry is read; otherwise every batch is
+    /// re-validated, the indexes are rebuilt and a torn tail is truncated.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        trust_indexes: bool,
+        now_ms: i64,
+    ) -> io::Result<(Segment, RecoveryResult)> {
+        let stem = file_stem(base_offset);
+        let (_, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
+        let (_, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
+        let mut seg = Self::open_files(dir, base_offset, index_interval_bytes, now_ms)?;
+        if let Ok(meta) = seg.log.metadata() {
+            if let Ok(modified) = meta.modified() {
+                if let Ok(d) = modified.duration_since(std::time::UNIX_EPOCH) {
+                    seg.created_ms = d.as_millis() as i64;
+                }
+            }
+        }
+        let index_consistent = seg.index.last().is_none_or(|(_, pos)| (pos as u64) < seg.size);
+        if trust_indexes && index_ok && time_ok && index_consistent {
+            let r = seg.load_tail()?;
+            Ok((seg, r))
+        } else {
+            let r = seg.recover()?;
+            Ok((seg, r))
+        }
+    }
+
+    /// Reads the batches after the last index entry to find the segment's end and
+    /// its max timestamp (cheap: at most one index interval of headers).
+    fn load_tail(&mut self) -> io::Result<RecoveryResult> {
+        let (start_rel, start_pos) = self.index.last().unwrap_or((0, 0));
+        let _ = start_rel;
+        if let Some((ts, rel)) = self.time_index.last() {
+            self.max_timestamp = ts;
+            self.offset_of_max_timestamp = self.base_offset + rel as i64;
+        }
+        let mut pos = start_pos as u64;
+        let mut batches = 0;
+        while pos < self.size {
+            let h = match self.header_at(pos)? {
+                Some(h) if pos + h.size() as u64 <= self.size => h,
+                _ => break,
+            };
+            self.observe(&h);
+            pos += h.size() as u64;
+            batches += 1;
+        }
+        if self.first_timestamp.is_none() && self.size > 0 {
+            if let Some(h) = self.header_at(0)? {
+                self.first_timestamp = Some(h.max_timestamp);
+            }
+        }
+        let truncated = self.size - pos;
+        if truncated > 0 {
+            self.truncate_file(pos)?;
+        }
+        Ok(RecoveryResult { truncated_bytes: truncated, batches })
+    }
+
+    /// Re-validates every batch, rebuilding both indexes; truncates the first
+    /// invalid batch and everything after it.
+    pub fn recover(&mut self) -> io::Result<RecoveryResult> {
+        self.index.clear()?;
+        self.time_index.clear()?;
+        self.bytes_since_last_index = 0;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.first_timestamp = None;
+        let file = Arc::clone(&self.log);
+        let mut reader = BufReader::with_capacity(1 << 20, file.as_ref());
+        let mut pos: u64 = 0;
+        let mut batches = 0;
+        let mut buf = Vec::new();
+        loop {
+            let mut head = [0u8; LOG_OVERHEAD];
+            if read_full(&mut reader, &mut head)? < LOG_OVERHEAD {
+                break;
+            }
+            let size = match batch::peek_size(&head) {
+                Some(s) if s >= HEADER_LEN && pos + s as u64 <= self.size => s,
+                _ => break,
+            };
+            buf.clear();
+            buf.extend_from_slice(&head);
+            buf.resize(size, 0);
+            if read_full(&mut reader, &mut buf[LOG_OVERHEAD..])? < size - LOG_OVERHEAD {
+                break;
+            }
+            let h = match batch::validate(&buf) {
+                Ok(h) if h.base_offset >= self.next_offset => h,
+                _ => break,
+            };
+            self.index_batch(&h, pos)?;
+            pos += size as u64;
+            batches += 1;
+        }
+        drop(reader);
+        let truncated = self.size - pos;
+        if truncated > 0 {
+            self.truncate_file(pos)?;
+        }
+        Ok(RecoveryResult { truncated_bytes: truncated, batches })
+    }
+
+    fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
+        self.log.set_len(pos)?;
+        self.size = pos;
+        self.index.truncate_to_position(pos as u32)?;
+        let rel = (self.next_offset - self.base_offset) as u32;
+        self.time_index.truncate_to_offset(rel.saturating_add(1))?;
+        Ok(())
+    }
+
+    fn observe(&mut self, h: &BatchHeader) {
+        self.next_offset = h.next_offset();
+        if self.first_timestamp.is_none() {
+            self.first_timestamp = Some(h.max_timestamp);
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.last_offset();
+        }
+    }
+
+    /// Adds index entries for a batch written at `pos`.
+    fn index_batch(&mut self, h: &BatchHeader, pos: u64) -> io::Result<()> {
+        let rel = (h.base_offset - self.base_offset) as u32;
+        if self.bytes_since_last_index >= self.index_interval_bytes || (pos == 0 && self.index.len() == 0) {
+            if pos > 0 {
+                self.index.append(rel, pos as u32)?;
+            }
+            self.time_index.maybe_append(h.max_timestamp, rel)?;
+            self.bytes_since_last_index = 0;
+        }
+        self.bytes_since_last_index += h.size() as u64;
+        self.observe(h);
+        Ok(())
+    }
+
+    /// Appends one batch whose offsets are already assigned.
+    pub fn append(&mut self, bytes: &[u8], h: &BatchHeader) -> io::Result<()> {
+        let pos = self.size;
+        (&*self.log).write_all(bytes)?;
+        self.size += bytes.len() as u64;
+        self.index_batch(h, pos)
+    }
+
+    /// Reads the batch header at `pos`, or None past the end.
+    pub fn header_at(&self, pos: u64) -> io::Result<Option<BatchHeader>> {
+        if pos + HEADER_LEN as u64 > self.size {
+            return Ok(None);
+        }
+        let mut b = [0u8; HEADER_LEN];
+        self.log.read_exact_at(&mut b, pos)?;
+        Ok(BatchHeader::parse(&b).ok())
+    }
+
+    /// The position of the batch containing `offset` (or the first batch after it).
+    pub fn position_of(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        let mut pos = self.index.lookup(rel).map_or(0, |(_, p)| p as u64);
+        while let Some(h) = self.header_at(pos)? {
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads `len` bytes at `pos` (clamped to the segment's end).
+    pub fn read(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        let end = (pos + len as u64).min(self.size);
+        let mut buf = vec![0u8; end.saturating_sub(pos) as usize];
+        self.log.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp`, using the time index.
+    pub fn find_by_timestamp(&self, timestamp: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let start = self.time_index.lookup(timestamp).map(|rel| self.base_offset + rel as i64);
+        let mut pos = match start {
+            Some(off) => self.position_of(off)?.map_or(0, |(p, _)| p),
+            None => 0,
+        };
+        while let Some(h) = self.header_at(pos)? {
+            if h.max_timestamp >= timestamp {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Cuts the segment so that its last offset is below `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        if let Some((pos, _)) = self.position_of(offset)? {
+            self.truncate_file(pos)?;
+            // Recompute the in-memory summary from the remaining batches.
+            self.recover()?;
+        }
+        Ok(())
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    /// When this segment started, for `segment.ms`.
+    pub fn rolling_timestamp(&self) -> i64 {
+        self.first_timestamp.filter(|t| *t >= 0).unwrap_or(self.created_ms)
+    }
+    /// The time retention compares against: the largest timestamp, or the file's age.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.created_ms
+        }
+    }
+
+    /// Makes the segment's data and indexes durable.
+    pub fn flush(&self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// A handle to the log file for lock-free reads.
+    pub fn file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete(self) -> io::Result<()> {
+        let stem = file_stem(self.base_offset);
+        for ext in ["log", "index", "timeindex"] {
+            match std::fs::remove_file(self.dir.join(format!("{stem}.{ext}"))) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn index_path(&self) -> &Path {
+        self.index.path()
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
