@@ -55,7 +55,14 @@ const fn def(
     min: Option<i64>,
     doc: &'static str,
 ) -> ConfigDef {
-    ConfigDef { name, kind, default, min, one_of: &[], doc }
+    ConfigDef {
+        name,
+        kind,
+        default,
+        min,
+        one_of: &[],
+        doc,
+    }
 }
 
 const fn choice(
@@ -65,7 +72,14 @@ const fn choice(
     one_of: &'static [&'static str],
     doc: &'static str,
 ) -> ConfigDef {
-    ConfigDef { name, kind, default: Some(default), min: None, one_of, doc }
+    ConfigDef {
+        name,
+        kind,
+        default: Some(default),
+        min: None,
+        one_of,
+        doc,
+    }
 }
 
 use ConfigType as T;
@@ -123,25 +137,139 @@ const COMPRESSION: &[&str] = &["producer", "uncompressed", "gzip", "snappy", "lz
 /// Topic properties (CreateTopics configs, AlterConfigs). Defaults come from the
 /// broker property named in [`topic_synonym`].
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
-    choice("cleanup.policy", T::List, "delete", CLEANUP, "delete, compact, or both."),
-    choice("compression.type", T::String, "producer", COMPRESSION, "Compression of stored batches."),
-    def("delete.retention.ms", T::Long, Some("86400000"), Some(0), "How long tombstones are kept in compacted topics."),
-    def("file.delete.delay.ms", T::Long, Some("60000"), Some(0), "Delay before a deleted segment's files are removed."),
-    def("flush.messages", T::Long, Some(LONG_MAX), Some(1), "Messages appended before an fsync."),
-    def("flush.ms", T::Long, Some(LONG_MAX), Some(0), "Longest time a message stays unflushed."),
-    def("index.interval.bytes", T::Int, Some("4096"), Some(0), "Bytes of log between two index entries."),
-    def("max.message.bytes", T::Int, Some("1048588"), Some(0), "Largest record batch accepted."),
-    choice("message.timestamp.type", T::String, "CreateTime", TS_TYPES, "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock."),
-    def("min.cleanable.dirty.ratio", T::Double, Some("0.5"), None, "Dirty ratio at which the cleaner compacts a log."),
-    def("min.compaction.lag.ms", T::Long, Some("0"), Some(0), "Least age of a record before it may be compacted."),
-    def("min.insync.replicas", T::Int, Some("1"), Some(1), "Least in-sync replicas for an acks=all produce."),
-    def("preallocate", T::Boolean, Some("false"), None, "Preallocate segment files (accepted, not used)."),
-    def("retention.bytes", T::Long, Some("-1"), Some(-1), "Largest size of a partition log before old segments are deleted."),
-    def("retention.ms", T::Long, Some("604800000"), Some(-1), "How long to keep a segment; -1 keeps forever."),
-    def("segment.bytes", T::Int, Some("1073741824"), Some(14), "Largest size of a segment file."),
-    def("segment.index.bytes", T::Int, Some("10485760"), Some(4), "Largest size of an index file (accepted, indexes grow as needed)."),
-    def("segment.ms", T::Long, Some("604800000"), Some(1), "Longest age of a segment before a roll."),
-    def("unclean.leader.election.enable", T::Boolean, Some("false"), None, "Allow an out-of-sync replica to become leader."),
+    choice(
+        "cleanup.policy",
+        T::List,
+        "delete",
+        CLEANUP,
+        "delete, compact, or both.",
+    ),
+    choice(
+        "compression.type",
+        T::String,
+        "producer",
+        COMPRESSION,
+        "Compression of stored batches.",
+    ),
+    def(
+        "delete.retention.ms",
+        T::Long,
+        Some("86400000"),
+        Some(0),
+        "How long tombstones are kept in compacted topics.",
+    ),
+    def(
+        "file.delete.delay.ms",
+        T::Long,
+        Some("60000"),
+        Some(0),
+        "Delay before a deleted segment's files are removed.",
+    ),
+    def(
+        "flush.messages",
+        T::Long,
+        Some(LONG_MAX),
+        Some(1),
+        "Messages appended before an fsync.",
+    ),
+    def(
+        "flush.ms",
+        T::Long,
+        Some(LONG_MAX),
+        Some(0),
+        "Longest time a message stays unflushed.",
+    ),
+    def(
+        "index.interval.bytes",
+        T::Int,
+        Some("4096"),
+        Some(0),
+        "Bytes of log between two index entries.",
+    ),
+    def(
+        "max.message.bytes",
+        T::Int,
+        Some("1048588"),
+        Some(0),
+        "Largest record batch accepted.",
+    ),
+    choice(
+        "message.timestamp.type",
+        T::String,
+        "CreateTime",
+        TS_TYPES,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock.",
+    ),
+    def(
+        "min.cleanable.dirty.ratio",
+        T::Double,
+        Some("0.5"),
+        None,
+        "Dirty ratio at which the cleaner compacts a log.",
+    ),
+    def(
+        "min.compaction.lag.ms",
+        T::Long,
+        Some("0"),
+        Some(0),
+        "Least age of a record before it may be compacted.",
+    ),
+    def(
+        "min.insync.replicas",
+        T::Int,
+        Some("1"),
+        Some(1),
+        "Least in-sync replicas for an acks=all produce.",
+    ),
+    def(
+        "preallocate",
+        T::Boolean,
+        Some("false"),
+        None,
+        "Preallocate segment files (accepted, not used).",
+    ),
+    def(
+        "retention.bytes",
+        T::Long,
+        Some("-1"),
+        Some(-1),
+        "Largest size of a partition log before old segments are deleted.",
+    ),
+    def(
+        "retention.ms",
+        T::Long,
+        Some("604800000"),
+        Some(-1),
+        "How long to keep a segment; -1 keeps forever.",
+    ),
+    def(
+        "segment.bytes",
+        T::Int,
+        Some("1073741824"),
+        Some(14),
+        "Largest size of a segment file.",
+    ),
+    def(
+        "segment.index.bytes",
+        T::Int,
+        Some("10485760"),
+        Some(4),
+        "Largest size of an index file (accepted, indexes grow as needed).",
+    ),
+    def(
+        "segment.ms",
+        T::Long,
+        Some("604800000"),
+        Some(1),
+        "Longest age of a segment before a roll.",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        T::Boolean,
+        Some("false"),
+        None,
+        "Allow an out-of-sync replica to become leader.",
+    ),
 ];
 
 /// The broker property whose value is a topic property's default.
@@ -170,9 +298,17 @@ pub enum ConfigError {
     #[error("unknown config `{0}`")]
     Unknown(String),
     #[error("invalid value `{value}` for config `{key}`: {reason}")]
-    Invalid { key: String, value: String, reason: String },
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
     #[error("malformed line {line} in {path}: `{text}` (expected key=value)")]
-    Malformed { path: String, line: usize, text: String },
+    Malformed {
+        path: String,
+        line: usize,
+        text: String,
+    },
     #[error("cannot read {path}: {reason}")]
     Io { path: String, reason: String },
 }
@@ -273,9 +409,15 @@ fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
     if rest.0 != "PLAINTEXT" {
         return Err(bad("only PLAINTEXT listeners are supported"));
     }
-    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
+    let (host, port) = rest
+        .1
+        .rsplit_once(':')
+        .ok_or_else(|| bad("missing :port"))?;
     let port: u16 = port.parse().map_err(|_| bad("port must be 0-65535"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Ok(Listener { host, port })
 }
 
@@ -327,7 +469,8 @@ impl BrokerConfig {
                 .find(|(alias, _)| *alias == k)
                 .map(|(_, canonical)| canonical.to_string())
                 .unwrap_or(k);
-            let def = find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
+            let def =
+                find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
             validate(def, &v)?;
             values.insert(key, v);
         }
@@ -364,11 +507,14 @@ impl BrokerConfig {
 
     fn num(&self, key: &str) -> i64 {
         // Values were validated at load, and every numeric key used here has a default.
-        self.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or_default()
+        self.get(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_default()
     }
 
     fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        self.get(key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
     pub fn node_id(&self) -> i32 {
@@ -399,7 +545,11 @@ impl BrokerConfig {
     pub fn advertised_listener(&self) -> Listener {
         let advertised = self
             .get("advertised.listeners")
-            .and_then(|v| v.split(',').find(|s| !s.trim().is_empty()).map(|s| s.trim().to_string()))
+            .and_then(|v| {
+                v.split(',')
+                    .find(|s| !s.trim().is_empty())
+                    .map(|s| s.trim().to_string())
+            })
             .and_then(|l| parse_listener("advertised.listeners", &l).ok());
         let mut l = advertised.unwrap_or_else(|| self.listeners()[0].clone());
         if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
@@ -442,10 +592,18 @@ impl BrokerConfig {
                 }
                 if let Some(m) = self.values.get("log.retention.minutes") {
                     let m: i64 = m.parse().ok()?;
-                    return Some(if m < 0 { "-1".into() } else { (m * 60_000).to_string() });
+                    return Some(if m < 0 {
+                        "-1".into()
+                    } else {
+                        (m * 60_000).to_string()
+                    });
                 }
                 let h = self.num("log.retention.hours");
-                Some(if h < 0 { "-1".into() } else { (h * 3_600_000).to_string() })
+                Some(if h < 0 {
+                    "-1".into()
+                } else {
+                    (h * 3_600_000).to_string()
+                })
             }
             "segment.ms" => {
                 if let Some(ms) = self.values.get("log.roll.ms") {
@@ -453,7 +611,10 @@ impl BrokerConfig {
                 }
                 Some((self.num("log.roll.hours") * 3_600_000).to_string())
             }
-            "flush.ms" => Some(self.get("log.flush.interval.ms").unwrap_or_else(|| LONG_MAX.into())),
+            "flush.ms" => Some(
+                self.get("log.flush.interval.ms")
+                    .unwrap_or_else(|| LONG_MAX.into()),
+            ),
             key => match topic_synonym(key) {
                 Some(broker_key) => self.get(broker_key),
                 None => find(TOPIC_CONFIGS, key).and_then(|d| d.default.map(str::to_string)),
@@ -463,7 +624,10 @@ impl BrokerConfig {
 
     /// Every broker property with its effective value, for DescribeConfigs.
     pub fn describe(&self) -> Vec<(&'static ConfigDef, Option<String>, bool)> {
-        BROKER_CONFIGS.iter().map(|d| (d, self.get(d.name), self.is_set(d.name))).collect()
+        BROKER_CONFIGS
+            .iter()
+            .map(|d| (d, self.get(d.name), self.is_set(d.name)))
+            .collect()
     }
 }
 
@@ -515,7 +679,12 @@ impl LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig::resolve(&BrokerConfig { values: BTreeMap::new() }, &BTreeMap::new())
+        LogConfig::resolve(
+            &BrokerConfig {
+                values: BTreeMap::new(),
+            },
+            &BTreeMap::new(),
+        )
     }
 }
 
@@ -524,13 +693,22 @@ mod tests {
     use super::*;
 
     fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
-        BrokerConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        BrokerConfig::load(
+            None,
+            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
     }
 
     #[test]
     fn defaults_match_kafka() {
         let c = load(&[]).unwrap();
-        assert_eq!(c.listeners(), vec![Listener { host: "".into(), port: 9092 }]);
+        assert_eq!(
+            c.listeners(),
+            vec![Listener {
+                host: "".into(),
+                port: 9092
+            }]
+        );
         assert_eq!(c.advertised_listener().host, "localhost");
         assert_eq!(c.log_dir(), PathBuf::from("./data"));
         assert_eq!(c.socket_request_max_bytes(), 100 * 1024 * 1024);
@@ -543,16 +721,34 @@ mod tests {
 
     #[test]
     fn unknown_key_is_a_startup_error() {
-        assert_eq!(load(&["log.segmnt.bytes=5"]).unwrap_err(), ConfigError::Unknown("log.segmnt.bytes".into()));
+        assert_eq!(
+            load(&["log.segmnt.bytes=5"]).unwrap_err(),
+            ConfigError::Unknown("log.segmnt.bytes".into())
+        );
     }
 
     #[test]
     fn malformed_values_are_rejected() {
-        assert!(matches!(load(&["num.partitions=zero"]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(load(&["num.partitions=0"]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(load(&["auto.create.topics.enable=maybe"]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(load(&["listeners=9092"]), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(load(&["novalue"]), Err(ConfigError::Malformed { .. })));
+        assert!(matches!(
+            load(&["num.partitions=zero"]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            load(&["num.partitions=0"]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            load(&["auto.create.topics.enable=maybe"]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            load(&["listeners=9092"]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            load(&["novalue"]),
+            Err(ConfigError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -569,17 +765,26 @@ mod tests {
                     _ => d.default.unwrap_or("x").to_string(),
                 },
             };
-            let c = load(&[&format!("{}={v}", d.name)]).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            let c =
+                load(&[&format!("{}={v}", d.name)]).unwrap_or_else(|e| panic!("{}: {e}", d.name));
             assert_eq!(c.get(d.name).as_deref(), Some(v.as_str()));
         }
     }
 
     #[test]
     fn topic_overrides_win_over_broker_defaults_and_aliases_work() {
-        let c = load(&["retention.ms=1000", "log.segment.bytes=2048", "log.message.timestamp.type=LogAppendTime"]).unwrap();
+        let c = load(&[
+            "retention.ms=1000",
+            "log.segment.bytes=2048",
+            "log.message.timestamp.type=LogAppendTime",
+        ])
+        .unwrap();
         let mut o = BTreeMap::new();
         let lc = LogConfig::resolve(&c, &o);
-        assert_eq!((lc.retention_ms, lc.segment_bytes, lc.log_append_time), (1000, 2048, true));
+        assert_eq!(
+            (lc.retention_ms, lc.segment_bytes, lc.log_append_time),
+            (1000, 2048, true)
+        );
         o.insert("segment.bytes".to_string(), "4096".to_string());
         assert_eq!(LogConfig::resolve(&c, &o).segment_bytes, 4096);
     }

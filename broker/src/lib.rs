@@ -4,5 +4,8 @@
 //! `cluster` the topics and partitions this broker serves; `protocol` the wire
 //! protocol, one handler per API; `server` the listener and connections.
 
+pub mod cluster;
 pub mod config;
 pub mod log;
+pub mod protocol;
+pub mod server;

@@ -1,1 +1,108 @@
-fn main() {}
+//! `skein-broker`: runs one Kafka-compatible broker.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use skein_broker::cluster::{self, Broker};
+use skein_broker::config::BrokerConfig;
+use skein_broker::server;
+
+/// A Kafka-compatible broker. Configuration uses Kafka's property names.
+#[derive(Parser, Debug)]
+#[command(name = "skein-broker", version)]
+struct Args {
+    /// A server.properties file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Sets one property, overriding the file (repeatable): --set log.dirs=/var/lib/skein
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let config = match BrokerConfig::load(args.config.as_deref(), &args.sets) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skein-broker: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("skein-broker: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("skein-broker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: BrokerConfig) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
+    let c = config.clone();
+    let broker = cluster::blocking(move || Broker::open(c)).await?;
+    let mut servers = Vec::new();
+    for l in config.listeners() {
+        let host = if l.host.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            l.host.clone()
+        };
+        let listener = tokio::net::TcpListener::bind((host.as_str(), l.port))
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port))
+            })?;
+        tracing::info!(
+            node_id = broker.node_id,
+            "listening on {} (advertised as {}:{}), started in {} ms",
+            listener.local_addr()?,
+            config.advertised_listener().host,
+            config.advertised_listener().port,
+            started.elapsed().as_millis()
+        );
+        servers.push(tokio::spawn(server::serve(broker.clone(), listener)));
+    }
+    broker.spawn_background();
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    for s in &servers {
+        s.abort();
+    }
+    let b = broker.clone();
+    cluster::blocking(move || b.shutdown()).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

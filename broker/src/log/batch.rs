@@ -15,6 +15,7 @@ pub const LOG_OVERHEAD: usize = 12;
 const BASE_OFFSET: usize = 0;
 const BATCH_LENGTH: usize = 8;
 const PARTITION_LEADER_EPOCH: usize = 12;
+#[allow(dead_code)] // documents the layout
 const MAGIC: usize = 16;
 const CRC: usize = 17;
 const ATTRIBUTES: usize = 21;
@@ -146,31 +147,51 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::Magic(h.magic));
     }
     if h.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 || h.size() != batch.len() {
-        return Err(BatchError::LengthMismatch { declared: h.batch_length as i64, available: batch.len() });
+        return Err(BatchError::LengthMismatch {
+            declared: h.batch_length as i64,
+            available: batch.len(),
+        });
     }
-    if h.last_offset_delta < 0 || h.records_count < 1 || h.records_count - 1 != h.last_offset_delta {
-        return Err(BatchError::RecordCount { count: h.records_count, last_offset_delta: h.last_offset_delta });
+    if h.last_offset_delta < 0 || h.records_count < 1 || h.records_count - 1 != h.last_offset_delta
+    {
+        return Err(BatchError::RecordCount {
+            count: h.records_count,
+            last_offset_delta: h.last_offset_delta,
+        });
     }
     let computed = crc32c::crc32c(&batch[ATTRIBUTES..]);
     if computed != h.crc {
-        return Err(BatchError::Crc { stored: h.crc, computed });
+        return Err(BatchError::Crc {
+            stored: h.crc,
+            computed,
+        });
     }
     Ok(h)
 }
 
 /// Splits a produce request's record bytes into validated batches.
-pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn split_batches(
+    records: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
         let rest = &records[pos..];
         let size = match peek_size(rest) {
             Some(size) if size >= HEADER_LEN => size,
-            Some(size) => return Err(BatchError::LengthMismatch { declared: size as i64 - 12, available: rest.len() }),
+            Some(size) => {
+                return Err(BatchError::LengthMismatch {
+                    declared: size as i64 - 12,
+                    available: rest.len(),
+                })
+            }
             None => return Err(BatchError::Truncated(rest.len())),
         };
         if size > rest.len() {
-            return Err(BatchError::LengthMismatch { declared: size as i64 - 12, available: rest.len() });
+            return Err(BatchError::LengthMismatch {
+                declared: size as i64 - 12,
+                available: rest.len(),
+            });
         }
         let h = validate(&rest[..size])?;
         out.push((h, pos..pos + size));
@@ -207,11 +228,17 @@ pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {
         Err(_) => return Vec::new(),
     };
     if h.is_log_append_time() {
-        return (h.base_offset..=h.last_offset()).map(|o| (o, h.max_timestamp)).collect();
+        return (h.base_offset..=h.last_offset())
+            .map(|o| (o, h.max_timestamp))
+            .collect();
     }
     let mut buf = bytes::Bytes::copy_from_slice(batch);
     match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set.records.iter().map(|r| (r.offset, r.timestamp)).collect(),
+        Ok(set) => set
+            .records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .collect(),
         Err(_) => vec![(h.base_offset, h.max_timestamp)],
     }
 }
@@ -221,10 +248,19 @@ pub(crate) mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
 
     /// Encodes a real v2 batch of `n` records with kafka-protocol's encoder.
-    pub fn make_batch(n: usize, ts: i64, pid: i64, epoch: i16, seq: i32, compression: Compression) -> Bytes {
+    pub fn make_batch(
+        n: usize,
+        ts: i64,
+        pid: i64,
+        epoch: i16,
+        seq: i32,
+        compression: Compression,
+    ) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
                 transactional: false,
@@ -240,12 +276,24 @@ pub(crate) mod tests {
                 timestamp: ts + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+                headers: [(
+                    StrBytes::from_static_str("h"),
+                    Some(Bytes::from_static(b"v")),
+                )]
+                .into_iter()
+                .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })
-            .expect("encode");
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .expect("encode");
         buf.freeze()
     }
 
@@ -253,7 +301,15 @@ pub(crate) mod tests {
     fn parses_and_validates_an_encoded_batch() {
         let b = make_batch(5, 1000, 7, 1, 0, Compression::None);
         let h = validate(&b).unwrap();
-        assert_eq!((h.records_count, h.last_offset_delta, h.producer_id, h.base_sequence), (5, 4, 7, 0));
+        assert_eq!(
+            (
+                h.records_count,
+                h.last_offset_delta,
+                h.producer_id,
+                h.base_sequence
+            ),
+            (5, 4, 7, 0)
+        );
         assert_eq!(h.size(), b.len());
         assert_eq!(h.max_timestamp, 1004);
         assert_eq!(h.last_sequence(), 4);
@@ -269,8 +325,14 @@ pub(crate) mod tests {
         let mut magic = b.to_vec();
         magic[MAGIC] = 1;
         assert_eq!(validate(&magic), Err(BatchError::Magic(1)));
-        assert!(matches!(split_batches(&b[..b.len() - 1]), Err(BatchError::LengthMismatch { .. })));
-        assert!(matches!(split_batches(&b[..20]), Err(BatchError::LengthMismatch { .. })));
+        assert!(matches!(
+            split_batches(&b[..b.len() - 1]),
+            Err(BatchError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            split_batches(&b[..20]),
+            Err(BatchError::LengthMismatch { .. })
+        ));
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub fn read(path: &Path) -> io::Result<Checkpoint> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoint::new()),
         Err(e) => return Err(e),
     };
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("malformed checkpoint {}", path.display()));
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("malformed checkpoint {}", path.display()),
+        )
+    };
     let mut lines = text.lines();
     if lines.next() != Some("0") {
         return Err(bad());
@@ -62,7 +67,10 @@ mod tests {
         c.insert(("orders".into(), 0), 42);
         c.insert(("orders".into(), 1), 7);
         write(&p, &c).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "0\n2\norders 0 42\norders 1 7\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "0\n2\norders 0 42\norders 1 7\n"
+        );
         assert_eq!(read(&p).unwrap(), c);
         assert!(read(&dir.path().join("missing")).unwrap().is_empty());
         std::fs::write(&p, "0\n3\norders 0 42\n").unwrap();

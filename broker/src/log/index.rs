@@ -37,7 +37,14 @@ impl OffsetIndex {
             }
             entries.push((rel, pos));
         }
-        Ok((OffsetIndex { path: path.to_path_buf(), file, entries }, valid))
+        Ok((
+            OffsetIndex {
+                path: path.to_path_buf(),
+                file,
+                entries,
+            },
+            valid,
+        ))
     }
 
     /// Adds an entry; entries must increase.
@@ -162,7 +169,11 @@ impl TimeIndex {
 }
 
 fn open_and_read(path: &Path) -> io::Result<(File, Vec<u8>)> {
-    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok((file, bytes))

@@ -138,10 +138,16 @@ impl Log {
         let mut log_start = log_start_offset;
         if segments.is_empty() {
             let base = log_start.max(0);
-            segments.insert(base, Segment::create(dir, base, config.index_interval_bytes, now_ms)?);
+            segments.insert(
+                base,
+                Segment::create(dir, base, config.index_interval_bytes, now_ms)?,
+            );
         }
         let first_base = *segments.keys().next().expect("at least one segment");
-        let next_offset = segments.values().next_back().map_or(first_base, |s| s.next_offset());
+        let next_offset = segments
+            .values()
+            .next_back()
+            .map_or(first_base, |s| s.next_offset());
         log_start = log_start.max(first_base).min(next_offset);
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -160,14 +166,17 @@ impl Log {
 
     /// Restores producer state: the newest snapshot, then the batches after it.
     fn load_producer_state(&mut self) -> io::Result<()> {
-        let (from, state) = producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
+        let (from, state) =
+            producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
         self.producers = state;
         let mut offset = from.max(self.log_start_offset);
         for seg in self.segments.values() {
             if seg.next_offset() <= offset {
                 continue;
             }
-            let Some((mut pos, _)) = seg.position_of(offset)? else { continue };
+            let Some((mut pos, _)) = seg.position_of(offset)? else {
+                continue;
+            };
             while let Some(h) = seg.header_at(pos)? {
                 self.producers.update(&h);
                 pos += h.size() as u64;
@@ -178,27 +187,43 @@ impl Log {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.values().next_back().expect("a log always has an active segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.values_mut().next_back().expect("a log always has an active segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
     }
 
     /// Validates and appends a produce request's records for this partition.
-    pub fn append(&mut self, records: &[u8], now_ms: i64, leader_epoch: i32) -> Result<AppendInfo, AppendError> {
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
         let batches = batch::split_batches(records)?;
         if batches.is_empty() {
             return Err(BatchError::Truncated(0).into());
         }
         for (h, _) in &batches {
             if h.size() > self.config.max_message_bytes {
-                return Err(AppendError::TooLarge { size: h.size(), max: self.config.max_message_bytes });
+                return Err(AppendError::TooLarge {
+                    size: h.size(),
+                    max: self.config.max_message_bytes,
+                });
             }
         }
         // Check every batch before writing any, against a scratch copy of the
         // producers involved, so a request is applied whole or not at all.
-        let mut scratch = self.producers.subset(batches.iter().map(|(h, _)| h.producer_id));
+        let mut scratch = self
+            .producers
+            .subset(batches.iter().map(|(h, _)| h.producer_id));
         let mut plan = Vec::with_capacity(batches.len());
         let mut next = self.next_offset;
         for (h, range) in &batches {
@@ -213,7 +238,11 @@ impl Log {
                 }
             }
         }
-        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
+        let log_append_time = if self.config.log_append_time {
+            now_ms
+        } else {
+            -1
+        };
         let mut info = AppendInfo {
             base_offset: plan[0].1,
             last_offset: plan[plan.len() - 1].2,
@@ -277,10 +306,15 @@ impl Log {
     }
 
     fn prune_snapshots(&self, keep_from: i64) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(o) = name.strip_suffix(".snapshot").and_then(|s| s.parse::<i64>().ok()) {
+            if let Some(o) = name
+                .strip_suffix(".snapshot")
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 if o < keep_from && o < self.log_start_offset {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -290,21 +324,40 @@ impl Log {
 
     /// Reads whole batches starting with the one containing `offset`, up to
     /// `max_bytes`, but always at least one whole batch when `min_one_batch`.
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, ReadError> {
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, ReadError> {
         if offset < self.log_start_offset || offset > self.next_offset {
-            return Err(ReadError::OffsetOutOfRange { offset, start: self.log_start_offset, end: self.next_offset });
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end: self.next_offset,
+            });
         }
         if offset == self.next_offset {
             return Ok(ReadResult::default());
         }
-        for seg in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+        for seg in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
             let seg = seg.1;
-            let Some((pos, first)) = seg.position_of(offset)? else { continue };
+            let Some((pos, first)) = seg.position_of(offset)? else {
+                continue;
+            };
             if first.size() > max_bytes {
                 if !min_one_batch {
                     return Ok(ReadResult::default());
                 }
-                return Ok(ReadResult { bytes: seg.read(pos, first.size())? });
+                return Ok(ReadResult {
+                    bytes: seg.read(pos, first.size())?,
+                });
             }
             let mut bytes = seg.read(pos, max_bytes)?;
             // Keep whole batches only.
@@ -354,7 +407,10 @@ impl Log {
         let target = seg.max_timestamp();
         if let Some((pos, h)) = seg.find_by_timestamp(target)? {
             let bytes = seg.read(pos, h.size())?;
-            if let Some((o, t)) = batch::record_timestamps(&bytes).into_iter().find(|&(_, t)| t == target) {
+            if let Some((o, t)) = batch::record_timestamps(&bytes)
+                .into_iter()
+                .find(|&(_, t)| t == target)
+            {
                 return Ok(Some((t, o)));
             }
         }
@@ -371,7 +427,10 @@ impl Log {
         if retention_ms >= 0 {
             // An expired active segment is rolled first so that it can go too (as Kafka does).
             let active = self.active();
-            if self.segments.len() == 1 && active.size() > 0 && now_ms - active.largest_timestamp() > retention_ms {
+            if self.segments.len() == 1
+                && active.size() > 0
+                && now_ms - active.largest_timestamp() > retention_ms
+            {
                 self.roll(now_ms)?;
             }
             while self.segments.len() > 1 {
@@ -399,10 +458,16 @@ impl Log {
     }
 
     fn delete_oldest_segment(&mut self) -> io::Result<()> {
-        let Some((&base, _)) = self.segments.iter().next() else { return Ok(()) };
+        let Some((&base, _)) = self.segments.iter().next() else {
+            return Ok(());
+        };
         let seg = self.segments.remove(&base).expect("present");
         seg.delete()?;
-        let first = *self.segments.keys().next().expect("the active segment stays");
+        let first = *self
+            .segments
+            .keys()
+            .next()
+            .expect("the active segment stays");
         self.log_start_offset = self.log_start_offset.max(first);
         Ok(())
     }
@@ -411,7 +476,11 @@ impl Log {
     /// removes the segments wholly below it.
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, ReadError> {
         if offset > self.next_offset || offset < 0 {
-            return Err(ReadError::OffsetOutOfRange { offset, start: self.log_start_offset, end: self.next_offset });
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end: self.next_offset,
+            });
         }
         if offset > self.log_start_offset {
             self.log_start_offset = offset;
@@ -439,12 +508,25 @@ impl Log {
         Ok(())
     }
 
-    /// A handle that fsyncs the active segment without holding the log (group commit).
-    pub fn flush_handle(&self) -> (std::sync::Arc<std::fs::File>, i64, Arc<AtomicI64>) {
-        (self.active().file(), self.next_offset, Arc::clone(&self.recovery_point))
+    /// The files not yet known to be synced, the offset they cover, and the
+    /// recovery point to advance: lets a group commit fsync without holding the log.
+    pub fn flush_handle(&self) -> (Vec<Arc<std::fs::File>>, i64, Arc<AtomicI64>) {
+        let rp = self.recovery_point();
+        let files = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset() > rp || s.base_offset >= rp)
+            .map(Segment::file)
+            .collect();
+        (files, self.next_offset, Arc::clone(&self.recovery_point))
     }
 
-    /// Marks `messages` as flushed by a group commit that covered them.
+    /// The shared recovery point, readable without the log's lock.
+    pub fn recovery_point_handle(&self) -> Arc<AtomicI64> {
+        Arc::clone(&self.recovery_point)
+    }
+
+    /// Marks pending messages as flushed by a group commit that covered them.
     pub fn mark_flushed(&mut self, now_ms: i64) {
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
@@ -452,7 +534,8 @@ impl Log {
 
     /// Whether `flush.ms` has passed since the last flush with data pending.
     pub fn flush_due(&self, now_ms: i64) -> bool {
-        self.recovery_point() < self.next_offset && now_ms - self.last_flush_ms >= self.config.flush_ms
+        self.recovery_point() < self.next_offset
+            && now_ms - self.last_flush_ms >= self.config.flush_ms
     }
 
     /// Flushes and writes a producer snapshot: called at clean shutdown.

@@ -75,18 +75,27 @@ impl ProducerStateManager {
             return if h.base_sequence == 0 {
                 Ok(SequenceCheck::Append)
             } else {
-                Err(SequenceError::OutOfOrder { expected: 0, got: h.base_sequence })
+                Err(SequenceError::OutOfOrder {
+                    expected: 0,
+                    got: h.base_sequence,
+                })
             };
         };
         if h.producer_epoch < entry.epoch {
-            return Err(SequenceError::InvalidProducerEpoch { got: h.producer_epoch, current: entry.epoch });
+            return Err(SequenceError::InvalidProducerEpoch {
+                got: h.producer_epoch,
+                current: entry.epoch,
+            });
         }
         if h.producer_epoch > entry.epoch {
             // A bumped epoch resets the sequence.
             return if h.base_sequence == 0 {
                 Ok(SequenceCheck::Append)
             } else {
-                Err(SequenceError::OutOfOrder { expected: 0, got: h.base_sequence })
+                Err(SequenceError::OutOfOrder {
+                    expected: 0,
+                    got: h.base_sequence,
+                })
             };
         }
         if let Some(dup) = entry
@@ -98,7 +107,10 @@ impl ProducerStateManager {
         }
         let expected = entry.batches.back().map_or(0, |b| next_seq(b.last_seq));
         if h.base_sequence != expected {
-            return Err(SequenceError::OutOfOrder { expected, got: h.base_sequence });
+            return Err(SequenceError::OutOfOrder {
+                expected,
+                got: h.base_sequence,
+            });
         }
         Ok(SequenceCheck::Append)
     }
@@ -108,11 +120,14 @@ impl ProducerStateManager {
         if !h.has_producer_id() {
             return;
         }
-        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
-            epoch: h.producer_epoch,
-            batches: VecDeque::new(),
-            last_timestamp: h.max_timestamp,
-        });
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+                last_timestamp: h.max_timestamp,
+            });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -134,7 +149,8 @@ impl ProducerStateManager {
 
     /// Drops producers idle for longer than `expiration_ms`.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+        self.producers
+            .retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
     }
 
     /// A copy of the entries of the given producers, for checking a request before applying it.
@@ -223,7 +239,14 @@ impl ProducerStateManager {
                     timestamp: b.get_i64(),
                 })
                 .collect();
-            producers.insert(id, ProducerEntry { epoch, batches, last_timestamp });
+            producers.insert(
+                id,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
         }
         Some(ProducerStateManager { producers })
     }
@@ -243,7 +266,10 @@ pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManager) -> 
 }
 
 /// The newest readable snapshot at or below `max_offset`, removing newer or damaged ones.
-pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, ProducerStateManager)>> {
+pub fn latest_snapshot(
+    dir: &Path,
+    max_offset: i64,
+) -> io::Result<Option<(i64, ProducerStateManager)>> {
     let mut offsets: Vec<i64> = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().to_string();
@@ -257,7 +283,10 @@ pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, P
     while let Some(o) = offsets.pop() {
         let path = dir.join(snapshot_name(o));
         if o <= max_offset {
-            if let Some(state) = std::fs::read(&path).ok().and_then(|b| ProducerStateManager::decode(&b)) {
+            if let Some(state) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| ProducerStateManager::decode(&b))
+            {
                 // Keep the newest good snapshot only.
                 for older in offsets {
                     let _ = std::fs::remove_file(dir.join(snapshot_name(older)));
@@ -315,17 +344,35 @@ mod tests {
     fn a_gap_is_out_of_order() {
         let mut s = ProducerStateManager::default();
         s.update(&batch(1, 0, 0, 10, 0));
-        assert_eq!(s.check(&batch(1, 0, 11, 1, 10)), Err(SequenceError::OutOfOrder { expected: 10, got: 11 }));
-        assert_eq!(s.check(&batch(2, 0, 5, 1, 10)), Err(SequenceError::OutOfOrder { expected: 0, got: 5 }));
+        assert_eq!(
+            s.check(&batch(1, 0, 11, 1, 10)),
+            Err(SequenceError::OutOfOrder {
+                expected: 10,
+                got: 11
+            })
+        );
+        assert_eq!(
+            s.check(&batch(2, 0, 5, 1, 10)),
+            Err(SequenceError::OutOfOrder {
+                expected: 0,
+                got: 5
+            })
+        );
     }
 
     #[test]
     fn an_older_epoch_is_fenced_and_a_newer_one_restarts_sequences() {
         let mut s = ProducerStateManager::default();
         s.update(&batch(1, 3, 0, 10, 0));
-        assert_eq!(s.check(&batch(1, 2, 10, 1, 10)), Err(SequenceError::InvalidProducerEpoch { got: 2, current: 3 }));
+        assert_eq!(
+            s.check(&batch(1, 2, 10, 1, 10)),
+            Err(SequenceError::InvalidProducerEpoch { got: 2, current: 3 })
+        );
         assert_eq!(s.check(&batch(1, 4, 0, 1, 10)), Ok(SequenceCheck::Append));
-        assert!(matches!(s.check(&batch(1, 4, 7, 1, 10)), Err(SequenceError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(&batch(1, 4, 7, 1, 10)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
         s.update(&batch(1, 4, 0, 1, 10));
         assert_eq!(s.get(1).unwrap().epoch, 4);
     }
@@ -337,9 +384,15 @@ mod tests {
             s.update(&batch(1, 0, i, 1, i as i64));
         }
         assert_eq!(s.get(1).unwrap().batches.len(), BATCHES_REMEMBERED);
-        assert!(matches!(s.check(&batch(1, 0, 2, 1, 99)), Ok(SequenceCheck::Duplicate(_))));
+        assert!(matches!(
+            s.check(&batch(1, 0, 2, 1, 99)),
+            Ok(SequenceCheck::Duplicate(_))
+        ));
         // Sequence 0 fell out of the window: neither duplicate nor next in line.
-        assert!(matches!(s.check(&batch(1, 0, 0, 1, 99)), Err(SequenceError::OutOfOrder { .. })));
+        assert!(matches!(
+            s.check(&batch(1, 0, 0, 1, 99)),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
     }
 
     #[test]

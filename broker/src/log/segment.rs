@@ -49,7 +49,12 @@ pub struct RecoveryResult {
 
 impl Segment {
     /// Creates a new, empty segment.
-    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         for ext in ["log", "index", "timeindex"] {
             // A leftover from an earlier life of this offset range would corrupt reads.
@@ -58,7 +63,12 @@ impl Segment {
         Self::open_files(dir, base_offset, index_interval_bytes, now_ms)
     }
 
-    fn open_files(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log = OpenOptions::new()
             .read(true)
@@ -106,7 +116,10 @@ impl Segment {
                 }
             }
         }
-        let index_consistent = seg.index.last().is_none_or(|(_, pos)| (pos as u64) < seg.size);
+        let index_consistent = seg
+            .index
+            .last()
+            .is_none_or(|(_, pos)| (pos as u64) < seg.size);
         if trust_indexes && index_ok && time_ok && index_consistent {
             let r = seg.load_tail()?;
             Ok((seg, r))
@@ -145,7 +158,10 @@ impl Segment {
         if truncated > 0 {
             self.truncate_file(pos)?;
         }
-        Ok(RecoveryResult { truncated_bytes: truncated, batches })
+        Ok(RecoveryResult {
+            truncated_bytes: truncated,
+            batches,
+        })
     }
 
     /// Re-validates every batch, rebuilding both indexes; truncates the first
@@ -191,7 +207,10 @@ impl Segment {
         if truncated > 0 {
             self.truncate_file(pos)?;
         }
-        Ok(RecoveryResult { truncated_bytes: truncated, batches })
+        Ok(RecoveryResult {
+            truncated_bytes: truncated,
+            batches,
+        })
     }
 
     fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
@@ -217,7 +236,9 @@ impl Segment {
     /// Adds index entries for a batch written at `pos`.
     fn index_batch(&mut self, h: &BatchHeader, pos: u64) -> io::Result<()> {
         let rel = (h.base_offset - self.base_offset) as u32;
-        if self.bytes_since_last_index >= self.index_interval_bytes || (pos == 0 && self.index.len() == 0) {
+        if self.bytes_since_last_index >= self.index_interval_bytes
+            || (pos == 0 && self.index.len() == 0)
+        {
             if pos > 0 {
                 self.index.append(rel, pos as u32)?;
             }
@@ -273,7 +294,10 @@ impl Segment {
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
-        let start = self.time_index.lookup(timestamp).map(|rel| self.base_offset + rel as i64);
+        let start = self
+            .time_index
+            .lookup(timestamp)
+            .map(|rel| self.base_offset + rel as i64);
         let mut pos = match start {
             Some(off) => self.position_of(off)?.map_or(0, |(p, _)| p),
             None => 0,
@@ -311,7 +335,9 @@ impl Segment {
     }
     /// When this segment started, for `segment.ms`.
     pub fn rolling_timestamp(&self) -> i64 {
-        self.first_timestamp.filter(|t| *t >= 0).unwrap_or(self.created_ms)
+        self.first_timestamp
+            .filter(|t| *t >= 0)
+            .unwrap_or(self.created_ms)
     }
     /// The time retention compares against: the largest timestamp, or the file's age.
     pub fn largest_timestamp(&self) -> i64 {

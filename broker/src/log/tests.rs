@@ -3,7 +3,10 @@ use super::*;
 use kafka_protocol::records::Compression;
 
 fn config() -> LogConfig {
-    LogConfig { index_interval_bytes: 256, ..LogConfig::default() }
+    LogConfig {
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
 }
 
 fn open(dir: &Path, cfg: LogConfig, clean: bool) -> Log {
@@ -19,7 +22,8 @@ fn offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
-        let h = batch::validate(&bytes[pos..pos + batch::peek_size(&bytes[pos..]).unwrap()]).unwrap();
+        let h =
+            batch::validate(&bytes[pos..pos + batch::peek_size(&bytes[pos..]).unwrap()]).unwrap();
         out.push((h.base_offset, h.last_offset()));
         pos += h.size();
     }
@@ -44,21 +48,38 @@ fn append_assigns_consecutive_offsets_and_read_returns_whole_batches() {
     assert_eq!(offsets(&r.bytes), vec![(0, 2)]);
     assert!(log.read(0, 10, false).unwrap().bytes.is_empty());
     assert!(log.read(300, 1000, true).unwrap().bytes.is_empty());
-    assert!(matches!(log.read(301, 1000, true), Err(ReadError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(301, 1000, true),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
 fn index_lookup_finds_every_offset_across_rolled_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { segment_bytes: 4096, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 4096,
+            ..config()
+        },
+        true,
+    );
     for i in 0..500 {
         log.append(&batch(2, i), 1_000, 0).unwrap();
     }
-    assert!(log.segment_count() > 10, "segments: {}", log.segment_count());
+    assert!(
+        log.segment_count() > 10,
+        "segments: {}",
+        log.segment_count()
+    );
     for off in (0..1000).step_by(7) {
         let r = log.read(off, 100, true).unwrap();
         let (first, last) = offsets(&r.bytes)[0];
-        assert!(first <= off && off <= last, "offset {off} in {first}..{last}");
+        assert!(
+            first <= off && off <= last,
+            "offset {off} in {first}..{last}"
+        );
     }
     // Files are named by 20-digit base offsets.
     assert!(dir.path().join("00000000000000000000.log").exists());
@@ -69,7 +90,14 @@ fn index_lookup_finds_every_offset_across_rolled_segments() {
 #[test]
 fn segments_roll_by_age() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { segment_ms: 100, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: 100,
+            ..config()
+        },
+        true,
+    );
     log.append(&batch(1, 1_000), 1_000, 0).unwrap();
     log.append(&batch(1, 1_050), 1_050, 0).unwrap();
     assert_eq!(log.segment_count(), 1);
@@ -80,10 +108,22 @@ fn segments_roll_by_age() {
 #[test]
 fn timestamp_lookup_finds_the_first_record_at_or_after() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { segment_bytes: 2048, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 2048,
+            ..config()
+        },
+        true,
+    );
     for i in 0..200 {
         // Batches of 3 records with timestamps 10i, 10i+1, 10i+2.
-        log.append(&make_batch(3, i * 10, -1, -1, -1, Compression::Snappy), 0, 0).unwrap();
+        log.append(
+            &make_batch(3, i * 10, -1, -1, -1, Compression::Snappy),
+            0,
+            0,
+        )
+        .unwrap();
     }
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 0)));
     assert_eq!(log.offset_for_timestamp(501).unwrap(), Some((501, 151)));
@@ -96,7 +136,11 @@ fn timestamp_lookup_finds_the_first_record_at_or_after() {
 #[test]
 fn retention_by_size_and_time_deletes_whole_segments_and_moves_log_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { segment_bytes: 1024, retention_bytes: 4096, ..config() };
+    let cfg = LogConfig {
+        segment_bytes: 1024,
+        retention_bytes: 4096,
+        ..config()
+    };
     let mut log = open(dir.path(), cfg.clone(), true);
     for i in 0..200 {
         log.append(&batch(1, i), 1_000, 0).unwrap();
@@ -104,29 +148,61 @@ fn retention_by_size_and_time_deletes_whole_segments_and_moves_log_start() {
     let before = log.segment_count();
     let deleted = log.apply_retention(1_000).unwrap();
     assert!(deleted > 0 && log.segment_count() == before - deleted);
-    assert!(log.size_bytes() >= 4096 - 1024 && log.size_bytes() < 4096 + 1024, "{}", log.size_bytes());
+    assert!(
+        log.size_bytes() >= 4096 - 1024 && log.size_bytes() < 4096 + 1024,
+        "{}",
+        log.size_bytes()
+    );
     assert_eq!(log.log_start_offset(), log.segment_bases()[0]);
-    assert!(matches!(log.read(0, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(0, 100, true),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
 
     let dir2 = tempfile::tempdir().unwrap();
-    let mut log = open(dir2.path(), LogConfig { retention_ms: 500, ..cfg }, true);
+    let mut log = open(
+        dir2.path(),
+        LogConfig {
+            retention_ms: 500,
+            ..cfg
+        },
+        true,
+    );
     log.append(&batch(1, 100), 100, 0).unwrap();
     log.append(&batch(1, 10_000), 10_000, 0).unwrap();
-    assert_eq!(log.apply_retention(10_000).unwrap(), 0, "the active segment holds a fresh record");
-    assert_eq!(log.apply_retention(20_000).unwrap(), 1, "an expired active segment is rolled and deleted");
+    assert_eq!(
+        log.apply_retention(10_000).unwrap(),
+        0,
+        "the active segment holds a fresh record"
+    );
+    assert_eq!(
+        log.apply_retention(20_000).unwrap(),
+        1,
+        "an expired active segment is rolled and deleted"
+    );
     assert_eq!(log.log_start_offset(), 2);
 }
 
 #[test]
 fn delete_records_moves_log_start_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { segment_bytes: 512, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 512,
+            ..config()
+        },
+        true,
+    );
     for i in 0..50 {
         log.append(&batch(1, i), 0, 0).unwrap();
     }
     assert_eq!(log.delete_records_before(30).unwrap(), 30);
     assert!(log.segment_bases()[0] <= 30);
-    assert!(matches!(log.read(29, 100, true), Err(ReadError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(29, 100, true),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
     assert!(log.read(30, 100, true).is_ok());
     assert!(log.delete_records_before(51).is_err());
 }
@@ -177,16 +253,37 @@ fn recovery_cuts_at_a_corrupt_batch_and_rebuilds_missing_indexes() {
 #[test]
 fn clean_reopen_trusts_indexes_and_keeps_every_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { segment_bytes: 8192, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 8192,
+            ..config()
+        },
+        true,
+    );
     for i in 0..300 {
         log.append(&batch(1, i), 0, 0).unwrap();
     }
     log.close(0).unwrap();
     drop(log);
-    let (log, stats) = Log::open(dir.path(), LogConfig { segment_bytes: 8192, ..config() }, 300, 0, true, 0).unwrap();
+    let (log, stats) = Log::open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 8192,
+            ..config()
+        },
+        300,
+        0,
+        true,
+        0,
+    )
+    .unwrap();
     assert_eq!(stats.recovered_segments, 0);
     assert_eq!(log.log_end_offset(), 300);
-    assert_eq!(offsets(&log.read(123, 1, true).unwrap().bytes), vec![(123, 123)]);
+    assert_eq!(
+        offsets(&log.read(123, 1, true).unwrap().bytes),
+        vec![(123, 123)]
+    );
 }
 
 #[test]
@@ -202,7 +299,10 @@ fn idempotent_retries_are_deduplicated_and_state_survives_restart() {
     assert_eq!(dup.base_offset, 0);
     assert_eq!(log.log_end_offset(), 10);
     let gap = make_batch(1, 0, 42, 0, 11, Compression::None);
-    assert!(matches!(log.append(&gap, 0, 0), Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))));
+    assert!(matches!(
+        log.append(&gap, 0, 0),
+        Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))
+    ));
     drop(log); // unclean: state is rebuilt from the log
     let (mut log, _) = Log::open(dir.path(), config(), 0, 0, false, 0).unwrap();
     assert!(log.append(&b1, 0, 0).unwrap().duplicate);
@@ -217,20 +317,43 @@ fn idempotent_retries_are_deduplicated_and_state_survives_restart() {
 #[test]
 fn oversized_and_corrupt_batches_are_refused_without_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { max_message_bytes: 100, ..config() }, true);
-    assert!(matches!(log.append(&batch(20, 0), 0, 0), Err(AppendError::TooLarge { .. })));
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 100,
+            ..config()
+        },
+        true,
+    );
+    assert!(matches!(
+        log.append(&batch(20, 0), 0, 0),
+        Err(AppendError::TooLarge { .. })
+    ));
     let mut bad = batch(1, 0);
     let n = bad.len();
     bad[n - 1] ^= 1;
-    assert!(matches!(log.append(&bad, 0, 0), Err(AppendError::InvalidBatch(BatchError::Crc { .. }))));
-    assert!(matches!(log.append(&[], 0, 0), Err(AppendError::InvalidBatch(_))));
+    assert!(matches!(
+        log.append(&bad, 0, 0),
+        Err(AppendError::InvalidBatch(BatchError::Crc { .. }))
+    ));
+    assert!(matches!(
+        log.append(&[], 0, 0),
+        Err(AppendError::InvalidBatch(_))
+    ));
     assert_eq!(log.log_end_offset(), 0);
 }
 
 #[test]
 fn log_append_time_topics_stamp_the_broker_clock() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig { log_append_time: true, ..config() }, true);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            log_append_time: true,
+            ..config()
+        },
+        true,
+    );
     let info = log.append(&batch(2, 5), 77_777, 0).unwrap();
     assert_eq!(info.log_append_time, 77_777);
     let r = log.read(0, 1000, true).unwrap();

@@ -1,0 +1,80 @@
+//! AlterConfigs (key 33): replace a topic's config overrides.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::cluster::{AdminError, Broker};
+use crate::protocol::{Handler, RequestContext};
+
+pub struct AlterConfigs;
+
+impl Handler for AlterConfigs {
+    type Request = AlterConfigsRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: AlterConfigsRequest,
+    ) -> Option<AlterConfigsResponse> {
+        let mut responses = Vec::with_capacity(req.resources.len());
+        for res in req.resources {
+            let name = res.resource_name.to_string();
+            let outcome = match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let mut overrides = BTreeMap::new();
+                    let mut null = None;
+                    for c in res.configs {
+                        match c.value {
+                            Some(v) => {
+                                overrides.insert(c.name.to_string(), v.to_string());
+                            }
+                            None => null = Some(c.name.to_string()),
+                        }
+                    }
+                    match null {
+                        Some(k) => Err(AdminError::new(
+                            ResponseError::InvalidConfig,
+                            format!("Null value not supported for topic config '{k}'"),
+                        )),
+                        None => {
+                            broker
+                                .set_topic_configs(&name, overrides, req.validate_only)
+                                .await
+                        }
+                    }
+                }
+                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                other => Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
+            };
+            let mut r = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name);
+            if let Err(e) = outcome {
+                r = r
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message)));
+            }
+            responses.push(r);
+        }
+        Some(AlterConfigsResponse::default().with_responses(responses))
+    }
+}
+
+/// Broker configs come from server.properties and --set; they cannot change at run time yet.
+pub fn broker_configs_are_static() -> AdminError {
+    AdminError::new(
+        ResponseError::InvalidRequest,
+        "Dynamic broker configs are not supported: set them in server.properties or with --set.",
+    )
+}

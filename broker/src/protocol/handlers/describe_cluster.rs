@@ -1,0 +1,46 @@
+//! DescribeCluster (key 60): the brokers and the controller.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::str_bytes;
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct DescribeCluster;
+
+impl Handler for DescribeCluster {
+    type Request = DescribeClusterRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: DescribeClusterRequest,
+    ) -> Option<DescribeClusterResponse> {
+        let mut resp = DescribeClusterResponse::default()
+            .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+            .with_controller_id(BrokerId(broker.node_id))
+            .with_endpoint_type(req.endpoint_type)
+            .with_cluster_authorized_operations(i32::MIN);
+        if req.endpoint_type != 1 {
+            // Only broker endpoints exist (no separate controller listeners yet).
+            return Some(
+                resp.with_error_code(ResponseError::UnsupportedEndpointType.code())
+                    .with_error_message(Some(str_bytes(
+                        "Only endpoint type 1 (brokers) is supported.",
+                    ))),
+            );
+        }
+        let l = broker.config.advertised_listener();
+        resp.brokers = vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id))
+            .with_host(str_bytes(l.host))
+            .with_port(l.port as i32)];
+        Some(resp)
+    }
+}

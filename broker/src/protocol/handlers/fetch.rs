@@ -1,0 +1,133 @@
+//! Fetch (key 1): long-polling reads of stored batches, sent as they are on disk.
+//!
+//! v4-12 are served: they name topics, so no topic-id lookup is needed. Fetch
+//! sessions (KIP-227) are not kept: every response has session id 0, which tells
+//! clients to send full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::protocol::VersionRange;
+use tokio::time::Instant;
+
+use super::read_error_code;
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct Fetch;
+
+/// Longest wait a client may ask for, so a bad max_wait_ms cannot pin a connection.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+impl Handler for Fetch {
+    type Request = FetchRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: FetchRequest,
+    ) -> Option<FetchResponse> {
+        let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+        let deadline = Instant::now() + wait;
+        let min_bytes = req.min_bytes.max(0) as usize;
+        let max_bytes = if req.max_bytes <= 0 {
+            usize::MAX
+        } else {
+            req.max_bytes as usize
+        };
+        let read_committed = req.isolation_level == 1;
+        // Subscribe before the first read so an append in between is not missed.
+        let mut appended = broker.subscribe_appends();
+        loop {
+            let (responses, bytes, any_error) =
+                read_all(&broker, &req, max_bytes, read_committed).await;
+            let expired = Instant::now() >= deadline;
+            if bytes >= min_bytes.max(1) || any_error || expired || wait.is_zero() {
+                return Some(
+                    FetchResponse::default()
+                        .with_responses(responses)
+                        .with_session_id(0),
+                );
+            }
+            if tokio::time::timeout_at(deadline, appended.changed())
+                .await
+                .is_err()
+            {
+                continue; // deadline: one last read, then answer
+            }
+        }
+    }
+}
+
+/// One pass over the requested partitions: (responses, record bytes, any error).
+async fn read_all(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for ft in &req.topics {
+        let topic = broker.topic(ft.topic.0.as_str());
+        let mut partitions = Vec::with_capacity(ft.partitions.len());
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default()
+                .with_partition_index(fp.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(BrokerId(-1))
+                .with_records(Some(Bytes::new()));
+            if read_committed {
+                pd.aborted_transactions = Some(Vec::new());
+            }
+            let Some(p) = topic
+                .as_ref()
+                .and_then(|t| t.partition(fp.partition))
+                .filter(|p| !p.is_deleted())
+            else {
+                any_error = true;
+                partitions.push(pd.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                continue;
+            };
+            let hw = p.high_watermark();
+            pd = pd
+                .with_high_watermark(hw)
+                .with_last_stable_offset(hw)
+                .with_log_start_offset(p.log_start_offset());
+            let budget = max_bytes
+                .saturating_sub(total)
+                .min(fp.partition_max_bytes.max(0) as usize);
+            // Only the first partition with data may exceed the limits, by one whole batch.
+            let min_one = total == 0;
+            if budget == 0 && !min_one {
+                partitions.push(pd);
+                continue;
+            }
+            match p.read(fp.fetch_offset, budget, min_one).await {
+                Ok(r) => {
+                    total += r.bytes.len();
+                    pd.records = Some(Bytes::from(r.bytes));
+                }
+                Err(e) => {
+                    any_error = true;
+                    pd.error_code = read_error_code(&e).code();
+                }
+            }
+            partitions.push(pd);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(ft.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    (responses, total, any_error)
+}

@@ -1,0 +1,138 @@
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND, SUBTRACT on topic configs.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::alter_configs::broker_configs_are_static;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::str_bytes;
+use crate::cluster::{AdminError, Broker};
+use crate::config::{topic_config_def, ConfigType};
+use crate::protocol::{Handler, RequestContext};
+
+pub struct IncrementalAlterConfigs;
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+impl Handler for IncrementalAlterConfigs {
+    type Request = IncrementalAlterConfigsRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: IncrementalAlterConfigsRequest,
+    ) -> Option<IncrementalAlterConfigsResponse> {
+        let mut responses = Vec::with_capacity(req.resources.len());
+        for res in req.resources {
+            let name = res.resource_name.to_string();
+            let outcome = match res.resource_type {
+                RESOURCE_TOPIC => match broker.topic(&name) {
+                    None => Err(AdminError::new(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    )),
+                    Some(topic) => {
+                        let ops = res.configs.iter().map(|c| {
+                            (
+                                c.name.to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.to_string()),
+                            )
+                        });
+                        match apply(topic.overrides(), &broker, ops) {
+                            Ok(overrides) => {
+                                broker
+                                    .set_topic_configs(&name, overrides, req.validate_only)
+                                    .await
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                },
+                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                other => Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unsupported resource type {other}"),
+                )),
+            };
+            let mut r = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name);
+            if let Err(e) = outcome {
+                r = r
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message)));
+            }
+            responses.push(r);
+        }
+        Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+    }
+}
+
+/// Applies the operations to a topic's current overrides.
+fn apply(
+    mut overrides: std::collections::BTreeMap<String, String>,
+    broker: &Broker,
+    ops: impl Iterator<Item = (String, i8, Option<String>)>,
+) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
+    let invalid = |m: String| AdminError::new(ResponseError::InvalidConfig, m);
+    for (key, op, value) in ops {
+        let def = topic_config_def(&key)
+            .ok_or_else(|| invalid(format!("Unknown topic config name: {key}")))?;
+        match op {
+            SET => {
+                let v =
+                    value.ok_or_else(|| invalid(format!("Null value not supported for {key}")))?;
+                overrides.insert(key, v);
+            }
+            DELETE => {
+                overrides.remove(&key);
+            }
+            APPEND | SUBTRACT => {
+                if def.kind != ConfigType::List {
+                    return Err(invalid(format!(
+                        "Config value append/subtract is not allowed for config key {key}"
+                    )));
+                }
+                let current = overrides
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| broker.config.topic_default(&key))
+                    .unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for v in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    if op == APPEND && !items.iter().any(|i| i == v) {
+                        items.push(v.to_string());
+                    } else if op == SUBTRACT {
+                        items.retain(|i| i != v);
+                    }
+                }
+                overrides.insert(key, items.join(","));
+            }
+            other => {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    Ok(overrides)
+}

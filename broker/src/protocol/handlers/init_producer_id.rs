@@ -1,0 +1,40 @@
+//! InitProducerId (key 22): producer ids for idempotent producers.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use kafka_protocol::protocol::VersionRange;
+
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct InitProducerId;
+
+impl Handler for InitProducerId {
+    type Request = InitProducerIdRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: InitProducerIdRequest,
+    ) -> Option<InitProducerIdResponse> {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        if req.transactional_id.is_some() {
+            // Transactions need the transaction coordinator, which this broker does not run yet.
+            return Some(resp.with_error_code(ResponseError::InvalidRequest.code()));
+        }
+        // As in Kafka, an idempotent producer (even one bumping its epoch, KIP-360)
+        // gets a fresh producer id with epoch 0.
+        match broker.allocate_producer_id() {
+            Ok(id) => Some(resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+            Err(e) => {
+                tracing::error!("cannot allocate a producer id: {e}");
+                Some(resp.with_error_code(ResponseError::KafkaStorageError.code()))
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! ListOffsets (key 2): earliest, latest, by timestamp (through the time index), max timestamp.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::read_error_code;
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct ListOffsets;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+impl Handler for ListOffsets {
+    type Request = ListOffsetsRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        req: ListOffsetsRequest,
+    ) -> Option<ListOffsetsResponse> {
+        // leader_epoch exists from v4.
+        let leader_epoch = if ctx.api_version() >= 4 { 0 } else { -1 };
+        let mut topics = Vec::with_capacity(req.topics.len());
+        for t in req.topics {
+            let topic = broker.topic(t.name.0.as_str());
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for lp in t.partitions {
+                let r = ListOffsetsPartitionResponse::default()
+                    .with_partition_index(lp.partition_index)
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+                    .with_leader_epoch(leader_epoch);
+                let Some(p) = topic
+                    .as_ref()
+                    .and_then(|t| t.partition(lp.partition_index))
+                    .filter(|p| !p.is_deleted())
+                else {
+                    partitions
+                        .push(r.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    continue;
+                };
+                let r = match lp.timestamp {
+                    LATEST => r.with_offset(p.high_watermark()),
+                    EARLIEST => r.with_offset(p.log_start_offset()),
+                    ts if ts == MAX_TIMESTAMP || ts >= 0 => {
+                        match p.offset_for_timestamp(ts).await {
+                            Ok(Some((timestamp, offset))) => {
+                                r.with_timestamp(timestamp).with_offset(offset)
+                            }
+                            Ok(None) => r,
+                            Err(e) => r.with_error_code(read_error_code(&e).code()),
+                        }
+                    }
+                    _ => r.with_error_code(ResponseError::InvalidRequest.code()),
+                };
+                partitions.push(r);
+            }
+            topics.push(
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+        }
+        Some(ListOffsetsResponse::default().with_topics(topics))
+    }
+}

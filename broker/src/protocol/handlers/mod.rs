@@ -1,0 +1,63 @@
+//! One file per Kafka API. Each declares the versions it serves next to its code.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod incremental_alter_configs;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::log::batch::BatchError;
+use crate::log::producer_state::SequenceError;
+use crate::log::{AppendError, ReadError};
+
+/// A `StrBytes` from any string.
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// A `TopicName` from any string.
+pub fn topic_name(s: impl Into<String>) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// The single place where storage errors become Kafka error codes.
+pub fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::InvalidBatch(BatchError::Crc { .. })
+        | AppendError::InvalidBatch(BatchError::Truncated(_))
+        | AppendError::InvalidBatch(BatchError::LengthMismatch { .. }) => {
+            ResponseError::CorruptMessage
+        }
+        AppendError::InvalidBatch(BatchError::Magic(_))
+        | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => ResponseError::InvalidRecord,
+        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Kafka error code of a read failure.
+pub fn read_error_code(e: &ReadError) -> ResponseError {
+    match e {
+        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        ReadError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}

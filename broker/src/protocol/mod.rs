@@ -1,0 +1,203 @@
+//! The Kafka wire protocol: one handler per API and the table that dispatches to them.
+//!
+//! Each API lives in `handlers/<api>.rs` as a type implementing [`Handler`], with
+//! the versions it serves declared next to it. [`API_TABLE`] lists them; it drives
+//! dispatch and the ApiVersions response, so the two cannot disagree. Codecs come
+//! from the kafka-protocol crate. Handlers never panic on client input: a bad
+//! field is a Kafka error code in the response.
+
+pub mod handlers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
+
+use crate::cluster::Broker;
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub peer: SocketAddr,
+}
+
+impl RequestContext {
+    pub fn api_version(&self) -> i16 {
+        self.header.request_api_version
+    }
+}
+
+/// One Kafka API.
+pub trait Handler: Send + Sync + 'static {
+    /// The request type; its `Response` is what the handler returns.
+    type Request: Request + Send + 'static;
+    /// Versions this broker serves.
+    const VERSIONS: VersionRange;
+    /// Versions advertised in ApiVersions (wider than served only where clients need it).
+    const ADVERTISED: VersionRange = Self::VERSIONS;
+
+    /// Handles one request. `None` sends no response (Produce with acks=0).
+    fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        request: Self::Request,
+    ) -> impl Future<Output = Option<<Self::Request as Request>::Response>> + Send;
+}
+
+/// Why a connection must be closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request frame shorter than a header ({0} bytes)")]
+    ShortFrame(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{api:?} version {version} is not supported (supported: {supported})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        supported: VersionRange,
+    },
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode the response: {0}")]
+    Encode(String),
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>, ProtocolError>> + Send>>;
+
+/// One row of the dispatch table.
+pub struct ApiEntry {
+    pub key: ApiKey,
+    pub versions: VersionRange,
+    pub advertised: VersionRange,
+    call: fn(Arc<Broker>, RequestContext, Bytes) -> HandlerFuture,
+}
+
+impl ApiEntry {
+    const fn of<H: Handler>(key: ApiKey) -> ApiEntry {
+        ApiEntry {
+            key,
+            versions: H::VERSIONS,
+            advertised: H::ADVERTISED,
+            call: dispatch::<H>,
+        }
+    }
+}
+
+fn dispatch<H: Handler>(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    mut body: Bytes,
+) -> HandlerFuture {
+    Box::pin(async move {
+        let version = ctx.api_version();
+        let api = ApiKey::try_from(<H::Request as Request>::KEY)
+            .map_err(|_| ProtocolError::UnknownApiKey(<H::Request as Request>::KEY))?;
+        let request = <H::Request as Decodable>::decode(&mut body, version).map_err(|e| {
+            ProtocolError::Decode {
+                api,
+                version,
+                reason: e.to_string(),
+            }
+        })?;
+        let correlation_id = ctx.header.correlation_id;
+        match H::handle(broker, ctx, request).await {
+            Some(response) => encode_response(correlation_id, version, &response).map(Some),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Encodes a response frame: length, response header, body.
+pub fn encode_response<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    response: &R,
+) -> Result<Bytes, ProtocolError> {
+    let header_version = R::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header
+        .compute_size(header_version)
+        .map_err(|e| ProtocolError::Encode(e.to_string()))?
+        + response
+            .compute_size(version)
+            .map_err(|e| ProtocolError::Encode(e.to_string()))?;
+    let mut buf = BytesMut::with_capacity(size + 4);
+    buf.put_i32(size as i32);
+    header
+        .encode(&mut buf, header_version)
+        .map_err(|e| ProtocolError::Encode(e.to_string()))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| ProtocolError::Encode(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// Every API this broker serves, with its versions.
+pub static API_TABLE: &[ApiEntry] = &[
+    ApiEntry::of::<handlers::produce::Produce>(ApiKey::Produce),
+    ApiEntry::of::<handlers::fetch::Fetch>(ApiKey::Fetch),
+    ApiEntry::of::<handlers::list_offsets::ListOffsets>(ApiKey::ListOffsets),
+    ApiEntry::of::<handlers::metadata::Metadata>(ApiKey::Metadata),
+    ApiEntry::of::<handlers::api_versions::ApiVersions>(ApiKey::ApiVersions),
+    ApiEntry::of::<handlers::create_topics::CreateTopics>(ApiKey::CreateTopics),
+    ApiEntry::of::<handlers::delete_topics::DeleteTopics>(ApiKey::DeleteTopics),
+    ApiEntry::of::<handlers::delete_records::DeleteRecords>(ApiKey::DeleteRecords),
+    ApiEntry::of::<handlers::init_producer_id::InitProducerId>(ApiKey::InitProducerId),
+    ApiEntry::of::<handlers::describe_configs::DescribeConfigs>(ApiKey::DescribeConfigs),
+    ApiEntry::of::<handlers::alter_configs::AlterConfigs>(ApiKey::AlterConfigs),
+    ApiEntry::of::<handlers::create_partitions::CreatePartitions>(ApiKey::CreatePartitions),
+    ApiEntry::of::<handlers::incremental_alter_configs::IncrementalAlterConfigs>(
+        ApiKey::IncrementalAlterConfigs,
+    ),
+    ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
+];
+
+/// The table row for an API key.
+pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
+    API_TABLE.iter().find(|e| e.key as i16 == api_key)
+}
+
+/// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
+pub async fn handle_frame(
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    frame: Bytes,
+) -> Result<Option<Bytes>, ProtocolError> {
+    if frame.len() < 8 {
+        return Err(ProtocolError::ShortFrame(frame.len()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let entry = lookup(api_key).ok_or(ProtocolError::UnknownApiKey(api_key))?;
+    if version < entry.versions.min || version > entry.versions.max {
+        if entry.key == ApiKey::ApiVersions {
+            // KIP-511: answer an unknown ApiVersions version in v0 so any client can read it.
+            return handlers::api_versions::unsupported_version_response(correlation_id).map(Some);
+        }
+        return Err(ProtocolError::UnsupportedVersion {
+            api: entry.key,
+            version,
+            supported: entry.versions,
+        });
+    }
+    let mut body = frame;
+    let header_version = entry.key.request_header_version(version);
+    let header =
+        RequestHeader::decode(&mut body, header_version).map_err(|e| ProtocolError::Decode {
+            api: entry.key,
+            version,
+            reason: format!("header: {e}"),
+        })?;
+    (entry.call)(broker, RequestContext { header, peer }, body).await
+}

@@ -1,0 +1,100 @@
+//! The listener and the per-connection loop.
+//!
+//! Each connection has a reader that takes request frames one at a time, in
+//! order, and a writer task that sends responses in the same order. A client may
+//! pipeline many requests: they wait in the socket buffer and the next is read as
+//! soon as the previous one is handled, while its response is still being written.
+//! Handling requests of one connection in order is what Kafka does too, and is
+//! what keeps an idempotent producer's pipelined batches in sequence.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::cluster::Broker;
+use crate::protocol::{self, ProtocolError};
+
+/// Responses queued per connection before the reader waits for the writer.
+const RESPONSE_QUEUE: usize = 32;
+
+/// Accepts connections until the task is dropped.
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let broker = Arc::clone(&broker);
+                tokio::spawn(async move {
+                    if let Err(e) = connection(broker, stream, peer).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(RESPONSE_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = wr.write_all(&frame).await {
+                tracing::debug!(%peer, "write failed: {e}");
+                break;
+            }
+        }
+    });
+    let max = broker.config.socket_request_max_bytes();
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    loop {
+        let len = match rd.read_i32().await {
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        };
+        if len < 0 || len as usize > max {
+            tracing::warn!(%peer, size = len, max, "closing connection: request frame size exceeds socket.request.max.bytes or is negative");
+            break;
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        rd.read_exact(&mut frame).await?;
+        match protocol::handle_frame(Arc::clone(&broker), peer, frame.freeze()).await {
+            Ok(Some(response)) => {
+                if tx.send(response).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(
+                e @ (ProtocolError::UnknownApiKey(_)
+                | ProtocolError::UnsupportedVersion { .. }
+                | ProtocolError::Decode { .. }
+                | ProtocolError::ShortFrame(_)),
+            ) => {
+                tracing::warn!(%peer, "closing connection: {e}");
+                break;
+            }
+            Err(e) => {
+                tracing::error!(%peer, "closing connection: {e}");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    Ok(())
+}
