@@ -1,0 +1,44 @@
+# Skein. `make run` starts a broker with embedded defaults; `make test` installs
+# what the tests need and runs every test. CARGO_TARGET_DIR is honoured.
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BROKER := $(TARGET_DIR)/release/skein-broker
+export SKEIN_BROKER_BIN := $(BROKER)
+# Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
+ARGS ?=
+
+.PHONY: run build test test-unit test-clients bench lint fmt clean
+
+run:
+	$(CARGO) run --release -p skein-broker -- $(ARGS)
+
+build:
+	$(CARGO) build --release --workspace
+
+test: build
+	./scripts/setup-test-env.sh
+	$(CARGO) test --release --workspace
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+test-unit:
+	$(CARGO) test --release --workspace
+
+test-clients: build
+	./scripts/setup-test-env.sh
+	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+bench: build
+	./scripts/setup-test-env.sh
+	$(CARGO) build --release -p skein-bench
+	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) --out bench-results/latest.json
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf .venv broker/tests/clients/node/node_modules bench-results
