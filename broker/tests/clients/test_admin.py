@@ -1,0 +1,156 @@
+"""The AdminClient creates, describes, alters and deletes topics and adds partitions;
+bad requests get Kafka's error codes."""
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+
+def admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def error_of(future):
+    with pytest.raises(KafkaException) as e:
+        future.result(30)
+    return e.value.args[0].code()
+
+
+def test_create_describe_and_delete_topic(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("orders", 4, 1, config={"retention.ms": "3600000", "cleanup.policy": "delete"})])["orders"].result(30)
+    md = a.list_topics(timeout=10)
+    assert len(md.topics["orders"].partitions) == 4
+    assert md.topics["orders"].partitions[3].leader == 0
+    desc = a.describe_topics(__import__("confluent_kafka").TopicCollection(["orders"]))["orders"].result(30)
+    assert len(desc.partitions) == 4
+    a.delete_topics(["orders"])["orders"].result(30)
+    assert "orders" not in a.list_topics(timeout=10).topics
+    assert not any(p.startswith("orders-") for p in __import__("os").listdir(broker.data_dir))
+
+
+def test_validate_only_creates_nothing(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("dry", 2, 1)], validate_only=True)["dry"].result(30)
+    assert "dry" not in a.list_topics(timeout=10).topics
+
+
+def test_describe_configs_reports_value_default_and_source(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("cfg", 1, 1, config={"retention.ms": "1000"})])["cfg"].result(30)
+    res = ConfigResource(ResourceType.TOPIC, "cfg")
+    configs = a.describe_configs([res])[res].result(30)
+    assert configs["retention.ms"].value == "1000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["segment.bytes"].value == "1073741824"
+    assert configs["segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["max.message.bytes"].value == "1048588"
+    broker_res = ConfigResource(ResourceType.BROKER, "0")
+    bconf = a.describe_configs([broker_res])[broker_res].result(30)
+    assert bconf["log.dirs"].value == broker.data_dir
+    assert bconf["log.dirs"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert bconf["num.partitions"].value == "1"
+
+
+def test_incremental_alter_configs_sets_and_deletes(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("alter", 1, 1)])["alter"].result(30)
+    res = ConfigResource(
+        ResourceType.TOPIC,
+        "alter",
+        incremental_configs=[
+            ConfigEntry("retention.bytes", "1048576", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+        ],
+    )
+    a.incremental_alter_configs([res])[res].result(30)
+    got = a.describe_configs([ConfigResource(ResourceType.TOPIC, "alter")])
+    configs = list(got.values())[0].result(30)
+    assert configs["retention.bytes"].value == "1048576"
+    assert configs["cleanup.policy"].value == "delete,compact"
+    res = ConfigResource(
+        ResourceType.TOPIC, "alter",
+        incremental_configs=[ConfigEntry("retention.bytes", None, incremental_operation=AlterConfigOpType.DELETE)],
+    )
+    a.incremental_alter_configs([res])[res].result(30)
+    configs = list(a.describe_configs([ConfigResource(ResourceType.TOPIC, "alter")]).values())[0].result(30)
+    assert configs["retention.bytes"].value == "-1"
+
+
+def test_alter_configs_persist_across_restart(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("persist", 1, 1)])["persist"].result(30)
+    res = ConfigResource(ResourceType.TOPIC, "persist", set_config={"segment.bytes": "1048576"})
+    a.alter_configs([res])[res].result(30)
+    broker.stop()
+    broker.start()
+    a = admin(broker)
+    configs = list(a.describe_configs([ConfigResource(ResourceType.TOPIC, "persist")]).values())[0].result(30)
+    assert configs["segment.bytes"].value == "1048576"
+
+
+def test_create_partitions_adds_partitions(broker):
+    a = admin(broker)
+    a.create_topics([NewTopic("grow", 2, 1)])["grow"].result(30)
+    a.create_partitions([NewPartitions("grow", 5)])["grow"].result(30)
+    assert len(a.list_topics(timeout=10).topics["grow"].partitions) == 5
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p.produce("grow", value=b"x", partition=4)
+    assert p.flush(10) == 0
+    assert error_of(a.create_partitions([NewPartitions("grow", 3)])["grow"]) == KafkaError.INVALID_PARTITIONS
+
+
+@pytest.mark.parametrize(
+    "name",
+    [".", "..", "a/b", "x" * 250, "spaces are bad"],
+    ids=["dot", "dotdot", "slash", "too-long", "space"],
+)
+def test_invalid_topic_names_are_rejected(broker, name):
+    a = admin(broker)
+    assert error_of(a.create_topics([NewTopic(name, 1, 1)])[name]) == KafkaError.TOPIC_EXCEPTION
+
+
+def test_bad_topic_requests_get_their_error_codes(broker):
+    a = admin(broker)
+    assert error_of(a.create_topics([NewTopic("zero", 0, 1)])["zero"]) == KafkaError.INVALID_PARTITIONS
+    assert error_of(a.create_topics([NewTopic("rf3", 1, 3)])["rf3"]) == KafkaError.INVALID_REPLICATION_FACTOR
+    assert error_of(a.create_topics([NewTopic("badcfg", 1, 1, config={"retention.ms": "soon"})])["badcfg"]) == KafkaError.INVALID_CONFIG
+    assert error_of(a.create_topics([NewTopic("unknowncfg", 1, 1, config={"no.such.config": "1"})])["unknowncfg"]) == KafkaError.INVALID_CONFIG
+    a.create_topics([NewTopic("twice", 1, 1)])["twice"].result(30)
+    assert error_of(a.create_topics([NewTopic("twice", 1, 1)])["twice"]) == KafkaError.TOPIC_ALREADY_EXISTS
+    assert error_of(a.delete_topics(["missing"])["missing"]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+    res = ConfigResource(ResourceType.TOPIC, "twice", set_config={"cleanup.policy": "shred"})
+    assert error_of(a.alter_configs([res])[res]) == KafkaError.INVALID_CONFIG
+
+
+def test_describe_cluster_lists_this_broker(broker):
+    a = admin(broker)
+    desc = a.describe_cluster().result(10)
+    assert [n.id for n in desc.nodes] == [0]
+    assert desc.controller.id == 0
+    assert desc.cluster_id == "skein-cluster"
+
+
+def test_delete_records_moves_the_low_watermark(broker):
+    from confluent_kafka import Consumer, TopicPartition
+
+    a = admin(broker)
+    a.create_topics([NewTopic("trim", 1, 1)])["trim"].result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(100):
+        p.produce("trim", value=b"%d" % i)
+    p.flush(10)
+    [r] = a.delete_records([TopicPartition("trim", 0, 60)]).values()
+    assert r.result(30).low_watermark == 60
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    assert c.get_watermark_offsets(TopicPartition("trim", 0), 10) == (60, 100)
+    c.close()
