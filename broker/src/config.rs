@@ -404,7 +404,6 @@ fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
     };
     let rest = s
         .split_once("://")
-        .map(|(proto, rest)| (proto, rest))
         .ok_or_else(|| bad("expected NAME://host:port"))?;
     if rest.0 != "PLAINTEXT" {
         return Err(bad("only PLAINTEXT listeners are supported"));

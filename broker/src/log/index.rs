@@ -76,6 +76,10 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Drops every entry whose position is at or past `position` (after a truncation).
     pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
         let keep = self.entries.partition_point(|&(_, p)| p < position);

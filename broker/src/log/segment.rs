@@ -237,7 +237,7 @@ impl Segment {
     fn index_batch(&mut self, h: &BatchHeader, pos: u64) -> io::Result<()> {
         let rel = (h.base_offset - self.base_offset) as u32;
         if self.bytes_since_last_index >= self.index_interval_bytes
-            || (pos == 0 && self.index.len() == 0)
+            || (pos == 0 && self.index.is_empty())
         {
             if pos > 0 {
                 self.index.append(rel, pos as u32)?;

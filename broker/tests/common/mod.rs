@@ -1,0 +1,143 @@
+//! A real broker process and a minimal Kafka client for protocol-level tests.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+
+/// A broker process on a free loopback port, killed on drop.
+pub struct BrokerProcess {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl BrokerProcess {
+    pub fn start(extra: &[&str]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein-broker"));
+        cmd.arg("--set")
+            .arg(format!("log.dirs={}", dir.path().display()))
+            .arg("--set")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for e in extra {
+            cmd.arg("--set").arg(e);
+        }
+        let child = cmd.spawn().expect("spawn broker");
+        let b = BrokerProcess { child, port, dir };
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "broker did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        b
+    }
+
+    pub fn connect(&self) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client {
+            stream: s,
+            correlation: 0,
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking Kafka client that encodes requests with kafka-protocol.
+pub struct Client {
+    pub stream: TcpStream,
+    correlation: i32,
+}
+
+impl Client {
+    /// Sends a request and decodes its response.
+    pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        let raw = self.call_raw::<R>(version, req).expect("response");
+        let mut buf = raw;
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        let header = ResponseHeader::decode(&mut buf, header_version).expect("response header");
+        assert_eq!(header.correlation_id, self.correlation);
+        R::Response::decode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("decode {:?} v{version}: {e}", R::KEY))
+    }
+
+    /// Sends a request; returns the response frame (without length), or None if the
+    /// broker closed the connection.
+    pub fn call_raw<R: Request>(&mut self, version: i16, req: &R) -> Option<Bytes> {
+        self.correlation += 1;
+        let frame = encode_request(version, self.correlation, req);
+        self.stream.write_all(&frame).ok()?;
+        self.read_frame()
+    }
+
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(b)
+    }
+
+    /// True if the broker closed the connection (reads EOF or reset).
+    pub fn closed_by_broker(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+/// A whole request frame: length, header, body.
+pub fn encode_request<R: Request>(version: i16, correlation: i32, req: &R) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation)
+        .with_client_id(Some(StrBytes::from_static_str("skein-test")));
+    let api = ApiKey::try_from(R::KEY).unwrap();
+    let hv = api.request_header_version(version);
+    let mut body = BytesMut::new();
+    header.encode(&mut body, hv).unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut out = BytesMut::with_capacity(body.len() + 4);
+    out.put_i32(body.len() as i32);
+    out.put(body);
+    out.freeze()
+}
+
+/// Reads the i16 error code at the start of a decoded struct's bytes (helper for raw checks).
+pub fn i16_at(b: &[u8], pos: usize) -> i16 {
+    (&b[pos..pos + 2]).get_i16()
+}

@@ -1,0 +1,457 @@
+//! Protocol-level tests against a real broker process: every API at every served
+//! version, KIP-511, and each kind of bad input with its error code or a closed
+//! connection, after which the broker still serves everyone else.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{encode_request, BrokerProcess, Client};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use skein_broker::protocol::API_TABLE;
+
+fn tn(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn records(n: usize, value_len: usize) -> Bytes {
+    let recs: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![b'v'; value_len])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(tn(topic))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records)),
+            ])])
+}
+
+fn produce_error(c: &mut Client, version: i16, topic: &str, records: Bytes) -> (i16, i64) {
+    let resp = c.call(version, &produce_request(topic, records));
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn create_topic(c: &mut Client, name: &str) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(tn(name))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let resp = c.call(7, &req);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
+}
+
+fn fetch_all(c: &mut Client, topic: &str) -> (i64, usize) {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(50 << 20)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(tn(topic))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(50 << 20)])]);
+    let resp = c.call(12, &req);
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (p.high_watermark, p.records.as_ref().map_or(0, |r| r.len()))
+}
+
+/// A request of each API with default fields must get a well-formed response at
+/// every version the broker serves.
+#[test]
+fn every_api_answers_at_every_served_version() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    create_topic(&mut c, "versions");
+    for entry in API_TABLE {
+        for v in entry.versions.min..=entry.versions.max {
+            macro_rules! check {
+                ($req:expr) => {{
+                    let _resp = c.call(v, &$req);
+                }};
+            }
+            match entry.key {
+                ApiKey::Produce => check!(produce_request("versions", records(1, 10))),
+                ApiKey::Fetch => {
+                    check!(FetchRequest::default()
+                        .with_max_wait_ms(0)
+                        .with_topics(vec![fetch_request::FetchTopic::default()
+                            .with_topic(tn("versions"))
+                            .with_partitions(vec![fetch_request::FetchPartition::default()
+                                .with_partition_max_bytes(1 << 20)])]))
+                }
+                ApiKey::ListOffsets => check!(ListOffsetsRequest::default().with_topics(vec![
+                    list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(tn("versions"))
+                        .with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_timestamp(-1)
+                        ])
+                ])),
+                ApiKey::Metadata => check!(MetadataRequest::default().with_topics(if v == 0 {
+                    Some(vec![])
+                } else {
+                    None
+                })),
+                ApiKey::ApiVersions => check!(ApiVersionsRequest::default()),
+                ApiKey::CreateTopics => {
+                    check!(CreateTopicsRequest::default().with_validate_only(true))
+                }
+                ApiKey::DeleteTopics => check!(DeleteTopicsRequest::default()),
+                ApiKey::DeleteRecords => check!(DeleteRecordsRequest::default()),
+                ApiKey::InitProducerId => check!(InitProducerIdRequest::default()),
+                ApiKey::DescribeConfigs => check!(DescribeConfigsRequest::default()
+                    .with_resources(vec![
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("versions")),
+                        describe_configs_request::DescribeConfigsResource::default()
+                            .with_resource_type(4)
+                            .with_resource_name(StrBytes::from_static_str("0")),
+                    ])),
+                ApiKey::AlterConfigs => check!(AlterConfigsRequest::default()),
+                ApiKey::CreatePartitions => check!(CreatePartitionsRequest::default()),
+                ApiKey::IncrementalAlterConfigs => {
+                    check!(IncrementalAlterConfigsRequest::default())
+                }
+                ApiKey::DescribeCluster => check!(DescribeClusterRequest::default()),
+                other => panic!("no version test for {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn api_versions_lists_the_table_and_answers_unknown_versions_in_v0() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    let resp = c.call(3, &ApiVersionsRequest::default());
+    assert_eq!(resp.error_code, 0);
+    let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (0, 9));
+    assert_eq!(resp.api_keys.len(), API_TABLE.len());
+    // KIP-511: a newer client's version gets UNSUPPORTED_VERSION in a v0 body.
+    let mut frame = encode_request(3, 77, &ApiVersionsRequest::default()).to_vec();
+    frame[6..8].copy_from_slice(&99i16.to_be_bytes());
+    c.send_bytes(&frame).unwrap();
+    let raw = c.read_frame().expect("a response, not a closed connection");
+    assert_eq!(
+        &raw[..4],
+        &77i32.to_be_bytes(),
+        "v0 response header: the correlation id"
+    );
+    let mut body = raw.slice(4..);
+    let v0 = ApiVersionsResponse::decode(&mut body, 0).unwrap();
+    assert_eq!(v0.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(v0
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == 18 && k.max_version == 3));
+}
+
+#[test]
+fn invalid_batches_get_their_error_codes_and_write_nothing() {
+    let b = BrokerProcess::start(&["message.max.bytes=2000"]);
+    let mut c = b.connect();
+    create_topic(&mut c, "bad");
+    let good = records(3, 10);
+
+    let mut crc = good.to_vec();
+    let last = crc.len() - 1;
+    crc[last] ^= 0x5a;
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", Bytes::from(crc)).0,
+        ResponseError::CorruptMessage.code(),
+        "bad CRC"
+    );
+
+    let mut magic = good.to_vec();
+    magic[16] = 1;
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", Bytes::from(magic.clone())).0,
+        ResponseError::InvalidRecord.code(),
+        "wrong magic"
+    );
+    assert_eq!(
+        produce_error(&mut c, 7, "bad", Bytes::from(magic)).0,
+        ResponseError::CorruptMessage.code(),
+        "wrong magic, pre-v8 client"
+    );
+
+    let mut long = good.to_vec();
+    long[11] = long[11].wrapping_add(5); // batch length larger than the bytes present
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", Bytes::from(long)).0,
+        ResponseError::CorruptMessage.code(),
+        "length mismatch"
+    );
+
+    let truncated = good.slice(..good.len() - 7);
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", truncated).0,
+        ResponseError::CorruptMessage.code(),
+        "truncated batch"
+    );
+
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", Bytes::new()).0,
+        ResponseError::CorruptMessage.code(),
+        "no batches"
+    );
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", records(1, 5000)).0,
+        ResponseError::MessageTooLarge.code(),
+        "over message.max.bytes"
+    );
+    assert_eq!(
+        produce_error(&mut c, 9, "no-such-topic", good.clone()).0,
+        ResponseError::UnknownTopicOrPartition.code(),
+        "unknown topic"
+    );
+
+    let mut bad_acks = produce_request("bad", good.clone());
+    bad_acks.acks = 2;
+    let resp = c.call(9, &bad_acks);
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code,
+        ResponseError::InvalidRequiredAcks.code(),
+        "acks=2"
+    );
+
+    assert_eq!(fetch_all(&mut c, "bad"), (0, 0), "nothing was written");
+    assert_eq!(
+        produce_error(&mut c, 9, "bad", good),
+        (0, 0),
+        "a valid batch still works"
+    );
+}
+
+#[test]
+fn acks_all_below_min_insync_replicas_is_refused() {
+    let b = BrokerProcess::start(&["min.insync.replicas=2"]);
+    let mut c = b.connect();
+    create_topic(&mut c, "isr");
+    assert_eq!(
+        produce_error(&mut c, 9, "isr", records(1, 1)).0,
+        ResponseError::NotEnoughReplicas.code()
+    );
+    let mut acks1 = produce_request("isr", records(1, 1));
+    acks1.acks = 1;
+    assert_eq!(
+        c.call(9, &acks1).responses[0].partition_responses[0].error_code,
+        0
+    );
+}
+
+#[test]
+fn idempotent_producer_retries_and_fencing_over_the_wire() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    create_topic(&mut c, "idem");
+    let init = c.call(
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
+    );
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    let batch = |seq: i32, epoch: i16| {
+        let recs: Vec<Record> = (0..2)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: pid,
+                producer_epoch: epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: seq + i as i32,
+                timestamp: 1,
+                key: None,
+                value: Some(Bytes::from_static(b"x")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            recs.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    };
+    assert_eq!(produce_error(&mut c, 9, "idem", batch(0, 0)), (0, 0));
+    assert_eq!(produce_error(&mut c, 9, "idem", batch(2, 0)), (0, 2));
+    assert_eq!(
+        produce_error(&mut c, 9, "idem", batch(0, 0)),
+        (0, 0),
+        "a retry gets its original offset"
+    );
+    assert_eq!(
+        produce_error(&mut c, 9, "idem", batch(7, 0)).0,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    assert_eq!(
+        produce_error(&mut c, 9, "idem", batch(0, 1)),
+        (0, 4),
+        "a new epoch starts at sequence 0"
+    );
+    assert_eq!(
+        produce_error(&mut c, 9, "idem", batch(4, 0)).0,
+        ResponseError::InvalidProducerEpoch.code(),
+        "old epoch fenced"
+    );
+    assert_eq!(fetch_all(&mut c, "idem").0, 6);
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let mut b = BrokerProcess::start(&["socket.request.max.bytes=1048576"]);
+    let mut keep = b.connect();
+    create_topic(&mut keep, "survivor");
+    assert_eq!(
+        produce_error(&mut keep, 9, "survivor", records(10, 10)),
+        (0, 0)
+    );
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "frame over socket.request.max.bytes",
+            (2_000_000i32).to_be_bytes().to_vec(),
+        ),
+        ("negative frame size", (-5i32).to_be_bytes().to_vec()),
+        (
+            "frame shorter than a header",
+            [&4i32.to_be_bytes()[..], &[0, 18, 0, 0]].concat(),
+        ),
+        (
+            "unknown API key",
+            [
+                &10i32.to_be_bytes()[..],
+                &[0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0],
+            ]
+            .concat(),
+        ),
+        ("Produce v2 (too old)", {
+            let f = encode_request(3, 1, &produce_request("survivor", records(1, 1)));
+            let mut f = f.to_vec();
+            f[6..8].copy_from_slice(&2i16.to_be_bytes());
+            f
+        }),
+        (
+            "garbage body",
+            [
+                &12i32.to_be_bytes()[..],
+                &[0, 3, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f],
+            ]
+            .concat(),
+        ),
+        ("truncated Metadata body", {
+            let f = encode_request(
+                9,
+                1,
+                &MetadataRequest::default()
+                    .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                    )
+                    .with_name(Some(tn("survivor")))])),
+            );
+            let mut f = f[..f.len() - 3].to_vec();
+            let len = (f.len() - 4) as i32;
+            f[..4].copy_from_slice(&len.to_be_bytes());
+            f
+        }),
+    ];
+    for (name, bytes) in cases {
+        let mut c = b.connect();
+        c.send_bytes(&bytes).unwrap();
+        assert!(
+            c.closed_by_broker(),
+            "{name}: the broker should close the connection"
+        );
+        assert!(b.alive(), "{name}: the broker must not crash");
+    }
+    // A frame that promises more bytes than it sends just waits; closing it is harmless.
+    let mut c = b.connect();
+    c.send_bytes(&[0, 0, 0, 100, 0, 3]).unwrap();
+    drop(c);
+    assert_eq!(
+        fetch_all(&mut keep, "survivor"),
+        fetch_all(&mut b.connect(), "survivor")
+    );
+    assert_eq!(fetch_all(&mut keep, "survivor").0, 10);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    create_topic(&mut c, "pipe");
+    let mut all = Vec::new();
+    for i in 0..50 {
+        all.extend_from_slice(&encode_request(
+            9,
+            1000 + i,
+            &produce_request("pipe", records(1, 100)),
+        ));
+        all.extend_from_slice(&encode_request(12, 2000 + i, &MetadataRequest::default()));
+    }
+    c.send_bytes(&all).unwrap();
+    for i in 0..50 {
+        for expected in [1000 + i, 2000 + i] {
+            let frame = c.read_frame().unwrap();
+            assert_eq!(
+                i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
+                expected
+            );
+        }
+    }
+}
