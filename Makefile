@@ -28,9 +28,8 @@ test-clients: build
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 bench: build
-	./scripts/setup-test-env.sh
-	$(CARGO) build --release -p skein-bench
-	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) --out bench-results/latest.json
+	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) \
+		--perf "$$(./scripts/build-rdkafka-performance.sh)" --out bench-results/latest.json
 
 lint:
 	$(CARGO) fmt --all -- --check

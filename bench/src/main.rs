@@ -1,32 +1,36 @@
-//! `skein-bench`: produce and consume throughput and latency against a fresh
-//! skein-broker process, with librdkafka (through the rdkafka crate) as the client.
+//! `skein-bench`: throughput and latency of a fresh skein-broker process.
 //!
-//! Scenarios: 1 KiB and 100 B records, acks=1 and acks=all; a single consumer
-//! reading each topic back; and the broker's start-up time on the resulting log
-//! after a clean stop and after kill -9. Prints a table and writes JSON.
+//! The load comes from librdkafka's own `rdkafka_performance` (built from the
+//! source in the rdkafka-sys crate): produce 1 KiB and 100 B records with acks=1
+//! and acks=all, and one consumer reading each topic back. A second consumer
+//! that only walks batch headers (plain Fetch requests, no record parsing) shows
+//! what the broker itself can serve. Last, the broker is restarted on the
+//! resulting log after a clean stop and after kill -9, and its start-up timed.
+//! Prints a table and writes JSON.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, Bytes, BytesMut};
 use clap::Parser;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use kafka_protocol::messages::{fetch_request, FetchRequest, FetchResponse, RequestHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 #[derive(Parser, Debug)]
 struct Args {
     /// The skein-broker binary.
     #[arg(long)]
     broker: PathBuf,
+    /// librdkafka's rdkafka_performance binary.
+    #[arg(long)]
+    perf: PathBuf,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results/latest.json")]
     out: PathBuf,
-    /// Bytes to produce per scenario.
+    /// Bytes to produce per 1 KiB scenario (100 B scenarios use a tenth).
     #[arg(long, default_value_t = 1 << 30)]
     bytes: usize,
     /// Partitions per topic.
@@ -46,7 +50,7 @@ struct Broker {
 }
 
 impl Broker {
-    fn start(bin: &PathBuf, dir: PathBuf, port: u16, sets: &[String]) -> (Broker, Duration) {
+    fn start(bin: &Path, dir: PathBuf, port: u16, sets: &[String]) -> (Broker, Duration) {
         let mut cmd = Command::new(bin);
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.display()))
@@ -61,9 +65,19 @@ impl Broker {
         let child = cmd.spawn().expect("start skein-broker");
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(t0.elapsed() < Duration::from_secs(120), "broker did not start");
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         }
-        (Broker { child, port, dir, bin: bin.clone(), sets: sets.to_vec() }, t0.elapsed())
+        let took = t0.elapsed();
+        (
+            Broker {
+                child,
+                port,
+                dir,
+                bin: bin.to_path_buf(),
+                sets: sets.to_vec(),
+            },
+            took,
+        )
     }
 
     fn bootstrap(&self) -> String {
@@ -90,104 +104,93 @@ impl Drop for Broker {
     }
 }
 
-/// Records each delivery's latency (enqueue to acknowledgement) in microseconds.
-struct LatencyContext {
-    sent: Mutex<Vec<Instant>>,
-    latencies_us: Mutex<Vec<u32>>,
-    errors: Mutex<u64>,
+/// Runs rdkafka_performance and returns the cells of its last table row.
+fn run_perf(perf: &Path, args: &[String]) -> Vec<String> {
+    let out = Command::new(perf)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run rdkafka_performance");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "rdkafka_performance failed: {text}");
+    let row = text
+        .lines()
+        .rfind(|l| l.starts_with('|') && !l.contains("elapsed"))
+        .expect("a result row");
+    row.split('|')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
-impl ClientContext for LatencyContext {}
-
-impl ProducerContext for LatencyContext {
-    type DeliveryOpaque = usize;
-    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
-        let now = Instant::now();
-        match result {
-            Ok(_) => {
-                let sent = self.sent.lock().unwrap()[index];
-                self.latencies_us.lock().unwrap().push(now.duration_since(sent).as_micros() as u32);
-            }
-            Err(_) => *self.errors.lock().unwrap() += 1,
-        }
-    }
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0
 }
 
-struct ProduceResult {
-    records: usize,
-    bytes: usize,
-    secs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-fn produce(bootstrap: &str, topic: &str, record_size: usize, total_bytes: usize, acks: &str, partitions: i32) -> ProduceResult {
-    let n = total_bytes / record_size;
-    let ctx = LatencyContext { sent: Mutex::new(Vec::with_capacity(n)), latencies_us: Mutex::new(Vec::with_capacity(n)), errors: Mutex::new(0) };
-    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "262144")
-        .set("queue.buffering.max.messages", "2000000")
-        .set("compression.type", "none")
-        .create_with_context(ctx)
-        .expect("producer");
-    let payload = vec![b'x'; record_size];
+/// A consumer that sends plain Fetch requests and walks only batch headers: the
+/// broker's serving rate without a client's per-record work.
+fn raw_fetch(bootstrap: &str, topic: &str, partitions: i32, partition_max_bytes: i32) -> (usize, f64) {
+    let mut s = TcpStream::connect(bootstrap).expect("connect");
+    s.set_nodelay(true).unwrap();
+    let mut offsets = vec![0i64; partitions as usize];
+    let mut total = 0usize;
     let t0 = Instant::now();
-    for i in 0..n {
-        producer.context().sent.lock().unwrap().push(Instant::now());
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, i).payload(&payload[..]).partition(i as i32 % partitions);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_micros(200));
+    for correlation in 1.. {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(64 << 20)
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(
+                    (0..partitions)
+                        .map(|p| {
+                            fetch_request::FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(offsets[p as usize])
+                                .with_partition_max_bytes(partition_max_bytes)
+                        })
+                        .collect(),
+                )]);
+        let header = RequestHeader::default()
+            .with_request_api_key(1)
+            .with_request_api_version(12)
+            .with_correlation_id(correlation);
+        let mut body = BytesMut::new();
+        header.encode(&mut body, 2).unwrap();
+        req.encode(&mut body, 12).unwrap();
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.put(body);
+        s.write_all(&frame).unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut resp).unwrap();
+        let mut buf = Bytes::from(resp);
+        // Fetch v12 answers with the flexible (v1) response header.
+        kafka_protocol::messages::ResponseHeader::decode(&mut buf, 1).expect("response header");
+        let r = FetchResponse::decode(&mut buf, 12).expect("fetch response");
+        let mut got = 0;
+        for t in &r.responses {
+            for p in &t.partitions {
+                let recs = p.records.as_ref().map_or(&[][..], |b| &b[..]);
+                got += recs.len();
+                let mut pos = 0;
+                while pos + 61 <= recs.len() {
+                    let base = i64::from_be_bytes(recs[pos..pos + 8].try_into().unwrap());
+                    let len = i32::from_be_bytes(recs[pos + 8..pos + 12].try_into().unwrap()) as usize;
+                    let delta = i32::from_be_bytes(recs[pos + 23..pos + 27].try_into().unwrap()) as i64;
+                    offsets[p.partition_index as usize] = base + delta + 1;
+                    pos += 12 + len;
                 }
             }
         }
-    }
-    producer.flush(Duration::from_secs(120)).expect("flush");
-    let secs = t0.elapsed().as_secs_f64();
-    let errors = *producer.context().errors.lock().unwrap();
-    assert_eq!(errors, 0, "delivery errors");
-    let mut lat = producer.context().latencies_us.lock().unwrap().clone();
-    lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-    ProduceResult { records: n, bytes: n * record_size, secs, p50_ms: pct(0.50), p99_ms: pct(0.99) }
-}
-
-fn consume(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> (usize, usize, f64) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "skein-bench")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.max.messages.kbytes", "1048576")
-        .set("fetch.wait.max.ms", "100")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let (mut records, mut bytes) = (0usize, 0usize);
-    let t0 = Instant::now();
-    while records < expected {
-        match consumer.poll(Duration::from_secs(10)) {
-            Some(Ok(m)) => {
-                records += 1;
-                bytes += m.payload().map_or(0, |p| p.len());
-            }
-            Some(Err(e)) => panic!("consume error: {e}"),
-            None => panic!("no data for 10 s after {records} records"),
+        total += got;
+        if got == 0 {
+            break;
         }
     }
-    (records, bytes, t0.elapsed().as_secs_f64())
+    (total, t0.elapsed().as_secs_f64())
 }
 
 fn main() {
@@ -201,37 +204,117 @@ fn main() {
     sets.extend(args.sets.iter().cloned());
     let (mut broker, first_start) = Broker::start(&args.broker, dir.clone(), port, &sets);
     let bootstrap = broker.bootstrap();
-    println!("skein-bench: broker started in {:.1} ms on an empty log", first_start.as_secs_f64() * 1e3);
-    println!("{:<28} {:>10} {:>12} {:>10} {:>10}", "scenario", "MB/s", "records/s", "p50 ms", "p99 ms");
+    println!(
+        "skein-bench: broker started in {:.1} ms on an empty log",
+        first_start.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:<40} {:>9} {:>11} {:>9} {:>9}",
+        "scenario", "MB/s", "records/s", "p50 ms", "p99 ms"
+    );
     let mut json = Vec::new();
     let mut topics = Vec::new();
-    for (record_size, acks) in [(1024, "1"), (1024, "all"), (100, "1"), (100, "all")] {
-        let topic = format!("bench-{record_size}b-acks-{acks}");
-        // 100 B records are benchmarked on a tenth of the bytes (same record-count order).
-        let bytes = if record_size < 1024 { args.bytes / 10 } else { args.bytes };
-        let r = produce(&bootstrap, &topic, record_size, bytes, acks, args.partitions);
-        let mbps = r.bytes as f64 / r.secs / 1e6;
-        let rps = r.records as f64 / r.secs;
-        let name = format!("produce {record_size} B acks={acks}");
-        println!("{name:<28} {mbps:>10.1} {rps:>12.0} {:>10.2} {:>10.2}", r.p50_ms, r.p99_ms);
+    let lat_file = dir.join("latency.txt");
+    for (size, acks) in [(1024usize, "1"), (1024, "all"), (100, "1"), (100, "all")] {
+        let topic = format!("bench-{size}b-acks-{acks}");
+        let bytes = if size < 1024 { args.bytes / 10 } else { args.bytes };
+        let count = bytes / size;
+        let acks_num = if acks == "all" { "-1" } else { "1" };
+        let perf_args: Vec<String> = [
+            "-P",
+            "-t",
+            &topic,
+            "-b",
+            &bootstrap,
+            "-s",
+            &size.to_string(),
+            "-c",
+            &count.to_string(),
+            "-a",
+            acks_num,
+            "-X",
+            "linger.ms=5",
+            "-X",
+            "batch.size=1000000",
+            "-X",
+            "queue.buffering.max.kbytes=1048576",
+            "-q",
+            "-u",
+            "-l",
+            "-A",
+            &lat_file.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let row = run_perf(&args.perf, &perf_args);
+        // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | ...
+        let rps: f64 = row[5].parse().unwrap();
+        let mbps: f64 = row[6].parse().unwrap();
+        let mut lat: Vec<u64> = std::fs::read_to_string(&lat_file)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        lat.sort_unstable();
+        let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+        let name = format!("produce {size} B acks={acks}");
+        println!("{name:<40} {mbps:>9.1} {rps:>11.0} {p50:>9.2} {p99:>9.2}");
         json.push(format!(
-            r#"{{"scenario":"{name}","record_bytes":{record_size},"acks":"{acks}","records":{},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"p50_ms":{:.3},"p99_ms":{:.3}}}"#,
-            r.records, r.p50_ms, r.p99_ms
+            r#"{{"scenario":"{name}","record_bytes":{size},"acks":"{acks}","records":{count},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"p50_ms":{p50:.3},"p99_ms":{p99:.3}}}"#
         ));
-        topics.push((topic, record_size, r.records));
+        topics.push((topic, size, count));
     }
-    for (topic, record_size, n) in &topics {
+    for (topic, size, count) in &topics {
         if topic.ends_with("acks-all") {
             continue;
         }
-        let (records, bytes, secs) = consume(&bootstrap, topic, args.partitions, *n);
+        let mut perf_args = vec![
+            "-C".to_string(),
+            "-t".into(),
+            topic.clone(),
+            "-b".into(),
+            bootstrap.clone(),
+        ];
+        for p in 0..args.partitions {
+            perf_args.extend(["-p".to_string(), p.to_string()]);
+        }
+        perf_args.extend(
+            [
+                "-o",
+                "beginning",
+                "-c",
+                &count.to_string(),
+                "-B",
+                "10000",
+                "-q",
+                "-u",
+                "-X",
+                "fetch.queue.backoff.ms=1",
+                "-X",
+                "queued.max.messages.kbytes=1048576",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let row = run_perf(&args.perf, &perf_args);
+        // | elapsed | msgs | bytes | rtt | m/s | MB/s | ...
+        let rps: f64 = row[4].parse().unwrap();
+        let mbps: f64 = row[5].parse().unwrap();
+        let name = format!("consume {size} B (librdkafka)");
+        println!("{name:<40} {mbps:>9.1} {rps:>11.0} {:>9} {:>9}", "-", "-");
+        json.push(format!(
+            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0}}}"#
+        ));
+        let (bytes, secs) = raw_fetch(&bootstrap, topic, args.partitions, 1 << 20);
         let mbps = bytes as f64 / secs / 1e6;
-        let rps = records as f64 / secs;
-        let name = format!("consume {record_size} B");
-        println!("{name:<28} {mbps:>10.1} {rps:>12.0} {:>10} {:>10}", "-", "-");
-        json.push(format!(r#"{{"scenario":"{name}","record_bytes":{record_size},"records":{records},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0}}}"#));
+        let name = format!("consume {size} B (raw Fetch, headers only)");
+        println!("{name:<40} {mbps:>9.1} {:>11} {:>9} {:>9}", "-", "-", "-");
+        json.push(format!(
+            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1}}}"#
+        ));
     }
-    let log_bytes: u64 = walk_size(&dir);
+    let log_bytes = walk_size(&dir);
     broker.stop(false);
     let clean = broker.restart();
     broker.stop(true);
@@ -256,7 +339,7 @@ fn main() {
     println!("results written to {}", args.out.display());
 }
 
-fn walk_size(dir: &std::path::Path) -> u64 {
+fn walk_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()

@@ -89,36 +89,216 @@ const LONG_MAX: &str = "9223372036854775807";
 /// Broker properties (`server.properties`, `--set`).
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("node.id", T::Int, Some("0"), Some(0), "The node ID of this broker."),
-    def("broker.id", T::Int, None, Some(-1), "Alias of node.id kept for older tooling."),
-    def("listeners", T::List, Some("PLAINTEXT://:9092"), None, "Comma-separated listener URIs the broker binds to. An empty host binds every interface."),
-    def("advertised.listeners", T::List, None, None, "Listeners given to clients in Metadata. Defaults to listeners, with an empty host replaced by localhost."),
-    def("cluster.id", T::String, Some("skein-cluster"), None, "The cluster ID reported in Metadata and DescribeCluster."),
-    def("log.dirs", T::List, Some("./data"), None, "Directory holding the partition logs. Only the first entry is used."),
-    def("log.dir", T::String, None, None, "Single log directory, used when log.dirs is unset."),
-    def("num.partitions", T::Int, Some("1"), Some(1), "Default partition count of auto-created topics."),
-    def("default.replication.factor", T::Short, Some("1"), Some(1), "Default replication factor of auto-created topics."),
-    def("auto.create.topics.enable", T::Boolean, Some("true"), None, "Create a topic when a client asks for metadata of an unknown one."),
-    def("delete.topic.enable", T::Boolean, Some("true"), None, "Allow DeleteTopics."),
-    def("log.segment.bytes", T::Int, Some("1073741824"), Some(14), "Largest size of a segment file before a new one is rolled."),
-    def("log.roll.ms", T::Long, None, Some(1), "Longest age of a segment before a new one is rolled (overrides log.roll.hours)."),
-    def("log.roll.hours", T::Int, Some("168"), Some(1), "Longest age of a segment before a new one is rolled, in hours."),
-    def("log.index.interval.bytes", T::Int, Some("4096"), Some(0), "Bytes of log between two entries of the offset and time indexes."),
-    def("log.retention.ms", T::Long, None, Some(-1), "How long to keep a segment (alias: retention.ms). -1 keeps forever."),
-    def("log.retention.minutes", T::Int, None, Some(-1), "How long to keep a segment, in minutes."),
-    def("log.retention.hours", T::Int, Some("168"), Some(-1), "How long to keep a segment, in hours."),
-    def("log.retention.bytes", T::Long, Some("-1"), Some(-1), "Largest size of a partition log before old segments are deleted (alias: retention.bytes)."),
-    def("log.retention.check.interval.ms", T::Long, Some("300000"), Some(1), "How often the retention check runs."),
-    def("log.cleanup.policy", T::List, Some("delete"), None, "Default cleanup policy of topics."),
-    def("log.message.timestamp.type", T::String, Some("CreateTime"), None, "Default message.timestamp.type of topics: CreateTime or LogAppendTime."),
-    def("message.max.bytes", T::Int, Some("1048588"), Some(0), "Largest record batch the broker accepts."),
-    def("socket.request.max.bytes", T::Int, Some("104857600"), Some(1), "Largest request frame; larger frames close the connection."),
-    def("log.flush.interval.messages", T::Long, Some(LONG_MAX), Some(1), "Messages appended to a partition before its log is fsynced; 1 makes every acknowledged batch durable."),
-    def("log.flush.interval.ms", T::Long, None, Some(0), "Longest time a message stays unflushed; unset leaves flushing to the OS page cache."),
-    def("log.flush.scheduler.interval.ms", T::Long, Some(LONG_MAX), Some(0), "How often the flusher checks log.flush.interval.ms."),
-    def("min.insync.replicas", T::Int, Some("1"), Some(1), "Least in-sync replicas for an acks=all produce."),
-    def("producer.id.expiration.ms", T::Int, Some("86400000"), Some(1), "Idle time after which a producer's state is dropped."),
-    def("unclean.leader.election.enable", T::Boolean, Some("false"), None, "Allow an out-of-sync replica to become leader."),
-    def("compression.type", T::String, Some("producer"), None, "Compression of stored batches; only `producer` (keep what the producer sent) is supported."),
+    def(
+        "broker.id",
+        T::Int,
+        None,
+        Some(-1),
+        "Alias of node.id kept for older tooling.",
+    ),
+    def(
+        "listeners",
+        T::List,
+        Some("PLAINTEXT://:9092"),
+        None,
+        "Comma-separated listener URIs the broker binds to. An empty host binds every interface.",
+    ),
+    def(
+        "advertised.listeners",
+        T::List,
+        None,
+        None,
+        "Listeners given to clients in Metadata. Defaults to listeners, with an empty host replaced by localhost.",
+    ),
+    def(
+        "cluster.id",
+        T::String,
+        Some("skein-cluster"),
+        None,
+        "The cluster ID reported in Metadata and DescribeCluster.",
+    ),
+    def(
+        "log.dirs",
+        T::List,
+        Some("./data"),
+        None,
+        "Directory holding the partition logs. Only the first entry is used.",
+    ),
+    def(
+        "log.dir",
+        T::String,
+        None,
+        None,
+        "Single log directory, used when log.dirs is unset.",
+    ),
+    def(
+        "num.partitions",
+        T::Int,
+        Some("1"),
+        Some(1),
+        "Default partition count of auto-created topics.",
+    ),
+    def(
+        "default.replication.factor",
+        T::Short,
+        Some("1"),
+        Some(1),
+        "Default replication factor of auto-created topics.",
+    ),
+    def(
+        "auto.create.topics.enable",
+        T::Boolean,
+        Some("true"),
+        None,
+        "Create a topic when a client asks for metadata of an unknown one.",
+    ),
+    def(
+        "delete.topic.enable",
+        T::Boolean,
+        Some("true"),
+        None,
+        "Allow DeleteTopics.",
+    ),
+    def(
+        "log.segment.bytes",
+        T::Int,
+        Some("1073741824"),
+        Some(14),
+        "Largest size of a segment file before a new one is rolled.",
+    ),
+    def(
+        "log.roll.ms",
+        T::Long,
+        None,
+        Some(1),
+        "Longest age of a segment before a new one is rolled (overrides log.roll.hours).",
+    ),
+    def(
+        "log.roll.hours",
+        T::Int,
+        Some("168"),
+        Some(1),
+        "Longest age of a segment before a new one is rolled, in hours.",
+    ),
+    def(
+        "log.index.interval.bytes",
+        T::Int,
+        Some("4096"),
+        Some(0),
+        "Bytes of log between two entries of the offset and time indexes.",
+    ),
+    def(
+        "log.retention.ms",
+        T::Long,
+        None,
+        Some(-1),
+        "How long to keep a segment (alias: retention.ms). -1 keeps forever.",
+    ),
+    def(
+        "log.retention.minutes",
+        T::Int,
+        None,
+        Some(-1),
+        "How long to keep a segment, in minutes.",
+    ),
+    def(
+        "log.retention.hours",
+        T::Int,
+        Some("168"),
+        Some(-1),
+        "How long to keep a segment, in hours.",
+    ),
+    def(
+        "log.retention.bytes",
+        T::Long,
+        Some("-1"),
+        Some(-1),
+        "Largest size of a partition log before old segments are deleted (alias: retention.bytes).",
+    ),
+    def(
+        "log.retention.check.interval.ms",
+        T::Long,
+        Some("300000"),
+        Some(1),
+        "How often the retention check runs.",
+    ),
+    def(
+        "log.cleanup.policy",
+        T::List,
+        Some("delete"),
+        None,
+        "Default cleanup policy of topics.",
+    ),
+    def(
+        "log.message.timestamp.type",
+        T::String,
+        Some("CreateTime"),
+        None,
+        "Default message.timestamp.type of topics: CreateTime or LogAppendTime.",
+    ),
+    def(
+        "message.max.bytes",
+        T::Int,
+        Some("1048588"),
+        Some(0),
+        "Largest record batch the broker accepts.",
+    ),
+    def(
+        "socket.request.max.bytes",
+        T::Int,
+        Some("104857600"),
+        Some(1),
+        "Largest request frame; larger frames close the connection.",
+    ),
+    def(
+        "log.flush.interval.messages",
+        T::Long,
+        Some(LONG_MAX),
+        Some(1),
+        "Messages appended to a partition before its log is fsynced; 1 makes every acknowledged batch durable.",
+    ),
+    def(
+        "log.flush.interval.ms",
+        T::Long,
+        None,
+        Some(0),
+        "Longest time a message stays unflushed; unset leaves flushing to the OS page cache.",
+    ),
+    def(
+        "log.flush.scheduler.interval.ms",
+        T::Long,
+        Some(LONG_MAX),
+        Some(0),
+        "How often the flusher checks log.flush.interval.ms.",
+    ),
+    def(
+        "min.insync.replicas",
+        T::Int,
+        Some("1"),
+        Some(1),
+        "Least in-sync replicas for an acks=all produce.",
+    ),
+    def(
+        "producer.id.expiration.ms",
+        T::Int,
+        Some("86400000"),
+        Some(1),
+        "Idle time after which a producer's state is dropped.",
+    ),
+    def(
+        "unclean.leader.election.enable",
+        T::Boolean,
+        Some("false"),
+        None,
+        "Allow an out-of-sync replica to become leader.",
+    ),
+    def(
+        "compression.type",
+        T::String,
+        Some("producer"),
+        None,
+        "Compression of stored batches; only `producer` (keep what the producer sent) is supported.",
+    ),
 ];
 
 /// Names accepted on the command line and in server.properties as aliases of a
@@ -298,17 +478,9 @@ pub enum ConfigError {
     #[error("unknown config `{0}`")]
     Unknown(String),
     #[error("invalid value `{value}` for config `{key}`: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
     #[error("malformed line {line} in {path}: `{text}` (expected key=value)")]
-    Malformed {
-        path: String,
-        line: usize,
-        text: String,
-    },
+    Malformed { path: String, line: usize, text: String },
     #[error("cannot read {path}: {reason}")]
     Io { path: String, reason: String },
 }
@@ -402,21 +574,13 @@ fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
         value: s.to_string(),
         reason: reason.to_string(),
     };
-    let rest = s
-        .split_once("://")
-        .ok_or_else(|| bad("expected NAME://host:port"))?;
+    let rest = s.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
     if rest.0 != "PLAINTEXT" {
         return Err(bad("only PLAINTEXT listeners are supported"));
     }
-    let (host, port) = rest
-        .1
-        .rsplit_once(':')
-        .ok_or_else(|| bad("missing :port"))?;
+    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
     let port: u16 = port.parse().map_err(|_| bad("port must be 0-65535"))?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     Ok(Listener { host, port })
 }
 
@@ -468,8 +632,7 @@ impl BrokerConfig {
                 .find(|(alias, _)| *alias == k)
                 .map(|(_, canonical)| canonical.to_string())
                 .unwrap_or(k);
-            let def =
-                find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
+            let def = find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
             validate(def, &v)?;
             values.insert(key, v);
         }
@@ -506,14 +669,11 @@ impl BrokerConfig {
 
     fn num(&self, key: &str) -> i64 {
         // Values were validated at load, and every numeric key used here has a default.
-        self.get(key)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_default()
+        self.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or_default()
     }
 
     fn flag(&self, key: &str) -> bool {
-        self.get(key)
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        self.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 
     pub fn node_id(&self) -> i32 {
@@ -591,11 +751,7 @@ impl BrokerConfig {
                 }
                 if let Some(m) = self.values.get("log.retention.minutes") {
                     let m: i64 = m.parse().ok()?;
-                    return Some(if m < 0 {
-                        "-1".into()
-                    } else {
-                        (m * 60_000).to_string()
-                    });
+                    return Some(if m < 0 { "-1".into() } else { (m * 60_000).to_string() });
                 }
                 let h = self.num("log.retention.hours");
                 Some(if h < 0 {
@@ -610,10 +766,7 @@ impl BrokerConfig {
                 }
                 Some((self.num("log.roll.hours") * 3_600_000).to_string())
             }
-            "flush.ms" => Some(
-                self.get("log.flush.interval.ms")
-                    .unwrap_or_else(|| LONG_MAX.into()),
-            ),
+            "flush.ms" => Some(self.get("log.flush.interval.ms").unwrap_or_else(|| LONG_MAX.into())),
             key => match topic_synonym(key) {
                 Some(broker_key) => self.get(broker_key),
                 None => find(TOPIC_CONFIGS, key).and_then(|d| d.default.map(str::to_string)),
@@ -692,10 +845,7 @@ mod tests {
     use super::*;
 
     fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
-        BrokerConfig::load(
-            None,
-            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
+        BrokerConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
     #[test]
@@ -732,22 +882,13 @@ mod tests {
             load(&["num.partitions=zero"]),
             Err(ConfigError::Invalid { .. })
         ));
-        assert!(matches!(
-            load(&["num.partitions=0"]),
-            Err(ConfigError::Invalid { .. })
-        ));
+        assert!(matches!(load(&["num.partitions=0"]), Err(ConfigError::Invalid { .. })));
         assert!(matches!(
             load(&["auto.create.topics.enable=maybe"]),
             Err(ConfigError::Invalid { .. })
         ));
-        assert!(matches!(
-            load(&["listeners=9092"]),
-            Err(ConfigError::Invalid { .. })
-        ));
-        assert!(matches!(
-            load(&["novalue"]),
-            Err(ConfigError::Malformed { .. })
-        ));
+        assert!(matches!(load(&["listeners=9092"]), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(load(&["novalue"]), Err(ConfigError::Malformed { .. })));
     }
 
     #[test]
@@ -764,8 +905,7 @@ mod tests {
                     _ => d.default.unwrap_or("x").to_string(),
                 },
             };
-            let c =
-                load(&[&format!("{}={v}", d.name)]).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            let c = load(&[&format!("{}={v}", d.name)]).unwrap_or_else(|e| panic!("{}: {e}", d.name));
             assert_eq!(c.get(d.name).as_deref(), Some(v.as_str()));
         }
     }

@@ -37,10 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("skein-broker: cannot start the runtime: {e}");
@@ -69,9 +66,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         };
         let listener = tokio::net::TcpListener::bind((host.as_str(), l.port))
             .await
-            .map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port))
-            })?;
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port)))?;
         tracing::info!(
             node_id = broker.node_id,
             "listening on {} (advertised as {}:{}), started in {} ms",

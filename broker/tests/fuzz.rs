@@ -51,13 +51,14 @@ fn seeds() -> Vec<Vec<u8>> {
         .unwrap();
         buf.freeze()
     };
-    let produce = ProduceRequest::default().with_acks(1).with_topic_data(vec![
-        produce_request::TopicProduceData::default()
-            .with_name(tn("fuzz"))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_records(Some(batch))
-            ]),
-    ]);
+    let produce =
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(tn("fuzz"))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default().with_records(Some(batch))
+                ])]);
     let fetch = FetchRequest::default()
         .with_max_wait_ms(0)
         .with_topics(vec![fetch_request::FetchTopic::default()
@@ -71,9 +72,10 @@ fn seeds() -> Vec<Vec<u8>> {
             .with_name(tn("other"))
             .with_num_partitions(2)
             .with_replication_factor(1)]);
-    let metadata = MetadataRequest::default().with_topics(Some(vec![
-        metadata_request::MetadataRequestTopic::default().with_name(Some(tn("fuzz"))),
-    ]));
+    let metadata =
+        MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_name(Some(tn("fuzz")))
+        ]));
     [
         encode_request(9, 1, &produce),
         encode_request(12, 2, &fetch),
@@ -153,12 +155,10 @@ fn live_connection_survives_random_and_mutated_bytes() {
     c.send_bytes(&encode_request(
         7,
         1,
-        &CreateTopicsRequest::default().with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(tn("fuzz"))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]),
+        &CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()
+            .with_name(tn("fuzz"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
     ))
     .unwrap();
     c.read_frame().unwrap();
@@ -180,8 +180,7 @@ fn live_connection_survives_random_and_mutated_bytes() {
     runner
         .run(&strategy, |(random, which, edits, cut, framed)| {
             let mut s = std::net::TcpStream::connect(("127.0.0.1", b.port)).unwrap();
-            s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
-                .unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
             let body = if framed {
                 mutate(&seed[which], &edits, cut)
             } else {

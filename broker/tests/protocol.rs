@@ -9,9 +9,7 @@ use common::{encode_request, BrokerProcess, Client};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use skein_broker::protocol::API_TABLE;
 
 fn tn(s: &str) -> TopicName {
@@ -55,11 +53,9 @@ fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
         .with_timeout_ms(5000)
         .with_topic_data(vec![produce_request::TopicProduceData::default()
             .with_name(tn(topic))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records)),
-            ])])
+            .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
 }
 
 fn produce_error(c: &mut Client, version: i16, topic: &str, records: Bytes) -> (i16, i64) {
@@ -69,18 +65,14 @@ fn produce_error(c: &mut Client, version: i16, topic: &str, records: Bytes) -> (
 }
 
 fn create_topic(c: &mut Client, name: &str) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
+    let req = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
             .with_name(tn(name))
             .with_num_partitions(1)
-            .with_replication_factor(1)]);
+            .with_replication_factor(1),
+    ]);
     let resp = c.call(7, &req);
-    assert_eq!(
-        resp.topics[0].error_code, 0,
-        "{:?}",
-        resp.topics[0].error_message
-    );
+    assert_eq!(resp.topics[0].error_code, 0, "{:?}", resp.topics[0].error_message);
 }
 
 fn fetch_all(c: &mut Client, topic: &str) -> (i64, usize) {
@@ -116,26 +108,24 @@ fn every_api_answers_at_every_served_version() {
             match entry.key {
                 ApiKey::Produce => check!(produce_request("versions", records(1, 10))),
                 ApiKey::Fetch => {
-                    check!(FetchRequest::default()
-                        .with_max_wait_ms(0)
-                        .with_topics(vec![fetch_request::FetchTopic::default()
+                    check!(FetchRequest::default().with_max_wait_ms(0).with_topics(vec![
+                        fetch_request::FetchTopic::default()
                             .with_topic(tn("versions"))
-                            .with_partitions(vec![fetch_request::FetchPartition::default()
-                                .with_partition_max_bytes(1 << 20)])]))
+                            .with_partitions(vec![
+                                fetch_request::FetchPartition::default().with_partition_max_bytes(1 << 20)
+                            ])
+                    ]))
                 }
                 ApiKey::ListOffsets => check!(ListOffsetsRequest::default().with_topics(vec![
                     list_offsets_request::ListOffsetsTopic::default()
                         .with_name(tn("versions"))
                         .with_partitions(vec![
-                            list_offsets_request::ListOffsetsPartition::default()
-                                .with_timestamp(-1)
+                            list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)
                         ])
                 ])),
-                ApiKey::Metadata => check!(MetadataRequest::default().with_topics(if v == 0 {
-                    Some(vec![])
-                } else {
-                    None
-                })),
+                ApiKey::Metadata => {
+                    check!(MetadataRequest::default().with_topics(if v == 0 { Some(vec![]) } else { None }))
+                }
                 ApiKey::ApiVersions => check!(ApiVersionsRequest::default()),
                 ApiKey::CreateTopics => {
                     check!(CreateTopicsRequest::default().with_validate_only(true))
@@ -143,15 +133,14 @@ fn every_api_answers_at_every_served_version() {
                 ApiKey::DeleteTopics => check!(DeleteTopicsRequest::default()),
                 ApiKey::DeleteRecords => check!(DeleteRecordsRequest::default()),
                 ApiKey::InitProducerId => check!(InitProducerIdRequest::default()),
-                ApiKey::DescribeConfigs => check!(DescribeConfigsRequest::default()
-                    .with_resources(vec![
-                        describe_configs_request::DescribeConfigsResource::default()
-                            .with_resource_type(2)
-                            .with_resource_name(StrBytes::from_static_str("versions")),
-                        describe_configs_request::DescribeConfigsResource::default()
-                            .with_resource_type(4)
-                            .with_resource_name(StrBytes::from_static_str("0")),
-                    ])),
+                ApiKey::DescribeConfigs => check!(DescribeConfigsRequest::default().with_resources(vec![
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("versions")),
+                    describe_configs_request::DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(StrBytes::from_static_str("0")),
+                ])),
                 ApiKey::AlterConfigs => check!(AlterConfigsRequest::default()),
                 ApiKey::CreatePartitions => check!(CreatePartitionsRequest::default()),
                 ApiKey::IncrementalAlterConfigs => {
@@ -186,10 +175,7 @@ fn api_versions_lists_the_table_and_answers_unknown_versions_in_v0() {
     let mut body = raw.slice(4..);
     let v0 = ApiVersionsResponse::decode(&mut body, 0).unwrap();
     assert_eq!(v0.error_code, ResponseError::UnsupportedVersion.code());
-    assert!(v0
-        .api_keys
-        .iter()
-        .any(|k| k.api_key == 18 && k.max_version == 3));
+    assert!(v0.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 3));
 }
 
 #[test]
@@ -280,10 +266,7 @@ fn acks_all_below_min_insync_replicas_is_refused() {
     );
     let mut acks1 = produce_request("isr", records(1, 1));
     acks1.acks = 1;
-    assert_eq!(
-        c.call(9, &acks1).responses[0].partition_responses[0].error_code,
-        0
-    );
+    assert_eq!(c.call(9, &acks1).responses[0].partition_responses[0].error_code, 0);
 }
 
 #[test]
@@ -358,10 +341,7 @@ fn malformed_frames_close_only_their_connection() {
     let mut b = BrokerProcess::start(&["socket.request.max.bytes=1048576"]);
     let mut keep = b.connect();
     create_topic(&mut keep, "survivor");
-    assert_eq!(
-        produce_error(&mut keep, 9, "survivor", records(10, 10)),
-        (0, 0)
-    );
+    assert_eq!(produce_error(&mut keep, 9, "survivor", records(10, 10)), (0, 0));
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -375,11 +355,7 @@ fn malformed_frames_close_only_their_connection() {
         ),
         (
             "unknown API key",
-            [
-                &10i32.to_be_bytes()[..],
-                &[0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0],
-            ]
-            .concat(),
+            [&10i32.to_be_bytes()[..], &[0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0]].concat(),
         ),
         ("Produce v2 (too old)", {
             let f = encode_request(3, 1, &produce_request("survivor", records(1, 1)));
@@ -399,10 +375,9 @@ fn malformed_frames_close_only_their_connection() {
             let f = encode_request(
                 9,
                 1,
-                &MetadataRequest::default()
-                    .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
-                    )
-                    .with_name(Some(tn("survivor")))])),
+                &MetadataRequest::default().with_topics(Some(vec![
+                    metadata_request::MetadataRequestTopic::default().with_name(Some(tn("survivor")))
+                ])),
             );
             let mut f = f[..f.len() - 3].to_vec();
             let len = (f.len() - 4) as i32;
@@ -413,10 +388,7 @@ fn malformed_frames_close_only_their_connection() {
     for (name, bytes) in cases {
         let mut c = b.connect();
         c.send_bytes(&bytes).unwrap();
-        assert!(
-            c.closed_by_broker(),
-            "{name}: the broker should close the connection"
-        );
+        assert!(c.closed_by_broker(), "{name}: the broker should close the connection");
         assert!(b.alive(), "{name}: the broker must not crash");
     }
     // A frame that promises more bytes than it sends just waits; closing it is harmless.
@@ -437,21 +409,14 @@ fn pipelined_requests_are_answered_in_order() {
     create_topic(&mut c, "pipe");
     let mut all = Vec::new();
     for i in 0..50 {
-        all.extend_from_slice(&encode_request(
-            9,
-            1000 + i,
-            &produce_request("pipe", records(1, 100)),
-        ));
+        all.extend_from_slice(&encode_request(9, 1000 + i, &produce_request("pipe", records(1, 100))));
         all.extend_from_slice(&encode_request(12, 2000 + i, &MetadataRequest::default()));
     }
     c.send_bytes(&all).unwrap();
     for i in 0..50 {
         for expected in [1000 + i, 2000 + i] {
             let frame = c.read_frame().unwrap();
-            assert_eq!(
-                i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
-                expected
-            );
+            assert_eq!(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]), expected);
         }
     }
 }

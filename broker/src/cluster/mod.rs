@@ -42,27 +42,16 @@ pub struct Topic {
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| parts.get(i).cloned())
+        usize::try_from(index).ok().and_then(|i| parts.get(i).cloned())
     }
     pub fn partition_count(&self) -> usize {
-        self.partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).len()
     }
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub fn overrides(&self) -> BTreeMap<String, String> {
-        self.overrides
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.overrides.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -170,8 +159,7 @@ impl Broker {
                 let dir = log_dir.join(format!("{}-{p}", meta.name));
                 let rp = recovery.get(&key).copied().unwrap_or(0);
                 let start = starts.get(&key).copied().unwrap_or(0);
-                let (part, s) =
-                    Partition::open(&meta.name, p, &dir, cfg.clone(), rp, start, clean)?;
+                let (part, s) = Partition::open(&meta.name, p, &dir, cfg.clone(), rp, start, clean)?;
                 stats.0 += s.segments;
                 stats.1 += s.recovered_segments;
                 stats.2 += s.truncated_bytes;
@@ -247,9 +235,7 @@ impl Broker {
                 let mut seen = replicas.clone();
                 seen.sort_unstable();
                 seen.dedup();
-                if replicas.is_empty()
-                    || seen.len() != replicas.len()
-                    || replicas.iter().any(|b| !brokers.contains(b))
+                if replicas.is_empty() || seen.len() != replicas.len() || replicas.iter().any(|b| !brokers.contains(b))
                 {
                     return Err(AdminError::new(
                         ResponseError::InvalidReplicaAssignment,
@@ -320,8 +306,7 @@ impl Broker {
         })
         .await?;
         let topic = Arc::new(topic);
-        self.topics_write()
-            .insert(t.name.clone(), Arc::clone(&topic));
+        self.topics_write().insert(t.name.clone(), Arc::clone(&topic));
         tracing::info!(topic = %t.name, partitions, "created topic");
         Ok(topic)
     }
@@ -360,11 +345,7 @@ impl Broker {
             )
         })?;
         let path = self.metadata_path(name);
-        let dirs: Vec<PathBuf> = topic
-            .all_partitions()
-            .iter()
-            .map(|p| p.dir().to_path_buf())
-            .collect();
+        let dirs: Vec<PathBuf> = topic.all_partitions().iter().map(|p| p.dir().to_path_buf()).collect();
         for p in topic.all_partitions() {
             p.mark_deleted();
         }
@@ -423,9 +404,7 @@ impl Broker {
                     ),
                 ));
             }
-            if a.iter()
-                .any(|r| r.is_empty() || r.iter().any(|b| !brokers.contains(b)))
-            {
+            if a.iter().any(|r| r.is_empty() || r.iter().any(|b| !brokers.contains(b))) {
                 return Err(AdminError::new(
                     ResponseError::InvalidReplicaAssignment,
                     format!("Unknown broker in assignment {a:?}"),
@@ -502,20 +481,13 @@ impl Broker {
     }
 
     fn metadata_path(&self, topic: &str) -> PathBuf {
-        self.log_dir
-            .join(METADATA_DIR)
-            .join(format!("{topic}.topic"))
+        self.log_dir.join(METADATA_DIR).join(format!("{topic}.topic"))
     }
 
     /// Hands out a producer id, persisting the allocator a block at a time so ids are never reused.
     pub fn allocate_producer_id(&self) -> io::Result<i64> {
-        let _g = self
-            .producer_id_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if self.next_producer_id.load(Ordering::SeqCst)
-            >= self.producer_id_limit.load(Ordering::SeqCst)
-        {
+        let _g = self.producer_id_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.next_producer_id.load(Ordering::SeqCst) >= self.producer_id_limit.load(Ordering::SeqCst) {
             self.reserve_producer_ids()?;
         }
         Ok(self.next_producer_id.fetch_add(1, Ordering::SeqCst))
@@ -581,14 +553,10 @@ impl Broker {
     /// Background tasks: retention and flush checks, periodic checkpoints.
     pub fn spawn_background(self: &Arc<Self>) {
         let broker = Arc::clone(self);
-        let retention_every =
-            Duration::from_millis(self.config.retention_check_interval_ms().max(1));
-        let flush_every =
-            Duration::from_millis(self.config.flush_scheduler_interval_ms().clamp(1, 60_000));
+        let retention_every = Duration::from_millis(self.config.retention_check_interval_ms().max(1));
+        let flush_every = Duration::from_millis(self.config.flush_scheduler_interval_ms().clamp(1, 60_000));
         tokio::spawn(async move {
-            let tick = retention_every
-                .min(flush_every)
-                .min(Duration::from_secs(60));
+            let tick = retention_every.min(flush_every).min(Duration::from_secs(60));
             let mut last_retention = std::time::Instant::now();
             let mut last_checkpoint = std::time::Instant::now();
             loop {
@@ -625,9 +593,7 @@ impl Broker {
 }
 
 /// Runs blocking work (disk I/O) off the async runtime.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(io::Error::other(format!("blocking task failed: {e}"))))
@@ -668,10 +634,7 @@ struct TopicMeta {
 
 impl TopicMeta {
     fn write(&self, path: &Path) -> io::Result<()> {
-        let mut s = format!(
-            "name={}\nid={}\npartitions={}\n",
-            self.name, self.id, self.partitions
-        );
+        let mut s = format!("name={}\nid={}\npartitions={}\n", self.name, self.id, self.partitions);
         for (k, v) in &self.overrides {
             s.push_str(&format!("config.{k}={v}\n"));
         }
@@ -680,12 +643,7 @@ impl TopicMeta {
 
     fn read(path: &Path) -> io::Result<TopicMeta> {
         let text = std::fs::read_to_string(path)?;
-        let bad = |what: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: {what}", path.display()),
-            )
-        };
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
         let mut meta = TopicMeta {
             name: String::new(),
             id: Uuid::nil(),
@@ -697,9 +655,7 @@ impl TopicMeta {
             match k {
                 "name" => meta.name = v.to_string(),
                 "id" => meta.id = v.parse().map_err(|_| bad("bad id"))?,
-                "partitions" => {
-                    meta.partitions = v.parse().map_err(|_| bad("bad partition count"))?
-                }
+                "partitions" => meta.partitions = v.parse().map_err(|_| bad("bad partition count"))?,
                 _ => {
                     if let Some(key) = k.strip_prefix("config.") {
                         meta.overrides.insert(key.to_string(), v.to_string());

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::{blocking, now_ms, Broker};
 use crate::config::LogConfig;
-use crate::log::{AppendError, AppendInfo, Log, OpenStats, ReadError, ReadResult};
+use crate::log::{AppendError, AppendInfo, FileSlice, Log, OpenStats, ReadError, ReadResult};
 
 /// A partition hosted on this broker.
 #[derive(Debug)]
@@ -107,23 +107,28 @@ impl Partition {
     }
 
     /// Reads whole batches from `offset`.
-    pub async fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, ReadError> {
+    pub async fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, ReadError> {
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || Self::lock(&log).read(offset, max_bytes, min_one_batch))
             .await
             .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))?
     }
 
-    /// ListOffsets by timestamp (or -3 for the max timestamp): (timestamp, offset).
-    pub async fn offset_for_timestamp(
+    /// Locates whole batches from `offset` for a zero-copy send.
+    pub async fn read_slice(
         &self,
-        timestamp: i64,
-    ) -> Result<Option<(i64, i64)>, ReadError> {
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<Option<FileSlice>, ReadError> {
+        let log = Arc::clone(&self.log);
+        tokio::task::spawn_blocking(move || Self::lock(&log).read_slice(offset, max_bytes, min_one_batch))
+            .await
+            .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))?
+    }
+
+    /// ListOffsets by timestamp (or -3 for the max timestamp): (timestamp, offset).
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ReadError> {
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || {
             let log = Self::lock(&log);
@@ -149,10 +154,9 @@ impl Partition {
                 end: hw,
             });
         }
-        let start =
-            tokio::task::spawn_blocking(move || Self::lock(&log).delete_records_before(target))
-                .await
-                .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))??;
+        let start = tokio::task::spawn_blocking(move || Self::lock(&log).delete_records_before(target))
+            .await
+            .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))??;
         self.log_start_offset.store(start, Ordering::SeqCst);
         Ok(start)
     }
@@ -199,8 +203,7 @@ impl Partition {
             }
         }
         log.expire_producers(now, producer_expiration_ms);
-        self.log_start_offset
-            .store(log.log_start_offset(), Ordering::SeqCst);
+        self.log_start_offset.store(log.log_start_offset(), Ordering::SeqCst);
     }
 
     /// Flushes if `flush.ms` has passed (blocking).

@@ -152,8 +152,7 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             available: batch.len(),
         });
     }
-    if h.last_offset_delta < 0 || h.records_count < 1 || h.records_count - 1 != h.last_offset_delta
-    {
+    if h.last_offset_delta < 0 || h.records_count < 1 || h.records_count - 1 != h.last_offset_delta {
         return Err(BatchError::RecordCount {
             count: h.records_count,
             last_offset_delta: h.last_offset_delta,
@@ -170,9 +169,7 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
 }
 
 /// Splits a produce request's record bytes into validated batches.
-pub fn split_batches(
-    records: &[u8],
-) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn split_batches(records: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
@@ -234,11 +231,7 @@ pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {
     }
     let mut buf = bytes::Bytes::copy_from_slice(batch);
     match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-        Ok(set) => set
-            .records
-            .iter()
-            .map(|r| (r.offset, r.timestamp))
-            .collect(),
+        Ok(set) => set.records.iter().map(|r| (r.offset, r.timestamp)).collect(),
         Err(_) => vec![(h.base_offset, h.max_timestamp)],
     }
 }
@@ -248,19 +241,10 @@ pub(crate) mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::StrBytes;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     /// Encodes a real v2 batch of `n` records with kafka-protocol's encoder.
-    pub fn make_batch(
-        n: usize,
-        ts: i64,
-        pid: i64,
-        epoch: i16,
-        seq: i32,
-        compression: Compression,
-    ) -> Bytes {
+    pub fn make_batch(n: usize, ts: i64, pid: i64, epoch: i16, seq: i32, compression: Compression) -> Bytes {
         let records: Vec<Record> = (0..n)
             .map(|i| Record {
                 transactional: false,
@@ -276,12 +260,9 @@ pub(crate) mod tests {
                 timestamp: ts + i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: [(
-                    StrBytes::from_static_str("h"),
-                    Some(Bytes::from_static(b"v")),
-                )]
-                .into_iter()
-                .collect(),
+                headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))]
+                    .into_iter()
+                    .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -302,12 +283,7 @@ pub(crate) mod tests {
         let b = make_batch(5, 1000, 7, 1, 0, Compression::None);
         let h = validate(&b).unwrap();
         assert_eq!(
-            (
-                h.records_count,
-                h.last_offset_delta,
-                h.producer_id,
-                h.base_sequence
-            ),
+            (h.records_count, h.last_offset_delta, h.producer_id, h.base_sequence),
             (5, 4, 7, 0)
         );
         assert_eq!(h.size(), b.len());

@@ -67,10 +67,7 @@ mod tests {
         c.insert(("orders".into(), 0), 42);
         c.insert(("orders".into(), 1), 7);
         write(&p, &c).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "0\n2\norders 0 42\norders 1 7\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "0\n2\norders 0 42\norders 1 7\n");
         assert_eq!(read(&p).unwrap(), c);
         assert!(read(&dir.path().join("missing")).unwrap().is_empty());
         std::fs::write(&p, "0\n3\norders 0 42\n").unwrap();

@@ -173,11 +173,7 @@ impl TimeIndex {
 }
 
 fn open_and_read(path: &Path) -> io::Result<(File, Vec<u8>)> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)?;
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok((file, bytes))

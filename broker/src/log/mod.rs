@@ -64,6 +64,15 @@ pub struct ReadResult {
     pub bytes: Vec<u8>,
 }
 
+/// A byte range of a segment file holding whole batches: what a fetch sends.
+/// Holding the file keeps the range readable even if retention unlinks it.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<std::fs::File>,
+    pub position: u64,
+    pub len: usize,
+}
+
 /// One partition's log.
 #[derive(Debug)]
 pub struct Log {
@@ -138,16 +147,10 @@ impl Log {
         let mut log_start = log_start_offset;
         if segments.is_empty() {
             let base = log_start.max(0);
-            segments.insert(
-                base,
-                Segment::create(dir, base, config.index_interval_bytes, now_ms)?,
-            );
+            segments.insert(base, Segment::create(dir, base, config.index_interval_bytes, now_ms)?);
         }
         let first_base = *segments.keys().next().expect("at least one segment");
-        let next_offset = segments
-            .values()
-            .next_back()
-            .map_or(first_base, |s| s.next_offset());
+        let next_offset = segments.values().next_back().map_or(first_base, |s| s.next_offset());
         log_start = log_start.max(first_base).min(next_offset);
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -166,8 +169,7 @@ impl Log {
 
     /// Restores producer state: the newest snapshot, then the batches after it.
     fn load_producer_state(&mut self) -> io::Result<()> {
-        let (from, state) =
-            producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
+        let (from, state) = producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
         self.producers = state;
         let mut offset = from.max(self.log_start_offset);
         for seg in self.segments.values() {
@@ -201,12 +203,7 @@ impl Log {
     }
 
     /// Validates and appends a produce request's records for this partition.
-    pub fn append(
-        &mut self,
-        records: &[u8],
-        now_ms: i64,
-        leader_epoch: i32,
-    ) -> Result<AppendInfo, AppendError> {
+    pub fn append(&mut self, records: &[u8], now_ms: i64, leader_epoch: i32) -> Result<AppendInfo, AppendError> {
         let batches = batch::split_batches(records)?;
         if batches.is_empty() {
             return Err(BatchError::Truncated(0).into());
@@ -221,9 +218,7 @@ impl Log {
         }
         // Check every batch before writing any, against a scratch copy of the
         // producers involved, so a request is applied whole or not at all.
-        let mut scratch = self
-            .producers
-            .subset(batches.iter().map(|(h, _)| h.producer_id));
+        let mut scratch = self.producers.subset(batches.iter().map(|(h, _)| h.producer_id));
         let mut plan = Vec::with_capacity(batches.len());
         let mut next = self.next_offset;
         for (h, range) in &batches {
@@ -238,11 +233,7 @@ impl Log {
                 }
             }
         }
-        let log_append_time = if self.config.log_append_time {
-            now_ms
-        } else {
-            -1
-        };
+        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
         let mut info = AppendInfo {
             base_offset: plan[0].1,
             last_offset: plan[plan.len() - 1].2,
@@ -311,10 +302,7 @@ impl Log {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            if let Some(o) = name
-                .strip_suffix(".snapshot")
-                .and_then(|s| s.parse::<i64>().ok())
-            {
+            if let Some(o) = name.strip_suffix(".snapshot").and_then(|s| s.parse::<i64>().ok()) {
                 if o < keep_from && o < self.log_start_offset {
                     let _ = std::fs::remove_file(e.path());
                 }
@@ -322,14 +310,15 @@ impl Log {
         }
     }
 
-    /// Reads whole batches starting with the one containing `offset`, up to
+    /// Locates whole batches starting with the one containing `offset`, up to
     /// `max_bytes`, but always at least one whole batch when `min_one_batch`.
-    pub fn read(
+    /// None when there is nothing to send.
+    pub fn read_slice(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> Result<ReadResult, ReadError> {
+    ) -> Result<Option<FileSlice>, ReadError> {
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(ReadError::OffsetOutOfRange {
                 offset,
@@ -338,40 +327,37 @@ impl Log {
             });
         }
         if offset == self.next_offset {
-            return Ok(ReadResult::default());
+            return Ok(None);
         }
-        for seg in self
+        let candidates = self
             .segments
             .range(..=offset)
             .next_back()
             .into_iter()
-            .chain(self.segments.range(offset + 1..))
-        {
-            let seg = seg.1;
-            let Some((pos, first)) = seg.position_of(offset)? else {
+            .chain(self.segments.range(offset + 1..));
+        for (_, seg) in candidates {
+            let Some((position, _)) = seg.position_of(offset)? else {
                 continue;
             };
-            if first.size() > max_bytes {
-                if !min_one_batch {
-                    return Ok(ReadResult::default());
-                }
-                return Ok(ReadResult {
-                    bytes: seg.read(pos, first.size())?,
-                });
-            }
-            let mut bytes = seg.read(pos, max_bytes)?;
-            // Keep whole batches only.
-            let mut end = 0;
-            while let Some(size) = batch::peek_size(&bytes[end..]) {
-                if end + size > bytes.len() {
-                    break;
-                }
-                end += size;
-            }
-            bytes.truncate(end);
-            return Ok(ReadResult { bytes });
+            let len = seg.whole_batches_len(position, max_bytes, min_one_batch)?;
+            return Ok((len > 0).then(|| FileSlice {
+                file: seg.file(),
+                position,
+                len,
+            }));
         }
-        Ok(ReadResult::default())
+        Ok(None)
+    }
+
+    /// Reads the batches [`read_slice`](Self::read_slice) locates.
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadResult, ReadError> {
+        use std::os::unix::fs::FileExt;
+        let Some(slice) = self.read_slice(offset, max_bytes, min_one_batch)? else {
+            return Ok(ReadResult::default());
+        };
+        let mut bytes = vec![0u8; slice.len];
+        slice.file.read_exact_at(&mut bytes, slice.position)?;
+        Ok(ReadResult { bytes })
     }
 
     /// ListOffsets by timestamp: the first record with timestamp >= `timestamp`.
@@ -395,22 +381,19 @@ impl Log {
 
     /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp (the first such).
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, ReadError> {
-        let best = self
-            .segments
-            .values()
-            .filter(|s| s.max_timestamp() >= 0)
-            .fold(None::<&Segment>, |best, s| match best {
-                Some(b) if b.max_timestamp() >= s.max_timestamp() => Some(b),
-                _ => Some(s),
-            });
+        let best =
+            self.segments
+                .values()
+                .filter(|s| s.max_timestamp() >= 0)
+                .fold(None::<&Segment>, |best, s| match best {
+                    Some(b) if b.max_timestamp() >= s.max_timestamp() => Some(b),
+                    _ => Some(s),
+                });
         let Some(seg) = best else { return Ok(None) };
         let target = seg.max_timestamp();
         if let Some((pos, h)) = seg.find_by_timestamp(target)? {
             let bytes = seg.read(pos, h.size())?;
-            if let Some((o, t)) = batch::record_timestamps(&bytes)
-                .into_iter()
-                .find(|&(_, t)| t == target)
-            {
+            if let Some((o, t)) = batch::record_timestamps(&bytes).into_iter().find(|&(_, t)| t == target) {
                 return Ok(Some((t, o)));
             }
         }
@@ -427,10 +410,7 @@ impl Log {
         if retention_ms >= 0 {
             // An expired active segment is rolled first so that it can go too (as Kafka does).
             let active = self.active();
-            if self.segments.len() == 1
-                && active.size() > 0
-                && now_ms - active.largest_timestamp() > retention_ms
-            {
+            if self.segments.len() == 1 && active.size() > 0 && now_ms - active.largest_timestamp() > retention_ms {
                 self.roll(now_ms)?;
             }
             while self.segments.len() > 1 {
@@ -463,11 +443,7 @@ impl Log {
         };
         let seg = self.segments.remove(&base).expect("present");
         seg.delete()?;
-        let first = *self
-            .segments
-            .keys()
-            .next()
-            .expect("the active segment stays");
+        let first = *self.segments.keys().next().expect("the active segment stays");
         self.log_start_offset = self.log_start_offset.max(first);
         Ok(())
     }
@@ -534,8 +510,7 @@ impl Log {
 
     /// Whether `flush.ms` has passed since the last flush with data pending.
     pub fn flush_due(&self, now_ms: i64) -> bool {
-        self.recovery_point() < self.next_offset
-            && now_ms - self.last_flush_ms >= self.config.flush_ms
+        self.recovery_point() < self.next_offset && now_ms - self.last_flush_ms >= self.config.flush_ms
     }
 
     /// Flushes and writes a producer snapshot: called at clean shutdown.

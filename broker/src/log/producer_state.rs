@@ -120,14 +120,11 @@ impl ProducerStateManager {
         if !h.has_producer_id() {
             return;
         }
-        let entry = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-                last_timestamp: h.max_timestamp,
-            });
+        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: h.producer_epoch,
+            batches: VecDeque::new(),
+            last_timestamp: h.max_timestamp,
+        });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -149,8 +146,7 @@ impl ProducerStateManager {
 
     /// Drops producers idle for longer than `expiration_ms`.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers
-            .retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+        self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
     }
 
     /// A copy of the entries of the given producers, for checking a request before applying it.
@@ -266,10 +262,7 @@ pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManager) -> 
 }
 
 /// The newest readable snapshot at or below `max_offset`, removing newer or damaged ones.
-pub fn latest_snapshot(
-    dir: &Path,
-    max_offset: i64,
-) -> io::Result<Option<(i64, ProducerStateManager)>> {
+pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, ProducerStateManager)>> {
     let mut offsets: Vec<i64> = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().to_string();
@@ -283,10 +276,7 @@ pub fn latest_snapshot(
     while let Some(o) = offsets.pop() {
         let path = dir.join(snapshot_name(o));
         if o <= max_offset {
-            if let Some(state) = std::fs::read(&path)
-                .ok()
-                .and_then(|b| ProducerStateManager::decode(&b))
-            {
+            if let Some(state) = std::fs::read(&path).ok().and_then(|b| ProducerStateManager::decode(&b)) {
                 // Keep the newest good snapshot only.
                 for older in offsets {
                     let _ = std::fs::remove_file(dir.join(snapshot_name(older)));
@@ -346,17 +336,11 @@ mod tests {
         s.update(&batch(1, 0, 0, 10, 0));
         assert_eq!(
             s.check(&batch(1, 0, 11, 1, 10)),
-            Err(SequenceError::OutOfOrder {
-                expected: 10,
-                got: 11
-            })
+            Err(SequenceError::OutOfOrder { expected: 10, got: 11 })
         );
         assert_eq!(
             s.check(&batch(2, 0, 5, 1, 10)),
-            Err(SequenceError::OutOfOrder {
-                expected: 0,
-                got: 5
-            })
+            Err(SequenceError::OutOfOrder { expected: 0, got: 5 })
         );
     }
 

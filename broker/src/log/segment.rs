@@ -49,12 +49,7 @@ pub struct RecoveryResult {
 
 impl Segment {
     /// Creates a new, empty segment.
-    pub fn create(
-        dir: &Path,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> io::Result<Segment> {
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         for ext in ["log", "index", "timeindex"] {
             // A leftover from an earlier life of this offset range would corrupt reads.
@@ -63,12 +58,7 @@ impl Segment {
         Self::open_files(dir, base_offset, index_interval_bytes, now_ms)
     }
 
-    fn open_files(
-        dir: &Path,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> io::Result<Segment> {
+    fn open_files(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log = OpenOptions::new()
             .read(true)
@@ -116,10 +106,7 @@ impl Segment {
                 }
             }
         }
-        let index_consistent = seg
-            .index
-            .last()
-            .is_none_or(|(_, pos)| (pos as u64) < seg.size);
+        let index_consistent = seg.index.last().is_none_or(|(_, pos)| (pos as u64) < seg.size);
         if trust_indexes && index_ok && time_ok && index_consistent {
             let r = seg.load_tail()?;
             Ok((seg, r))
@@ -236,9 +223,7 @@ impl Segment {
     /// Adds index entries for a batch written at `pos`.
     fn index_batch(&mut self, h: &BatchHeader, pos: u64) -> io::Result<()> {
         let rel = (h.base_offset - self.base_offset) as u32;
-        if self.bytes_since_last_index >= self.index_interval_bytes
-            || (pos == 0 && self.index.is_empty())
-        {
+        if self.bytes_since_last_index >= self.index_interval_bytes || (pos == 0 && self.index.is_empty()) {
             if pos > 0 {
                 self.index.append(rel, pos as u32)?;
             }
@@ -279,6 +264,22 @@ impl Segment {
             pos += h.size() as u64;
         }
         Ok(None)
+    }
+
+    /// The length of the whole batches starting at `pos` that fit in `max_bytes`
+    /// (at least the first one when `min_one`), read from their length fields only.
+    pub fn whole_batches_len(&self, pos: u64, max_bytes: usize, min_one: bool) -> io::Result<usize> {
+        let mut len = 0usize;
+        let mut head = [0u8; LOG_OVERHEAD];
+        while pos + (len + LOG_OVERHEAD) as u64 <= self.size {
+            self.log.read_exact_at(&mut head, pos + len as u64)?;
+            let Some(size) = batch::peek_size(&head) else { break };
+            if pos + (len + size) as u64 > self.size || (len + size > max_bytes && !(min_one && len == 0)) {
+                break;
+            }
+            len += size;
+        }
+        Ok(len)
     }
 
     /// Reads `len` bytes at `pos` (clamped to the segment's end).
@@ -335,9 +336,7 @@ impl Segment {
     }
     /// When this segment started, for `segment.ms`.
     pub fn rolling_timestamp(&self) -> i64 {
-        self.first_timestamp
-            .filter(|t| *t >= 0)
-            .unwrap_or(self.created_ms)
+        self.first_timestamp.filter(|t| *t >= 0).unwrap_or(self.created_ms)
     }
     /// The time retention compares against: the largest timestamp, or the file's age.
     pub fn largest_timestamp(&self) -> i64 {

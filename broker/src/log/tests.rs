@@ -22,8 +22,7 @@ fn offsets(bytes: &[u8]) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
-        let h =
-            batch::validate(&bytes[pos..pos + batch::peek_size(&bytes[pos..]).unwrap()]).unwrap();
+        let h = batch::validate(&bytes[pos..pos + batch::peek_size(&bytes[pos..]).unwrap()]).unwrap();
         out.push((h.base_offset, h.last_offset()));
         pos += h.size();
     }
@@ -68,18 +67,11 @@ fn index_lookup_finds_every_offset_across_rolled_segments() {
     for i in 0..500 {
         log.append(&batch(2, i), 1_000, 0).unwrap();
     }
-    assert!(
-        log.segment_count() > 10,
-        "segments: {}",
-        log.segment_count()
-    );
+    assert!(log.segment_count() > 10, "segments: {}", log.segment_count());
     for off in (0..1000).step_by(7) {
         let r = log.read(off, 100, true).unwrap();
         let (first, last) = offsets(&r.bytes)[0];
-        assert!(
-            first <= off && off <= last,
-            "offset {off} in {first}..{last}"
-        );
+        assert!(first <= off && off <= last, "offset {off} in {first}..{last}");
     }
     // Files are named by 20-digit base offsets.
     assert!(dir.path().join("00000000000000000000.log").exists());
@@ -118,12 +110,8 @@ fn timestamp_lookup_finds_the_first_record_at_or_after() {
     );
     for i in 0..200 {
         // Batches of 3 records with timestamps 10i, 10i+1, 10i+2.
-        log.append(
-            &make_batch(3, i * 10, -1, -1, -1, Compression::Snappy),
-            0,
-            0,
-        )
-        .unwrap();
+        log.append(&make_batch(3, i * 10, -1, -1, -1, Compression::Snappy), 0, 0)
+            .unwrap();
     }
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 0)));
     assert_eq!(log.offset_for_timestamp(501).unwrap(), Some((501, 151)));
@@ -280,10 +268,7 @@ fn clean_reopen_trusts_indexes_and_keeps_every_offset() {
     .unwrap();
     assert_eq!(stats.recovered_segments, 0);
     assert_eq!(log.log_end_offset(), 300);
-    assert_eq!(
-        offsets(&log.read(123, 1, true).unwrap().bytes),
-        vec![(123, 123)]
-    );
+    assert_eq!(offsets(&log.read(123, 1, true).unwrap().bytes), vec![(123, 123)]);
 }
 
 #[test]
@@ -336,10 +321,7 @@ fn oversized_and_corrupt_batches_are_refused_without_writing() {
         log.append(&bad, 0, 0),
         Err(AppendError::InvalidBatch(BatchError::Crc { .. }))
     ));
-    assert!(matches!(
-        log.append(&[], 0, 0),
-        Err(AppendError::InvalidBatch(_))
-    ));
+    assert!(matches!(log.append(&[], 0, 0), Err(AppendError::InvalidBatch(_))));
     assert_eq!(log.log_end_offset(), 0);
 }
 

@@ -6,6 +6,7 @@
 //! from the kafka-protocol crate. Handlers never panic on client input: a bad
 //! field is a Kafka error code in the response.
 
+pub mod frame;
 pub mod handlers;
 
 use std::future::Future;
@@ -13,17 +14,21 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
 
 use crate::cluster::Broker;
+use frame::SpliceBuf;
+pub use frame::{Frame, FramePart, ZeroCopy};
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// File ranges to send with `sendfile` in place of placeholders (Fetch).
+    pub zero_copy: ZeroCopy,
 }
 
 impl RequestContext {
@@ -63,16 +68,12 @@ pub enum ProtocolError {
         supported: VersionRange,
     },
     #[error("cannot decode {api:?} v{version}: {reason}")]
-    Decode {
-        api: ApiKey,
-        version: i16,
-        reason: String,
-    },
+    Decode { api: ApiKey, version: i16, reason: String },
     #[error("cannot encode the response: {0}")]
     Encode(String),
 }
 
-type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Bytes>, ProtocolError>> + Send>>;
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Frame>, ProtocolError>> + Send>>;
 
 /// One row of the dispatch table.
 pub struct ApiEntry {
@@ -93,53 +94,57 @@ impl ApiEntry {
     }
 }
 
-fn dispatch<H: Handler>(
-    broker: Arc<Broker>,
-    ctx: RequestContext,
-    mut body: Bytes,
-) -> HandlerFuture {
+fn dispatch<H: Handler>(broker: Arc<Broker>, ctx: RequestContext, mut body: Bytes) -> HandlerFuture {
     Box::pin(async move {
         let version = ctx.api_version();
         let api = ApiKey::try_from(<H::Request as Request>::KEY)
             .map_err(|_| ProtocolError::UnknownApiKey(<H::Request as Request>::KEY))?;
-        let request = <H::Request as Decodable>::decode(&mut body, version).map_err(|e| {
-            ProtocolError::Decode {
-                api,
-                version,
-                reason: e.to_string(),
-            }
+        let request = <H::Request as Decodable>::decode(&mut body, version).map_err(|e| ProtocolError::Decode {
+            api,
+            version,
+            reason: e.to_string(),
         })?;
         let correlation_id = ctx.header.correlation_id;
+        let zero_copy = ctx.zero_copy.clone();
         match H::handle(broker, ctx, request).await {
-            Some(response) => encode_response(correlation_id, version, &response).map(Some),
+            Some(response) => encode_frame(correlation_id, version, &response, zero_copy).map(Some),
             None => Ok(None),
         }
     })
 }
 
 /// Encodes a response frame: length, response header, body.
+pub fn encode_frame<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    response: &R,
+    zero_copy: ZeroCopy,
+) -> Result<Frame, ProtocolError> {
+    let err = |e: &dyn std::fmt::Display| ProtocolError::Encode(e.to_string());
+    let header_version = R::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version).map_err(|e| err(&e))?
+        + response.compute_size(version).map_err(|e| err(&e))?;
+    // Zero-copy parts are not copied into the buffer, so it only needs room for the rest.
+    let capacity = if zero_copy.is_empty() { size + 4 } else { 4096 };
+    let mut buf = SpliceBuf::new(capacity, zero_copy);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, header_version).map_err(|e| err(&e))?;
+    response.encode(&mut buf, version).map_err(|e| err(&e))?;
+    Ok(buf.finish())
+}
+
+/// Encodes a response frame as one buffer.
 pub fn encode_response<R: Encodable + HeaderVersion>(
     correlation_id: i32,
     version: i16,
     response: &R,
 ) -> Result<Bytes, ProtocolError> {
-    let header_version = R::header_version(version);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header
-        .compute_size(header_version)
-        .map_err(|e| ProtocolError::Encode(e.to_string()))?
-        + response
-            .compute_size(version)
-            .map_err(|e| ProtocolError::Encode(e.to_string()))?;
-    let mut buf = BytesMut::with_capacity(size + 4);
-    buf.put_i32(size as i32);
-    header
-        .encode(&mut buf, header_version)
-        .map_err(|e| ProtocolError::Encode(e.to_string()))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| ProtocolError::Encode(e.to_string()))?;
-    Ok(buf.freeze())
+    let frame = encode_frame(correlation_id, version, response, ZeroCopy::default())?;
+    match frame.parts.into_iter().next() {
+        Some(FramePart::Bytes(b)) => Ok(b),
+        _ => Err(ProtocolError::Encode("unexpected file part".into())),
+    }
 }
 
 /// Every API this broker serves, with its versions.
@@ -156,9 +161,7 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::describe_configs::DescribeConfigs>(ApiKey::DescribeConfigs),
     ApiEntry::of::<handlers::alter_configs::AlterConfigs>(ApiKey::AlterConfigs),
     ApiEntry::of::<handlers::create_partitions::CreatePartitions>(ApiKey::CreatePartitions),
-    ApiEntry::of::<handlers::incremental_alter_configs::IncrementalAlterConfigs>(
-        ApiKey::IncrementalAlterConfigs,
-    ),
+    ApiEntry::of::<handlers::incremental_alter_configs::IncrementalAlterConfigs>(ApiKey::IncrementalAlterConfigs),
     ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
 ];
 
@@ -168,11 +171,7 @@ pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
 }
 
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
-pub async fn handle_frame(
-    broker: Arc<Broker>,
-    peer: SocketAddr,
-    frame: Bytes,
-) -> Result<Option<Bytes>, ProtocolError> {
+pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<Frame>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortFrame(frame.len()));
     }
@@ -183,7 +182,8 @@ pub async fn handle_frame(
     if version < entry.versions.min || version > entry.versions.max {
         if entry.key == ApiKey::ApiVersions {
             // KIP-511: answer an unknown ApiVersions version in v0 so any client can read it.
-            return handlers::api_versions::unsupported_version_response(correlation_id).map(Some);
+            return handlers::api_versions::unsupported_version_response(correlation_id)
+                .map(|b| Some(Frame::from_bytes(b)));
         }
         return Err(ProtocolError::UnsupportedVersion {
             api: entry.key,
@@ -193,11 +193,19 @@ pub async fn handle_frame(
     }
     let mut body = frame;
     let header_version = entry.key.request_header_version(version);
-    let header =
-        RequestHeader::decode(&mut body, header_version).map_err(|e| ProtocolError::Decode {
-            api: entry.key,
-            version,
-            reason: format!("header: {e}"),
-        })?;
-    (entry.call)(broker, RequestContext { header, peer }, body).await
+    let header = RequestHeader::decode(&mut body, header_version).map_err(|e| ProtocolError::Decode {
+        api: entry.key,
+        version,
+        reason: format!("header: {e}"),
+    })?;
+    (entry.call)(
+        broker,
+        RequestContext {
+            header,
+            peer,
+            zero_copy: ZeroCopy::default(),
+        },
+        body,
+    )
+    .await
 }

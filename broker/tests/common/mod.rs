@@ -21,11 +21,7 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     pub fn start(extra: &[&str]) -> BrokerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein-broker"));
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.path().display()))
@@ -40,10 +36,7 @@ impl BrokerProcess {
         let b = BrokerProcess { child, port, dir };
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "broker did not start"
-            );
+            assert!(t0.elapsed() < Duration::from_secs(20), "broker did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         b
@@ -86,8 +79,7 @@ impl Client {
         let header_version = <R::Response as HeaderVersion>::header_version(version);
         let header = ResponseHeader::decode(&mut buf, header_version).expect("response header");
         assert_eq!(header.correlation_id, self.correlation);
-        R::Response::decode(&mut buf, version)
-            .unwrap_or_else(|e| panic!("decode {:?} v{version}: {e}", R::KEY))
+        R::Response::decode(&mut buf, version).unwrap_or_else(|e| panic!("decode {:?} v{version}: {e}", R::KEY))
     }
 
     /// Sends a request; returns the response frame (without length), or None if the

@@ -19,11 +19,7 @@ impl Handler for AlterConfigs {
     type Request = AlterConfigsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: AlterConfigsRequest,
-    ) -> Option<AlterConfigsResponse> {
+    async fn handle(broker: Arc<Broker>, _: RequestContext, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
         let mut responses = Vec::with_capacity(req.resources.len());
         for res in req.resources {
             let name = res.resource_name.to_string();
@@ -44,11 +40,7 @@ impl Handler for AlterConfigs {
                             ResponseError::InvalidConfig,
                             format!("Null value not supported for topic config '{k}'"),
                         )),
-                        None => {
-                            broker
-                                .set_topic_configs(&name, overrides, req.validate_only)
-                                .await
-                        }
+                        None => broker.set_topic_configs(&name, overrides, req.validate_only).await,
                     }
                 }
                 RESOURCE_BROKER => Err(broker_configs_are_static()),

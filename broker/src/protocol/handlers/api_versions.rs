@@ -17,11 +17,7 @@ impl Handler for ApiVersions {
     type Request = ApiVersionsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
-    async fn handle(
-        _: Arc<Broker>,
-        _: RequestContext,
-        _: ApiVersionsRequest,
-    ) -> Option<ApiVersionsResponse> {
+    async fn handle(_: Arc<Broker>, _: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
         Some(response(ResponseError::try_from_code(0)))
     }
 }
@@ -44,9 +40,5 @@ fn response(error: Option<ResponseError>) -> ApiVersionsResponse {
 /// KIP-511: a client that asks with a version we do not know gets UNSUPPORTED_VERSION
 /// and our key list, encoded as v0 so that it can read them and retry with one we do.
 pub fn unsupported_version_response(correlation_id: i32) -> Result<Bytes, ProtocolError> {
-    encode_response(
-        correlation_id,
-        0,
-        &response(Some(ResponseError::UnsupportedVersion)),
-    )
+    encode_response(correlation_id, 0, &response(Some(ResponseError::UnsupportedVersion)))
 }

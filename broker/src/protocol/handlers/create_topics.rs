@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -21,11 +19,7 @@ impl Handler for CreateTopics {
     type Request = CreateTopicsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: CreateTopicsRequest,
-    ) -> Option<CreateTopicsResponse> {
+    async fn handle(broker: Arc<Broker>, _: RequestContext, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
         let mut counts: HashMap<String, usize> = HashMap::new();
         for t in &req.topics {
             *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -40,13 +34,10 @@ impl Handler for CreateTopics {
             let outcome = if counts[&name] > 1 {
                 Err(AdminError::new(
                     ResponseError::InvalidRequest,
-                    format!(
-                        "Create topics request from client contains duplicate topic name '{name}'."
-                    ),
+                    format!("Create topics request from client contains duplicate topic name '{name}'."),
                 ))
             } else {
-                to_new_topic(&broker, t)
-                    .and_then(|nt| Ok((nt.clone(), broker.validate_new_topic(&nt)?)))
+                to_new_topic(&broker, t).and_then(|nt| Ok((nt.clone(), broker.validate_new_topic(&nt)?)))
             };
             let outcome = match outcome {
                 Ok((nt, ())) if req.validate_only => Ok(nt),
@@ -63,10 +54,7 @@ impl Handler for CreateTopics {
                     } else {
                         nt.assignments.len() as i32
                     };
-                    let rf = nt
-                        .assignments
-                        .first()
-                        .map_or(nt.replication_factor, |a| a.len() as i16);
+                    let rf = nt.assignments.first().map_or(nt.replication_factor, |a| a.len() as i16);
                     let configs = describe_topic_configs(&broker, &nt.configs, false, false)
                         .into_iter()
                         .map(|c| {
@@ -104,10 +92,7 @@ fn to_new_topic(
         let Some(v) = c.value else {
             return Err(AdminError::new(
                 ResponseError::InvalidConfig,
-                format!(
-                    "Null value not supported for topic config '{}'",
-                    c.name.as_str()
-                ),
+                format!("Null value not supported for topic config '{}'", c.name.as_str()),
             ));
         };
         configs.insert(c.name.to_string(), v.to_string());
@@ -115,12 +100,7 @@ fn to_new_topic(
     let mut assignments: Vec<(i32, Vec<i32>)> = t
         .assignments
         .into_iter()
-        .map(|a| {
-            (
-                a.partition_index,
-                a.broker_ids.into_iter().map(|b| b.0).collect(),
-            )
-        })
+        .map(|a| (a.partition_index, a.broker_ids.into_iter().map(|b| b.0).collect()))
         .collect();
     if !assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -130,11 +110,7 @@ fn to_new_topic(
             ));
         }
         assignments.sort_by_key(|(p, _)| *p);
-        if assignments
-            .iter()
-            .enumerate()
-            .any(|(i, (p, _))| *p != i as i32)
-        {
+        if assignments.iter().enumerate().any(|(i, (p, _))| *p != i as i32) {
             return Err(AdminError::new(
                 ResponseError::InvalidReplicaAssignment,
                 "Partitions should be a consecutive 0-based integer sequence",

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{
-    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
-};
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -34,9 +32,7 @@ impl Handler for DeleteRecords {
                     .with_low_watermark(-1);
                 let r = match topic.as_ref().and_then(|t| t.partition(dp.partition_index)) {
                     None => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                    Some(_) if dp.offset < -1 => {
-                        r.with_error_code(ResponseError::OffsetOutOfRange.code())
-                    }
+                    Some(_) if dp.offset < -1 => r.with_error_code(ResponseError::OffsetOutOfRange.code()),
                     Some(p) => match p.delete_records_before(dp.offset).await {
                         Ok(low) => r.with_low_watermark(low),
                         Err(e) => r.with_error_code(read_error_code(&e).code()),

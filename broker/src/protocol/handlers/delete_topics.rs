@@ -18,11 +18,7 @@ impl Handler for DeleteTopics {
     type Request = DeleteTopicsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: DeleteTopicsRequest,
-    ) -> Option<DeleteTopicsResponse> {
+    async fn handle(broker: Arc<Broker>, _: RequestContext, req: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
         let mut wanted: Vec<(Option<String>, Uuid)> = req
             .topic_names
             .iter()
@@ -51,14 +47,10 @@ impl Handler for DeleteTopics {
                     };
                     r = r
                         .with_error_code(code.code())
-                        .with_error_message(Some(str_bytes(
-                            "This server does not host this topic.",
-                        )));
+                        .with_error_message(Some(str_bytes("This server does not host this topic.")));
                 }
                 Some(t) => {
-                    r = r
-                        .with_name(Some(topic_name(t.name.clone())))
-                        .with_topic_id(t.id);
+                    r = r.with_name(Some(topic_name(t.name.clone()))).with_topic_id(t.id);
                     if let Err(e) = broker.delete_topic(&t.name).await {
                         r = r
                             .with_error_code(e.code.code())

@@ -31,9 +31,7 @@ impl Handler for DescribeCluster {
             // Only broker endpoints exist (no separate controller listeners yet).
             return Some(
                 resp.with_error_code(ResponseError::UnsupportedEndpointType.code())
-                    .with_error_message(Some(str_bytes(
-                        "Only endpoint type 1 (brokers) is supported.",
-                    ))),
+                    .with_error_message(Some(str_bytes("Only endpoint type 1 (brokers) is supported."))),
             );
         }
         let l = broker.config.advertised_listener();

@@ -54,19 +54,12 @@ impl Handler for DescribeConfigs {
                         format!("Topic '{name}' does not exist."),
                     )),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == broker.node_id.to_string() => {
-                    Ok(describe_broker_configs(
-                        &broker,
-                        req.include_synonyms,
-                        req.include_documentation,
-                    ))
-                }
+                RESOURCE_BROKER if name.is_empty() || name == broker.node_id.to_string() => Ok(
+                    describe_broker_configs(&broker, req.include_synonyms, req.include_documentation),
+                ),
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
-                    format!(
-                        "Unexpected broker id, expected {} but received {name}",
-                        broker.node_id
-                    ),
+                    format!("Unexpected broker id, expected {} but received {name}", broker.node_id),
                 )),
                 other => Err((
                     ResponseError::InvalidRequest,
@@ -151,21 +144,13 @@ fn describe_broker_configs(
         .describe()
         .into_iter()
         .map(|(def, value, set)| {
-            let source = if set {
-                STATIC_BROKER_CONFIG
-            } else {
-                DEFAULT_CONFIG
-            };
+            let source = if set { STATIC_BROKER_CONFIG } else { DEFAULT_CONFIG };
             let mut synonyms = Vec::new();
             if include_synonyms {
                 if set {
                     synonyms.push(synonym(def.name, value.clone(), STATIC_BROKER_CONFIG));
                 }
-                synonyms.push(synonym(
-                    def.name,
-                    def.default.map(str::to_string),
-                    DEFAULT_CONFIG,
-                ));
+                synonyms.push(synonym(def.name, def.default.map(str::to_string), DEFAULT_CONFIG));
             }
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(def.name))

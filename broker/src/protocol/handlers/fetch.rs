@@ -27,11 +27,7 @@ impl Handler for Fetch {
     type Request = FetchRequest;
     const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: FetchRequest,
-    ) -> Option<FetchResponse> {
+    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<FetchResponse> {
         let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
         let deadline = Instant::now() + wait;
         let min_bytes = req.min_bytes.max(0) as usize;
@@ -44,20 +40,12 @@ impl Handler for Fetch {
         // Subscribe before the first read so an append in between is not missed.
         let mut appended = broker.subscribe_appends();
         loop {
-            let (responses, bytes, any_error) =
-                read_all(&broker, &req, max_bytes, read_committed).await;
+            let (responses, bytes, any_error) = read_all(&broker, &ctx, &req, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
             if bytes >= min_bytes.max(1) || any_error || expired || wait.is_zero() {
-                return Some(
-                    FetchResponse::default()
-                        .with_responses(responses)
-                        .with_session_id(0),
-                );
+                return Some(FetchResponse::default().with_responses(responses).with_session_id(0));
             }
-            if tokio::time::timeout_at(deadline, appended.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
                 continue; // deadline: one last read, then answer
             }
         }
@@ -67,10 +55,12 @@ impl Handler for Fetch {
 /// One pass over the requested partitions: (responses, record bytes, any error).
 async fn read_all(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     req: &FetchRequest,
     max_bytes: usize,
     read_committed: bool,
 ) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    ctx.zero_copy.clear();
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -111,11 +101,12 @@ async fn read_all(
                 partitions.push(pd);
                 continue;
             }
-            match p.read(fp.fetch_offset, budget, min_one).await {
-                Ok(r) => {
-                    total += r.bytes.len();
-                    pd.records = Some(Bytes::from(r.bytes));
+            match p.read_slice(fp.fetch_offset, budget, min_one).await {
+                Ok(Some(slice)) => {
+                    total += slice.len;
+                    pd.records = Some(ctx.zero_copy.placeholder(slice));
                 }
+                Ok(None) => {}
                 Err(e) => {
                     any_error = true;
                     pd.error_code = read_error_code(&e).code();

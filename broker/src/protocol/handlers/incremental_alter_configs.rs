@@ -48,11 +48,7 @@ impl Handler for IncrementalAlterConfigs {
                             )
                         });
                         match apply(topic.overrides(), &broker, ops) {
-                            Ok(overrides) => {
-                                broker
-                                    .set_topic_configs(&name, overrides, req.validate_only)
-                                    .await
-                            }
+                            Ok(overrides) => broker.set_topic_configs(&name, overrides, req.validate_only).await,
                             Err(e) => Err(e),
                         }
                     }
@@ -85,12 +81,10 @@ fn apply(
 ) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
     let invalid = |m: String| AdminError::new(ResponseError::InvalidConfig, m);
     for (key, op, value) in ops {
-        let def = topic_config_def(&key)
-            .ok_or_else(|| invalid(format!("Unknown topic config name: {key}")))?;
+        let def = topic_config_def(&key).ok_or_else(|| invalid(format!("Unknown topic config name: {key}")))?;
         match op {
             SET => {
-                let v =
-                    value.ok_or_else(|| invalid(format!("Null value not supported for {key}")))?;
+                let v = value.ok_or_else(|| invalid(format!("Null value not supported for {key}")))?;
                 overrides.insert(key, v);
             }
             DELETE => {

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::VersionRange;
 
@@ -23,11 +21,7 @@ impl Handler for ListOffsets {
     type Request = ListOffsetsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: ListOffsetsRequest,
-    ) -> Option<ListOffsetsResponse> {
+    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
         // leader_epoch exists from v4.
         let leader_epoch = if ctx.api_version() >= 4 { 0 } else { -1 };
         let mut topics = Vec::with_capacity(req.topics.len());
@@ -45,22 +39,17 @@ impl Handler for ListOffsets {
                     .and_then(|t| t.partition(lp.partition_index))
                     .filter(|p| !p.is_deleted())
                 else {
-                    partitions
-                        .push(r.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                    partitions.push(r.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
                     continue;
                 };
                 let r = match lp.timestamp {
                     LATEST => r.with_offset(p.high_watermark()),
                     EARLIEST => r.with_offset(p.log_start_offset()),
-                    ts if ts == MAX_TIMESTAMP || ts >= 0 => {
-                        match p.offset_for_timestamp(ts).await {
-                            Ok(Some((timestamp, offset))) => {
-                                r.with_timestamp(timestamp).with_offset(offset)
-                            }
-                            Ok(None) => r,
-                            Err(e) => r.with_error_code(read_error_code(&e).code()),
-                        }
-                    }
+                    ts if ts == MAX_TIMESTAMP || ts >= 0 => match p.offset_for_timestamp(ts).await {
+                        Ok(Some((timestamp, offset))) => r.with_timestamp(timestamp).with_offset(offset),
+                        Ok(None) => r,
+                        Err(e) => r.with_error_code(read_error_code(&e).code()),
+                    },
                     _ => r.with_error_code(ResponseError::InvalidRequest.code()),
                 };
                 partitions.push(r);

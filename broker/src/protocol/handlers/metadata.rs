@@ -23,15 +23,10 @@ impl Handler for Metadata {
     type Request = MetadataRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 12 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: MetadataRequest,
-    ) -> Option<MetadataResponse> {
+    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: MetadataRequest) -> Option<MetadataResponse> {
         let version = ctx.api_version();
         // Before v4 a Metadata request always allowed auto-creation.
-        let allow_create =
-            (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics();
+        let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics();
         let requested = match req.topics {
             // v0 sends an empty list for "all topics"; v1+ sends null.
             Some(t) if !(version == 0 && t.is_empty()) => Some(t),
@@ -77,11 +72,7 @@ async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool) -> Metada
         return error_topic(Some(name), Uuid::nil(), e.code);
     }
     if !allow_create {
-        return error_topic(
-            Some(name),
-            Uuid::nil(),
-            ResponseError::UnknownTopicOrPartition,
-        );
+        return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
     }
     match broker.auto_create_topic(name).await {
         Ok(topic) => describe(broker, &topic),

@@ -38,18 +38,13 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
     match e {
         AppendError::InvalidBatch(BatchError::Crc { .. })
         | AppendError::InvalidBatch(BatchError::Truncated(_))
-        | AppendError::InvalidBatch(BatchError::LengthMismatch { .. }) => {
-            ResponseError::CorruptMessage
+        | AppendError::InvalidBatch(BatchError::LengthMismatch { .. }) => ResponseError::CorruptMessage,
+        AppendError::InvalidBatch(BatchError::Magic(_)) | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => {
+            ResponseError::InvalidRecord
         }
-        AppendError::InvalidBatch(BatchError::Magic(_))
-        | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
-        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
-            ResponseError::OutOfOrderSequenceNumber
-        }
-        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => {
-            ResponseError::InvalidProducerEpoch
-        }
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -21,11 +21,7 @@ impl Handler for Produce {
     const VERSIONS: VersionRange = VersionRange { min: 3, max: 9 };
     const ADVERTISED: VersionRange = VersionRange { min: 0, max: 9 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: ProduceRequest,
-    ) -> Option<ProduceResponse> {
+    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
         let version = ctx.api_version();
         let acks = req.acks;
         let mut responses = Vec::with_capacity(req.topic_data.len());
@@ -46,8 +42,7 @@ impl Handler for Produce {
                     } else {
                         code
                     };
-                    r.with_error_code(code.code())
-                        .with_error_message(Some(str_bytes(msg)))
+                    r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg)))
                 };
                 let partition = topic
                     .as_ref()
