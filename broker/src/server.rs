@@ -70,8 +70,18 @@ async fn connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) ->
             tracing::warn!(%peer, size = len, max, "closing connection: request frame size exceeds socket.request.max.bytes or is negative");
             break;
         }
-        let mut frame = BytesMut::zeroed(len as usize);
-        rd.read_exact(&mut frame).await?;
+        // Read without zero-filling first: produce frames are large and frequent.
+        let mut frame = BytesMut::with_capacity(len as usize);
+        while frame.len() < len as usize {
+            if (&mut rd)
+                .take((len as usize - frame.len()) as u64)
+                .read_buf(&mut frame)
+                .await?
+                == 0
+            {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
         match protocol::handle_frame(Arc::clone(&broker), peer, frame.freeze()).await {
             Ok(Some(response)) => {
                 if tx.send(response).await.is_err() {

@@ -209,12 +209,18 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 
 /// Marks the batch LogAppendTime with the broker's clock and recomputes its CRC.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let mut attrs = (&batch[ATTRIBUTES..ATTRIBUTES + 2]).get_i16();
+    let (head, tail) = batch.split_at_mut(HEADER_LEN);
+    set_log_append_time_split(head, tail, now_ms);
+}
+
+/// [`set_log_append_time`] on a batch held as its header and the records after it.
+pub fn set_log_append_time_split(head: &mut [u8], tail: &[u8], now_ms: i64) {
+    let mut attrs = (&head[ATTRIBUTES..ATTRIBUTES + 2]).get_i16();
     attrs |= TIMESTAMP_TYPE_BIT;
-    (&mut batch[ATTRIBUTES..ATTRIBUTES + 2]).put_i16(attrs);
-    (&mut batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8]).put_i64(now_ms);
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
-    (&mut batch[CRC..CRC + 4]).put_u32(crc);
+    (&mut head[ATTRIBUTES..ATTRIBUTES + 2]).put_i16(attrs);
+    (&mut head[MAX_TIMESTAMP..MAX_TIMESTAMP + 8]).put_i64(now_ms);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[ATTRIBUTES..]), tail);
+    (&mut head[CRC..CRC + 4]).put_u32(crc);
 }
 
 /// Timestamps of the records of one batch, with their offsets, for exact

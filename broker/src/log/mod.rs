@@ -243,15 +243,17 @@ impl Log {
         };
         for (range, base, _) in plan {
             let Some(range) = range else { continue };
-            let mut bytes = records[range].to_vec();
-            batch::set_base_offset(&mut bytes, base);
-            batch::set_partition_leader_epoch(&mut bytes, leader_epoch);
+            // Only the header changes; the records are written from the request as they are.
+            let (head, tail) = records[range].split_at(batch::HEADER_LEN);
+            let mut head: [u8; batch::HEADER_LEN] = head.try_into().expect("validated batches hold a header");
+            batch::set_base_offset(&mut head, base);
+            batch::set_partition_leader_epoch(&mut head, leader_epoch);
             if self.config.log_append_time {
-                batch::set_log_append_time(&mut bytes, now_ms);
+                batch::set_log_append_time_split(&mut head, tail, now_ms);
             }
-            let h = BatchHeader::parse(&bytes)?;
-            self.maybe_roll(bytes.len(), now_ms)?;
-            self.active_mut().append(&bytes, &h)?;
+            let h = BatchHeader::parse(&head)?;
+            self.maybe_roll(h.size(), now_ms)?;
+            self.active_mut().append(&head, tail, &h)?;
             self.producers.update(&h);
             self.next_offset = h.next_offset();
             self.unflushed_messages += h.records_count as i64;

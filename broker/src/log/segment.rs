@@ -236,10 +236,11 @@ impl Segment {
     }
 
     /// Appends one batch whose offsets are already assigned.
-    pub fn append(&mut self, bytes: &[u8], h: &BatchHeader) -> io::Result<()> {
+    /// Appends one batch, given as its (patched) header and its records, whose offsets are assigned.
+    pub fn append(&mut self, head: &[u8], tail: &[u8], h: &BatchHeader) -> io::Result<()> {
         let pos = self.size;
-        (&*self.log).write_all(bytes)?;
-        self.size += bytes.len() as u64;
+        write_all_vectored(&self.log, head, tail)?;
+        self.size += (head.len() + tail.len()) as u64;
         self.index_batch(h, pos)
     }
 
@@ -387,4 +388,21 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Writes two buffers with as few `writev` calls as the kernel allows
+/// (std's `write_all_vectored` is not stable).
+fn write_all_vectored(mut file: &File, mut a: &[u8], mut b: &[u8]) -> io::Result<()> {
+    while !a.is_empty() || !b.is_empty() {
+        let n = match file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    Ok(())
 }

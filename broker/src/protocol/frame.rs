@@ -193,3 +193,53 @@ impl ByteBufMut for SpliceBuf {
         &mut self.current[r.start - self.base..r.end - self.base]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{encode_frame, encode_response};
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::FetchResponse;
+    use std::io::Write;
+
+    fn response(records: [Bytes; 2]) -> FetchResponse {
+        let [a, b] = records;
+        FetchResponse::default().with_responses(vec![FetchableTopicResponse::default().with_partitions(vec![
+            PartitionData::default().with_partition_index(0).with_records(Some(a)),
+            PartitionData::default().with_partition_index(1).with_records(Some(b)),
+        ])])
+    }
+
+    #[test]
+    fn spliced_frame_equals_the_plain_encoding() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"....first-range....second-range..").unwrap();
+        let file = Arc::new(f);
+        let zc = ZeroCopy::default();
+        let p1 = zc.placeholder(FileSlice {
+            file: Arc::clone(&file),
+            position: 4,
+            len: 11,
+        });
+        let p2 = zc.placeholder(FileSlice {
+            file,
+            position: 19,
+            len: 12,
+        });
+        for version in [4, 11, 12] {
+            let spliced = encode_frame(7, version, &response([p1.clone(), p2.clone()]), zc.clone()).unwrap();
+            assert_eq!(
+                spliced.parts.iter().filter(|p| matches!(p, FramePart::File(_))).count(),
+                2
+            );
+            let plain = encode_response(
+                7,
+                version,
+                &response([Bytes::from_static(b"first-range"), Bytes::from_static(b"second-range")]),
+            )
+            .unwrap();
+            assert_eq!(spliced.to_bytes().unwrap(), plain, "v{version}");
+            assert_eq!(spliced.len(), plain.len());
+        }
+    }
+}
