@@ -293,6 +293,41 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Allow an out-of-sync replica to become leader.",
     ),
     def(
+        "group.initial.rebalance.delay.ms",
+        T::Int,
+        Some("3000"),
+        Some(0),
+        "How long the coordinator waits for more members before the first rebalance of an empty group.",
+    ),
+    def(
+        "group.min.session.timeout.ms",
+        T::Int,
+        Some("6000"),
+        Some(0),
+        "Smallest session timeout a consumer may ask for.",
+    ),
+    def(
+        "group.max.session.timeout.ms",
+        T::Int,
+        Some("1800000"),
+        Some(0),
+        "Largest session timeout a consumer may ask for.",
+    ),
+    def(
+        "offsets.topic.num.partitions",
+        T::Int,
+        Some("50"),
+        Some(1),
+        "Partitions of __consumer_offsets (fixed once the topic exists).",
+    ),
+    def(
+        "offset.metadata.max.bytes",
+        T::Int,
+        Some("4096"),
+        Some(0),
+        "Largest metadata string of an offset commit.",
+    ),
+    def(
         "compression.type",
         T::String,
         Some("producer"),
@@ -736,6 +771,20 @@ impl BrokerConfig {
     }
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
         self.num("log.flush.scheduler.interval.ms") as u64
+    }
+    /// The group coordinator's settings.
+    pub fn group_config(&self) -> crate::group::state::GroupConfig {
+        crate::group::state::GroupConfig {
+            min_session_timeout_ms: self.num("group.min.session.timeout.ms") as i32,
+            max_session_timeout_ms: self.num("group.max.session.timeout.ms") as i32,
+            initial_rebalance_delay_ms: self.num("group.initial.rebalance.delay.ms"),
+        }
+    }
+    pub fn offsets_topic_partitions(&self) -> i32 {
+        self.num("offsets.topic.num.partitions") as i32
+    }
+    pub fn offset_metadata_max_bytes(&self) -> usize {
+        self.num("offset.metadata.max.bytes") as usize
     }
     pub fn producer_id_expiration_ms(&self) -> i64 {
         self.num("producer.id.expiration.ms")

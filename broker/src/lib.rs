@@ -1,10 +1,12 @@
 //! Skein's broker: a Kafka-compatible server.
 //!
 //! `config` holds Kafka's properties; `log` the storage of one partition;
-//! `cluster` the topics and partitions this broker serves; `protocol` the wire
+//! `cluster` the topics and partitions this broker serves; `group` consumer
+//! groups and committed offsets; `protocol` the wire
 //! protocol, one handler per API; `server` the listener and connections.
 
 pub mod cluster;
+pub mod group;
 pub mod config;
 pub mod log;
 pub mod protocol;

@@ -78,6 +78,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         servers.push(tokio::spawn(server::serve(broker.clone(), listener)));
     }
     broker.spawn_background();
+    skein_broker::group::GroupCoordinator::spawn_timer(&broker);
     wait_for_signal().await;
     tracing::info!("shutting down");
     for s in &servers {

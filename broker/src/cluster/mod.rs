@@ -110,6 +110,8 @@ pub struct Broker {
     next_producer_id: AtomicI64,
     producer_id_limit: AtomicI64,
     producer_id_lock: std::sync::Mutex<()>,
+    /// Consumer groups and committed offsets.
+    pub groups: crate::group::GroupCoordinator,
 }
 
 const METADATA_DIR: &str = "__skein_metadata";
@@ -142,6 +144,7 @@ impl Broker {
             next_producer_id: AtomicI64::new(0),
             producer_id_limit: AtomicI64::new(0),
             producer_id_lock: std::sync::Mutex::new(()),
+            groups: crate::group::GroupCoordinator::new(config.group_config(), config.offsets_topic_partitions()),
             config,
         };
         let started = std::time::Instant::now();
@@ -184,6 +187,10 @@ impl Broker {
             log_dir.display()
         );
         broker.reserve_producer_ids()?;
+        let commits = broker.groups.load(&broker)?;
+        if commits > 0 {
+            tracing::info!(records = commits, "loaded committed offsets from {}", crate::group::OFFSETS_TOPIC);
+        }
         Ok(Arc::new(broker))
     }
 

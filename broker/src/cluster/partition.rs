@@ -114,6 +114,11 @@ impl Partition {
             .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))?
     }
 
+    /// Reads whole batches from `offset` on the calling thread (start-up replay).
+    pub fn read_blocking(&self, offset: i64, max_bytes: usize) -> Result<Vec<u8>, ReadError> {
+        Ok(Self::lock(&self.log).read(offset, max_bytes, true)?.bytes)
+    }
+
     /// Locates whole batches from `offset` for a zero-copy send.
     pub async fn read_slice(
         &self,

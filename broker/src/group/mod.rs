@@ -1,0 +1,426 @@
+//! The group coordinator: consumer groups and their committed offsets.
+//!
+//! Owns the state machine of every group (`state.rs`, pure) and the cache of
+//! committed offsets, whose source of truth is the compacted internal topic
+//! `__consumer_offsets` (`offsets.rs`). It parks JoinGroup and SyncGroup
+//! requests that must wait for other members and answers them when the state
+//! machine says so. It never talks to sockets; protocol handlers call it. It
+//! keeps no notion of how many brokers there are: a group belongs to the
+//! `__consumer_offsets` partition its id hashes to.
+
+pub mod offsets;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use tokio::sync::oneshot;
+
+use crate::cluster::{now_ms, AdminError, Broker, NewTopic};
+pub use offsets::CommittedOffset;
+use state::{Completions, Group, GroupConfig, JoinRequest, JoinResult, Reply, SyncResult};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// A group and the members waiting on it.
+struct GroupEntry {
+    group: Group,
+    join_waiters: HashMap<String, oneshot::Sender<JoinResult>>,
+    sync_waiters: HashMap<String, oneshot::Sender<SyncResult>>,
+}
+
+impl GroupEntry {
+    fn deliver(&mut self, c: Completions) {
+        for (id, r) in c.joins {
+            if let Some(tx) = self.join_waiters.remove(&id) {
+                let _ = tx.send(r);
+            }
+        }
+        for (id, r) in c.syncs {
+            if let Some(tx) = self.sync_waiters.remove(&id) {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+/// Offsets committed by one group: (topic, partition) -> offset.
+pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
+
+/// The coordinator of every group on this broker.
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    offsets_partitions: i32,
+    groups: Mutex<HashMap<String, GroupEntry>>,
+    offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// Serialises writes to `__consumer_offsets` with the cache updates that follow them.
+    commit_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator").field("offsets_partitions", &self.offsets_partitions).finish()
+    }
+}
+
+/// A member's view of a group for DescribeGroups.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<state::Member>,
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, offsets_partitions: i32) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            offsets_partitions,
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(HashMap::new()),
+            commit_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn groups(&self) -> MutexGuard<'_, HashMap<String, GroupEntry>> {
+        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn offsets(&self) -> MutexGuard<'_, HashMap<String, GroupOffsets>> {
+        self.offsets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replays `__consumer_offsets` into the cache (at start-up, blocking).
+    pub fn load(&self, broker: &Broker) -> std::io::Result<usize> {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return Ok(0) };
+        let mut count = 0;
+        let mut cache = self.offsets();
+        for p in topic.all_partitions() {
+            let mut offset = p.log_start_offset();
+            loop {
+                let bytes = match p.read_blocking(offset, 8 << 20) {
+                    Ok(b) if !b.is_empty() => b,
+                    Ok(_) => break,
+                    Err(e) => return Err(std::io::Error::other(e.to_string())),
+                };
+                let mut buf = Bytes::from(bytes);
+                let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
+                for set in sets {
+                    for r in set.records {
+                        offset = r.offset + 1;
+                        let Some(key) = r.key.as_deref() else { continue };
+                        if let Some(offsets::OffsetRecord::Offset { group, topic, partition, value }) =
+                            offsets::decode(key, r.value.as_deref())
+                        {
+                            count += 1;
+                            match value {
+                                Some(v) => {
+                                    cache.entry(group).or_default().insert((topic, partition), v);
+                                }
+                                None => {
+                                    if let Some(g) = cache.get_mut(&group) {
+                                        g.remove(&(topic, partition));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cache.retain(|_, o| !o.is_empty());
+        Ok(count)
+    }
+
+    /// The `__consumer_offsets` partition that owns `group`.
+    pub fn partition_for(&self, group: &str) -> i32 {
+        offsets::partition_for(group, self.offsets_partitions)
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist (compacted, as in Kafka).
+    pub async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), AdminError> {
+        if broker.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        let t = NewTopic {
+            name: OFFSETS_TOPIC.into(),
+            partitions: self.offsets_partitions,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs,
+        };
+        match broker.create_topic(t).await {
+            Err(e) if e.code != ResponseError::TopicAlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// JoinGroup: answers at once or when the join phase completes.
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let rx = {
+            let mut groups = self.groups();
+            let entry = groups.entry(group_id.to_string()).or_insert_with(|| GroupEntry {
+                group: Group::new(group_id, self.config),
+                join_waiters: HashMap::new(),
+                sync_waiters: HashMap::new(),
+            });
+            let (reply, completions) = entry.group.join(req.clone(), now_ms());
+            entry.deliver(completions);
+            match reply {
+                Reply::Now(r) => return r,
+                Reply::Wait(member) => {
+                    let (tx, rx) = oneshot::channel();
+                    entry.join_waiters.insert(member, tx);
+                    rx
+                }
+            }
+        };
+        rx.await.unwrap_or_else(|_| failed_join(ResponseError::RebalanceInProgress, &req.member_id))
+    }
+
+    /// SyncGroup: the leader's assignment, or this member's once the leader sends it.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let rx = {
+            let mut groups = self.groups();
+            let Some(entry) = groups.get_mut(group_id) else {
+                return failed_sync(ResponseError::UnknownMemberId);
+            };
+            let (reply, completions) = entry.group.sync(member_id, instance, generation, assignments, now_ms());
+            entry.deliver(completions);
+            match reply {
+                Reply::Now(r) => return r,
+                Reply::Wait(member) => {
+                    let (tx, rx) = oneshot::channel();
+                    entry.sync_waiters.insert(member, tx);
+                    rx
+                }
+            }
+        };
+        rx.await.unwrap_or_else(|_| failed_sync(ResponseError::RebalanceInProgress))
+    }
+
+    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32) -> Option<ResponseError> {
+        let mut groups = self.groups();
+        match groups.get_mut(group_id) {
+            Some(entry) => entry.group.heartbeat(member_id, instance, generation, now_ms()),
+            None => Some(ResponseError::UnknownMemberId),
+        }
+    }
+
+    /// LeaveGroup for one member; `None` means it left.
+    pub fn leave(&self, group_id: &str, member_id: &str, instance: Option<&str>) -> Option<ResponseError> {
+        let mut groups = self.groups();
+        let Some(entry) = groups.get_mut(group_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        let (err, completions) = entry.group.leave(member_id, instance, now_ms());
+        entry.deliver(completions);
+        err
+    }
+
+    /// Checks whether a commit from this member and generation may be applied.
+    /// Admin and standalone commits (generation -1, no member) apply only to a group without members.
+    pub fn check_commit(&self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), ResponseError> {
+        let groups = self.groups();
+        let Some(entry) = groups.get(group_id) else {
+            return if generation < 0 && member_id.is_empty() {
+                Ok(())
+            } else {
+                // The group is unknown (e.g. after a restart): the member must rejoin.
+                Err(ResponseError::UnknownMemberId)
+            };
+        };
+        let g = &entry.group;
+        if generation < 0 && member_id.is_empty() {
+            return if g.is_empty() { Ok(()) } else { Err(ResponseError::UnknownMemberId) };
+        }
+        if g.state == state::GroupState::CompletingRebalance && g.check_member(member_id, instance, generation).is_ok() {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        g.check_member(member_id, instance, generation)
+    }
+
+    /// Writes commits to `__consumer_offsets`, then to the cache.
+    pub async fn commit(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        commits: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic(broker).await.map_err(|e| e.code)?;
+        let records: Vec<(Bytes, Option<Bytes>)> = commits
+            .iter()
+            .map(|(t, p, v)| (offsets::offset_key(group_id, t, *p), Some(offsets::offset_value(v))))
+            .collect();
+        let _g = self.commit_lock.lock().await;
+        self.append(broker, group_id, records).await?;
+        let mut cache = self.offsets();
+        let entry = cache.entry(group_id.to_string()).or_default();
+        for (t, p, v) in commits {
+            entry.insert((t, p), v);
+        }
+        Ok(())
+    }
+
+    async fn append(&self, broker: &Arc<Broker>, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ResponseError> {
+        let partition = broker
+            .partition(OFFSETS_TOPIC, self.partition_for(group_id))
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let now = now_ms();
+        let recs: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
+            .map_err(|_| ResponseError::UnknownServerError)?;
+        partition.append(broker, buf.freeze()).await.map_err(|e| {
+            tracing::error!(group = group_id, "cannot write to {OFFSETS_TOPIC}: {e}");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+        Ok(())
+    }
+
+    /// The committed offsets of a group.
+    pub fn committed(&self, group_id: &str) -> GroupOffsets {
+        self.offsets().get(group_id).cloned().unwrap_or_default()
+    }
+
+    /// (group id, protocol type, state) of every group.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let groups = self.groups();
+        let mut out: Vec<_> = groups
+            .iter()
+            .map(|(id, e)| (id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state.name()))
+            .collect();
+        for id in self.offsets().keys() {
+            if !groups.contains_key(id) {
+                out.push((id.clone(), "consumer".to_string(), "Empty"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// DescribeGroups; None if the group is unknown.
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        if let Some(e) = self.groups().get(group_id) {
+            let g = &e.group;
+            return Some(GroupDescription {
+                state: g.state.name(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                protocol: g.protocol.clone().unwrap_or_default(),
+                members: g.members.values().cloned().collect(),
+            });
+        }
+        self.offsets().contains_key(group_id).then(|| GroupDescription {
+            state: "Empty",
+            protocol_type: "consumer".into(),
+            protocol: String::new(),
+            members: Vec::new(),
+        })
+    }
+
+    /// DeleteGroups: only groups without members; their offsets get tombstones.
+    pub async fn delete(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
+        let known = {
+            let groups = self.groups();
+            match groups.get(group_id) {
+                Some(e) if !e.group.is_empty() => return Err(ResponseError::NonEmptyGroup),
+                Some(_) => true,
+                None => false,
+            }
+        };
+        let committed = self.committed(group_id);
+        if !known && committed.is_empty() {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if !committed.is_empty() {
+            let tombstones = committed.keys().map(|(t, p)| (offsets::offset_key(group_id, t, *p), None)).collect();
+            let _g = self.commit_lock.lock().await;
+            self.append(broker, group_id, tombstones).await?;
+            self.offsets().remove(group_id);
+        }
+        if let Some(mut e) = self.groups().remove(group_id) {
+            e.group.mark_dead();
+        }
+        Ok(())
+    }
+
+    /// Expires members and completes join phases; runs every 100 ms.
+    pub fn tick(&self) {
+        let now = now_ms();
+        let offsets = self.offsets();
+        let mut groups = self.groups();
+        for e in groups.values_mut() {
+            let c = e.group.tick(now);
+            e.deliver(c);
+        }
+        groups.retain(|id, e| !(e.group.is_empty() && e.join_waiters.is_empty() && !offsets.contains_key(id) && e.group.state == state::GroupState::Empty));
+    }
+
+    /// Starts the timer task.
+    pub fn spawn_timer(broker: &Arc<Broker>) {
+        let b = Arc::downgrade(broker);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match b.upgrade() {
+                    Some(b) => b.groups.tick(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+fn failed_join(e: ResponseError, member_id: &str) -> JoinResult {
+    JoinResult {
+        error: Some(e),
+        generation: -1,
+        protocol_type: None,
+        protocol: None,
+        leader: String::new(),
+        member_id: member_id.to_string(),
+        members: Vec::new(),
+        skip_assignment: false,
+    }
+}
+
+fn failed_sync(e: ResponseError) -> SyncResult {
+    SyncResult { error: Some(e), protocol_type: None, protocol: None, assignment: Bytes::new() }
+}
