@@ -6,8 +6,8 @@
 //! protocol, one handler per API; `server` the listener and connections.
 
 pub mod cluster;
-pub mod group;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod server;

@@ -95,7 +95,7 @@ fn fetch_all(c: &mut Client, topic: &str) -> (i64, usize) {
 /// every version the broker serves.
 #[test]
 fn every_api_answers_at_every_served_version() {
-    let b = BrokerProcess::start(&[]);
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
     let mut c = b.connect();
     create_topic(&mut c, "versions");
     for entry in API_TABLE {
@@ -147,6 +147,51 @@ fn every_api_answers_at_every_served_version() {
                     check!(IncrementalAlterConfigsRequest::default())
                 }
                 ApiKey::DescribeCluster => check!(DescribeClusterRequest::default()),
+                ApiKey::FindCoordinator => check!(if v >= 4 {
+                    FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+                } else {
+                    FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+                }),
+                ApiKey::JoinGroup => check!(JoinGroupRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(format!("join-v{v}"))))
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_protocol_type(StrBytes::from_static_str("consumer"))
+                    .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(StrBytes::from_static_str("range"))])),
+                ApiKey::SyncGroup => {
+                    check!(SyncGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))))
+                }
+                ApiKey::Heartbeat => {
+                    check!(HeartbeatRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))))
+                }
+                ApiKey::LeaveGroup => {
+                    check!(LeaveGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))))
+                }
+                ApiKey::OffsetCommit => check!(OffsetCommitRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("admin-commit")))
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(tn("versions"))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(1)
+                        ])])),
+                ApiKey::OffsetFetch => check!(if v >= 8 {
+                    OffsetFetchRequest::default()
+                        .with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("admin-commit")))])
+                } else {
+                    OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("admin-commit")))
+                }),
+                ApiKey::DescribeGroups => check!(DescribeGroupsRequest::default().with_groups(vec![
+                    GroupId(StrBytes::from_static_str("admin-commit")),
+                    GroupId(StrBytes::from_static_str("none"))
+                ])),
+                ApiKey::ListGroups => check!(ListGroupsRequest::default()),
+                ApiKey::DeleteGroups => {
+                    check!(DeleteGroupsRequest::default()
+                        .with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]))
+                }
                 other => panic!("no version test for {other:?}"),
             }
         }
@@ -419,4 +464,99 @@ fn pipelined_requests_are_answered_in_order() {
             assert_eq!(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]), expected);
         }
     }
+}
+
+fn gid(s: &str) -> GroupId {
+    GroupId(StrBytes::from_string(s.to_string()))
+}
+
+fn commit(c: &mut Client, group: &str, generation: i32, member: &str, topic: &str, metadata: &str) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(gid(group))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(tn(topic))
+            .with_partitions(vec![
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_committed_offset(5)
+                    .with_committed_metadata(Some(StrBytes::from_string(metadata.to_string()))),
+            ])]);
+    c.call(8, &req).topics[0].partitions[0].error_code
+}
+
+#[test]
+fn offset_commits_are_checked_against_the_group() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = b.connect();
+    create_topic(&mut c, "committed");
+    let join = |c: &mut Client, member: &str| {
+        c.call(
+            9,
+            &JoinGroupRequest::default()
+                .with_group_id(gid("checked"))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))]),
+        )
+    };
+    let first = join(&mut c, "");
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    let joined = join(&mut c, first.member_id.as_str());
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    let member = joined.member_id.to_string();
+    let sync = c.call(
+        5,
+        &SyncGroupRequest::default()
+            .with_group_id(gid("checked"))
+            .with_generation_id(1)
+            .with_member_id(StrBytes::from_string(member.clone())),
+    );
+    assert_eq!(sync.error_code, 0);
+    assert_eq!(commit(&mut c, "checked", 1, &member, "committed", ""), 0);
+    assert_eq!(
+        commit(&mut c, "checked", 0, &member, "committed", ""),
+        ResponseError::IllegalGeneration.code()
+    );
+    assert_eq!(
+        commit(&mut c, "checked", 1, "someone-else", "committed", ""),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(
+        commit(&mut c, "checked", -1, "", "committed", ""),
+        ResponseError::UnknownMemberId.code(),
+        "admin commit to a live group"
+    );
+    assert_eq!(
+        commit(&mut c, "checked", 1, &member, "no-such-topic", ""),
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(
+        commit(&mut c, "checked", 1, &member, "committed", &"m".repeat(5000)),
+        ResponseError::OffsetMetadataTooLarge.code()
+    );
+    assert_eq!(
+        commit(&mut c, "", -1, "", "committed", ""),
+        ResponseError::InvalidGroupId.code()
+    );
+    let hb = c.call(
+        4,
+        &HeartbeatRequest::default()
+            .with_group_id(gid("checked"))
+            .with_generation_id(7)
+            .with_member_id(StrBytes::from_string(member.clone())),
+    );
+    assert_eq!(hb.error_code, ResponseError::IllegalGeneration.code());
+    let fetched = c.call(
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(gid("checked"))
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(tn("committed"))
+                .with_partition_indexes(vec![0])])),
+    );
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 5);
 }

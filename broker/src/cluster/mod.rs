@@ -189,7 +189,11 @@ impl Broker {
         broker.reserve_producer_ids()?;
         let commits = broker.groups.load(&broker)?;
         if commits > 0 {
-            tracing::info!(records = commits, "loaded committed offsets from {}", crate::group::OFFSETS_TOPIC);
+            tracing::info!(
+                records = commits,
+                "loaded committed offsets from {}",
+                crate::group::OFFSETS_TOPIC
+            );
         }
         Ok(Arc::new(broker))
     }

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use tokio::sync::oneshot;
 
 use crate::cluster::{now_ms, AdminError, Broker, NewTopic};
@@ -64,7 +66,9 @@ pub struct GroupCoordinator {
 
 impl std::fmt::Debug for GroupCoordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCoordinator").field("offsets_partitions", &self.offsets_partitions).finish()
+        f.debug_struct("GroupCoordinator")
+            .field("offsets_partitions", &self.offsets_partitions)
+            .finish()
     }
 }
 
@@ -98,7 +102,9 @@ impl GroupCoordinator {
 
     /// Replays `__consumer_offsets` into the cache (at start-up, blocking).
     pub fn load(&self, broker: &Broker) -> std::io::Result<usize> {
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return Ok(0) };
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return Ok(0);
+        };
         let mut count = 0;
         let mut cache = self.offsets();
         for p in topic.all_partitions() {
@@ -110,13 +116,18 @@ impl GroupCoordinator {
                     Err(e) => return Err(std::io::Error::other(e.to_string())),
                 };
                 let mut buf = Bytes::from(bytes);
-                let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
+                let sets =
+                    RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
                 for set in sets {
                     for r in set.records {
                         offset = r.offset + 1;
                         let Some(key) = r.key.as_deref() else { continue };
-                        if let Some(offsets::OffsetRecord::Offset { group, topic, partition, value }) =
-                            offsets::decode(key, r.value.as_deref())
+                        if let Some(offsets::OffsetRecord::Offset {
+                            group,
+                            topic,
+                            partition,
+                            value,
+                        }) = offsets::decode(key, r.value.as_deref())
                         {
                             count += 1;
                             match value {
@@ -184,7 +195,8 @@ impl GroupCoordinator {
                 }
             }
         };
-        rx.await.unwrap_or_else(|_| failed_join(ResponseError::RebalanceInProgress, &req.member_id))
+        rx.await
+            .unwrap_or_else(|_| failed_join(ResponseError::RebalanceInProgress, &req.member_id))
     }
 
     /// SyncGroup: the leader's assignment, or this member's once the leader sends it.
@@ -212,10 +224,17 @@ impl GroupCoordinator {
                 }
             }
         };
-        rx.await.unwrap_or_else(|_| failed_sync(ResponseError::RebalanceInProgress))
+        rx.await
+            .unwrap_or_else(|_| failed_sync(ResponseError::RebalanceInProgress))
     }
 
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32) -> Option<ResponseError> {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Option<ResponseError> {
         let mut groups = self.groups();
         match groups.get_mut(group_id) {
             Some(entry) => entry.group.heartbeat(member_id, instance, generation, now_ms()),
@@ -236,7 +255,13 @@ impl GroupCoordinator {
 
     /// Checks whether a commit from this member and generation may be applied.
     /// Admin and standalone commits (generation -1, no member) apply only to a group without members.
-    pub fn check_commit(&self, group_id: &str, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), ResponseError> {
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
         let groups = self.groups();
         let Some(entry) = groups.get(group_id) else {
             return if generation < 0 && member_id.is_empty() {
@@ -248,9 +273,14 @@ impl GroupCoordinator {
         };
         let g = &entry.group;
         if generation < 0 && member_id.is_empty() {
-            return if g.is_empty() { Ok(()) } else { Err(ResponseError::UnknownMemberId) };
+            return if g.is_empty() {
+                Ok(())
+            } else {
+                Err(ResponseError::UnknownMemberId)
+            };
         }
-        if g.state == state::GroupState::CompletingRebalance && g.check_member(member_id, instance, generation).is_ok() {
+        if g.state == state::GroupState::CompletingRebalance && g.check_member(member_id, instance, generation).is_ok()
+        {
             return Err(ResponseError::RebalanceInProgress);
         }
         g.check_member(member_id, instance, generation)
@@ -281,7 +311,12 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    async fn append(&self, broker: &Arc<Broker>, group_id: &str, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), ResponseError> {
+    async fn append(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ResponseError> {
         let partition = broker
             .partition(OFFSETS_TOPIC, self.partition_for(group_id))
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
@@ -306,8 +341,15 @@ impl GroupCoordinator {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression: Compression::None })
-            .map_err(|_| ResponseError::UnknownServerError)?;
+        RecordBatchEncoder::encode(
+            &mut buf,
+            recs.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|_| ResponseError::UnknownServerError)?;
         partition.append(broker, buf.freeze()).await.map_err(|e| {
             tracing::error!(group = group_id, "cannot write to {OFFSETS_TOPIC}: {e}");
             ResponseError::CoordinatorNotAvailable
@@ -325,7 +367,13 @@ impl GroupCoordinator {
         let groups = self.groups();
         let mut out: Vec<_> = groups
             .iter()
-            .map(|(id, e)| (id.clone(), e.group.protocol_type.clone().unwrap_or_default(), e.group.state.name()))
+            .map(|(id, e)| {
+                (
+                    id.clone(),
+                    e.group.protocol_type.clone().unwrap_or_default(),
+                    e.group.state.name(),
+                )
+            })
             .collect();
         for id in self.offsets().keys() {
             if !groups.contains_key(id) {
@@ -370,7 +418,10 @@ impl GroupCoordinator {
             return Err(ResponseError::GroupIdNotFound);
         }
         if !committed.is_empty() {
-            let tombstones = committed.keys().map(|(t, p)| (offsets::offset_key(group_id, t, *p), None)).collect();
+            let tombstones = committed
+                .keys()
+                .map(|(t, p)| (offsets::offset_key(group_id, t, *p), None))
+                .collect();
             let _g = self.commit_lock.lock().await;
             self.append(broker, group_id, tombstones).await?;
             self.offsets().remove(group_id);
@@ -390,7 +441,12 @@ impl GroupCoordinator {
             let c = e.group.tick(now);
             e.deliver(c);
         }
-        groups.retain(|id, e| !(e.group.is_empty() && e.join_waiters.is_empty() && !offsets.contains_key(id) && e.group.state == state::GroupState::Empty));
+        groups.retain(|id, e| {
+            !(e.group.is_empty()
+                && e.join_waiters.is_empty()
+                && !offsets.contains_key(id)
+                && e.group.state == state::GroupState::Empty)
+        });
     }
 
     /// Starts the timer task.
@@ -422,5 +478,10 @@ fn failed_join(e: ResponseError, member_id: &str) -> JoinResult {
 }
 
 fn failed_sync(e: ResponseError) -> SyncResult {
-    SyncResult { error: Some(e), protocol_type: None, protocol: None, assignment: Bytes::new() }
+    SyncResult {
+        error: Some(e),
+        protocol_type: None,
+        protocol: None,
+        assignment: Bytes::new(),
+    }
 }

@@ -17,7 +17,12 @@ pub struct CommittedOffset {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetRecord {
     /// An offset commit, or its removal (tombstone) when `value` is None.
-    Offset { group: String, topic: String, partition: i32, value: Option<CommittedOffset> },
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
     /// Group metadata (key version 2); its value is not interpreted here.
     Group { group: String },
 }
@@ -97,15 +102,31 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
                         return None;
                     }
                     let offset = v.get_i64();
-                    let leader_epoch = if version >= 3 && v.remaining() >= 4 { v.get_i32() } else { -1 };
+                    let leader_epoch = if version >= 3 && v.remaining() >= 4 {
+                        v.get_i32()
+                    } else {
+                        -1
+                    };
                     let metadata = get_str(&mut v)?;
                     let commit_timestamp = if v.remaining() >= 8 { v.get_i64() } else { 0 };
-                    Some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
+                    Some(CommittedOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                        commit_timestamp,
+                    })
                 }
             };
-            Some(OffsetRecord::Offset { group, topic, partition, value })
+            Some(OffsetRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            })
         }
-        2 => Some(OffsetRecord::Group { group: get_str(&mut k)? }),
+        2 => Some(OffsetRecord::Group {
+            group: get_str(&mut k)?,
+        }),
         _ => None,
     }
 }
@@ -128,13 +149,26 @@ mod tests {
 
     #[test]
     fn offset_records_round_trip_and_tombstones_decode() {
-        let v = CommittedOffset { offset: 42, leader_epoch: 3, metadata: "m".into(), commit_timestamp: 7 };
+        let v = CommittedOffset {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp: 7,
+        };
         let key = offset_key("g", "t", 5);
         assert_eq!(
             decode(&key, Some(&offset_value(&v))),
-            Some(OffsetRecord::Offset { group: "g".into(), topic: "t".into(), partition: 5, value: Some(v) })
+            Some(OffsetRecord::Offset {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 5,
+                value: Some(v)
+            })
         );
-        assert!(matches!(decode(&key, None), Some(OffsetRecord::Offset { value: None, .. })));
+        assert!(matches!(
+            decode(&key, None),
+            Some(OffsetRecord::Offset { value: None, .. })
+        ));
         assert_eq!(decode(&[0, 9], None), None);
         assert_eq!(decode(&key[..5], None), None);
     }

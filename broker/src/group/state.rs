@@ -44,7 +44,11 @@ pub struct GroupConfig {
 
 impl Default for GroupConfig {
     fn default() -> Self {
-        GroupConfig { min_session_timeout_ms: 6000, max_session_timeout_ms: 1_800_000, initial_rebalance_delay_ms: 3000 }
+        GroupConfig {
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3000,
+        }
     }
 }
 
@@ -69,7 +73,11 @@ pub struct Member {
 
 impl Member {
     fn metadata_for(&self, protocol: &str) -> Bytes {
-        self.protocols.iter().find(|(n, _)| n == protocol).map(|(_, m)| m.clone()).unwrap_or_default()
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -128,7 +136,12 @@ pub struct SyncResult {
 
 impl SyncResult {
     fn error(e: ResponseError) -> SyncResult {
-        SyncResult { error: Some(e), protocol_type: None, protocol: None, assignment: Bytes::new() }
+        SyncResult {
+            error: Some(e),
+            protocol_type: None,
+            protocol: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 
@@ -200,22 +213,40 @@ impl Group {
     }
 
     fn member_by_instance(&self, instance: &str) -> Option<String> {
-        self.members.values().find(|m| m.group_instance_id.as_deref() == Some(instance)).map(|m| m.id.clone())
+        self.members
+            .values()
+            .find(|m| m.group_instance_id.as_deref() == Some(instance))
+            .map(|m| m.id.clone())
     }
 
     /// Handles JoinGroup.
     pub fn join(&mut self, req: JoinRequest, now: i64) -> (Reply<JoinResult>, Completions) {
         let none = Completions::default();
         if self.state == GroupState::Dead {
-            return (Reply::Now(JoinResult::error(ResponseError::CoordinatorNotAvailable, &req.member_id)), none);
+            return (
+                Reply::Now(JoinResult::error(
+                    ResponseError::CoordinatorNotAvailable,
+                    &req.member_id,
+                )),
+                none,
+            );
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {
-            return (Reply::Now(JoinResult::error(ResponseError::InvalidSessionTimeout, &req.member_id)), none);
+            return (
+                Reply::Now(JoinResult::error(ResponseError::InvalidSessionTimeout, &req.member_id)),
+                none,
+            );
         }
         if req.protocols.is_empty() || req.protocol_type.is_empty() || !self.supports(&req) {
-            return (Reply::Now(JoinResult::error(ResponseError::InconsistentGroupProtocol, &req.member_id)), none);
+            return (
+                Reply::Now(JoinResult::error(
+                    ResponseError::InconsistentGroupProtocol,
+                    &req.member_id,
+                )),
+                none,
+            );
         }
         if req.member_id.is_empty() {
             return self.join_unknown_member(req, now);
@@ -225,11 +256,17 @@ impl Group {
             if self.pending_members.remove(&req.member_id).is_some() {
                 return self.add_member_and_rebalance(req.member_id.clone(), req, now);
             }
-            return (Reply::Now(JoinResult::error(ResponseError::UnknownMemberId, &req.member_id)), none);
+            return (
+                Reply::Now(JoinResult::error(ResponseError::UnknownMemberId, &req.member_id)),
+                none,
+            );
         }
         if let Some(instance) = &req.group_instance_id {
             if self.member_by_instance(instance).as_deref() != Some(req.member_id.as_str()) {
-                return (Reply::Now(JoinResult::error(ResponseError::FencedInstanceId, &req.member_id)), none);
+                return (
+                    Reply::Now(JoinResult::error(ResponseError::FencedInstanceId, &req.member_id)),
+                    none,
+                );
             }
         }
         self.join_known_member(req, now)
@@ -244,7 +281,10 @@ impl Group {
         }
         // Some protocol must be supported by every member, this one included.
         req.protocols.iter().any(|(name, _)| {
-            self.members.values().filter(|m| m.id != req.member_id).all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            self.members
+                .values()
+                .filter(|m| m.id != req.member_id)
+                .all(|m| m.protocols.iter().any(|(n, _)| n == name))
         })
     }
 
@@ -259,24 +299,37 @@ impl Group {
         let id = self.new_member_id(&req.client_id, now);
         if req.require_known_member_id {
             self.pending_members.insert(id.clone(), now);
-            return (Reply::Now(JoinResult::error(ResponseError::MemberIdRequired, &id)), Completions::default());
+            return (
+                Reply::Now(JoinResult::error(ResponseError::MemberIdRequired, &id)),
+                Completions::default(),
+            );
         }
         self.add_member_and_rebalance(id, req, now)
     }
 
     /// A static member restarted: it takes over its old member's place. In a
     /// stable group with the same protocols it gets its assignment back without a rebalance.
-    fn replace_static_member(&mut self, old_id: String, req: JoinRequest, now: i64) -> (Reply<JoinResult>, Completions) {
+    fn replace_static_member(
+        &mut self,
+        old_id: String,
+        req: JoinRequest,
+        now: i64,
+    ) -> (Reply<JoinResult>, Completions) {
         let mut member = self.members.remove(&old_id).expect("found by instance id");
         let new_id = self.new_member_id(&req.client_id, now);
         let same_protocols = member.protocols == req.protocols;
         let mut completions = Completions::default();
         // The fenced old instance, if it was waiting, hears FENCED_INSTANCE_ID.
         if member.awaiting_join {
-            completions.joins.push((old_id.clone(), JoinResult::error(ResponseError::FencedInstanceId, &old_id)));
+            completions.joins.push((
+                old_id.clone(),
+                JoinResult::error(ResponseError::FencedInstanceId, &old_id),
+            ));
         }
         if member.awaiting_sync {
-            completions.syncs.push((old_id.clone(), SyncResult::error(ResponseError::FencedInstanceId)));
+            completions
+                .syncs
+                .push((old_id.clone(), SyncResult::error(ResponseError::FencedInstanceId)));
         }
         member.id = new_id.clone();
         member.client_id = req.client_id.clone();
@@ -297,7 +350,13 @@ impl Group {
                 (Reply::Now(result), completions)
             }
             _ => {
-                let (reply, more) = self.join_known_member(JoinRequest { member_id: new_id, ..req }, now);
+                let (reply, more) = self.join_known_member(
+                    JoinRequest {
+                        member_id: new_id,
+                        ..req
+                    },
+                    now,
+                );
                 completions.append(more);
                 (reply, completions)
             }
@@ -378,10 +437,17 @@ impl Group {
         for m in self.members.values_mut() {
             if m.awaiting_sync {
                 m.awaiting_sync = false;
-                completions.syncs.push((m.id.clone(), SyncResult::error(ResponseError::RebalanceInProgress)));
+                completions
+                    .syncs
+                    .push((m.id.clone(), SyncResult::error(ResponseError::RebalanceInProgress)));
             }
         }
-        let max_rebalance = self.members.values().map(|m| m.rebalance_timeout_ms as i64).max().unwrap_or(0);
+        let max_rebalance = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms as i64)
+            .max()
+            .unwrap_or(0);
         if self.state != GroupState::PreparingRebalance {
             if self.state == GroupState::Empty {
                 self.initial_delay_until_ms = now + self.config.initial_rebalance_delay_ms.min(max_rebalance);
@@ -448,14 +514,21 @@ impl Group {
             }
         }
         let best = votes.iter().map(|(n, _)| *n).max().unwrap_or(0);
-        votes.iter().find(|(n, _)| *n == best).map(|(_, c)| (*c).clone()).unwrap_or_default()
+        votes
+            .iter()
+            .find(|(n, _)| *n == best)
+            .map(|(_, c)| (*c).clone())
+            .unwrap_or_default()
     }
 
     fn join_result_for(&self, id: &str, with_members: bool) -> JoinResult {
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
         let members = if with_members || leader == id {
-            self.members.values().map(|m| (m.id.clone(), m.group_instance_id.clone(), m.metadata_for(&protocol))).collect()
+            self.members
+                .values()
+                .map(|m| (m.id.clone(), m.group_instance_id.clone(), m.metadata_for(&protocol)))
+                .collect()
         } else {
             Vec::new()
         };
@@ -525,28 +598,49 @@ impl Group {
                     m.assignment = by_member.remove(&m.id).unwrap_or_default();
                 }
                 self.state = GroupState::Stable;
-                let waiting: Vec<String> =
-                    self.members.values().filter(|m| m.awaiting_sync).map(|m| m.id.clone()).collect();
+                let waiting: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.awaiting_sync)
+                    .map(|m| m.id.clone())
+                    .collect();
                 for id in waiting {
                     let m = self.members.get_mut(&id).expect("member");
                     m.awaiting_sync = false;
                     let a = m.assignment.clone();
                     completions.syncs.push((id, self.sync_result(a)));
                 }
-                let pos = completions.syncs.iter().position(|(id, _)| id == member_id).expect("leader waits");
+                let pos = completions
+                    .syncs
+                    .iter()
+                    .position(|(id, _)| id == member_id)
+                    .expect("leader waits");
                 let (_, mine) = completions.syncs.remove(pos);
                 (Reply::Now(mine), completions)
             }
-            GroupState::Empty | GroupState::Dead => (Reply::Now(SyncResult::error(ResponseError::UnknownMemberId)), none),
+            GroupState::Empty | GroupState::Dead => {
+                (Reply::Now(SyncResult::error(ResponseError::UnknownMemberId)), none)
+            }
         }
     }
 
     fn sync_result(&self, assignment: Bytes) -> SyncResult {
-        SyncResult { error: None, protocol_type: self.protocol_type.clone(), protocol: self.protocol.clone(), assignment }
+        SyncResult {
+            error: None,
+            protocol_type: self.protocol_type.clone(),
+            protocol: self.protocol.clone(),
+            assignment,
+        }
     }
 
     /// Handles Heartbeat.
-    pub fn heartbeat(&mut self, member_id: &str, instance: Option<&str>, generation: i32, now: i64) -> Option<ResponseError> {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        now: i64,
+    ) -> Option<ResponseError> {
         if self.state == GroupState::Dead {
             return Some(ResponseError::CoordinatorNotAvailable);
         }
@@ -589,10 +683,14 @@ impl Group {
         let mut completions = Completions::default();
         if let Some(m) = self.members.remove(id) {
             if m.awaiting_join {
-                completions.joins.push((m.id.clone(), JoinResult::error(ResponseError::UnknownMemberId, &m.id)));
+                completions
+                    .joins
+                    .push((m.id.clone(), JoinResult::error(ResponseError::UnknownMemberId, &m.id)));
             }
             if m.awaiting_sync {
-                completions.syncs.push((m.id.clone(), SyncResult::error(ResponseError::UnknownMemberId)));
+                completions
+                    .syncs
+                    .push((m.id.clone(), SyncResult::error(ResponseError::UnknownMemberId)));
             }
         }
         if self.leader.as_deref() == Some(id) {

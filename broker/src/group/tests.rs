@@ -1,6 +1,10 @@
 use super::*;
 
-const CFG: GroupConfig = GroupConfig { min_session_timeout_ms: 10, max_session_timeout_ms: 100_000, initial_rebalance_delay_ms: 0 };
+const CFG: GroupConfig = GroupConfig {
+    min_session_timeout_ms: 10,
+    max_session_timeout_ms: 100_000,
+    initial_rebalance_delay_ms: 0,
+};
 
 fn join_req(member_id: &str, protocols: &[&str]) -> JoinRequest {
     JoinRequest {
@@ -11,7 +15,10 @@ fn join_req(member_id: &str, protocols: &[&str]) -> JoinRequest {
         session_timeout_ms: 1000,
         rebalance_timeout_ms: 5000,
         protocol_type: "consumer".into(),
-        protocols: protocols.iter().map(|p| (p.to_string(), Bytes::from(format!("meta-{p}")))).collect(),
+        protocols: protocols
+            .iter()
+            .map(|p| (p.to_string(), Bytes::from(format!("meta-{p}"))))
+            .collect(),
         require_known_member_id: true,
     }
 }
@@ -19,7 +26,12 @@ fn join_req(member_id: &str, protocols: &[&str]) -> JoinRequest {
 /// Joins a new member through the MEMBER_ID_REQUIRED round trip; returns its id and reply.
 fn join_new(g: &mut Group, now: i64) -> (String, Reply<JoinResult>, Completions) {
     let (r, _) = g.join(join_req("", &["range"]), now);
-    let Reply::Now(JoinResult { error: Some(ResponseError::MemberIdRequired), member_id, .. }) = r else {
+    let Reply::Now(JoinResult {
+        error: Some(ResponseError::MemberIdRequired),
+        member_id,
+        ..
+    }) = r
+    else {
         panic!("expected MEMBER_ID_REQUIRED, got {r:?}")
     };
     let (reply, c) = g.join(join_req(&member_id, &["range"]), now);
@@ -30,12 +42,22 @@ fn join_new(g: &mut Group, now: i64) -> (String, Reply<JoinResult>, Completions)
 fn first_member_becomes_leader_and_the_group_stabilises_after_sync() {
     let mut g = Group::new("g", CFG);
     let (id, reply, _) = join_new(&mut g, 0);
-    let Reply::Now(r) = reply else { panic!("a lone member completes the join at once") };
+    let Reply::Now(r) = reply else {
+        panic!("a lone member completes the join at once")
+    };
     assert_eq!((r.generation, r.leader.as_str(), r.members.len()), (1, id.as_str(), 1));
     assert_eq!(r.protocol.as_deref(), Some("range"));
     assert_eq!(g.state, GroupState::CompletingRebalance);
     let (sync, _) = g.sync(&id, None, 1, vec![(id.clone(), Bytes::from_static(b"A"))], 1);
-    assert_eq!(sync, Reply::Now(SyncResult { error: None, protocol_type: Some("consumer".into()), protocol: Some("range".into()), assignment: Bytes::from_static(b"A") }));
+    assert_eq!(
+        sync,
+        Reply::Now(SyncResult {
+            error: None,
+            protocol_type: Some("consumer".into()),
+            protocol: Some("range".into()),
+            assignment: Bytes::from_static(b"A")
+        })
+    );
     assert_eq!(g.state, GroupState::Stable);
 }
 
@@ -53,10 +75,22 @@ fn a_second_member_triggers_a_rebalance_that_waits_for_the_first_to_rejoin() {
     assert_eq!(ra.generation, 2);
     assert_eq!(ra.members.len(), 2, "the leader sees every member");
     let (_, rb) = &completions.joins[0];
-    assert_eq!((rb.member_id.as_str(), rb.members.len(), rb.generation), (b.as_str(), 0, 2));
+    assert_eq!(
+        (rb.member_id.as_str(), rb.members.len(), rb.generation),
+        (b.as_str(), 0, 2)
+    );
     // The follower waits for the leader's assignment.
     assert_eq!(g.sync(&b, None, 2, vec![], 40).0, Reply::Wait(b.clone()));
-    let (_, done) = g.sync(&a, None, 2, vec![(a.clone(), Bytes::from_static(b"p0")), (b.clone(), Bytes::from_static(b"p1"))], 50);
+    let (_, done) = g.sync(
+        &a,
+        None,
+        2,
+        vec![
+            (a.clone(), Bytes::from_static(b"p0")),
+            (b.clone(), Bytes::from_static(b"p1")),
+        ],
+        50,
+    );
     assert_eq!(done.syncs[0].0, b);
     assert_eq!(done.syncs[0].1.assignment, Bytes::from_static(b"p1"));
 }
@@ -70,7 +104,13 @@ fn stale_generation_and_unknown_members_are_refused() {
     assert_eq!(g.check_member("nobody", None, 1), Err(ResponseError::UnknownMemberId));
     assert_eq!(g.heartbeat("nobody", None, 1, 1), Some(ResponseError::UnknownMemberId));
     let (r, _) = g.join(join_req("made-up", &["range"]), 1);
-    assert!(matches!(r, Reply::Now(JoinResult { error: Some(ResponseError::UnknownMemberId), .. })));
+    assert!(matches!(
+        r,
+        Reply::Now(JoinResult {
+            error: Some(ResponseError::UnknownMemberId),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -110,7 +150,13 @@ fn the_join_phase_ends_at_the_rebalance_deadline_without_silent_members() {
 
 #[test]
 fn initial_rebalance_delay_holds_the_first_join() {
-    let mut g = Group::new("g", GroupConfig { initial_rebalance_delay_ms: 300, ..CFG });
+    let mut g = Group::new(
+        "g",
+        GroupConfig {
+            initial_rebalance_delay_ms: 300,
+            ..CFG
+        },
+    );
     let (_, reply, _) = join_new(&mut g, 0);
     assert!(matches!(reply, Reply::Wait(_)));
     assert!(g.tick(299).joins.is_empty());
@@ -137,7 +183,13 @@ fn the_protocol_most_members_prefer_wins_and_an_incompatible_member_is_refused()
     let mut bad = join_req("", &["sticky"]);
     bad.require_known_member_id = false;
     let (r, _) = g.join(bad, 0);
-    assert!(matches!(r, Reply::Now(JoinResult { error: Some(ResponseError::InconsistentGroupProtocol), .. })));
+    assert!(matches!(
+        r,
+        Reply::Now(JoinResult {
+            error: Some(ResponseError::InconsistentGroupProtocol),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -147,17 +199,28 @@ fn a_static_member_restarting_within_its_session_keeps_its_assignment_without_a_
     req.group_instance_id = Some("instance-1".into());
     let (r, _) = g.join(req.clone(), 0);
     let Reply::Now(first) = r else { panic!() };
-    g.sync(&first.member_id, Some("instance-1"), 1, vec![(first.member_id.clone(), Bytes::from_static(b"mine"))], 0);
+    g.sync(
+        &first.member_id,
+        Some("instance-1"),
+        1,
+        vec![(first.member_id.clone(), Bytes::from_static(b"mine"))],
+        0,
+    );
     // The process restarts and joins again with no member id.
     let (r, _) = g.join(req, 500);
-    let Reply::Now(again) = r else { panic!("no rebalance: answered at once") };
+    let Reply::Now(again) = r else {
+        panic!("no rebalance: answered at once")
+    };
     assert_eq!(again.generation, 1);
     assert_ne!(again.member_id, first.member_id);
     assert_eq!(g.state, GroupState::Stable);
     let (s, _) = g.sync(&again.member_id, Some("instance-1"), 1, vec![], 600);
     assert!(matches!(s, Reply::Now(SyncResult { ref assignment, .. }) if assignment == &Bytes::from_static(b"mine")));
     // The old incarnation is fenced.
-    assert_eq!(g.heartbeat(&first.member_id, Some("instance-1"), 1, 700), Some(ResponseError::FencedInstanceId));
+    assert_eq!(
+        g.heartbeat(&first.member_id, Some("instance-1"), 1, 700),
+        Some(ResponseError::FencedInstanceId)
+    );
 }
 
 #[test]
@@ -165,5 +228,11 @@ fn invalid_session_timeout_is_refused() {
     let mut g = Group::new("g", CFG);
     let mut r = join_req("", &["range"]);
     r.session_timeout_ms = 1;
-    assert!(matches!(g.join(r, 0).0, Reply::Now(JoinResult { error: Some(ResponseError::InvalidSessionTimeout), .. })));
+    assert!(matches!(
+        g.join(r, 0).0,
+        Reply::Now(JoinResult {
+            error: Some(ResponseError::InvalidSessionTimeout),
+            ..
+        })
+    ));
 }

@@ -153,6 +153,15 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::fetch::Fetch>(ApiKey::Fetch),
     ApiEntry::of::<handlers::list_offsets::ListOffsets>(ApiKey::ListOffsets),
     ApiEntry::of::<handlers::metadata::Metadata>(ApiKey::Metadata),
+    ApiEntry::of::<handlers::offset_commit::OffsetCommit>(ApiKey::OffsetCommit),
+    ApiEntry::of::<handlers::offset_fetch::OffsetFetch>(ApiKey::OffsetFetch),
+    ApiEntry::of::<handlers::find_coordinator::FindCoordinator>(ApiKey::FindCoordinator),
+    ApiEntry::of::<handlers::join_group::JoinGroup>(ApiKey::JoinGroup),
+    ApiEntry::of::<handlers::heartbeat::Heartbeat>(ApiKey::Heartbeat),
+    ApiEntry::of::<handlers::leave_group::LeaveGroup>(ApiKey::LeaveGroup),
+    ApiEntry::of::<handlers::sync_group::SyncGroup>(ApiKey::SyncGroup),
+    ApiEntry::of::<handlers::describe_groups::DescribeGroups>(ApiKey::DescribeGroups),
+    ApiEntry::of::<handlers::list_groups::ListGroups>(ApiKey::ListGroups),
     ApiEntry::of::<handlers::api_versions::ApiVersions>(ApiKey::ApiVersions),
     ApiEntry::of::<handlers::create_topics::CreateTopics>(ApiKey::CreateTopics),
     ApiEntry::of::<handlers::delete_topics::DeleteTopics>(ApiKey::DeleteTopics),
@@ -163,6 +172,7 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::create_partitions::CreatePartitions>(ApiKey::CreatePartitions),
     ApiEntry::of::<handlers::incremental_alter_configs::IncrementalAlterConfigs>(ApiKey::IncrementalAlterConfigs),
     ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
+    ApiEntry::of::<handlers::delete_groups::DeleteGroups>(ApiKey::DeleteGroups),
 ];
 
 /// The table row for an API key.

@@ -1,0 +1,68 @@
+//! DescribeGroups (key 15): state, protocol and members of groups.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use super::str_bytes;
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct DescribeGroups;
+
+impl Handler for DescribeGroups {
+    type Request = DescribeGroupsRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        ctx: RequestContext,
+        req: DescribeGroupsRequest,
+    ) -> Option<DescribeGroupsResponse> {
+        let v = ctx.api_version();
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|id| {
+                let mut g = DescribedGroup::default().with_group_id(id.clone());
+                if v >= 3 {
+                    g = g.with_authorized_operations(i32::MIN);
+                }
+                let Some(d) = broker.groups.describe(&id.0) else {
+                    // Kafka describes an unknown group as Dead, without an error.
+                    return g.with_group_state(str_bytes("Dead"));
+                };
+                let members = d
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let metadata = m
+                            .protocols
+                            .iter()
+                            .find(|(n, _)| *n == d.protocol)
+                            .map(|(_, b)| b.clone())
+                            .unwrap_or_default();
+                        let dm = DescribedGroupMember::default()
+                            .with_member_id(str_bytes(m.id.clone()))
+                            .with_client_id(str_bytes(m.client_id.clone()))
+                            .with_client_host(str_bytes(m.client_host.clone()))
+                            .with_member_metadata(metadata)
+                            .with_member_assignment(m.assignment.clone());
+                        if v >= 4 {
+                            dm.with_group_instance_id(m.group_instance_id.clone().map(str_bytes))
+                        } else {
+                            dm
+                        }
+                    })
+                    .collect();
+                g.with_group_state(str_bytes(d.state))
+                    .with_protocol_type(str_bytes(d.protocol_type))
+                    .with_protocol_data(str_bytes(d.protocol))
+                    .with_members(members)
+            })
+            .collect();
+        Some(DescribeGroupsResponse::default().with_groups(groups))
+    }
+}

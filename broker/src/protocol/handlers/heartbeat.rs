@@ -1,0 +1,24 @@
+//! Heartbeat (key 12): keeps a member's session alive; tells it when to rejoin.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct Heartbeat;
+
+impl Handler for Heartbeat {
+    type Request = HeartbeatRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+
+    async fn handle(broker: Arc<Broker>, _: RequestContext, req: HeartbeatRequest) -> Option<HeartbeatResponse> {
+        let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+        let err = broker
+            .groups
+            .heartbeat(&req.group_id.0, &req.member_id, instance.as_deref(), req.generation_id);
+        Some(HeartbeatResponse::default().with_error_code(err.map_or(0, |e| e.code())))
+    }
+}

@@ -1,0 +1,103 @@
+//! OffsetCommit (key 8): validated against the group's generation, then written
+//! to `__consumer_offsets`. A member removed from the group (for example after
+//! exceeding max.poll.interval.ms) gets UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION,
+//! so its late commit cannot overwrite the new owner's progress.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
+use kafka_protocol::protocol::VersionRange;
+
+use crate::cluster::{now_ms, Broker};
+use crate::group::CommittedOffset;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct OffsetCommit;
+
+/// A partition of the request: the commit to write, or the error to answer with.
+type PartitionPlan = (i32, Result<CommittedOffset, ResponseError>);
+
+impl Handler for OffsetCommit {
+    type Request = OffsetCommitRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
+
+    async fn handle(broker: Arc<Broker>, _: RequestContext, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
+        let group = req.group_id.0.to_string();
+        let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+        let group_error = if group.is_empty() {
+            Some(ResponseError::InvalidGroupId)
+        } else {
+            broker
+                .groups
+                .check_commit(
+                    &group,
+                    &req.member_id,
+                    instance.as_deref(),
+                    req.generation_id_or_member_epoch,
+                )
+                .err()
+        };
+        let max_metadata = broker.config.offset_metadata_max_bytes();
+        let now = now_ms();
+        // Per partition: Ok(commit) to write, or the error to answer.
+        let mut plan: Vec<(TopicName, Vec<PartitionPlan>)> = Vec::new();
+        for t in req.topics {
+            let topic = broker.topic(t.name.0.as_str());
+            let parts = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
+                    let r = if let Some(e) = group_error {
+                        Err(e)
+                    } else if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
+                        Err(ResponseError::UnknownTopicOrPartition)
+                    } else if metadata.len() > max_metadata {
+                        Err(ResponseError::OffsetMetadataTooLarge)
+                    } else {
+                        Ok(CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata,
+                            commit_timestamp: now,
+                        })
+                    };
+                    (p.partition_index, r)
+                })
+                .collect();
+            plan.push((t.name, parts));
+        }
+        let commits: Vec<(String, i32, CommittedOffset)> = plan
+            .iter()
+            .flat_map(|(t, parts)| {
+                parts
+                    .iter()
+                    .filter_map(move |(p, r)| r.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
+            })
+            .collect();
+        let write_error = broker.groups.commit(&broker, &group, commits).await.err();
+        let topics = plan
+            .into_iter()
+            .map(|(name, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|(p, r)| {
+                        let code = match r {
+                            Ok(_) => write_error.map_or(0, |e| e.code()),
+                            Err(e) => e.code(),
+                        };
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        Some(OffsetCommitResponse::default().with_topics(topics))
+    }
+}

@@ -1,0 +1,36 @@
+"""A consumer-group member in its own process, for tests that SIGKILL members.
+
+Prints one JSON line per event: {"assigned": [...]}, {"record": [partition, offset]}.
+Commits synchronously after each batch it has printed.
+"""
+
+import json
+import sys
+
+from confluent_kafka import Consumer
+
+bootstrap, topic, group = sys.argv[1:4]
+extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+
+
+def on_assign(consumer, partitions):
+    print(json.dumps({"assigned": sorted(p.partition for p in partitions)}), flush=True)
+
+
+c = Consumer({
+    "bootstrap.servers": bootstrap,
+    "group.id": group,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 500,
+    **extra,
+})
+c.subscribe([topic], on_assign=on_assign)
+while True:
+    msgs = c.consume(500, 0.5)
+    for m in msgs:
+        if m.error() is None:
+            print(json.dumps({"record": [m.partition(), m.offset()]}), flush=True)
+    if msgs:
+        c.commit(asynchronous=False)

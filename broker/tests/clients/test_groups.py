@@ -1,0 +1,244 @@
+"""Consumer groups with real clients: rebalances, failover, committed offsets."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+MEMBER = os.path.join(os.path.dirname(__file__), "group_member.py")
+
+
+def create_topic(bootstrap, name, partitions):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+
+
+def produce(bootstrap, topic, n, partitions):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(n):
+        p.produce(topic, value=b"%d" % i, partition=i % partitions)
+    assert p.flush(30) == 0
+
+
+class Member:
+    """A group member process whose events are collected by a reader thread."""
+
+    def __init__(self, bootstrap, topic, group, extra=None):
+        self.proc = subprocess.Popen(
+            [sys.executable, MEMBER, bootstrap, topic, group, json.dumps(extra or {})],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.assigned = None
+        self.records = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            ev = json.loads(line)
+            with self.lock:
+                if "assigned" in ev:
+                    self.assigned = ev["assigned"]
+                else:
+                    self.records.append(tuple(ev["record"]))
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def group_broker(broker_factory):
+    return broker_factory(**{"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000"})
+
+
+def test_three_members_share_six_partitions_and_survive_a_sigkill(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "shared", 6)
+    members = [Member(b.bootstrap, "shared", "g3") for _ in range(3)]
+    try:
+        wait_for(lambda: all(m.assigned is not None and len(m.assigned) == 2 for m in members), 60, "two partitions each")
+        assert sorted(p for m in members for p in m.assigned) == list(range(6))
+        produce(b.bootstrap, "shared", 3000, 6)
+        wait_for(lambda: sum(len(m.records) for m in members) >= 3000, 60, "first 3000 records")
+        victim = members[0]
+        victim.kill()
+        produce(b.bootstrap, "shared", 3000, 6)
+        survivors = members[1:]
+        # After the session timeout the survivors take over the victim's partitions.
+        wait_for(lambda: sorted(p for m in survivors for p in (m.assigned or [])) == list(range(6)), 60, "takeover")
+        wait_for(lambda: len({r for m in members for r in m.records}) >= 6000, 60, "every record")
+        seen = [r for m in members for r in m.records]
+        assert len(set(seen)) == 6000
+        # Duplicates can only come from the victim's uncommitted window.
+        assert len(seen) - len(set(seen)) <= 1000
+    finally:
+        for m in members:
+            m.kill()
+
+
+def test_committed_offsets_survive_a_broker_restart(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "resume", 2)
+    produce(b.bootstrap, "resume", 100, 2)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "resumers", "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe(["resume"])
+    got = 0
+    deadline = time.monotonic() + 30
+    while got < 100 and time.monotonic() < deadline:
+        got += len([m for m in c.consume(100, 1.0) if m.error() is None])
+    assert got == 100
+    c.commit(asynchronous=False)
+    c.close()
+    b.stop()
+    b.start()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "resumers"})
+    committed = c.committed([TopicPartition("resume", 0), TopicPartition("resume", 1)], timeout=10)
+    assert sorted(tp.offset for tp in committed) == [50, 50]
+    c.close()
+
+
+def test_a_member_that_outlives_max_poll_interval_cannot_commit_over_the_new_owner(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "slow", 1)
+    produce(b.bootstrap, "slow", 10, 1)
+    conf = {
+        "bootstrap.servers": b.bootstrap, "group.id": "slowpokes", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "session.timeout.ms": 1500, "max.poll.interval.ms": 2000,
+    }
+    slow = Consumer(conf)
+    slow.subscribe(["slow"])
+    msgs = []
+    deadline = time.monotonic() + 30
+    while not msgs and time.monotonic() < deadline:
+        msgs = [m for m in slow.consume(10, 1.0) if m.error() is None]
+    assert msgs
+    # "Processing" takes longer than max.poll.interval.ms: the client leaves the group.
+    time.sleep(4)
+    # Meanwhile another member takes the partition and commits its progress.
+    fast = Consumer({**conf, "max.poll.interval.ms": 300000})
+    fast.subscribe(["slow"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not fast.assignment():
+        fast.consume(10, 0.5)
+    fast.commit(offsets=[TopicPartition("slow", 0, 7)], asynchronous=False)
+    # The late commit of the removed member must be rejected, and the client told.
+    with pytest.raises(KafkaException) as e:
+        slow.commit(offsets=[TopicPartition("slow", 0, 3)], asynchronous=False)
+    assert e.value.args[0].code() in (
+        KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError._MAX_POLL_EXCEEDED,
+        KafkaError.REBALANCE_IN_PROGRESS, KafkaError._NO_OFFSET, KafkaError._STATE,
+    ), e.value
+    [tp] = fast.committed([TopicPartition("slow", 0)], timeout=10)
+    assert tp.offset == 7
+    fast.close()
+    slow.close()
+
+
+def test_kafka_python_group_of_two_commits(group_broker):
+    from kafka import KafkaConsumer
+
+    b = group_broker
+    create_topic(b.bootstrap, "kp-group", 4)
+    produce(b.bootstrap, "kp-group", 400, 4)
+    consumers = [
+        KafkaConsumer("kp-group", bootstrap_servers=b.bootstrap, group_id="kp", enable_auto_commit=False,
+                      auto_offset_reset="earliest", consumer_timeout_ms=1000)
+        for _ in range(2)
+    ]
+    seen = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < 400 and time.monotonic() < deadline:
+        for c in consumers:
+            for tp, records in c.poll(timeout_ms=200).items():
+                seen.update((r.partition, r.offset) for r in records)
+            c.commit()
+    assert len(seen) == 400
+    assert sorted(p for c in consumers for p in (tp.partition for tp in c.assignment())) == [0, 1, 2, 3]
+    for c in consumers:
+        c.close()
+    check = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id="kp")
+    from kafka import TopicPartition as KTP
+
+    assert [check.committed(KTP("kp-group", p)) for p in range(4)] == [100, 100, 100, 100]
+    check.close()
+
+
+def test_aiokafka_group_of_two_commits(group_broker):
+    from aiokafka import AIOKafkaConsumer
+
+    b = group_broker
+    create_topic(b.bootstrap, "aio-group", 2)
+    produce(b.bootstrap, "aio-group", 200, 2)
+
+    async def run():
+        cs = [
+            AIOKafkaConsumer("aio-group", bootstrap_servers=b.bootstrap, group_id="aio", enable_auto_commit=False,
+                             auto_offset_reset="earliest")
+            for _ in range(2)
+        ]
+        for c in cs:
+            await c.start()
+        seen = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 200 and time.monotonic() < deadline:
+            for c in cs:
+                batch = await c.getmany(timeout_ms=200)
+                for tp, records in batch.items():
+                    seen.update((r.partition, r.offset) for r in records)
+                await c.commit()
+        for c in cs:
+            await c.stop()
+        return seen
+
+    assert len(asyncio.run(run())) == 200
+
+
+def test_admin_lists_describes_and_deletes_groups(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "adm", 1)
+    produce(b.bootstrap, "adm", 10, 1)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "adm-group", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe(["adm"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not c.assignment():
+        c.consume(10, 0.5)
+    c.commit(offsets=[TopicPartition("adm", 0, 5)], asynchronous=False)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = a.list_consumer_groups().result(10)
+    assert "adm-group" in [g.group_id for g in listed.valid]
+    [desc] = a.describe_consumer_groups(["adm-group"]).values()
+    d = desc.result(10)
+    assert d.state.name == "STABLE" and len(d.members) == 1
+    assert d.members[0].assignment.topic_partitions[0].topic == "adm"
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    [f] = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("adm-group")]).values()
+    assert [(tp.topic, tp.partition, tp.offset) for tp in f.result(10).topic_partitions] == [("adm", 0, 5)]
+    # A group with members cannot be deleted; once empty it can.
+    [d1] = a.delete_consumer_groups(["adm-group"]).values()
+    with pytest.raises(KafkaException) as e:
+        d1.result(10)
+    assert e.value.args[0].code() == KafkaError.NON_EMPTY_GROUP
+    c.close()
+    [d2] = a.delete_consumer_groups(["adm-group"]).values()
+    d2.result(10)
+    assert "adm-group" not in [g.group_id for g in a.list_consumer_groups().result(10).valid]
+    [f] = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("adm-group")]).values()
+    assert [tp.offset for tp in f.result(10).topic_partitions] in ([], [-1001])
