@@ -188,6 +188,17 @@ fn every_api_answers_at_every_served_version() {
                     GroupId(StrBytes::from_static_str("none"))
                 ])),
                 ApiKey::ListGroups => check!(ListGroupsRequest::default()),
+                ApiKey::OffsetDelete => {
+                    check!(OffsetDeleteRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("admin-commit"))))
+                }
+                ApiKey::OffsetForLeaderEpoch => check!(OffsetForLeaderEpochRequest::default().with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(tn("versions"))
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                        ])
+                ])),
                 ApiKey::DeleteGroups => {
                     check!(DeleteGroupsRequest::default()
                         .with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]))
@@ -559,4 +570,39 @@ fn offset_commits_are_checked_against_the_group() {
                 .with_partition_indexes(vec![0])])),
     );
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, 5);
+}
+
+#[test]
+fn offset_delete_removes_offsets_of_topics_nobody_subscribes_to() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    create_topic(&mut c, "gone");
+    assert_eq!(commit(&mut c, "standalone", -1, "", "gone", ""), 0);
+    let delete = |c: &mut Client, group: &str, topic: &str| {
+        c.call(
+            0,
+            &OffsetDeleteRequest::default()
+                .with_group_id(gid(group))
+                .with_topics(vec![offset_delete_request::OffsetDeleteRequestTopic::default()
+                    .with_name(tn(topic))
+                    .with_partitions(vec![
+                        offset_delete_request::OffsetDeleteRequestPartition::default(),
+                    ])]),
+        )
+    };
+    let r = delete(&mut c, "standalone", "gone");
+    assert_eq!((r.error_code, r.topics[0].partitions[0].error_code), (0, 0));
+    let fetched = c.call(
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(gid("standalone"))
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(tn("gone"))
+                .with_partition_indexes(vec![0])])),
+    );
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, -1);
+    assert_eq!(
+        delete(&mut c, "no-such-group", "gone").error_code,
+        ResponseError::GroupIdNotFound.code()
+    );
 }

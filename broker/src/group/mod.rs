@@ -432,6 +432,53 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// OffsetDelete: removes the given offsets unless a live member is subscribed
+    /// to their topic (GROUP_SUBSCRIBED_TO_TOPIC). Returns each partition's error.
+    pub async fn delete_offsets(
+        &self,
+        broker: &Arc<Broker>,
+        group_id: &str,
+        wanted: &[(String, i32)],
+    ) -> Result<Vec<((String, i32), Option<ResponseError>)>, ResponseError> {
+        let subscribed: Vec<String> = {
+            let groups = self.groups();
+            let known = groups.contains_key(group_id) || self.offsets().contains_key(group_id);
+            if !known {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            groups
+                .get(group_id)
+                .map(|e| e.group.subscribed_topics())
+                .unwrap_or_default()
+        };
+        let mut results = Vec::with_capacity(wanted.len());
+        let mut tombstones = Vec::new();
+        for (t, p) in wanted {
+            if subscribed.contains(t) {
+                results.push(((t.clone(), *p), Some(ResponseError::GroupSubscribedToTopic)));
+            } else if broker.partition(t, *p).is_none() {
+                results.push(((t.clone(), *p), Some(ResponseError::UnknownTopicOrPartition)));
+            } else {
+                results.push(((t.clone(), *p), None));
+                if self.committed(group_id).contains_key(&(t.clone(), *p)) {
+                    tombstones.push((offsets::offset_key(group_id, t, *p), None));
+                }
+            }
+        }
+        if !tombstones.is_empty() {
+            let _g = self.commit_lock.lock().await;
+            self.append(broker, group_id, tombstones).await?;
+            if let Some(g) = self.offsets().get_mut(group_id) {
+                for ((t, p), e) in &results {
+                    if e.is_none() {
+                        g.remove(&(t.clone(), *p));
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
     /// Expires members and completes join phases; runs every 100 ms.
     pub fn tick(&self) {
         let now = now_ms();

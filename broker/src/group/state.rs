@@ -736,6 +736,39 @@ impl Group {
         self.members.is_empty()
     }
 
+    /// Topics the members subscribe to, read from the consumer protocol's
+    /// subscription metadata (version, then an array of topic names).
+    pub fn subscribed_topics(&self) -> Vec<String> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return Vec::new();
+        }
+        let mut topics = Vec::new();
+        for m in self.members.values() {
+            let Some((_, meta)) = m.protocols.first() else { continue };
+            let mut b: &[u8] = meta;
+            if b.len() < 6 {
+                continue;
+            }
+            b = &b[2..];
+            let n = i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            b = &b[4..];
+            for _ in 0..n.max(0) {
+                if b.len() < 2 {
+                    break;
+                }
+                let len = i16::from_be_bytes([b[0], b[1]]) as usize;
+                if b.len() < 2 + len {
+                    break;
+                }
+                topics.push(String::from_utf8_lossy(&b[2..2 + len]).to_string());
+                b = &b[2 + len..];
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Marks the group deleted.
     pub fn mark_dead(&mut self) {
         self.state = GroupState::Dead;

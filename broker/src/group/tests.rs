@@ -236,3 +236,19 @@ fn invalid_session_timeout_is_refused() {
         })
     ));
 }
+
+#[test]
+fn subscribed_topics_are_read_from_consumer_protocol_metadata() {
+    let mut g = Group::new("g", CFG);
+    let mut meta = vec![0u8, 1, 0, 0, 0, 2];
+    for t in ["orders", "payments"] {
+        meta.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        meta.extend_from_slice(t.as_bytes());
+    }
+    meta.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // null user data
+    let mut req = join_req("", &["range"]);
+    req.require_known_member_id = false;
+    req.protocols = vec![("range".into(), Bytes::from(meta))];
+    g.join(req, 0);
+    assert_eq!(g.subscribed_topics(), vec!["orders".to_string(), "payments".to_string()]);
+}

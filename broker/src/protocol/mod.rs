@@ -167,12 +167,14 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::delete_topics::DeleteTopics>(ApiKey::DeleteTopics),
     ApiEntry::of::<handlers::delete_records::DeleteRecords>(ApiKey::DeleteRecords),
     ApiEntry::of::<handlers::init_producer_id::InitProducerId>(ApiKey::InitProducerId),
+    ApiEntry::of::<handlers::offset_for_leader_epoch::OffsetForLeaderEpoch>(ApiKey::OffsetForLeaderEpoch),
     ApiEntry::of::<handlers::describe_configs::DescribeConfigs>(ApiKey::DescribeConfigs),
     ApiEntry::of::<handlers::alter_configs::AlterConfigs>(ApiKey::AlterConfigs),
     ApiEntry::of::<handlers::create_partitions::CreatePartitions>(ApiKey::CreatePartitions),
     ApiEntry::of::<handlers::incremental_alter_configs::IncrementalAlterConfigs>(ApiKey::IncrementalAlterConfigs),
     ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
     ApiEntry::of::<handlers::delete_groups::DeleteGroups>(ApiKey::DeleteGroups),
+    ApiEntry::of::<handlers::offset_delete::OffsetDelete>(ApiKey::OffsetDelete),
 ];
 
 /// The table row for an API key.

@@ -242,3 +242,4 @@ def test_admin_lists_describes_and_deletes_groups(group_broker):
     assert "adm-group" not in [g.group_id for g in a.list_consumer_groups().result(10).valid]
     [f] = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("adm-group")]).values()
     assert [tp.offset for tp in f.result(10).topic_partitions] in ([], [-1001])
+

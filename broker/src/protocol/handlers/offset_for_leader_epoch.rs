@@ -1,0 +1,64 @@
+//! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch (KIP-101/279).
+//!
+//! A single broker has had one leader epoch per partition, so the answer for any
+//! epoch at or above it is the log end offset. Replication adds the epoch history.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use kafka_protocol::protocol::VersionRange;
+
+use crate::cluster::Broker;
+use crate::protocol::{Handler, RequestContext};
+
+pub struct OffsetForLeaderEpoch;
+
+impl Handler for OffsetForLeaderEpoch {
+    type Request = OffsetForLeaderEpochRequest;
+    const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
+
+    async fn handle(
+        broker: Arc<Broker>,
+        _: RequestContext,
+        req: OffsetForLeaderEpochRequest,
+    ) -> Option<OffsetForLeaderEpochResponse> {
+        let topics = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let topic = broker.topic(t.topic.0.as_str());
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let r = EpochEndOffset::default()
+                            .with_partition(p.partition)
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
+                        let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                            return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        };
+                        let epoch = part.leader_epoch;
+                        if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
+                            return r.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                        }
+                        if p.current_leader_epoch > epoch {
+                            return r.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                        }
+                        if p.leader_epoch < epoch {
+                            // No epoch at or below the requested one.
+                            return r;
+                        }
+                        r.with_leader_epoch(epoch).with_end_offset(part.high_watermark())
+                    })
+                    .collect();
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(t.topic)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        Some(OffsetForLeaderEpochResponse::default().with_topics(topics))
+    }
+}
