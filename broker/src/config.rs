@@ -293,6 +293,34 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Allow an out-of-sync replica to become leader.",
     ),
     def(
+        "log.cleaner.enable",
+        T::Boolean,
+        Some("true"),
+        None,
+        "Run the log cleaner for topics with cleanup.policy=compact.",
+    ),
+    def(
+        "log.cleaner.backoff.ms",
+        T::Long,
+        Some("15000"),
+        Some(0),
+        "How long the cleaner sleeps between passes.",
+    ),
+    def(
+        "log.cleaner.min.cleanable.ratio",
+        T::Double,
+        Some("0.5"),
+        None,
+        "Default min.cleanable.dirty.ratio of topics.",
+    ),
+    def(
+        "log.cleaner.delete.retention.ms",
+        T::Long,
+        Some("86400000"),
+        Some(0),
+        "Default delete.retention.ms of topics: how long tombstones stay readable.",
+    ),
+    def(
         "group.initial.rebalance.delay.ms",
         T::Int,
         Some("3000"),
@@ -491,6 +519,8 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
 pub fn topic_synonym(topic_key: &str) -> Option<&'static str> {
     Some(match topic_key {
         "cleanup.policy" => "log.cleanup.policy",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
         "compression.type" => "compression.type",
         "flush.messages" => "log.flush.interval.messages",
         "flush.ms" => "log.flush.interval.ms",
@@ -766,6 +796,12 @@ impl BrokerConfig {
     pub fn socket_request_max_bytes(&self) -> usize {
         self.num("socket.request.max.bytes") as usize
     }
+    pub fn cleaner_enabled(&self) -> bool {
+        self.flag("log.cleaner.enable")
+    }
+    pub fn cleaner_backoff_ms(&self) -> u64 {
+        self.num("log.cleaner.backoff.ms") as u64
+    }
     pub fn retention_check_interval_ms(&self) -> u64 {
         self.num("log.retention.check.interval.ms") as u64
     }
@@ -847,6 +883,8 @@ pub struct LogConfig {
     pub min_insync_replicas: i32,
     pub compact: bool,
     pub delete: bool,
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl LogConfig {
@@ -872,6 +910,8 @@ impl LogConfig {
             flush_messages: num("flush.messages", i64::MAX),
             flush_ms: num("flush.ms", i64::MAX),
             min_insync_replicas: num("min.insync.replicas", 1) as i32,
+            delete_retention_ms: num("delete.retention.ms", 86_400_000),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
             compact: policy.split(',').any(|p| p.trim() == "compact"),
             delete: policy.split(',').any(|p| p.trim() == "delete"),
         }

@@ -546,6 +546,27 @@ impl Broker {
         }
     }
 
+    /// Compacts every partition that needs it (blocking).
+    pub fn run_cleaner(&self, now: i64) {
+        for t in self.topics() {
+            for p in t.all_partitions() {
+                match p.compact(now) {
+                    Ok(Some(s)) => tracing::info!(
+                        topic = %t.name,
+                        partition = p.index,
+                        records_read = s.records_read,
+                        records_kept = s.records_kept,
+                        bytes_before = s.bytes_before,
+                        bytes_after = s.bytes_after,
+                        "compacted"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(topic = %t.name, partition = p.index, "compaction failed: {e}"),
+                }
+            }
+        }
+    }
+
     /// Orderly shutdown: flush every log, snapshot producer state, write checkpoints
     /// and the clean-shutdown marker so the next start skips recovery.
     pub fn shutdown(&self) -> io::Result<()> {
@@ -566,6 +587,21 @@ impl Broker {
         let broker = Arc::clone(self);
         let retention_every = Duration::from_millis(self.config.retention_check_interval_ms().max(1));
         let flush_every = Duration::from_millis(self.config.flush_scheduler_interval_ms().clamp(1, 60_000));
+        if self.config.cleaner_enabled() {
+            let broker = Arc::clone(self);
+            let backoff = Duration::from_millis(self.config.cleaner_backoff_ms().max(10));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(backoff).await;
+                    let b = Arc::clone(&broker);
+                    let _ = blocking(move || {
+                        b.run_cleaner(now_ms());
+                        Ok(())
+                    })
+                    .await;
+                }
+            });
+        }
         tokio::spawn(async move {
             let tick = retention_every.min(flush_every).min(Duration::from_secs(60));
             let mut last_retention = std::time::Instant::now();

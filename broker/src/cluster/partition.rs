@@ -211,6 +211,21 @@ impl Partition {
         self.log_start_offset.store(log.log_start_offset(), Ordering::SeqCst);
     }
 
+    /// One compaction pass if the log needs one (blocking). The log is locked only
+    /// to pick the segments and to swap the results in.
+    pub fn compact(&self, now: i64) -> io::Result<Option<crate::log::cleaner::CleanStats>> {
+        let (inputs, horizon) = {
+            let log = Self::lock(&self.log);
+            match log.cleanable_segments() {
+                Some(inputs) => (inputs, now - log.config().delete_retention_ms),
+                None => return Ok(None),
+            }
+        };
+        let (outputs, stats) = crate::log::cleaner::clean(&self.dir, &inputs, horizon)?;
+        Self::lock(&self.log).swap_cleaned(outputs, now)?;
+        Ok(Some(stats))
+    }
+
     /// Flushes if `flush.ms` has passed (blocking).
     pub fn flush_if_due(&self, now: i64) {
         let mut log = Self::lock(&self.log);

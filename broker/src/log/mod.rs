@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod index;
 pub mod producer_state;
 pub mod segment;
@@ -86,6 +87,8 @@ pub struct Log {
     producers: ProducerStateManager,
     unflushed_messages: i64,
     last_flush_ms: i64,
+    /// Segments below this offset were compacted in this process's life.
+    cleaner_point: i64,
 }
 
 /// How a log was opened.
@@ -115,7 +118,7 @@ impl Log {
                 if let Ok(b) = stem.parse::<i64>() {
                     bases.push(b);
                 }
-            } else if name.ends_with(".tmp") {
+            } else if name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 let _ = std::fs::remove_file(dir.join(&name));
             }
         }
@@ -162,6 +165,7 @@ impl Log {
             producers: ProducerStateManager::default(),
             unflushed_messages: 0,
             last_flush_ms: now_ms,
+            cleaner_point: 0,
         };
         log.load_producer_state()?;
         Ok((log, stats))
@@ -447,6 +451,51 @@ impl Log {
         seg.delete()?;
         let first = *self.segments.keys().next().expect("the active segment stays");
         self.log_start_offset = self.log_start_offset.max(first);
+        Ok(())
+    }
+
+    /// The rolled segments to compact, if the topic is compacted and the share of
+    /// not-yet-cleaned bytes reaches `min.cleanable.dirty.ratio`.
+    pub fn cleanable_segments(&self) -> Option<Vec<cleaner::SegmentInput>> {
+        if !self.config.compact || self.segments.len() < 2 {
+            return None;
+        }
+        let rolled: Vec<&Segment> = self.segments.values().take(self.segments.len() - 1).collect();
+        let total: u64 = rolled.iter().map(|s| s.size()).sum();
+        let dirty: u64 = rolled.iter().filter(|s| s.base_offset >= self.cleaner_point).map(|s| s.size()).sum();
+        if total == 0 || dirty == 0 || (dirty as f64 / total as f64) < self.config.min_cleanable_dirty_ratio {
+            return None;
+        }
+        Some(
+            rolled
+                .into_iter()
+                .map(|s| cleaner::SegmentInput { base_offset: s.base_offset, file: s.file(), size: s.size() })
+                .collect(),
+        )
+    }
+
+    /// Puts cleaned segment files in place of the originals (which readers holding
+    /// their files can still finish reading) and rebuilds their indexes.
+    pub fn swap_cleaned(&mut self, outputs: Vec<cleaner::SegmentOutput>, now_ms: i64) -> io::Result<()> {
+        let active = self.active().base_offset;
+        for out in outputs {
+            if out.base_offset == active || !self.segments.contains_key(&out.base_offset) {
+                // Deleted by retention meanwhile (or, impossibly, became active): drop the result.
+                let _ = std::fs::remove_file(&out.path);
+                continue;
+            }
+            let old = self.segments.remove(&out.base_offset).expect("checked");
+            let next = old.next_offset();
+            drop(old);
+            let stem = segment::file_stem(out.base_offset);
+            std::fs::rename(&out.path, self.dir.join(format!("{stem}.log")))?;
+            for ext in ["index", "timeindex"] {
+                let _ = std::fs::remove_file(self.dir.join(format!("{stem}.{ext}")));
+            }
+            let (seg, _) = Segment::open(&self.dir, out.base_offset, self.config.index_interval_bytes, false, now_ms)?;
+            self.cleaner_point = self.cleaner_point.max(next);
+            self.segments.insert(out.base_offset, seg);
+        }
         Ok(())
     }
 
