@@ -1,6 +1,8 @@
 """A consumer-group member in its own process, for tests that SIGKILL members.
 
-Prints one JSON line per event: {"assigned": [...]}, {"record": [partition, offset]}.
+Prints one JSON line per event: {"assigned": [...]} from the assignment
+callback, {"owned": [...]} whenever the partitions it owns change, and
+{"record": [partition, offset]}.
 Commits synchronously after each batch it has printed.
 """
 
@@ -27,10 +29,15 @@ c = Consumer({
     **extra,
 })
 c.subscribe([topic], on_assign=on_assign)
+owned = None
 while True:
     msgs = c.consume(500, 0.5)
     for m in msgs:
         if m.error() is None:
             print(json.dumps({"record": [m.partition(), m.offset()]}), flush=True)
+    now = sorted(p.partition for p in c.assignment())
+    if now != owned:
+        owned = now
+        print(json.dumps({"owned": owned}), flush=True)
     if msgs:
         c.commit(asynchronous=False)

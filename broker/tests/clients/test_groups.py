@@ -36,6 +36,7 @@ class Member:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.assigned = None
+        self.owned_history = []
         self.records = []
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -46,6 +47,8 @@ class Member:
             with self.lock:
                 if "assigned" in ev:
                     self.assigned = ev["assigned"]
+                elif "owned" in ev:
+                    self.owned_history.append(ev["owned"])
                 else:
                     self.records.append(tuple(ev["record"]))
 
@@ -243,3 +246,54 @@ def test_admin_lists_describes_and_deletes_groups(group_broker):
     [f] = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("adm-group")]).values()
     assert [tp.offset for tp in f.result(10).topic_partitions] in ([], [-1001])
 
+
+
+def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "static", 4)
+    extra = {"group.instance.id": "member-a", "session.timeout.ms": 10000}
+    a = Member(b.bootstrap, "static", "statics", extra)
+    other = Member(b.bootstrap, "static", "statics", {"group.instance.id": "member-b", "session.timeout.ms": 10000})
+    try:
+        wait_for(lambda: a.assigned and other.assigned and len(a.assigned) + len(other.assigned) == 4, 60, "assignment")
+        first = list(a.assigned)
+        a.kill()  # no LeaveGroup: a static member's session outlives its process
+        a = Member(b.bootstrap, "static", "statics", extra)
+        wait_for(lambda: a.assigned is not None, 30, "the restarted member's assignment")
+        assert a.assigned == first
+        # The other member saw no rebalance: once assigned, it never lost its partitions.
+        hist = list(other.owned_history)
+        first = next(i for i, o in enumerate(hist) if o)
+        assert all(hist[i] == hist[first] for i in range(first, len(hist))), hist
+        a_desc = AdminClient({"bootstrap.servers": b.bootstrap})
+        [f] = a_desc.describe_consumer_groups(["statics"]).values()
+        d = f.result(10)
+        assert sorted(m.group_instance_id for m in d.members) == ["member-a", "member-b"]
+    finally:
+        a.kill()
+        other.kill()
+
+
+def test_cooperative_sticky_moves_only_the_partitions_it_must(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "coop", 6)
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    m1 = Member(b.bootstrap, "coop", "coop-group", conf)
+    try:
+        wait_for(lambda: m1.owned_history and len(m1.owned_history[-1]) == 6, 60, "all six to the first member")
+        m2 = Member(b.bootstrap, "coop", "coop-group", conf)
+        try:
+            wait_for(
+                lambda: m2.owned_history and len(m2.owned_history[-1]) == 3 and len(m1.owned_history[-1]) == 3,
+                60, "three move to the second member",
+            )
+            kept = set(m1.owned_history[-1])
+            assert kept | set(m2.owned_history[-1]) == set(range(6))
+            # Incremental rebalancing: the first member never gave up the partitions it kept
+            # (an eager rebalance would have revoked all six first).
+            after_join = m1.owned_history[m1.owned_history.index(list(range(6))):]
+            assert all(kept <= set(owned) for owned in after_join), m1.owned_history
+        finally:
+            m2.kill()
+    finally:
+        m1.kill()
