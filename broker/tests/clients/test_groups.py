@@ -255,12 +255,16 @@ def test_static_member_restart_gets_its_partitions_back_without_a_rebalance(grou
     a = Member(b.bootstrap, "static", "statics", extra)
     other = Member(b.bootstrap, "static", "statics", {"group.instance.id": "member-b", "session.timeout.ms": 10000})
     try:
-        wait_for(lambda: a.assigned and other.assigned and len(a.assigned) + len(other.assigned) == 4, 60, "assignment")
-        first = list(a.assigned)
+        wait_for(
+            lambda: a.owned_history and other.owned_history
+            and len(a.owned_history[-1]) + len(other.owned_history[-1]) == 4,
+            60, "assignment",
+        )
+        first = list(a.owned_history[-1])
         a.kill()  # no LeaveGroup: a static member's session outlives its process
         a = Member(b.bootstrap, "static", "statics", extra)
-        wait_for(lambda: a.assigned is not None, 30, "the restarted member's assignment")
-        assert a.assigned == first
+        wait_for(lambda: a.owned_history and a.owned_history[-1], 30, "the restarted member's assignment")
+        assert a.owned_history[-1] == first
         # The other member saw no rebalance: once assigned, it never lost its partitions.
         hist = list(other.owned_history)
         first = next(i for i, o in enumerate(hist) if o)
