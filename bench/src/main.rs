@@ -8,6 +8,8 @@
 //! resulting log after a clean stop and after kill -9, and its start-up timed.
 //! Prints a table and writes JSON.
 
+mod groups;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -36,6 +38,9 @@ struct Args {
     /// Partitions per topic.
     #[arg(long, default_value_t = 4)]
     partitions: i32,
+    /// Run only the group coordinator scenarios.
+    #[arg(long)]
+    groups_only: bool,
     /// Extra broker settings (key=value), repeatable.
     #[arg(long = "set")]
     sets: Vec<String>,
@@ -200,7 +205,10 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // Topics are auto-created by the producers' metadata requests with this many partitions.
-    let mut sets = vec![format!("num.partitions={}", args.partitions)];
+    let mut sets = vec![
+        format!("num.partitions={}", args.partitions),
+        "group.initial.rebalance.delay.ms=0".to_string(),
+    ];
     sets.extend(args.sets.iter().cloned());
     let (mut broker, first_start) = Broker::start(&args.broker, dir.clone(), port, &sets);
     let bootstrap = broker.bootstrap();
@@ -215,7 +223,12 @@ fn main() {
     let mut json = Vec::new();
     let mut topics = Vec::new();
     let lat_file = dir.join("latency.txt");
-    for (size, acks) in [(1024usize, "1"), (1024, "all"), (100, "1"), (100, "all")] {
+    let scenarios: &[(usize, &str)] = if args.groups_only {
+        &[]
+    } else {
+        &[(1024, "1"), (1024, "all"), (100, "1"), (100, "all")]
+    };
+    for &(size, acks) in scenarios {
         let topic = format!("bench-{size}b-acks-{acks}");
         let bytes = if size < 1024 { args.bytes / 10 } else { args.bytes };
         let count = bytes / size;
@@ -314,6 +327,22 @@ fn main() {
             r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1}}}"#
         ));
     }
+    let rebalance = groups::rebalance_ten(&bootstrap);
+    println!(
+        "rebalance of a group of 10 after an 11th joins: {:.1} ms",
+        rebalance.as_secs_f64() * 1e3
+    );
+    json.push(format!(
+        r#"{{"scenario":"rebalance 10+1 members","ms":{:.1}}}"#,
+        rebalance.as_secs_f64() * 1e3
+    ));
+    if topics.is_empty() {
+        groups::create_topic(&bootstrap, "bench-commits");
+    }
+    let commit_topic = topics.first().map_or("bench-commits".to_string(), |t| t.0.clone());
+    let commits = groups::commits_per_second(&bootstrap, &commit_topic, 3.0);
+    println!("offset commits (one committer, one at a time): {commits:.0}/s");
+    json.push(format!(r#"{{"scenario":"offset commits","per_s":{commits:.0}}}"#));
     let log_bytes = walk_size(&dir);
     broker.stop(false);
     let clean = broker.restart();

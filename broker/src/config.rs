@@ -349,6 +349,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Partitions of __consumer_offsets (fixed once the topic exists).",
     ),
     def(
+        "offsets.retention.minutes",
+        T::Int,
+        Some("10080"),
+        Some(1),
+        "How long committed offsets of a group without members are kept.",
+    ),
+    def(
+        "offsets.retention.check.interval.ms",
+        T::Long,
+        Some("600000"),
+        Some(1),
+        "How often expired committed offsets are removed.",
+    ),
+    def(
         "offset.metadata.max.bytes",
         T::Int,
         Some("4096"),
@@ -818,6 +832,12 @@ impl BrokerConfig {
     }
     pub fn offsets_topic_partitions(&self) -> i32 {
         self.num("offsets.topic.num.partitions") as i32
+    }
+    pub fn offsets_retention_ms(&self) -> i64 {
+        self.num("offsets.retention.minutes") * 60_000
+    }
+    pub fn offsets_retention_check_interval_ms(&self) -> u64 {
+        self.num("offsets.retention.check.interval.ms") as u64
     }
     pub fn offset_metadata_max_bytes(&self) -> usize {
         self.num("offset.metadata.max.bytes") as usize

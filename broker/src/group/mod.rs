@@ -479,6 +479,49 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    /// Removes offsets of groups without members that were committed more than
+    /// `retention_ms` ago (Kafka's offsets.retention.minutes), with tombstones.
+    pub async fn expire_offsets(&self, broker: &Arc<Broker>, now: i64, retention_ms: i64) -> usize {
+        let expired: Vec<(String, Vec<(String, i32)>)> = {
+            let groups = self.groups();
+            self.offsets()
+                .iter()
+                .filter(|(g, _)| groups.get(*g).is_none_or(|e| e.group.is_empty()))
+                .map(|(g, o)| {
+                    let old = o
+                        .iter()
+                        .filter(|(_, c)| now - c.commit_timestamp > retention_ms)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    (g.clone(), old)
+                })
+                .filter(|(_, old): &(String, Vec<(String, i32)>)| !old.is_empty())
+                .collect()
+        };
+        let mut removed = 0;
+        for (group, keys) in expired {
+            let tombstones = keys
+                .iter()
+                .map(|(t, p)| (offsets::offset_key(&group, t, *p), None))
+                .collect();
+            let _g = self.commit_lock.lock().await;
+            if self.append(broker, &group, tombstones).await.is_err() {
+                continue;
+            }
+            let mut cache = self.offsets();
+            if let Some(o) = cache.get_mut(&group) {
+                for k in &keys {
+                    o.remove(k);
+                }
+                if o.is_empty() {
+                    cache.remove(&group);
+                }
+            }
+            removed += keys.len();
+        }
+        removed
+    }
+
     /// Expires members and completes join phases; runs every 100 ms.
     pub fn tick(&self) {
         let now = now_ms();
@@ -496,8 +539,21 @@ impl GroupCoordinator {
         });
     }
 
-    /// Starts the timer task.
+    /// Starts the timer task and the offsets expiry task.
     pub fn spawn_timer(broker: &Arc<Broker>) {
+        let b = Arc::downgrade(broker);
+        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms().max(10));
+        let retention = broker.config.offsets_retention_ms();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(b) = b.upgrade() else { return };
+                let n = b.groups.expire_offsets(&b, now_ms(), retention).await;
+                if n > 0 {
+                    tracing::info!(offsets = n, "expired committed offsets");
+                }
+            }
+        });
         let b = Arc::downgrade(broker);
         tokio::spawn(async move {
             loop {

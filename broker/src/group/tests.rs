@@ -250,5 +250,8 @@ fn subscribed_topics_are_read_from_consumer_protocol_metadata() {
     req.require_known_member_id = false;
     req.protocols = vec![("range".into(), Bytes::from(meta))];
     g.join(req, 0);
-    assert_eq!(g.subscribed_topics(), vec!["orders".to_string(), "payments".to_string()]);
+    assert_eq!(
+        g.subscribed_topics(),
+        vec!["orders".to_string(), "payments".to_string()]
+    );
 }

@@ -73,7 +73,11 @@ fn compression_of(h: &BatchHeader) -> Compression {
 /// Cleans `segments` (oldest first, all below the active segment): a record
 /// survives if no later record in these segments has its key; tombstones older
 /// than `delete_horizon_ms` are dropped too. Control batches are kept as they are.
-pub fn clean(dir: &Path, segments: &[SegmentInput], delete_horizon_ms: i64) -> io::Result<(Vec<SegmentOutput>, CleanStats)> {
+pub fn clean(
+    dir: &Path,
+    segments: &[SegmentInput],
+    delete_horizon_ms: i64,
+) -> io::Result<(Vec<SegmentOutput>, CleanStats)> {
     let mut stats = CleanStats::default();
     // Pass 1: the last offset of every key.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
@@ -113,7 +117,9 @@ pub fn clean(dir: &Path, segments: &[SegmentInput], delete_horizon_ms: i64) -> i
                 .into_iter()
                 .filter(|r| match &r.key {
                     None => true,
-                    Some(k) => latest.get(k) == Some(&r.offset) && !(r.value.is_none() && r.timestamp < delete_horizon_ms),
+                    Some(k) => {
+                        latest.get(k) == Some(&r.offset) && !(r.value.is_none() && r.timestamp < delete_horizon_ms)
+                    }
                 })
                 .collect();
             stats.records_kept += kept.len() as u64;
@@ -130,15 +136,23 @@ pub fn clean(dir: &Path, segments: &[SegmentInput], delete_horizon_ms: i64) -> i
                     }
                 }
                 let mut enc = BytesMut::new();
-                let opts = RecordEncodeOptions { version: 2, compression: compression_of(&h) };
-                RecordBatchEncoder::encode(&mut enc, kept.iter(), &opts).map_err(|e| io::Error::other(e.to_string()))?;
+                let opts = RecordEncodeOptions {
+                    version: 2,
+                    compression: compression_of(&h),
+                };
+                RecordBatchEncoder::encode(&mut enc, kept.iter(), &opts)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
                 out.extend_from_slice(&enc);
             }
         }
         stats.bytes_after += out.len() as u64;
         std::fs::write(&path, &out)?;
         File::open(&path)?.sync_all()?;
-        outputs.push(SegmentOutput { base_offset: seg.base_offset, path, bytes: out.len() as u64 });
+        outputs.push(SegmentOutput {
+            base_offset: seg.base_offset,
+            path,
+            bytes: out.len() as u64,
+        });
     }
     Ok((outputs, stats))
 }

@@ -462,14 +462,22 @@ impl Log {
         }
         let rolled: Vec<&Segment> = self.segments.values().take(self.segments.len() - 1).collect();
         let total: u64 = rolled.iter().map(|s| s.size()).sum();
-        let dirty: u64 = rolled.iter().filter(|s| s.base_offset >= self.cleaner_point).map(|s| s.size()).sum();
+        let dirty: u64 = rolled
+            .iter()
+            .filter(|s| s.base_offset >= self.cleaner_point)
+            .map(|s| s.size())
+            .sum();
         if total == 0 || dirty == 0 || (dirty as f64 / total as f64) < self.config.min_cleanable_dirty_ratio {
             return None;
         }
         Some(
             rolled
                 .into_iter()
-                .map(|s| cleaner::SegmentInput { base_offset: s.base_offset, file: s.file(), size: s.size() })
+                .map(|s| cleaner::SegmentInput {
+                    base_offset: s.base_offset,
+                    file: s.file(),
+                    size: s.size(),
+                })
                 .collect(),
         )
     }
@@ -492,7 +500,13 @@ impl Log {
             for ext in ["index", "timeindex"] {
                 let _ = std::fs::remove_file(self.dir.join(format!("{stem}.{ext}")));
             }
-            let (seg, _) = Segment::open(&self.dir, out.base_offset, self.config.index_interval_bytes, false, now_ms)?;
+            let (seg, _) = Segment::open(
+                &self.dir,
+                out.base_offset,
+                self.config.index_interval_bytes,
+                false,
+                now_ms,
+            )?;
             self.cleaner_point = self.cleaner_point.max(next);
             self.segments.insert(out.base_offset, seg);
         }

@@ -367,7 +367,15 @@ fn keyed_batch(records: &[(&str, Option<&str>)], ts: i64, compression: Compressi
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, recs.iter(), &RecordEncodeOptions { version: 2, compression }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
     buf.to_vec()
 }
 
@@ -402,16 +410,33 @@ fn all_records(log: &Log) -> Vec<(i64, String, Option<String>)> {
 #[test]
 fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig { compact: true, delete: false, segment_bytes: 300, min_cleanable_dirty_ratio: 0.0, ..config() };
+    let cfg = LogConfig {
+        compact: true,
+        delete: false,
+        segment_bytes: 300,
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    };
     let mut log = open(dir.path(), cfg, true);
     for round in 0..5 {
         for k in ["a", "b", "c"] {
             let v = format!("{k}{round}");
-            log.append(&keyed_batch(&[(k, Some(v.as_str()))], 1_000, Compression::Lz4), 1_000, 0).unwrap();
+            log.append(
+                &keyed_batch(&[(k, Some(v.as_str()))], 1_000, Compression::Lz4),
+                1_000,
+                0,
+            )
+            .unwrap();
         }
     }
-    log.append(&keyed_batch(&[("b", None)], 1_000, Compression::None), 1_000, 0).unwrap(); // tombstone, offset 15
-    log.append(&keyed_batch(&[("d", Some("d0")), ("a", Some("a5"))], 1_000, Compression::None), 1_000, 0).unwrap();
+    log.append(&keyed_batch(&[("b", None)], 1_000, Compression::None), 1_000, 0)
+        .unwrap(); // tombstone, offset 15
+    log.append(
+        &keyed_batch(&[("d", Some("d0")), ("a", Some("a5"))], 1_000, Compression::None),
+        1_000,
+        0,
+    )
+    .unwrap();
     log.roll(2_000).unwrap(); // make every record cleanable
     let before = all_records(&log);
     assert_eq!(before.len(), 18);
@@ -433,13 +458,17 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     // Old tombstones go; offsets and reads still work, and so do appends.
     let inputs = log.cleanable_segments();
     assert!(inputs.is_none(), "nothing dirty after a full pass");
-    log.append(&keyed_batch(&[("e", Some("e0"))], 1_000, Compression::None), 1_000, 0).unwrap();
+    log.append(&keyed_batch(&[("e", Some("e0"))], 1_000, Compression::None), 1_000, 0)
+        .unwrap();
     log.roll(4_000).unwrap();
     let inputs = log.cleanable_segments().expect("new dirty segment");
     let (out, _) = cleaner::clean(dir.path(), &inputs, 2_000).unwrap();
     log.swap_cleaned(out, 4_000).unwrap();
     let keys: Vec<(i64, String)> = all_records(&log).into_iter().map(|(o, k, _)| (o, k)).collect();
-    assert_eq!(keys, vec![(14, "c".into()), (16, "d".into()), (17, "a".into()), (18, "e".into())]);
+    assert_eq!(
+        keys,
+        vec![(14, "c".into()), (16, "d".into()), (17, "a".into()), (18, "e".into())]
+    );
     assert_eq!(log.log_end_offset(), 19);
     let r = log.read(17, 1, true).unwrap();
     assert_eq!(offsets(&r.bytes)[0], (16, 17), "the batch holding offset 17, whole");
