@@ -342,6 +342,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest session timeout a consumer may ask for.",
     ),
     def(
+        "group.consumer.session.timeout.ms",
+        T::Int,
+        Some("45000"),
+        Some(1),
+        "Session timeout of members of consumer-protocol (KIP-848) groups.",
+    ),
+    def(
+        "group.consumer.heartbeat.interval.ms",
+        T::Int,
+        Some("5000"),
+        Some(1),
+        "Heartbeat interval the coordinator gives consumer-protocol (KIP-848) members.",
+    ),
+    def(
         "offsets.topic.num.partitions",
         T::Int,
         Some("50"),
@@ -829,6 +843,13 @@ impl BrokerConfig {
             max_session_timeout_ms: self.num("group.max.session.timeout.ms") as i32,
             initial_rebalance_delay_ms: self.num("group.initial.rebalance.delay.ms"),
         }
+    }
+    /// (session timeout, heartbeat interval) of KIP-848 consumer groups.
+    pub fn consumer_group_timeouts(&self) -> (i64, i32) {
+        (
+            self.num("group.consumer.session.timeout.ms"),
+            self.num("group.consumer.heartbeat.interval.ms") as i32,
+        )
     }
     pub fn offsets_topic_partitions(&self) -> i32 {
         self.num("offsets.topic.num.partitions") as i32

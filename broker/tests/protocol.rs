@@ -188,6 +188,16 @@ fn every_api_answers_at_every_served_version() {
                     GroupId(StrBytes::from_static_str("none"))
                 ])),
                 ApiKey::ListGroups => check!(ListGroupsRequest::default()),
+                ApiKey::ConsumerGroupHeartbeat => check!(ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(format!("cg-v{v}"))))
+                    .with_member_id(StrBytes::from_string(format!("member-v{v}")))
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_subscribed_topic_names(Some(vec![tn("versions")]))
+                    .with_topic_partitions(Some(vec![]))),
+                ApiKey::ConsumerGroupDescribe => check!(ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+                    GroupId(StrBytes::from_static_str("cg-v0")),
+                    GroupId(StrBytes::from_static_str("none"))
+                ])),
                 ApiKey::OffsetDelete => {
                     check!(OffsetDeleteRequest::default()
                         .with_group_id(GroupId(StrBytes::from_static_str("admin-commit"))))

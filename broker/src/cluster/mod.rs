@@ -144,7 +144,11 @@ impl Broker {
             next_producer_id: AtomicI64::new(0),
             producer_id_limit: AtomicI64::new(0),
             producer_id_lock: std::sync::Mutex::new(()),
-            groups: crate::group::GroupCoordinator::new(config.group_config(), config.offsets_topic_partitions()),
+            groups: crate::group::GroupCoordinator::new(
+                config.group_config(),
+                config.offsets_topic_partitions(),
+                config.consumer_group_timeouts(),
+            ),
             config,
         };
         let started = std::time::Instant::now();

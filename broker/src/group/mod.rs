@@ -8,6 +8,7 @@
 //! keeps no notion of how many brokers there are: a group belongs to the
 //! `__consumer_offsets` partition its id hashes to.
 
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 
@@ -59,6 +60,10 @@ pub struct GroupCoordinator {
     config: GroupConfig,
     offsets_partitions: i32,
     groups: Mutex<HashMap<String, GroupEntry>>,
+    /// Groups of the KIP-848 consumer protocol.
+    consumer_groups: Mutex<HashMap<String, consumer::ConsumerGroup>>,
+    /// (session timeout, heartbeat interval) of consumer-protocol members.
+    consumer_timeouts: (i64, i32),
     offsets: Mutex<HashMap<String, GroupOffsets>>,
     /// Serialises writes to `__consumer_offsets` with the cache updates that follow them.
     commit_lock: tokio::sync::Mutex<()>,
@@ -82,11 +87,13 @@ pub struct GroupDescription {
 }
 
 impl GroupCoordinator {
-    pub fn new(config: GroupConfig, offsets_partitions: i32) -> GroupCoordinator {
+    pub fn new(config: GroupConfig, offsets_partitions: i32, consumer_timeouts: (i64, i32)) -> GroupCoordinator {
         GroupCoordinator {
             config,
             offsets_partitions,
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
+            consumer_timeouts,
             offsets: Mutex::new(HashMap::new()),
             commit_lock: tokio::sync::Mutex::new(()),
         }
@@ -94,6 +101,40 @@ impl GroupCoordinator {
 
     fn groups(&self) -> MutexGuard<'_, HashMap<String, GroupEntry>> {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn consumer_groups(&self) -> MutexGuard<'_, HashMap<String, consumer::ConsumerGroup>> {
+        self.consumer_groups.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848): joins, leaves, and moves a member towards its target assignment.
+    pub fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        req: consumer::HeartbeatRequest,
+    ) -> Result<(consumer::HeartbeatResult, i32), ResponseError> {
+        if self.groups().get(group_id).is_some_and(|e| !e.group.is_empty()) {
+            // The id belongs to a live classic group.
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        let topics: consumer::TopicsView = broker
+            .topics()
+            .iter()
+            .map(|t| (t.name.clone(), (t.id, t.partition_count() as i32)))
+            .collect();
+        let mut groups = self.consumer_groups();
+        let g = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| consumer::ConsumerGroup::new(group_id));
+        tracing::debug!(group = group_id, member = %req.member_id, epoch = req.member_epoch, "consumer group heartbeat");
+        let r = g.heartbeat(req, &topics, now_ms(), || crate::cluster::random_uuid().to_string())?;
+        Ok((r, self.consumer_timeouts.1))
+    }
+
+    /// A consumer-protocol group, for ConsumerGroupDescribe.
+    pub fn consumer_group(&self, group_id: &str) -> Option<consumer::ConsumerGroup> {
+        self.consumer_groups().get(group_id).cloned()
     }
 
     fn offsets(&self) -> MutexGuard<'_, HashMap<String, GroupOffsets>> {
@@ -262,6 +303,14 @@ impl GroupCoordinator {
         instance: Option<&str>,
         generation: i32,
     ) -> Result<(), ResponseError> {
+        if let Some(g) = self.consumer_groups().get(group_id).filter(|g| !g.members.is_empty()) {
+            // KIP-848 groups check the member epoch instead of a generation.
+            return if generation < 0 && member_id.is_empty() {
+                Err(ResponseError::UnknownMemberId)
+            } else {
+                g.check_commit(member_id, generation)
+            };
+        }
         let groups = self.groups();
         let Some(entry) = groups.get(group_id) else {
             return if generation < 0 && member_id.is_empty() {
@@ -375,8 +424,14 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        for id in self.offsets().keys() {
+        let consumer_groups = self.consumer_groups();
+        for (id, g) in consumer_groups.iter() {
             if !groups.contains_key(id) {
+                out.push((id.clone(), "consumer".to_string(), g.state()));
+            }
+        }
+        for id in self.offsets().keys() {
+            if !groups.contains_key(id) && !consumer_groups.contains_key(id) {
                 out.push((id.clone(), "consumer".to_string(), "Empty"));
             }
         }
@@ -525,8 +580,17 @@ impl GroupCoordinator {
     /// Expires members and completes join phases; runs every 100 ms.
     pub fn tick(&self) {
         let now = now_ms();
-        let offsets = self.offsets();
+        {
+            let mut consumer_groups = self.consumer_groups();
+            let offsets = self.offsets();
+            for g in consumer_groups.values_mut() {
+                g.expire(now, self.consumer_timeouts.0);
+            }
+            consumer_groups.retain(|id, g| !g.members.is_empty() || offsets.contains_key(id));
+        }
+        // Lock order everywhere: groups, then consumer_groups, then offsets.
         let mut groups = self.groups();
+        let offsets = self.offsets();
         for e in groups.values_mut() {
             let c = e.group.tick(now);
             e.deliver(c);

@@ -175,6 +175,8 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
     ApiEntry::of::<handlers::delete_groups::DeleteGroups>(ApiKey::DeleteGroups),
     ApiEntry::of::<handlers::offset_delete::OffsetDelete>(ApiKey::OffsetDelete),
+    ApiEntry::of::<handlers::consumer_group_heartbeat::ConsumerGroupHeartbeat>(ApiKey::ConsumerGroupHeartbeat),
+    ApiEntry::of::<handlers::consumer_group_describe::ConsumerGroupDescribe>(ApiKey::ConsumerGroupDescribe),
 ];
 
 /// The table row for an API key.

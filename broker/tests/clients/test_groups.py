@@ -301,3 +301,44 @@ def test_cooperative_sticky_moves_only_the_partitions_it_must(group_broker):
             m2.kill()
     finally:
         m1.kill()
+
+
+def test_kip848_consumer_protocol_group_of_three_with_a_member_leaving(broker_factory):
+    b = broker_factory(**{"group.consumer.heartbeat.interval.ms": "500"})
+    create_topic(b.bootstrap, "kip848", 6)
+    produce(b.bootstrap, "kip848", 600, 6)
+    conf = {"bootstrap.servers": b.bootstrap, "group.id": "next-gen", "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    cs = [Consumer(conf) for _ in range(3)]
+    for c in cs:
+        c.subscribe(["kip848"])
+    seen = set()
+
+    def spin(consumers, until, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until():
+            for c in consumers:
+                msgs = c.consume(100, 0.1)
+                for m in msgs:
+                    assert m.error() is None, m.error()
+                    seen.add((m.partition(), m.offset()))
+                if msgs:
+                    c.commit(asynchronous=False)
+        return until()
+
+    assert spin(cs, lambda: len(seen) == 600 and all(len(c.assignment()) == 2 for c in cs), 30), \
+        [c.assignment() for c in cs]
+    assert sorted(tp.partition for c in cs for tp in c.assignment()) == list(range(6))
+    # The group is visible to admin tools as a consumer-protocol group.
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    [f] = a.describe_consumer_groups(["next-gen"]).values()
+    d = f.result(10)
+    assert len(d.members) == 3
+    cs[0].close()
+    assert spin(cs[1:], lambda: sum(len(c.assignment()) for c in cs[1:]) == 6, 20)
+    produce(b.bootstrap, "kip848", 600, 6)
+    assert spin(cs[1:], lambda: len(seen) == 1200, 30)
+    committed = cs[1].committed([TopicPartition("kip848", p) for p in range(6)], timeout=10)
+    assert [tp.offset for tp in committed] == [200] * 6
+    for c in cs[1:]:
+        c.close()

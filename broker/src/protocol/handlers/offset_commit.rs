@@ -26,6 +26,7 @@ impl Handler for OffsetCommit {
     async fn handle(broker: Arc<Broker>, _: RequestContext, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
         let group = req.group_id.0.to_string();
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+        tracing::debug!(group, member = %req.member_id, generation = req.generation_id_or_member_epoch, "offset commit");
         let group_error = if group.is_empty() {
             Some(ResponseError::InvalidGroupId)
         } else {
