@@ -342,3 +342,62 @@ def test_kip848_consumer_protocol_group_of_three_with_a_member_leaving(broker_fa
     assert [tp.offset for tp in committed] == [200] * 6
     for c in cs[1:]:
         c.close()
+
+
+def test_kafkajs_group_of_two_commits(group_broker):
+    b = group_broker
+    create_topic(b.bootstrap, "js-group", 4)
+    produce(b.bootstrap, "js-group", 400, 4)
+    script = os.path.join(os.path.dirname(__file__), "node", "group.js")
+    r = subprocess.run(["node", script, b.bootstrap, "js-group", "js", "400"], capture_output=True, timeout=120,
+                       cwd=os.path.dirname(script))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    result = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    assert result["consumed"] == 400
+    assert result["bothMembersWorked"]
+    assert result["committed"] == 400
+
+
+@pytest.mark.parametrize("strategy", ["range", "roundrobin"])
+def test_librdkafka_assignors_share_partitions(group_broker, strategy):
+    b = group_broker
+    topic = f"assign-{strategy}"
+    create_topic(b.bootstrap, topic, 4)
+    members = [Member(b.bootstrap, topic, f"g-{strategy}", {"partition.assignment.strategy": strategy}) for _ in range(2)]
+    try:
+        wait_for(lambda: all(m.owned_history and len(m.owned_history[-1]) == 2 for m in members), 60, "two each")
+        assert sorted(p for m in members for p in m.owned_history[-1]) == [0, 1, 2, 3]
+    finally:
+        for m in members:
+            m.kill()
+
+
+def test_kafka_python_sticky_assignor(group_broker):
+    from kafka import KafkaConsumer
+    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+
+    b = group_broker
+    create_topic(b.bootstrap, "sticky", 4)
+    cs = [KafkaConsumer("sticky", bootstrap_servers=b.bootstrap, group_id="sticky-group",
+                        partition_assignment_strategy=[StickyPartitionAssignor]) for _ in range(2)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sorted(tp.partition for c in cs for tp in c.assignment()) != [0, 1, 2, 3]:
+        for c in cs:
+            c.poll(timeout_ms=100)
+    assert sorted(tp.partition for c in cs for tp in c.assignment()) == [0, 1, 2, 3]
+    assert all(len(c.assignment()) == 2 for c in cs)
+    for c in cs:
+        c.close()
+
+
+def test_admin_alters_committed_offsets_of_an_empty_group(group_broker):
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    b = group_broker
+    create_topic(b.bootstrap, "rewind", 2)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    req = ConsumerGroupTopicPartitions("rewinders", [TopicPartition("rewind", 0, 11), TopicPartition("rewind", 1, 22)])
+    [f] = a.alter_consumer_group_offsets([req]).values()
+    f.result(10)
+    [f] = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions("rewinders")]).values()
+    assert sorted((tp.partition, tp.offset) for tp in f.result(10).topic_partitions) == [(0, 11), (1, 22)]
