@@ -13,15 +13,15 @@ run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
 
 build:
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release -p skein-broker
 
 test: build
 	./scripts/setup-test-env.sh
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release -p skein-broker
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 
 test-unit:
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release -p skein-broker
 
 test-clients: build
 	./scripts/setup-test-env.sh
