@@ -237,7 +237,7 @@ impl GroupCoordinator {
             }
         };
         rx.await
-            .unwrap_or_else(|_| failed_join(ResponseError::RebalanceInProgress, &req.member_id))
+            .unwrap_or_else(|_| JoinResult::error(ResponseError::RebalanceInProgress, &req.member_id))
     }
 
     /// SyncGroup: the leader's assignment, or this member's once the leader sends it.
@@ -252,7 +252,7 @@ impl GroupCoordinator {
         let rx = {
             let mut groups = self.groups();
             let Some(entry) = groups.get_mut(group_id) else {
-                return failed_sync(ResponseError::UnknownMemberId);
+                return SyncResult::error(ResponseError::UnknownMemberId);
             };
             let (reply, completions) = entry.group.sync(member_id, instance, generation, assignments, now_ms());
             entry.deliver(completions);
@@ -266,7 +266,7 @@ impl GroupCoordinator {
             }
         };
         rx.await
-            .unwrap_or_else(|_| failed_sync(ResponseError::RebalanceInProgress))
+            .unwrap_or_else(|_| SyncResult::error(ResponseError::RebalanceInProgress))
     }
 
     pub fn heartbeat(
@@ -628,27 +628,5 @@ impl GroupCoordinator {
                 }
             }
         });
-    }
-}
-
-fn failed_join(e: ResponseError, member_id: &str) -> JoinResult {
-    JoinResult {
-        error: Some(e),
-        generation: -1,
-        protocol_type: None,
-        protocol: None,
-        leader: String::new(),
-        member_id: member_id.to_string(),
-        members: Vec::new(),
-        skip_assignment: false,
-    }
-}
-
-fn failed_sync(e: ResponseError) -> SyncResult {
-    SyncResult {
-        error: Some(e),
-        protocol_type: None,
-        protocol: None,
-        assignment: Bytes::new(),
     }
 }

@@ -111,7 +111,8 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(e: ResponseError, member_id: &str) -> JoinResult {
+    /// A failed join.
+    pub fn error(e: ResponseError, member_id: &str) -> JoinResult {
         JoinResult {
             error: Some(e),
             generation: -1,
@@ -135,7 +136,8 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    fn error(e: ResponseError) -> SyncResult {
+    /// A failed sync.
+    pub fn error(e: ResponseError) -> SyncResult {
         SyncResult {
             error: Some(e),
             protocol_type: None,
