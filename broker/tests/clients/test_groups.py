@@ -165,13 +165,25 @@ def test_kafka_python_group_of_two_commits(group_broker):
                       auto_offset_reset="earliest", consumer_timeout_ms=1000)
         for _ in range(2)
     ]
-    seen = set()
-    deadline = time.monotonic() + 60
-    while len(seen) < 400 and time.monotonic() < deadline:
-        for c in consumers:
+    seen, lock, stop = set(), threading.Lock(), threading.Event()
+
+    # One thread per consumer, as applications run them (kafka-python rejoins inside poll()).
+    def run(c):
+        while not stop.is_set():
             for tp, records in c.poll(timeout_ms=200).items():
-                seen.update((r.partition, r.offset) for r in records)
+                with lock:
+                    seen.update((r.partition, r.offset) for r in records)
             c.commit()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in consumers]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(seen) >= 400 and all(len(c.assignment()) == 2 for c in consumers), 60, "every record")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
     assert len(seen) == 400
     assert sorted(p for c in consumers for p in (tp.partition for tp in c.assignment())) == [0, 1, 2, 3]
     for c in consumers:
@@ -380,14 +392,27 @@ def test_kafka_python_sticky_assignor(group_broker):
     create_topic(b.bootstrap, "sticky", 4)
     cs = [KafkaConsumer("sticky", bootstrap_servers=b.bootstrap, group_id="sticky-group",
                         partition_assignment_strategy=[StickyPartitionAssignor]) for _ in range(2)]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sorted(tp.partition for c in cs for tp in c.assignment()) != [0, 1, 2, 3]:
-        for c in cs:
+    stop = threading.Event()
+
+    # Each consumer polls on its own thread, as applications do: kafka-python
+    # rejoins inside poll(), so one thread alternating between them could stall
+    # a rebalance until its timeout.
+    def run(c):
+        while not stop.is_set():
             c.poll(timeout_ms=100)
-    assert sorted(tp.partition for c in cs for tp in c.assignment()) == [0, 1, 2, 3]
-    assert all(len(c.assignment()) == 2 for c in cs)
-    for c in cs:
-        c.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in cs]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: sorted(tp.partition for c in cs for tp in c.assignment()) == [0, 1, 2, 3]
+                 and all(len(c.assignment()) == 2 for c in cs), 60, "two partitions each")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+        for c in cs:
+            c.close()
 
 
 def test_admin_alters_committed_offsets_of_an_empty_group(group_broker):
