@@ -6,6 +6,7 @@
 //! never waits on a disk. Protocol handlers call it; it never sees a socket.
 
 pub mod partition;
+pub mod placement;
 pub mod topic_name;
 
 use std::collections::BTreeMap;
