@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -26,6 +26,8 @@ pub struct Partition {
     /// Held while an fsync runs, so that concurrent producers share one (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     deleted: AtomicBool,
+    /// The topic's min.insync.replicas, readable on the produce path without the log's lock.
+    min_insync_replicas: AtomicI32,
     pub leader_epoch: i32,
 }
 
@@ -40,6 +42,7 @@ impl Partition {
         log_start: i64,
         clean: bool,
     ) -> io::Result<(Partition, OpenStats)> {
+        let min_isr = config.min_insync_replicas;
         let (log, stats) = Log::open(dir, config, recovery_point, log_start, clean, now_ms())?;
         let p = Partition {
             topic: topic.to_string(),
@@ -51,6 +54,7 @@ impl Partition {
             log: Arc::new(Mutex::new(log)),
             flush_lock: tokio::sync::Mutex::new(()),
             deleted: AtomicBool::new(false),
+            min_insync_replicas: AtomicI32::new(min_isr),
             leader_epoch: 0,
         };
         Ok((p, stats))
@@ -168,7 +172,7 @@ impl Partition {
 
     /// The topic's `min.insync.replicas`.
     pub fn min_insync_replicas(&self) -> i32 {
-        Self::lock(&self.log).config().min_insync_replicas
+        self.min_insync_replicas.load(Ordering::Relaxed)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -187,6 +191,8 @@ impl Partition {
         self.deleted.store(true, Ordering::SeqCst);
     }
     pub fn set_config(&self, config: LogConfig) {
+        self.min_insync_replicas
+            .store(config.min_insync_replicas, Ordering::Relaxed);
         Self::lock(&self.log).set_config(config);
     }
     /// (recovery point, log start offset) for the checkpoint files.
