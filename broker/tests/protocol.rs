@@ -616,3 +616,50 @@ fn offset_delete_removes_offsets_of_topics_nobody_subscribes_to() {
         ResponseError::GroupIdNotFound.code()
     );
 }
+
+#[test]
+fn list_groups_filters_by_state() {
+    let b = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = b.connect();
+    create_topic(&mut c, "listed");
+    // An Empty group (offsets only) and a group with a member waiting in CompletingRebalance.
+    assert_eq!(commit(&mut c, "idle", -1, "", "listed", ""), 0);
+    let join = |c: &mut Client, member: &str| {
+        c.call(
+            9,
+            &JoinGroupRequest::default()
+                .with_group_id(gid("busy"))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_member_id(StrBytes::from_string(member.to_string()))
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str("range"))]),
+        )
+    };
+    let first = join(&mut c, "");
+    assert_eq!(join(&mut c, first.member_id.as_str()).error_code, 0);
+    let list = |c: &mut Client, states: &[&'static str]| -> Vec<(String, String)> {
+        let r = c.call(
+            4,
+            &ListGroupsRequest::default()
+                .with_states_filter(states.iter().map(|s| StrBytes::from_static_str(s)).collect()),
+        );
+        let mut v: Vec<_> = r
+            .groups
+            .iter()
+            .map(|g| (g.group_id.0.to_string(), g.group_state.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        list(&mut c, &[]),
+        vec![
+            ("busy".into(), "CompletingRebalance".into()),
+            ("idle".into(), "Empty".into())
+        ]
+    );
+    assert_eq!(list(&mut c, &["Empty"]), vec![("idle".into(), "Empty".into())]);
+    assert_eq!(list(&mut c, &["Stable"]), vec![]);
+}
