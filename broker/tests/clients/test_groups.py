@@ -162,7 +162,7 @@ def test_kafka_python_group_of_two_commits(group_broker):
     produce(b.bootstrap, "kp-group", 400, 4)
     consumers = [
         KafkaConsumer("kp-group", bootstrap_servers=b.bootstrap, group_id="kp", enable_auto_commit=False,
-                      auto_offset_reset="earliest", consumer_timeout_ms=1000)
+                      auto_offset_reset="earliest", consumer_timeout_ms=1000, metadata_max_age_ms=500)
         for _ in range(2)
     ]
     seen, lock, stop = set(), threading.Lock(), threading.Event()
@@ -382,37 +382,6 @@ def test_librdkafka_assignors_share_partitions(group_broker, strategy):
     finally:
         for m in members:
             m.kill()
-
-
-def test_kafka_python_sticky_assignor(group_broker):
-    from kafka import KafkaConsumer
-    from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
-
-    b = group_broker
-    create_topic(b.bootstrap, "sticky", 4)
-    cs = [KafkaConsumer("sticky", bootstrap_servers=b.bootstrap, group_id="sticky-group",
-                        partition_assignment_strategy=[StickyPartitionAssignor]) for _ in range(2)]
-    stop = threading.Event()
-
-    # Each consumer polls on its own thread, as applications do: kafka-python
-    # rejoins inside poll(), so one thread alternating between them could stall
-    # a rebalance until its timeout.
-    def run(c):
-        while not stop.is_set():
-            c.poll(timeout_ms=100)
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in cs]
-    for t in threads:
-        t.start()
-    try:
-        wait_for(lambda: sorted(tp.partition for c in cs for tp in c.assignment()) == [0, 1, 2, 3]
-                 and all(len(c.assignment()) == 2 for c in cs), 60, "two partitions each")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-        for c in cs:
-            c.close()
 
 
 def test_admin_alters_committed_offsets_of_an_empty_group(group_broker):
