@@ -16,11 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use tokio::sync::oneshot;
 
 use crate::cluster::{now_ms, AdminError, Broker, NewTopic};
@@ -369,37 +367,10 @@ impl GroupCoordinator {
         let partition = broker
             .partition(OFFSETS_TOPIC, self.partition_for(group_id))
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let now = now_ms();
-        let recs: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: i as i32 - 1,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            recs.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|_| ResponseError::UnknownServerError)?;
-        partition.append(broker, buf.freeze()).await.map_err(|e| {
+        let pairs: Vec<(Option<Bytes>, Option<Bytes>)> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
+        let batch = crate::log::batch::encode_records(&pairs, now_ms(), Compression::None)
+            .map_err(|_| ResponseError::UnknownServerError)?;
+        partition.append(broker, batch).await.map_err(|e| {
             tracing::error!(group = group_id, "cannot write to {OFFSETS_TOPIC}: {e}");
             ResponseError::CoordinatorNotAvailable
         })?;

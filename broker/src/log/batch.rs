@@ -223,6 +223,48 @@ pub fn set_log_append_time_split(head: &mut [u8], tail: &[u8], now_ms: i64) {
     (&mut head[CRC..CRC + 4]).put_u32(crc);
 }
 
+/// Encodes (key, value) pairs as one v2 batch without a producer id, offsets
+/// from 0 (the log assigns real ones). Used for the broker's own records
+/// (`__consumer_offsets`) and by tests.
+pub fn encode_records(
+    records: &[(Option<bytes::Bytes>, Option<bytes::Bytes>)],
+    timestamp: i64,
+    compression: kafka_protocol::records::Compression,
+) -> Result<bytes::Bytes, String> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps records in one batch while offset - sequence is constant.
+            sequence: i as i32 - 1,
+            timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 /// Timestamps of the records of one batch, with their offsets, for exact
 /// ListOffsets lookups (decompressing when needed; only done off the hot path).
 pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {

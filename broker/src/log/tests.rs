@@ -345,38 +345,16 @@ fn log_append_time_topics_stamp_the_broker_clock() {
 }
 
 fn keyed_batch(records: &[(&str, Option<&str>)], ts: i64, compression: Compression) -> Vec<u8> {
-    use bytes::{Bytes, BytesMut};
-    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let recs: Vec<Record> = records
+    let pairs: Vec<_> = records
         .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: ts,
-            key: Some(Bytes::from(k.to_string())),
-            value: v.map(|v| Bytes::from(v.to_string())),
-            headers: Default::default(),
+        .map(|(k, v)| {
+            (
+                Some(bytes::Bytes::from(k.to_string())),
+                v.map(|v| bytes::Bytes::from(v.to_string())),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    batch::encode_records(&pairs, ts, compression).unwrap().to_vec()
 }
 
 /// Every record left in the log: (offset, key, value).
