@@ -7,10 +7,14 @@ export SKEIN_BROKER_BIN := $(BROKER)
 # Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
 ARGS ?=
 
-.PHONY: run build test test-unit test-clients bench lint fmt clean
+# A three-broker cluster on this machine: `make cluster` (N=4 for four).
+.PHONY: run cluster build test test-unit test-clients bench lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
+
+cluster: build
+	SKEIN_BROKER_BIN=$(BROKER) ./scripts/local-cluster.sh
 
 build:
 	$(CARGO) build --release -p skein-broker

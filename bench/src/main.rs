@@ -56,6 +56,22 @@ struct Broker {
 
 impl Broker {
     fn start(bin: &Path, dir: PathBuf, port: u16, sets: &[String]) -> (Broker, Duration) {
+        let t0 = Instant::now();
+        let b = Broker::spawn(bin, dir, port, sets);
+        b.wait_ready(t0);
+        (b, t0.elapsed())
+    }
+
+    /// Waits until the client listener accepts connections.
+    fn wait_ready(&self, since: Instant) {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(since.elapsed() < Duration::from_secs(120), "broker did not start");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Starts the process without waiting (cluster members need each other to start).
+    fn spawn(bin: &Path, dir: PathBuf, port: u16, sets: &[String]) -> Broker {
         let mut cmd = Command::new(bin);
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.display()))
@@ -66,23 +82,14 @@ impl Broker {
         for s in sets {
             cmd.arg("--set").arg(s);
         }
-        let t0 = Instant::now();
         let child = cmd.spawn().expect("start skein-broker");
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(120), "broker did not start");
-            std::thread::sleep(Duration::from_millis(1));
+        Broker {
+            child,
+            port,
+            dir,
+            bin: bin.to_path_buf(),
+            sets: sets.to_vec(),
         }
-        let took = t0.elapsed();
-        (
-            Broker {
-                child,
-                port,
-                dir,
-                bin: bin.to_path_buf(),
-                sets: sets.to_vec(),
-            },
-            took,
-        )
     }
 
     fn bootstrap(&self) -> String {
@@ -222,6 +229,7 @@ fn main() {
     );
     let mut json = Vec::new();
     let mut topics = Vec::new();
+    let mut single_acks_all = None;
     let lat_file = dir.join("latency.txt");
     let scenarios: &[(usize, &str)] = if args.groups_only {
         &[]
@@ -273,6 +281,9 @@ fn main() {
         let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
         let name = format!("produce {size} B acks={acks}");
         println!("{name:<40} {mbps:>9.1} {rps:>11.0} {p50:>9.2} {p99:>9.2}");
+        if size == 1024 && acks == "all" {
+            single_acks_all = Some(mbps);
+        }
         json.push(format!(
             r#"{{"scenario":"{name}","record_bytes":{size},"acks":"{acks}","records":{count},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"p50_ms":{p50:.3},"p99_ms":{p99:.3}}}"#
         ));
@@ -343,6 +354,9 @@ fn main() {
     let commits = groups::commits_per_second(&bootstrap, &commit_topic, 3.0);
     println!("offset commits (one committer, one at a time): {commits:.0}/s");
     json.push(format!(r#"{{"scenario":"offset commits","per_s":{commits:.0}}}"#));
+    if let Some(single) = single_acks_all {
+        json.push(cluster_produce(&args, &dir, single));
+    }
     let log_bytes = walk_size(&dir);
     broker.stop(false);
     let clean = broker.restart();
@@ -366,6 +380,90 @@ fn main() {
     }
     std::fs::write(&args.out, format!("[\n  {}\n]\n", json.join(",\n  "))).unwrap();
     println!("results written to {}", args.out.display());
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Three local brokers, a topic with RF=3 and min.insync.replicas=2, 1 KiB
+/// records with acks=all: the cost of replication next to `single` MB/s, the
+/// single broker's acks=all figure from the same run.
+fn cluster_produce(args: &Args, dir: &Path, single: f64) -> String {
+    let n = 3;
+    let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c))| format!("{i}@127.0.0.1:{c}"))
+        .collect();
+    let t0 = Instant::now();
+    let brokers: Vec<Broker> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (p, c))| {
+            let sets = vec![
+                format!("node.id={i}"),
+                format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
+                format!("controller.quorum.voters={}", voters.join(",")),
+                format!("num.partitions={}", args.partitions),
+                "default.replication.factor=3".to_string(),
+                "min.insync.replicas=2".to_string(),
+            ];
+            Broker::spawn(&args.broker, dir.join(format!("cluster-node{i}")), *p, &sets)
+        })
+        .collect();
+    for b in &brokers {
+        b.wait_ready(t0);
+    }
+    let bootstrap: Vec<String> = brokers.iter().map(Broker::bootstrap).collect();
+    let bootstrap = bootstrap.join(",");
+    let lat_file = dir.join("cluster-latency.txt");
+    let count = args.bytes / 1024;
+    let perf_args: Vec<String> = [
+        "-P",
+        "-t",
+        "bench-cluster-rf3",
+        "-b",
+        &bootstrap,
+        "-s",
+        "1024",
+        "-c",
+        &count.to_string(),
+        "-a",
+        "-1",
+        "-X",
+        "linger.ms=5",
+        "-X",
+        "batch.size=1000000",
+        "-X",
+        "queue.buffering.max.kbytes=1048576",
+        "-q",
+        "-u",
+        "-l",
+        "-A",
+        &lat_file.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let row = run_perf(&args.perf, &perf_args);
+    let rps: f64 = row[5].parse().unwrap();
+    let mbps: f64 = row[6].parse().unwrap();
+    let mut lat: Vec<u64> = std::fs::read_to_string(&lat_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    lat.sort_unstable();
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    let ratio = mbps / single;
+    let name = "produce 1024 B acks=all, 3 brokers RF=3";
+    println!("{name:<40} {mbps:>9.1} {rps:>11.0} {p50:>9.2} {p99:>9.2}  ({ratio:.2}x the single broker)");
+    drop(brokers);
+    format!(
+        r#"{{"scenario":"{name}","record_bytes":1024,"acks":"all","brokers":3,"replication_factor":3,"records":{count},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"p50_ms":{p50:.3},"p99_ms":{p99:.3},"ratio_to_single_broker":{ratio:.2}}}"#
+    )
 }
 
 fn walk_size(dir: &Path) -> u64 {

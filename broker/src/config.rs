@@ -86,6 +86,12 @@ use ConfigType as T;
 
 const LONG_MAX: &str = "9223372036854775807";
 
+/// Broker properties that IncrementalAlterConfigs may change at run time (kept in the metadata log).
+pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+];
+
 /// Broker properties (`server.properties`, `--set`).
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("node.id", T::Int, Some("0"), Some(0), "The node ID of this broker."),
@@ -99,9 +105,9 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def(
         "listeners",
         T::List,
-        Some("PLAINTEXT://:9092"),
+        Some("PLAINTEXT://:9092,CONTROLLER://:9093"),
         None,
-        "Comma-separated listener URIs the broker binds to. An empty host binds every interface.",
+        "Comma-separated listener URIs the broker binds to: PLAINTEXT for clients, CONTROLLER for the metadata quorum. An empty host binds every interface.",
     ),
     def(
         "advertised.listeners",
@@ -109,6 +115,104 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         None,
         None,
         "Listeners given to clients in Metadata. Defaults to listeners, with an empty host replaced by localhost.",
+    ),
+    def(
+        "controller.quorum.voters",
+        T::List,
+        Some(""),
+        None,
+        "The metadata quorum's voters as id@host:port (their CONTROLLER listeners). Empty: this broker alone is the quorum.",
+    ),
+    def(
+        "controller.listener.names",
+        T::String,
+        Some("CONTROLLER"),
+        None,
+        "The listener name the metadata quorum's gRPC uses.",
+    ),
+    def(
+        "controller.quorum.election.timeout.ms",
+        T::Int,
+        Some("1000"),
+        Some(10),
+        "How long a voter waits without hearing from a leader before it calls an election.",
+    ),
+    def(
+        "broker.heartbeat.interval.ms",
+        T::Int,
+        Some("2000"),
+        Some(1),
+        "How often a broker heartbeats to the active controller.",
+    ),
+    def(
+        "broker.session.timeout.ms",
+        T::Int,
+        Some("9000"),
+        Some(1),
+        "A broker that has not heartbeaten for this long is fenced: it leaves every ISR and leads nothing.",
+    ),
+    def(
+        "controlled.shutdown.enable",
+        T::Boolean,
+        Some("true"),
+        None,
+        "On SIGTERM, ask the controller to move leadership away before stopping.",
+    ),
+    def(
+        "replica.lag.time.max.ms",
+        T::Long,
+        Some("30000"),
+        Some(1),
+        "A follower that has not caught up with the leader for this long leaves the ISR.",
+    ),
+    def(
+        "replica.fetch.wait.max.ms",
+        T::Int,
+        Some("500"),
+        Some(0),
+        "Longest wait of a follower's fetch when the leader has no new data.",
+    ),
+    def(
+        "replica.fetch.max.bytes",
+        T::Int,
+        Some("1048576"),
+        Some(0),
+        "Bytes a follower asks for per partition in one fetch (at least one batch is always returned).",
+    ),
+    def(
+        "replica.fetch.backoff.ms",
+        T::Int,
+        Some("1000"),
+        Some(0),
+        "Pause after a follower's fetch fails.",
+    ),
+    def(
+        "auto.leader.rebalance.enable",
+        T::Boolean,
+        Some("true"),
+        None,
+        "Move leadership back to preferred replicas in the background.",
+    ),
+    def(
+        "leader.imbalance.check.interval.seconds",
+        T::Long,
+        Some("300"),
+        Some(1),
+        "How often the controller checks for partitions not led by their preferred replica.",
+    ),
+    def(
+        "leader.replication.throttled.rate",
+        T::Long,
+        Some(LONG_MAX),
+        Some(0),
+        "Bytes per second a leader sends to followers of partitions being reassigned.",
+    ),
+    def(
+        "follower.replication.throttled.rate",
+        T::Long,
+        Some(LONG_MAX),
+        Some(0),
+        "Bytes per second a follower fetches for partitions being reassigned.",
     ),
     def(
         "cluster.id",
@@ -356,6 +460,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Heartbeat interval the coordinator gives consumer-protocol (KIP-848) members.",
     ),
     def(
+        "offsets.topic.replication.factor",
+        T::Short,
+        Some("3"),
+        Some(1),
+        "Replicas of each __consumer_offsets partition (fewer if fewer brokers are live when it is created).",
+    ),
+    def(
         "offsets.topic.num.partitions",
         T::Int,
         Some("50"),
@@ -583,6 +694,19 @@ fn find<'a>(table: &'a [ConfigDef], key: &str) -> Option<&'a ConfigDef> {
 }
 
 /// Checks `value` against `def`'s type, lower bound and allowed values.
+/// Checks a dynamic broker config change: the key must be dynamic and the value valid.
+pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    let def = find(BROKER_CONFIGS, key).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
+    if !DYNAMIC_BROKER_CONFIGS.contains(&key) {
+        return Err(ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: "cannot be updated dynamically; set it in server.properties or with --set".into(),
+        });
+    }
+    validate(def, value)
+}
+
 pub fn validate(def: &ConfigDef, value: &str) -> Result<(), ConfigError> {
     let bad = |reason: &str| ConfigError::Invalid {
         key: def.name.to_string(),
@@ -657,8 +781,17 @@ pub fn topic_config_def(key: &str) -> Option<&'static ConfigDef> {
 /// A listener: the address to bind and the one to tell clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
+    pub name: String,
     pub host: String,
     pub port: u16,
+}
+
+/// A voter of the metadata quorum (`controller.quorum.voters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    /// host:port of its CONTROLLER listener.
+    pub address: String,
 }
 
 fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
@@ -668,13 +801,17 @@ fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
         reason: reason.to_string(),
     };
     let rest = s.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
-    if rest.0 != "PLAINTEXT" {
-        return Err(bad("only PLAINTEXT listeners are supported"));
+    if rest.0 != "PLAINTEXT" && rest.0 != "CONTROLLER" {
+        return Err(bad("only PLAINTEXT and CONTROLLER listeners are supported"));
     }
     let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
     let port: u16 = port.parse().map_err(|_| bad("port must be 0-65535"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok(Listener { host, port })
+    Ok(Listener {
+        name: rest.0.to_string(),
+        host,
+        port,
+    })
 }
 
 /// The broker's configuration: the explicitly set properties, validated, plus typed accessors.
@@ -737,6 +874,14 @@ impl BrokerConfig {
                 }
             }
         }
+        cfg.voters()?;
+        if !cfg.voters()?.is_empty() && cfg.controller_listener().is_none() {
+            return Err(ConfigError::Invalid {
+                key: "listeners".into(),
+                value: cfg.get("listeners").unwrap_or_default(),
+                reason: "a broker in a cluster (controller.quorum.voters set) needs a CONTROLLER listener".into(),
+            });
+        }
         if cfg.listeners().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "listeners".into(),
@@ -785,13 +930,83 @@ impl BrokerConfig {
         };
         PathBuf::from(dirs.split(',').next().unwrap_or("./data").trim())
     }
-    pub fn listeners(&self) -> Vec<Listener> {
+    fn all_listeners(&self) -> Vec<Listener> {
         self.get("listeners")
             .unwrap_or_default()
             .split(',')
             .filter(|s| !s.trim().is_empty())
             .filter_map(|l| parse_listener("listeners", l.trim()).ok())
             .collect()
+    }
+    /// The client (PLAINTEXT) listeners.
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.all_listeners()
+            .into_iter()
+            .filter(|l| l.name == "PLAINTEXT")
+            .collect()
+    }
+    /// The metadata quorum's listener, if this broker has one.
+    pub fn controller_listener(&self) -> Option<Listener> {
+        let name = self.get("controller.listener.names").unwrap_or_default();
+        self.all_listeners().into_iter().find(|l| l.name == name)
+    }
+    /// `controller.quorum.voters`, parsed. Empty means this broker alone.
+    pub fn voters(&self) -> Result<Vec<Voter>, ConfigError> {
+        let raw = self.get("controller.quorum.voters").unwrap_or_default();
+        let bad = |reason: &str| ConfigError::Invalid {
+            key: "controller.quorum.voters".into(),
+            value: raw.clone(),
+            reason: reason.into(),
+        };
+        let mut voters = Vec::new();
+        for v in raw.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            let (id, address) = v.split_once('@').ok_or_else(|| bad("expected id@host:port"))?;
+            let id: i32 = id.parse().map_err(|_| bad("voter id must be an integer"))?;
+            let (_, port) = address.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
+            port.parse::<u16>().map_err(|_| bad("port must be 0-65535"))?;
+            if voters.iter().any(|x: &Voter| x.id == id) {
+                return Err(bad("voter ids must be distinct"));
+            }
+            voters.push(Voter {
+                id,
+                address: address.to_string(),
+            });
+        }
+        Ok(voters)
+    }
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.num("controller.quorum.election.timeout.ms") as u64
+    }
+    pub fn broker_heartbeat_interval_ms(&self) -> u64 {
+        self.num("broker.heartbeat.interval.ms") as u64
+    }
+    pub fn broker_session_timeout_ms(&self) -> u64 {
+        self.num("broker.session.timeout.ms") as u64
+    }
+    pub fn controlled_shutdown_enable(&self) -> bool {
+        self.flag("controlled.shutdown.enable")
+    }
+    pub fn replica_lag_time_max_ms(&self) -> i64 {
+        self.num("replica.lag.time.max.ms")
+    }
+    pub fn replica_fetch_wait_max_ms(&self) -> i32 {
+        self.num("replica.fetch.wait.max.ms") as i32
+    }
+    pub fn replica_fetch_max_bytes(&self) -> i32 {
+        self.num("replica.fetch.max.bytes") as i32
+    }
+    pub fn replica_fetch_backoff_ms(&self) -> u64 {
+        self.num("replica.fetch.backoff.ms") as u64
+    }
+    pub fn auto_leader_rebalance_enable(&self) -> bool {
+        self.flag("auto.leader.rebalance.enable")
+    }
+    /// A numeric property as configured at start (dynamic overrides live in the metadata image).
+    pub fn static_u64(&self, key: &str) -> u64 {
+        self.num(key).max(0) as u64
+    }
+    pub fn leader_imbalance_check_interval_ms(&self) -> u64 {
+        (self.num("leader.imbalance.check.interval.seconds") as u64).saturating_mul(1000)
     }
     /// Where clients should connect: advertised.listeners, else listeners with a concrete host.
     pub fn advertised_listener(&self) -> Listener {
@@ -850,6 +1065,9 @@ impl BrokerConfig {
             self.num("group.consumer.session.timeout.ms"),
             self.num("group.consumer.heartbeat.interval.ms") as i32,
         )
+    }
+    pub fn offsets_topic_replication_factor(&self) -> i16 {
+        self.num("offsets.topic.replication.factor") as i16
     }
     pub fn offsets_topic_partitions(&self) -> i32 {
         self.num("offsets.topic.num.partitions") as i32
@@ -984,10 +1202,13 @@ mod tests {
         assert_eq!(
             c.listeners(),
             vec![Listener {
+                name: "PLAINTEXT".into(),
                 host: "".into(),
                 port: 9092
             }]
         );
+        assert_eq!(c.controller_listener().map(|l| l.port), Some(9093));
+        assert!(c.voters().unwrap().is_empty());
         assert_eq!(c.advertised_listener().host, "localhost");
         assert_eq!(c.log_dir(), PathBuf::from("./data"));
         assert_eq!(c.socket_request_max_bytes(), 100 * 1024 * 1024);

@@ -7,7 +7,9 @@
 
 pub mod cluster;
 pub mod config;
+pub mod controller;
 pub mod group;
 pub mod log;
 pub mod protocol;
+pub mod replication;
 pub mod server;

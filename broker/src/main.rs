@@ -1,4 +1,4 @@
-//! `skein-broker`: runs one Kafka-compatible broker.
+//! `skein-broker`: runs one Kafka-compatible broker (and its metadata quorum node).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use skein_broker::cluster::{self, Broker};
 use skein_broker::config::BrokerConfig;
+use skein_broker::controller::Controller;
 use skein_broker::server;
 
 /// A Kafka-compatible broker. Configuration uses Kafka's property names.
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -55,8 +56,10 @@ fn main() -> ExitCode {
 
 async fn run(config: BrokerConfig) -> std::io::Result<()> {
     let started = std::time::Instant::now();
+    let controller = Controller::start(&config).await?;
     let c = config.clone();
-    let broker = cluster::blocking(move || Broker::open(c)).await?;
+    let broker = cluster::blocking(move || Broker::open(c, controller)).await?;
+    broker.start().await?;
     let mut servers = Vec::new();
     for l in config.listeners() {
         let host = if l.host.is_empty() {
@@ -81,6 +84,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
     skein_broker::group::GroupCoordinator::spawn_timer(&broker);
     wait_for_signal().await;
     tracing::info!("shutting down");
+    broker.controlled_shutdown().await;
     for s in &servers {
         s.abort();
     }

@@ -127,8 +127,15 @@ fn in_process_broker() -> (&'static tokio::runtime::Runtime, &'static Arc<Broker
         let dir = tempfile::tempdir().unwrap();
         let mut m = BTreeMap::new();
         m.insert("log.dirs".to_string(), dir.path().display().to_string());
-        let broker = Broker::open(BrokerConfig::from_map(m).unwrap()).unwrap();
+        m.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
         let rt = tokio::runtime::Runtime::new().unwrap();
+        let config = BrokerConfig::from_map(m).unwrap();
+        let broker = rt.block_on(async {
+            let controller = skein_broker::controller::Controller::start(&config).await.unwrap();
+            let broker = Broker::open(config, controller).unwrap();
+            broker.start().await.unwrap();
+            broker
+        });
         let topic = NewTopic {
             name: "fuzz".into(),
             partitions: 1,

@@ -213,6 +213,22 @@ fn every_api_answers_at_every_served_version() {
                     check!(DeleteGroupsRequest::default()
                         .with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]))
                 }
+                ApiKey::ElectLeaders => check!(ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                    elect_leaders_request::TopicPartitions::default()
+                        .with_topic(tn("versions"))
+                        .with_partitions(vec![0])
+                ]))),
+                ApiKey::AlterPartitionReassignments => {
+                    check!(AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                        alter_partition_reassignments_request::ReassignableTopic::default()
+                            .with_name(tn("versions"))
+                            .with_partitions(vec![
+                                alter_partition_reassignments_request::ReassignablePartition::default()
+                            ])
+                    ]))
+                }
+                ApiKey::ListPartitionReassignments => check!(ListPartitionReassignmentsRequest::default()),
+                ApiKey::DescribeLogDirs => check!(DescribeLogDirsRequest::default()),
                 other => panic!("no version test for {other:?}"),
             }
         }

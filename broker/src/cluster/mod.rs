@@ -1,9 +1,11 @@
 //! The topics and partitions this broker serves, and the state they share.
 //!
-//! Owns the metadata image (topics, their ids, partition counts and config
-//! overrides, persisted under `<log.dirs>/__skein_metadata/`) and each
-//! partition's [`Log`], which it runs on blocking threads so the async runtime
-//! never waits on a disk. Protocol handlers call it; it never sees a socket.
+//! Applies the metadata image (kept by the [`controller`](crate::controller)
+//! quorum) to this broker: opens the logs of the replicas assigned here, takes
+//! leader and follower roles, and runs each partition's [`Log`] on blocking
+//! threads so the async runtime never waits on a disk. Admin changes (topics,
+//! partitions, configs, ISR) are proposed to the controller, never applied
+//! locally first. Protocol handlers call it; it never sees a socket.
 
 pub mod partition;
 pub mod placement;
@@ -12,7 +14,7 @@ pub mod topic_name;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +23,12 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::{self, BrokerConfig, ConfigError, LogConfig};
+use crate::controller::image::{Command, MetadataImage, Reply, NO_LEADER};
+use crate::controller::{Controller, Heartbeat, HeartbeatReply};
 use crate::log::checkpoint;
-pub use partition::Partition;
+use crate::replication::fetcher::ReplicaFetchers;
+use crate::replication::throttle::Throttle;
+pub use partition::{Partition, RoleChange, StartOffsets};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -31,25 +37,40 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A topic: its id, partitions and config overrides.
+/// A topic as this broker knows it: its id and configs (from the metadata
+/// image) and the partitions it hosts a replica of.
 #[derive(Debug)]
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
-    pub partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Local replicas by partition index.
+    pub partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
     pub overrides: RwLock<BTreeMap<String, String>>,
+    /// Partitions in the cluster, hosted here or not.
+    count: AtomicI32,
 }
 
 impl Topic {
+    /// The local replica of partition `index`, if this broker hosts one.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        usize::try_from(index).ok().and_then(|i| parts.get(i).cloned())
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&index)
+            .cloned()
     }
+    /// How many partitions the topic has in the cluster.
     pub fn partition_count(&self) -> usize {
-        self.partitions.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.count.load(Ordering::SeqCst).max(0) as usize
     }
+    /// The local replicas.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
     pub fn overrides(&self) -> BTreeMap<String, String> {
         self.overrides.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -104,103 +125,409 @@ pub struct Broker {
     pub cluster_id: String,
     log_dir: PathBuf,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// Serialises topic creation, deletion and partition changes.
-    admin_lock: tokio::sync::Mutex<()>,
+    /// The metadata quorum: the image every decision here follows.
+    pub controller: Arc<Controller>,
+    /// This broker's registration epoch with the controller.
+    broker_epoch: AtomicI64,
+    /// Serialises applying the metadata image to local replicas.
+    reconcile_lock: tokio::sync::Mutex<()>,
+    fetchers: ReplicaFetchers,
+    /// `leader.replication.throttled.rate`: bytes sent to replicas a reassignment adds.
+    pub leader_throttle: std::sync::Mutex<Throttle>,
+    /// `follower.replication.throttled.rate`: bytes fetched for replicas a reassignment adds.
+    pub follower_throttle: std::sync::Mutex<Throttle>,
+    /// Offsets checkpointed at the last run, used when a replica's log is opened.
+    checkpoints: std::sync::Mutex<Checkpoints>,
+    clean_start: bool,
+    /// What opening the hosted logs found (reported at start-up).
+    open_stats: std::sync::Mutex<crate::log::OpenStats>,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
     next_producer_id: AtomicI64,
     producer_id_limit: AtomicI64,
-    producer_id_lock: std::sync::Mutex<()>,
+    producer_id_lock: tokio::sync::Mutex<()>,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
 }
 
-const METADATA_DIR: &str = "__skein_metadata";
+#[derive(Debug, Default)]
+struct Checkpoints {
+    recovery: checkpoint::Checkpoint,
+    log_start: checkpoint::Checkpoint,
+    high_watermark: checkpoint::Checkpoint,
+}
+
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
-const PRODUCER_ID_BLOCK: i64 = 1000;
+const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
+
+fn not_found(name: &str) -> AdminError {
+    AdminError::new(
+        ResponseError::UnknownTopicOrPartition,
+        format!("The topic '{name}' does not exist."),
+    )
+}
+
+fn refused(reply: Reply) -> Result<Reply, AdminError> {
+    match reply {
+        Reply::Error { code, message } => Err(AdminError::new(
+            ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+            message,
+        )),
+        ok => Ok(ok),
+    }
+}
 
 impl Broker {
-    /// Opens the log directory, loading every topic and recovering every partition.
-    pub fn open(config: BrokerConfig) -> io::Result<Arc<Broker>> {
+    /// Opens the log directory. Partition logs open when the metadata image
+    /// (replayed by the controller) says this broker hosts them.
+    pub fn open(config: BrokerConfig, controller: Arc<Controller>) -> io::Result<Arc<Broker>> {
         let log_dir = config.log_dir();
-        std::fs::create_dir_all(log_dir.join(METADATA_DIR))?;
+        std::fs::create_dir_all(&log_dir)?;
         let marker = log_dir.join(CLEAN_SHUTDOWN);
         let clean = marker.exists();
         // From here on a crash is unclean until the next orderly shutdown.
         if clean {
             std::fs::remove_file(&marker)?;
         }
-        let recovery = checkpoint::read(&log_dir.join(RECOVERY_CHECKPOINT))?;
-        let starts = checkpoint::read(&log_dir.join(LOG_START_CHECKPOINT))?;
+        let checkpoints = Checkpoints {
+            recovery: checkpoint::read(&log_dir.join(RECOVERY_CHECKPOINT))?,
+            log_start: checkpoint::read(&log_dir.join(LOG_START_CHECKPOINT))?,
+            high_watermark: checkpoint::read(&log_dir.join(HIGH_WATERMARK_CHECKPOINT))?,
+        };
         let (appended, _) = watch::channel(0);
-        let broker = Broker {
+        Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),
-            log_dir: log_dir.clone(),
+            log_dir,
             topics: RwLock::new(BTreeMap::new()),
-            admin_lock: tokio::sync::Mutex::new(()),
+            controller,
+            broker_epoch: AtomicI64::new(-1),
+            reconcile_lock: tokio::sync::Mutex::new(()),
+            fetchers: ReplicaFetchers::default(),
+            leader_throttle: std::sync::Mutex::new(Throttle::new(now_ms())),
+            follower_throttle: std::sync::Mutex::new(Throttle::new(now_ms())),
+            checkpoints: std::sync::Mutex::new(checkpoints),
+            clean_start: clean,
+            open_stats: std::sync::Mutex::new(crate::log::OpenStats::default()),
             appended,
             next_producer_id: AtomicI64::new(0),
             producer_id_limit: AtomicI64::new(0),
-            producer_id_lock: std::sync::Mutex::new(()),
+            producer_id_lock: tokio::sync::Mutex::new(()),
             groups: crate::group::GroupCoordinator::new(
                 config.group_config(),
                 config.offsets_topic_partitions(),
                 config.consumer_group_timeouts(),
             ),
             config,
-        };
+        }))
+    }
+
+    /// Joins the cluster: registers with the controller, waits for the metadata
+    /// log to catch up, opens the hosted replicas, then keeps them in step with
+    /// the image and heartbeats until the process ends.
+    pub async fn start(self: &Arc<Self>) -> io::Result<()> {
         let started = std::time::Instant::now();
-        let mut stats = (0usize, 0usize, 0u64);
-        for entry in std::fs::read_dir(log_dir.join(METADATA_DIR))? {
-            let path = entry?.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("topic") {
-                continue;
-            }
-            let meta = TopicMeta::read(&path)?;
-            let cfg = LogConfig::resolve(&broker.config, &meta.overrides);
-            let mut parts = Vec::new();
-            for p in 0..meta.partitions {
-                let key = (meta.name.clone(), p);
-                let dir = log_dir.join(format!("{}-{p}", meta.name));
-                let rp = recovery.get(&key).copied().unwrap_or(0);
-                let start = starts.get(&key).copied().unwrap_or(0);
-                let (part, s) = Partition::open(&meta.name, p, &dir, cfg.clone(), rp, start, clean)?;
-                stats.0 += s.segments;
-                stats.1 += s.recovered_segments;
-                stats.2 += s.truncated_bytes;
-                parts.push(Arc::new(part));
-            }
-            let topic = Topic {
-                name: meta.name.clone(),
-                id: meta.id,
-                partitions: RwLock::new(parts),
-                overrides: RwLock::new(meta.overrides),
-            };
-            broker.topics_write().insert(meta.name, Arc::new(topic));
-        }
+        let epoch = self.register().await?;
+        self.reconcile().await;
+        let stats = *self.open_stats.lock().unwrap_or_else(|e| e.into_inner());
         tracing::info!(
-            clean_shutdown = clean,
-            topics = broker.topics_read().len(),
-            segments = stats.0,
-            recovered_segments = stats.1,
-            truncated_bytes = stats.2,
+            node_id = self.node_id,
+            broker_epoch = epoch,
+            topics = self.topics().len(),
+            clean_shutdown = self.clean_start,
+            segments = stats.segments,
+            recovered_segments = stats.recovered_segments,
+            truncated_bytes = stats.truncated_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "log directory {} loaded",
-            log_dir.display()
+            "registered with the metadata quorum; log directory {} loaded",
+            self.log_dir.display()
         );
-        broker.reserve_producer_ids()?;
-        let commits = broker.groups.load(&broker)?;
-        if commits > 0 {
+        let broker = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut rx = broker.controller.subscribe();
+            while rx.changed().await.is_ok() {
+                broker.reconcile().await;
+            }
+        });
+        let broker = Arc::clone(self);
+        tokio::spawn(async move { broker.heartbeat_loop().await });
+        let broker = Arc::clone(self);
+        tokio::spawn(async move { broker.isr_shrink_loop().await });
+        // Wait until the controller has unfenced this broker, so clients find it in Metadata.
+        let me = self.node_id;
+        let timeout = Duration::from_millis(self.config.broker_session_timeout_ms().max(5_000));
+        if !self
+            .controller
+            .wait_for(timeout, |img| img.brokers.get(&me).is_some_and(|b| !b.fenced))
+            .await
+        {
+            tracing::warn!("not unfenced by the controller yet; serving anyway");
+        }
+        // Take the roles the unfencing gave this broker before clients arrive.
+        self.reconcile().await;
+        Ok(())
+    }
+
+    async fn register(&self) -> io::Result<i64> {
+        let l = self.config.advertised_listener();
+        loop {
+            let cmd = Command::RegisterBroker {
+                id: self.node_id,
+                host: l.host.clone(),
+                port: l.port,
+                rack: self.config.get("broker.rack").filter(|r| !r.is_empty()),
+            };
+            match self.controller.propose(cmd).await {
+                Ok(Reply::BrokerEpoch(epoch)) => {
+                    self.broker_epoch.store(epoch, Ordering::SeqCst);
+                    let me = self.node_id;
+                    self.controller
+                        .wait_for(Duration::from_secs(30), |img| {
+                            img.brokers.get(&me).is_some_and(|b| b.epoch >= epoch)
+                        })
+                        .await;
+                    return Ok(epoch);
+                }
+                Ok(other) => return Err(io::Error::other(format!("registration refused: {other:?}"))),
+                Err(e) => tracing::warn!("registration with the metadata quorum failed, retrying: {e}"),
+            }
+        }
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>) {
+        let every = Duration::from_millis(self.config.broker_heartbeat_interval_ms());
+        loop {
+            let hb = Heartbeat {
+                id: self.node_id,
+                epoch: self.broker_epoch.load(Ordering::SeqCst),
+            };
+            match self.controller.heartbeat(hb).await {
+                Ok(HeartbeatReply::StaleEpoch) => {
+                    tracing::warn!("the controller no longer knows this broker's epoch: registering again");
+                    if let Err(e) = self.register().await {
+                        tracing::warn!("re-registration failed: {e}");
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("heartbeat failed: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Leader side: drops followers that lag past `replica.lag.time.max.ms` from the ISR.
+    async fn isr_shrink_loop(self: Arc<Self>) {
+        let lag = self.config.replica_lag_time_max_ms();
+        let every = Duration::from_millis((lag as u64 / 2).clamp(10, 5_000));
+        loop {
+            tokio::time::sleep(every).await;
+            for t in self.topics() {
+                for p in t.all_partitions() {
+                    if !p.is_leader(self.node_id) {
+                        continue;
+                    }
+                    if let Some(isr) = p.shrink_candidate(lag) {
+                        tracing::info!(topic = %p.topic, partition = p.index, ?isr, "shrinking the ISR");
+                        self.propose_isr(&p, isr).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leader: asks the controller to set a partition's ISR.
+    pub async fn propose_isr(self: &Arc<Self>, p: &Arc<Partition>, isr: Vec<i32>) {
+        let st = p.replica_state();
+        let cmd = Command::AlterPartition {
+            topic: p.topic.clone(),
+            partition: p.index,
+            leader: self.node_id,
+            leader_epoch: st.leader_epoch,
+            partition_epoch: st.partition_epoch,
+            isr,
+        };
+        match self.controller.propose(cmd).await.and_then(refused) {
+            Ok(_) => {
+                // Apply at once so that the next change starts from the new partition epoch.
+                self.reconcile().await;
+            }
+            Err(e) => tracing::debug!(topic = %p.topic, partition = p.index, "ISR change refused: {e}"),
+        }
+        p.isr_change_done();
+    }
+
+    /// Brings local replicas in line with the metadata image: opens the logs of
+    /// replicas assigned here, deletes those no longer assigned, takes leader
+    /// and follower roles, and points the replica fetchers at the leaders.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let _guard = self.reconcile_lock.lock().await;
+        let me = self.node_id;
+        let image = self.controller.with_image(|img| img.clone());
+        // Topics gone from the image: delete their local data.
+        let gone: Vec<Arc<Topic>> = self
+            .topics_read()
+            .values()
+            .filter(|t| image.topics.get(&t.name).is_none_or(|ti| ti.id != t.id))
+            .cloned()
+            .collect();
+        for t in gone {
+            self.topics_write().remove(&t.name);
+            let parts = t.all_partitions();
+            self.remove_replicas(&t.name, parts).await;
+        }
+        let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
+        for (name, ti) in &image.topics {
+            let topic = match self.topic(name) {
+                Some(t) => t,
+                None => {
+                    let t = Arc::new(Topic {
+                        name: name.clone(),
+                        id: ti.id,
+                        partitions: RwLock::new(BTreeMap::new()),
+                        overrides: RwLock::new(ti.configs.clone()),
+                        count: AtomicI32::new(0),
+                    });
+                    self.topics_write().insert(name.clone(), Arc::clone(&t));
+                    t
+                }
+            };
+            topic.count.store(ti.partitions.len() as i32, Ordering::SeqCst);
+            let configs_changed = topic.overrides() != ti.configs;
+            if configs_changed {
+                *topic.overrides.write().unwrap_or_else(|e| e.into_inner()) = ti.configs.clone();
+            }
+            let cfg = LogConfig::resolve(&self.config, &ti.configs);
+            let mut removed = Vec::new();
+            for (index, pi) in ti.partitions.iter().enumerate() {
+                let index = index as i32;
+                let local = topic.partition(index);
+                if !pi.replicas.contains(&me) {
+                    if let Some(p) = local {
+                        topic
+                            .partitions
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&index);
+                        removed.push(p);
+                    }
+                    continue;
+                }
+                let p = match local {
+                    Some(p) => {
+                        if configs_changed {
+                            p.set_config(cfg.clone());
+                        }
+                        p
+                    }
+                    None => match self.open_replica(name, index, cfg.clone()).await {
+                        Ok(p) => {
+                            topic
+                                .partitions
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(index, Arc::clone(&p));
+                            p
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %name, partition = index, "cannot open the replica's log: {e}");
+                            continue;
+                        }
+                    },
+                };
+                match p.apply_image(me, pi) {
+                    RoleChange::BecameLeader => {
+                        tracing::info!(topic = %name, partition = index, leader_epoch = pi.leader_epoch, isr = ?pi.isr, "leading");
+                        if name == crate::group::OFFSETS_TOPIC {
+                            self.groups.became_leader(&p);
+                        }
+                        self.notify_append();
+                    }
+                    RoleChange::BecameFollower { leader, epoch } => {
+                        tracing::info!(topic = %name, partition = index, leader, leader_epoch = epoch, "following");
+                        if name == crate::group::OFFSETS_TOPIC {
+                            self.groups.lost_leadership(index);
+                        }
+                    }
+                    RoleChange::None => {}
+                }
+                let st = p.replica_state();
+                if st.leader != me && st.leader != NO_LEADER {
+                    follow
+                        .entry(st.leader)
+                        .or_default()
+                        .push((Arc::clone(&p), st.leader_epoch));
+                } else if st.leader == NO_LEADER && name == crate::group::OFFSETS_TOPIC {
+                    self.groups.lost_leadership(index);
+                }
+            }
+            if !removed.is_empty() {
+                self.remove_replicas(name, removed).await;
+            }
+        }
+        self.fetchers.update(self, follow);
+    }
+
+    async fn open_replica(&self, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {
+        let key = (topic.to_string(), index);
+        let start = {
+            let c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+            StartOffsets {
+                recovery_point: c.recovery.get(&key).copied().unwrap_or(0),
+                log_start: c.log_start.get(&key).copied().unwrap_or(0),
+                high_watermark: c.high_watermark.get(&key).copied().unwrap_or(0),
+            }
+        };
+        let dir = self.log_dir.join(format!("{topic}-{index}"));
+        let clean = self.clean_start;
+        let name = topic.to_string();
+        let (p, stats) = blocking(move || Partition::open(&name, index, &dir, cfg, start, clean)).await?;
+        {
+            let mut total = self.open_stats.lock().unwrap_or_else(|e| e.into_inner());
+            total.segments += stats.segments;
+            total.recovered_segments += stats.recovered_segments;
+            total.truncated_bytes += stats.truncated_bytes;
+        }
+        if stats.recovered_segments > 0 || stats.truncated_bytes > 0 {
             tracing::info!(
-                records = commits,
-                "loaded committed offsets from {}",
-                crate::group::OFFSETS_TOPIC
+                topic,
+                partition = index,
+                recovered_segments = stats.recovered_segments,
+                truncated_bytes = stats.truncated_bytes,
+                "recovered the log after an unclean shutdown"
             );
         }
-        Ok(Arc::new(broker))
+        Ok(Arc::new(p))
+    }
+
+    /// Deletes the data of replicas no longer assigned here.
+    async fn remove_replicas(&self, topic: &str, parts: Vec<Arc<Partition>>) {
+        if parts.is_empty() {
+            return;
+        }
+        for p in &parts {
+            p.mark_deleted();
+            if topic == crate::group::OFFSETS_TOPIC {
+                self.groups.lost_leadership(p.index);
+            }
+        }
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir().to_path_buf()).collect();
+        let result = blocking(move || -> io::Result<()> {
+            for dir in dirs {
+                let doomed = dir.with_extension(format!("{}-delete", random_uuid().simple()));
+                if std::fs::rename(&dir, &doomed).is_ok() {
+                    std::fs::remove_dir_all(&doomed)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => tracing::info!(topic, partitions = parts.len(), "deleted local replicas"),
+            Err(e) => tracing::warn!(topic, "cannot delete local replicas: {e}"),
+        }
     }
 
     fn topics_read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -223,9 +550,26 @@ impl Broker {
         self.topic(topic).and_then(|t| t.partition(index))
     }
 
-    /// The ids of live brokers (this one, until the cluster work adds more).
+    /// The local replica of a partition this broker leads, or the error a client gets:
+    /// UNKNOWN_TOPIC_OR_PARTITION if it does not exist, NOT_LEADER_OR_FOLLOWER if another broker leads it.
+    pub fn leader_partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ResponseError> {
+        match self.partition(topic, index).filter(|p| !p.is_deleted()) {
+            Some(p) if p.is_leader(self.node_id) => Ok(p),
+            Some(_) => Err(ResponseError::NotLeaderOrFollower),
+            None => {
+                let exists = self.controller.with_image(|img| img.partition(topic, index).is_some());
+                Err(if exists {
+                    ResponseError::NotLeaderOrFollower
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                })
+            }
+        }
+    }
+
+    /// The ids of live (registered, unfenced) brokers.
     pub fn broker_ids(&self) -> Vec<i32> {
-        vec![self.node_id]
+        self.controller.with_image(MetadataImage::live_brokers)
     }
 
     /// A watch that changes after every append, for long-polling fetches.
@@ -239,13 +583,15 @@ impl Broker {
     /// Validates a new topic (name, counts, assignment, configs) without creating it.
     pub fn validate_new_topic(&self, t: &NewTopic) -> Result<(), AdminError> {
         topic_name::validate(&t.name)?;
-        if self.topic(&t.name).is_some() {
+        if self.controller.with_image(|img| img.topics.contains_key(&t.name)) {
             return Err(AdminError::new(
                 ResponseError::TopicAlreadyExists,
                 format!("Topic '{}' already exists.", t.name),
             ));
         }
-        let brokers = self.broker_ids();
+        let brokers = self
+            .controller
+            .with_image(|img| img.brokers.keys().copied().collect::<Vec<_>>());
         if !t.assignments.is_empty() {
             for (p, replicas) in t.assignments.iter().enumerate() {
                 let mut seen = replicas.clone();
@@ -272,12 +618,13 @@ impl Broker {
                     "Replication factor must be larger than 0.",
                 ));
             }
-            if t.replication_factor as usize > brokers.len() {
+            let live = self.controller.with_image(MetadataImage::placeable_brokers).len();
+            if t.replication_factor as usize > live {
                 return Err(AdminError::new(
                     ResponseError::InvalidReplicationFactor,
                     format!(
                         "Unable to replicate the partition {} time(s): The target replication factor of {} cannot be reached because only {} broker(s) are registered.",
-                        t.replication_factor, t.replication_factor, brokers.len()
+                        t.replication_factor, t.replication_factor, live
                     ),
                 ));
             }
@@ -288,99 +635,83 @@ impl Broker {
         Ok(())
     }
 
-    /// Creates a topic (validated first) and its partition logs.
+    /// Creates a topic (validated first) through the controller, and waits until
+    /// this broker has applied it.
     pub async fn create_topic(self: &Arc<Self>, t: NewTopic) -> Result<Arc<Topic>, AdminError> {
-        let _guard = self.admin_lock.lock().await;
         self.validate_new_topic(&t)?;
-        let partitions = if t.assignments.is_empty() {
-            t.partitions
+        let assignments = if t.assignments.is_empty() {
+            self.controller
+                .with_image(|img| img.place(0, t.partitions, t.replication_factor))
+                .map_err(|e| AdminError::new(ResponseError::InvalidReplicationFactor, e.to_string()))?
         } else {
-            t.assignments.len() as i32
+            t.assignments.clone()
         };
-        let meta = TopicMeta {
+        let partitions = assignments.len();
+        let cmd = Command::CreateTopic {
             name: t.name.clone(),
             id: random_uuid(),
-            partitions,
-            overrides: t.configs.clone(),
+            configs: t.configs.clone(),
+            assignments,
         };
-        let broker = Arc::clone(self);
-        let topic = blocking(move || -> io::Result<Topic> {
-            let cfg = LogConfig::resolve(&broker.config, &meta.overrides);
-            let mut parts = Vec::new();
-            for p in 0..meta.partitions {
-                let dir = broker.log_dir.join(format!("{}-{p}", meta.name));
-                let (part, _) = Partition::open(&meta.name, p, &dir, cfg.clone(), 0, 0, true)?;
-                parts.push(Arc::new(part));
-            }
-            meta.write(&broker.metadata_path(&meta.name))?;
-            Ok(Topic {
-                name: meta.name.clone(),
-                id: meta.id,
-                partitions: RwLock::new(parts),
-                overrides: RwLock::new(meta.overrides),
-            })
-        })
-        .await?;
-        let topic = Arc::new(topic);
-        self.topics_write().insert(t.name.clone(), Arc::clone(&topic));
+        refused(self.controller.propose(cmd).await?)?;
+        self.await_image(|img| img.topics.contains_key(&t.name)).await;
         tracing::info!(topic = %t.name, partitions, "created topic");
-        Ok(topic)
+        self.topic(&t.name).ok_or_else(|| not_found(&t.name))
+    }
+
+    /// Waits until the local image satisfies `pred`, then applies it to local replicas.
+    async fn await_image(self: &Arc<Self>, pred: impl Fn(&MetadataImage) -> bool) {
+        self.controller.wait_for(Duration::from_secs(10), pred).await;
+        self.reconcile().await;
+    }
+
+    /// Waits until the topic is in the image and applied to this broker's replicas.
+    pub async fn wait_for_topic(self: &Arc<Self>, name: &str) {
+        self.await_image(|img| img.topics.contains_key(name)).await;
     }
 
     /// Creates a topic with the broker's defaults, for auto-creation.
     pub async fn auto_create_topic(self: &Arc<Self>, name: &str) -> Result<Arc<Topic>, AdminError> {
+        let live = self
+            .controller
+            .with_image(MetadataImage::placeable_brokers)
+            .len()
+            .max(1);
         let t = NewTopic {
             name: name.to_string(),
             partitions: self.config.num_partitions(),
-            replication_factor: self
-                .config
-                .default_replication_factor()
-                .min(self.broker_ids().len() as i16),
+            replication_factor: self.config.default_replication_factor().min(live as i16),
             assignments: Vec::new(),
             configs: BTreeMap::new(),
         };
         match self.create_topic(t).await {
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => self.topic(name).ok_or(e),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                self.wait_for_topic(name).await;
+                self.topic(name).ok_or(e)
+            }
             other => other,
         }
     }
 
-    /// Deletes a topic: its metadata first (so a crash cannot resurrect half of it), then its data.
+    /// Deletes a topic through the controller; every replica's data is removed when the brokers apply it.
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), AdminError> {
-        let _guard = self.admin_lock.lock().await;
         if !self.config.delete_topic_enable() {
             return Err(AdminError::new(
                 ResponseError::TopicDeletionDisabled,
                 "Topic deletion is disabled.",
             ));
         }
-        let topic = self.topics_write().remove(name).ok_or_else(|| {
-            AdminError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("This server does not host topic '{name}'."),
-            )
-        })?;
-        let path = self.metadata_path(name);
-        let dirs: Vec<PathBuf> = topic.all_partitions().iter().map(|p| p.dir().to_path_buf()).collect();
-        for p in topic.all_partitions() {
-            p.mark_deleted();
-        }
-        blocking(move || -> io::Result<()> {
-            std::fs::remove_file(&path)?;
-            for dir in dirs {
-                let doomed = dir.with_extension(format!("{}-delete", random_uuid().simple()));
-                if std::fs::rename(&dir, &doomed).is_ok() {
-                    std::fs::remove_dir_all(&doomed)?;
-                }
-            }
-            Ok(())
-        })
-        .await?;
+        refused(
+            self.controller
+                .propose(Command::DeleteTopic { name: name.to_string() })
+                .await?,
+        )?;
+        self.await_image(|img| !img.topics.contains_key(name)).await;
         tracing::info!(topic = name, "deleted topic");
         Ok(())
     }
 
-    /// Raises a topic's partition count.
+    /// Raises a topic's partition count; new partitions are placed by the classic rule.
     pub async fn create_partitions(
         self: &Arc<Self>,
         name: &str,
@@ -388,14 +719,17 @@ impl Broker {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let _guard = self.admin_lock.lock().await;
-        let topic = self.topic(name).ok_or_else(|| {
-            AdminError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
-        let current = topic.partition_count() as i32;
+        let (current, rf) = self
+            .controller
+            .with_image(|img| {
+                img.topics.get(name).map(|t| {
+                    (
+                        t.partitions.len() as i32,
+                        t.partitions.first().map_or(1, |p| p.target_replicas().len() as i16),
+                    )
+                })
+            })
+            .ok_or_else(|| not_found(name))?;
         if count < current {
             return Err(AdminError::new(
                 ResponseError::InvalidPartitions,
@@ -408,138 +742,176 @@ impl Broker {
                 format!("Topic already has {current} partitions."),
             ));
         }
-        if let Some(a) = &assignments {
-            let brokers = self.broker_ids();
-            if a.len() as i32 != count - current {
-                return Err(AdminError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!(
-                        "Increasing the number of partitions by {} but {} assignments provided.",
-                        count - current,
-                        a.len()
-                    ),
-                ));
+        let assignments = match assignments {
+            Some(a) => {
+                let brokers = self
+                    .controller
+                    .with_image(|img| img.brokers.keys().copied().collect::<Vec<_>>());
+                if a.len() as i32 != count - current {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "Increasing the number of partitions by {} but {} assignments provided.",
+                            count - current,
+                            a.len()
+                        ),
+                    ));
+                }
+                if a.iter().any(|r| r.is_empty() || r.iter().any(|b| !brokers.contains(b))) {
+                    return Err(AdminError::new(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Unknown broker in assignment {a:?}"),
+                    ));
+                }
+                a
             }
-            if a.iter().any(|r| r.is_empty() || r.iter().any(|b| !brokers.contains(b))) {
-                return Err(AdminError::new(
-                    ResponseError::InvalidReplicaAssignment,
-                    format!("Unknown broker in assignment {a:?}"),
-                ));
-            }
-        }
+            None => self
+                .controller
+                .with_image(|img| img.place(current, count - current, rf))
+                .map_err(|e| AdminError::new(ResponseError::InvalidReplicationFactor, e.to_string()))?,
+        };
         if validate_only {
             return Ok(());
         }
-        let broker = Arc::clone(self);
-        let topic2 = Arc::clone(&topic);
-        let new_parts = blocking(move || -> io::Result<Vec<Arc<Partition>>> {
-            let cfg = LogConfig::resolve(&broker.config, &topic2.overrides());
-            let mut parts = Vec::new();
-            for p in current..count {
-                let dir = broker.log_dir.join(format!("{}-{p}", topic2.name));
-                parts.push(Arc::new(
-                    Partition::open(&topic2.name, p, &dir, cfg.clone(), 0, 0, true)?.0,
-                ));
-            }
-            let meta = TopicMeta {
-                name: topic2.name.clone(),
-                id: topic2.id,
-                partitions: count,
-                overrides: topic2.overrides(),
-            };
-            meta.write(&broker.metadata_path(&topic2.name))?;
-            Ok(parts)
-        })
-        .await?;
-        topic
-            .partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(new_parts);
+        refused(
+            self.controller
+                .propose(Command::CreatePartitions {
+                    name: name.to_string(),
+                    assignments,
+                })
+                .await?,
+        )?;
+        self.await_image(|img| img.topics.get(name).is_some_and(|t| t.partitions.len() as i32 >= count))
+            .await;
         tracing::info!(topic = name, from = current, to = count, "added partitions");
         Ok(())
     }
 
-    /// Replaces a topic's config overrides (validated first) and applies them to its logs.
+    /// Replaces a topic's config overrides (validated first) through the controller.
     pub async fn set_topic_configs(
         self: &Arc<Self>,
         name: &str,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AdminError> {
-        let _guard = self.admin_lock.lock().await;
-        let topic = self.topic(name).ok_or_else(|| {
-            AdminError::new(
-                ResponseError::UnknownTopicOrPartition,
-                format!("The topic '{name}' does not exist."),
-            )
-        })?;
+        if !self.controller.with_image(|img| img.topics.contains_key(name)) {
+            return Err(not_found(name));
+        }
         for (k, v) in &overrides {
             config::validate_topic_config(k, Some(v))?;
         }
         if validate_only {
             return Ok(());
         }
-        let meta = TopicMeta {
+        let cmd = Command::SetTopicConfigs {
             name: name.to_string(),
-            id: topic.id,
-            partitions: topic.partition_count() as i32,
-            overrides: overrides.clone(),
+            configs: overrides.clone(),
         };
-        let path = self.metadata_path(name);
-        blocking(move || meta.write(&path)).await?;
-        let cfg = LogConfig::resolve(&self.config, &overrides);
-        *topic.overrides.write().unwrap_or_else(|e| e.into_inner()) = overrides;
-        for p in topic.all_partitions() {
-            p.set_config(cfg.clone());
-        }
+        refused(self.controller.propose(cmd).await?)?;
+        self.await_image(|img| img.topics.get(name).is_some_and(|t| t.configs == overrides))
+            .await;
         Ok(())
     }
 
-    fn metadata_path(&self, topic: &str) -> PathBuf {
-        self.log_dir.join(METADATA_DIR).join(format!("{topic}.topic"))
+    /// A dynamic broker config (throttle rates): the metadata image's value for this
+    /// broker, else the cluster-wide one, else the static config.
+    pub fn dynamic_u64(&self, key: &str) -> u64 {
+        self.controller
+            .with_image(|img| {
+                img.broker_config(self.node_id, key)
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .unwrap_or_else(|| self.config.static_u64(key))
     }
 
-    /// Hands out a producer id, persisting the allocator a block at a time so ids are never reused.
-    pub fn allocate_producer_id(&self) -> io::Result<i64> {
-        let _g = self.producer_id_lock.lock().unwrap_or_else(|e| e.into_inner());
+    /// The dynamic configs of broker resource `resource` ("" for all brokers).
+    pub fn broker_overrides(&self, resource: &str) -> BTreeMap<String, String> {
+        self.controller
+            .with_image(|img| img.broker_configs.get(resource).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the dynamic configs of a broker resource through the controller.
+    pub async fn set_broker_configs(
+        self: &Arc<Self>,
+        resource: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        if !resource.is_empty() && resource.parse::<i32>().is_err() {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                format!("Invalid broker id '{resource}'"),
+            ));
+        }
+        for (k, v) in &configs {
+            config::validate_dynamic_broker_config(k, v)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let cmd = Command::SetBrokerConfigs {
+            resource: resource.to_string(),
+            configs: configs.clone(),
+        };
+        refused(self.controller.propose(cmd).await?)?;
+        let resource = resource.to_string();
+        self.controller
+            .wait_for(Duration::from_secs(10), |img| {
+                img.broker_configs.get(&resource).cloned().unwrap_or_default() == configs
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Hands out a producer id from a block the controller allocated to this broker,
+    /// so two brokers never hand out the same id.
+    pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        let _g = self.producer_id_lock.lock().await;
         if self.next_producer_id.load(Ordering::SeqCst) >= self.producer_id_limit.load(Ordering::SeqCst) {
-            self.reserve_producer_ids()?;
+            let reply = self
+                .controller
+                .propose(Command::AllocateProducerIds { broker: self.node_id })
+                .await?;
+            let Reply::ProducerIds(start) = refused(reply)? else {
+                return Err(AdminError::new(
+                    ResponseError::UnknownServerError,
+                    "no producer-id block",
+                ));
+            };
+            self.next_producer_id.store(start, Ordering::SeqCst);
+            self.producer_id_limit
+                .store(start + crate::controller::image::PRODUCER_ID_BLOCK, Ordering::SeqCst);
         }
         Ok(self.next_producer_id.fetch_add(1, Ordering::SeqCst))
     }
 
-    fn reserve_producer_ids(&self) -> io::Result<()> {
-        let path = self.log_dir.join(METADATA_DIR).join("producer-id-block");
-        let start = match std::fs::read_to_string(&path) {
-            Ok(s) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        let start = start.max(self.producer_id_limit.load(Ordering::SeqCst));
-        write_atomic(&path, (start + PRODUCER_ID_BLOCK).to_string().as_bytes())?;
-        self.next_producer_id.store(start, Ordering::SeqCst);
-        self.producer_id_limit
-            .store(start + PRODUCER_ID_BLOCK, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Writes the recovery-point and log-start checkpoints.
+    /// Writes the recovery-point, log-start and high-watermark checkpoints.
     pub fn write_checkpoints(&self) -> io::Result<()> {
-        let mut rp = checkpoint::Checkpoint::new();
-        let mut ls = checkpoint::Checkpoint::new();
+        let mut c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
         for t in self.topics() {
             for p in t.all_partitions() {
+                if p.is_deleted() {
+                    continue;
+                }
                 let (r, s) = p.checkpoint_offsets();
-                rp.insert((t.name.clone(), p.index), r);
-                ls.insert((t.name.clone(), p.index), s);
+                let key = (t.name.clone(), p.index);
+                c.recovery.insert(key.clone(), r);
+                c.log_start.insert(key.clone(), s);
+                c.high_watermark.insert(key, p.high_watermark());
             }
         }
-        checkpoint::write(&self.log_dir.join(RECOVERY_CHECKPOINT), &rp)?;
-        checkpoint::write(&self.log_dir.join(LOG_START_CHECKPOINT), &ls)
+        let hosted: std::collections::HashSet<(String, i32)> = self
+            .topics()
+            .iter()
+            .flat_map(|t| t.all_partitions().into_iter().map(|p| (t.name.clone(), p.index)))
+            .collect();
+        c.recovery.retain(|k, _| hosted.contains(k));
+        c.log_start.retain(|k, _| hosted.contains(k));
+        c.high_watermark.retain(|k, _| hosted.contains(k));
+        checkpoint::write(&self.log_dir.join(RECOVERY_CHECKPOINT), &c.recovery)?;
+        checkpoint::write(&self.log_dir.join(LOG_START_CHECKPOINT), &c.log_start)?;
+        checkpoint::write(&self.log_dir.join(HIGH_WATERMARK_CHECKPOINT), &c.high_watermark)
     }
 
     /// Runs retention and time-based flushes on every partition.
@@ -572,9 +944,37 @@ impl Broker {
         }
     }
 
+    /// SIGTERM in a cluster: ask the controller to move leadership away, so
+    /// clients fail over before this broker stops rather than after it is fenced.
+    pub async fn controlled_shutdown(self: &Arc<Self>) {
+        if !self.config.controlled_shutdown_enable() {
+            return;
+        }
+        let me = self.node_id;
+        let others = self
+            .controller
+            .with_image(|img| img.live_brokers().iter().any(|&b| b != me));
+        if !others {
+            return;
+        }
+        let cmd = Command::ControlledShutdown {
+            id: me,
+            epoch: self.broker_epoch.load(Ordering::SeqCst),
+        };
+        let done = tokio::time::timeout(Duration::from_secs(5), self.controller.propose(cmd)).await;
+        match done {
+            Ok(Ok(_)) => {
+                self.reconcile().await;
+                tracing::info!("controlled shutdown: leadership moved to other brokers");
+            }
+            _ => tracing::warn!("controlled shutdown not acknowledged; stopping anyway"),
+        }
+    }
+
     /// Orderly shutdown: flush every log, snapshot producer state, write checkpoints
     /// and the clean-shutdown marker so the next start skips recovery.
     pub fn shutdown(&self) -> io::Result<()> {
+        self.fetchers.stop_all();
         let now = now_ms();
         for t in self.topics() {
             for p in t.all_partitions() {
@@ -673,51 +1073,4 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)
-}
-
-/// A topic's persisted metadata: `key=value` lines, config overrides prefixed `config.`.
-#[derive(Debug, Clone, PartialEq)]
-struct TopicMeta {
-    name: String,
-    id: Uuid,
-    partitions: i32,
-    overrides: BTreeMap<String, String>,
-}
-
-impl TopicMeta {
-    fn write(&self, path: &Path) -> io::Result<()> {
-        let mut s = format!("name={}\nid={}\npartitions={}\n", self.name, self.id, self.partitions);
-        for (k, v) in &self.overrides {
-            s.push_str(&format!("config.{k}={v}\n"));
-        }
-        write_atomic(path, s.as_bytes())
-    }
-
-    fn read(path: &Path) -> io::Result<TopicMeta> {
-        let text = std::fs::read_to_string(path)?;
-        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
-        let mut meta = TopicMeta {
-            name: String::new(),
-            id: Uuid::nil(),
-            partitions: 0,
-            overrides: BTreeMap::new(),
-        };
-        for line in text.lines() {
-            let (k, v) = line.split_once('=').ok_or_else(|| bad("malformed line"))?;
-            match k {
-                "name" => meta.name = v.to_string(),
-                "id" => meta.id = v.parse().map_err(|_| bad("bad id"))?,
-                "partitions" => meta.partitions = v.parse().map_err(|_| bad("bad partition count"))?,
-                _ => {
-                    if let Some(key) = k.strip_prefix("config.") {
-                        meta.overrides.insert(key.to_string(), v.to_string());
-                    }
-                }
-            }
-        }
-        if meta.name.is_empty() || meta.partitions <= 0 {
-            return Err(bad("incomplete topic metadata"));
-        }
-        Ok(meta)
-    }
 }

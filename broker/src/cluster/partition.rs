@@ -1,16 +1,58 @@
-//! One partition as the broker serves it: its log behind a lock, run on blocking
-//! threads, plus the offsets readers need without taking the lock.
+//! One partition replica as the broker serves it: its log behind a lock, run on
+//! blocking threads; the offsets readers need without taking the lock; and its
+//! role (leader or follower) with the leader's view of its followers.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use tokio::sync::watch;
 
 use super::{blocking, now_ms, Broker};
 use crate::config::LogConfig;
+use crate::controller::image::{PartitionImage, NO_LEADER};
 use crate::log::{AppendError, AppendInfo, FileSlice, Log, OpenStats, ReadError, ReadResult};
+use crate::replication::isr::{self, FollowerProgress};
+
+/// This replica's role and, when leading, its followers' progress.
+#[derive(Debug, Clone)]
+pub struct ReplicaState {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Replicas a reassignment is adding (their fetches are throttled).
+    pub adding: Vec<i32>,
+    pub followers: BTreeMap<i32, FollowerProgress>,
+    /// An AlterPartition for this partition is on its way to the controller.
+    pub isr_change_in_flight: bool,
+}
+
+/// The offsets checkpointed for a partition at the last run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOffsets {
+    pub recovery_point: i64,
+    pub log_start: i64,
+    pub high_watermark: i64,
+}
+
+/// How applying the metadata image changed this replica's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    None,
+    BecameLeader,
+    /// A new leader or leader epoch to follow: truncate, then fetch.
+    BecameFollower {
+        leader: i32,
+        epoch: i32,
+    },
+}
 
 /// A partition hosted on this broker.
 #[derive(Debug)]
@@ -19,8 +61,12 @@ pub struct Partition {
     pub index: i32,
     dir: PathBuf,
     log: Arc<Mutex<Log>>,
-    /// Last offset + 1 of committed data; equal to the log end offset on one broker.
+    /// Last offset + 1 of committed data: replicated to every ISR member.
     high_watermark: AtomicI64,
+    hw_changed: watch::Sender<i64>,
+    log_end_offset: AtomicI64,
+    /// Follower: the leader's high watermark as of the last fetch (for DescribeLogDirs' lag).
+    leader_high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     recovery_point: Arc<AtomicI64>,
     /// Held while an fsync runs, so that concurrent producers share one (group commit).
@@ -28,7 +74,8 @@ pub struct Partition {
     deleted: AtomicBool,
     /// The topic's min.insync.replicas, readable on the produce path without the log's lock.
     min_insync_replicas: AtomicI32,
-    pub leader_epoch: i32,
+    leader_epoch: AtomicI32,
+    replica: Mutex<ReplicaState>,
 }
 
 impl Partition {
@@ -38,26 +85,274 @@ impl Partition {
         index: i32,
         dir: &Path,
         config: LogConfig,
-        recovery_point: i64,
-        log_start: i64,
+        start: StartOffsets,
         clean: bool,
     ) -> io::Result<(Partition, OpenStats)> {
         let min_isr = config.min_insync_replicas;
-        let (log, stats) = Log::open(dir, config, recovery_point, log_start, clean, now_ms())?;
+        let (log, stats) = Log::open(dir, config, start.recovery_point, start.log_start, clean, now_ms())?;
+        let hw = start.high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
         let p = Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            high_watermark: AtomicI64::new(log.log_end_offset()),
+            high_watermark: AtomicI64::new(hw),
+            hw_changed: watch::channel(hw).0,
+            leader_high_watermark: AtomicI64::new(hw),
+            log_end_offset: AtomicI64::new(log.log_end_offset()),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
             recovery_point: log.recovery_point_handle(),
             log: Arc::new(Mutex::new(log)),
             flush_lock: tokio::sync::Mutex::new(()),
             deleted: AtomicBool::new(false),
             min_insync_replicas: AtomicI32::new(min_isr),
-            leader_epoch: 0,
+            leader_epoch: AtomicI32::new(-1),
+            replica: Mutex::new(ReplicaState {
+                leader: NO_LEADER,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                adding: Vec::new(),
+                followers: BTreeMap::new(),
+                isr_change_in_flight: false,
+            }),
         };
         Ok((p, stats))
+    }
+
+    fn replica(&self) -> MutexGuard<'_, ReplicaState> {
+        self.replica.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the replica state.
+    pub fn replica_state(&self) -> ReplicaState {
+        self.replica().clone()
+    }
+
+    /// Whether a reassignment is adding `replica` to this partition (its traffic is throttled).
+    pub fn is_adding(&self, replica: i32) -> bool {
+        self.replica().adding.contains(&replica)
+    }
+
+    /// The leader epoch this replica knows.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Whether this broker (`me`) leads the partition.
+    pub fn is_leader(&self, me: i32) -> bool {
+        self.replica().leader == me
+    }
+
+    /// Takes the partition's state from the metadata image.
+    pub fn apply_image(&self, me: i32, img: &PartitionImage) -> RoleChange {
+        let now = now_ms();
+        let mut st = self.replica();
+        let new_epoch = img.leader_epoch != st.leader_epoch || img.leader != st.leader;
+        st.replicas = img.replicas.clone();
+        st.isr = img.isr.clone();
+        st.adding = img.adding.clone();
+        st.partition_epoch = img.partition_epoch;
+        if !new_epoch {
+            drop(st);
+            if self.is_leader(me) {
+                self.update_high_watermark(None);
+            }
+            return RoleChange::None;
+        }
+        st.leader = img.leader;
+        st.leader_epoch = img.leader_epoch;
+        st.isr_change_in_flight = false;
+        self.leader_epoch.store(img.leader_epoch, Ordering::SeqCst);
+        if img.leader == me {
+            st.followers = img
+                .replicas
+                .iter()
+                .filter(|&&r| r != me)
+                .map(|&r| (r, FollowerProgress::new(now)))
+                .collect();
+            drop(st);
+            // The new epoch starts at the current log end (Kafka's epoch-start offset).
+            let mut log = Self::lock(&self.log);
+            let end = log.log_end_offset();
+            if let Err(e) = log.assign_epoch(img.leader_epoch, end) {
+                tracing::warn!(topic = %self.topic, partition = self.index, "cannot record leader epoch: {e}");
+            }
+            drop(log);
+            self.update_high_watermark(None);
+            RoleChange::BecameLeader
+        } else {
+            st.followers.clear();
+            if img.leader == NO_LEADER || !img.replicas.contains(&me) {
+                return RoleChange::None;
+            }
+            RoleChange::BecameFollower {
+                leader: img.leader,
+                epoch: img.leader_epoch,
+            }
+        }
+    }
+
+    /// Leader: recomputes the high watermark from the ISR's progress; returns the new value.
+    fn update_high_watermark(&self, leader_end: Option<i64>) -> i64 {
+        let end = leader_end.unwrap_or_else(|| self.log_end_offset.load(Ordering::SeqCst));
+        let st = self.replica();
+        if let Some(hw) = isr::high_watermark(st.leader, end, &st.isr, &st.followers) {
+            drop(st);
+            self.advance_high_watermark(hw);
+        }
+        self.high_watermark()
+    }
+
+    fn advance_high_watermark(&self, hw: i64) {
+        let old = self.high_watermark.fetch_max(hw, Ordering::SeqCst);
+        if hw > old {
+            self.hw_changed.send_replace(hw);
+        }
+    }
+
+    /// Leader: records a follower's fetch. Returns an ISR to propose if the follower may join it.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+        let now = now_ms();
+        let end = self.log_end_offset.load(Ordering::SeqCst);
+        {
+            let mut st = self.replica();
+            if !st.replicas.contains(&replica) {
+                return None;
+            }
+            st.followers
+                .entry(replica)
+                .or_insert_with(|| FollowerProgress::new(now))
+                .fetched(fetch_offset, end, now);
+        }
+        let hw = self.update_high_watermark(Some(end));
+        let epoch_start = Self::lock(&self.log).latest_epoch().map_or(0, |(_, start)| start);
+        let mut st = self.replica();
+        let joining = isr::replicas_ready_to_join(&st.replicas, &st.isr, &st.followers, hw, epoch_start);
+        if joining.is_empty() || st.isr_change_in_flight {
+            return None;
+        }
+        st.isr_change_in_flight = true;
+        let mut isr = st.isr.clone();
+        isr.extend(joining);
+        Some(isr)
+    }
+
+    /// Leader: the ISR without members that lag past `lag_max_ms`, if any do.
+    pub fn shrink_candidate(&self, lag_max_ms: i64) -> Option<Vec<i32>> {
+        let mut st = self.replica();
+        if st.isr_change_in_flight {
+            return None;
+        }
+        let lagging = isr::lagging_replicas(st.leader, &st.isr, &st.followers, now_ms(), lag_max_ms);
+        if lagging.is_empty() {
+            return None;
+        }
+        st.isr_change_in_flight = true;
+        Some(st.isr.iter().copied().filter(|r| !lagging.contains(r)).collect())
+    }
+
+    /// The proposed ISR change was committed or refused: another may be sent.
+    pub fn isr_change_done(&self) {
+        self.replica().isr_change_in_flight = false;
+    }
+
+    /// Leader, acks=all: waits until every ISR member has `offset`. Fails if
+    /// leadership moves, or when the ISR shrank below `min.insync.replicas`.
+    pub async fn wait_for_replication(&self, offset: i64, timeout: Duration) -> Result<(), ResponseError> {
+        let epoch = self.leader_epoch();
+        let mut rx = self.hw_changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.leader_epoch() != epoch {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            if self.high_watermark() >= offset {
+                let isr = self.replica().isr.len() as i32;
+                return if isr < self.min_insync_replicas() {
+                    Err(ResponseError::NotEnoughReplicasAfterAppend)
+                } else {
+                    Ok(())
+                };
+            }
+            // The epoch check above needs a wake-up too: poll at least every 100 ms.
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let _ = tokio::time::timeout_at(wake, rx.changed()).await;
+            if tokio::time::Instant::now() >= deadline && self.high_watermark() < offset {
+                return Err(ResponseError::RequestTimedOut);
+            }
+        }
+    }
+
+    /// Follower: appends batches fetched from the leader; returns the new log end.
+    pub async fn append_replicated(&self, broker: &Broker, records: Bytes) -> Result<i64, AppendError> {
+        let log = Arc::clone(&self.log);
+        let end = tokio::task::spawn_blocking(move || Self::lock(&log).append_as_follower(&records, now_ms()))
+            .await
+            .map_err(|e| AppendError::Io(io::Error::other(e.to_string())))??;
+        self.log_end_offset.store(end, Ordering::SeqCst);
+        broker.notify_append();
+        Ok(end)
+    }
+
+    /// Follower: takes the leader's high watermark (never past this replica's end).
+    pub fn follower_high_watermark(&self, leader_hw: i64) {
+        let end = self.log_end_offset.load(Ordering::SeqCst);
+        self.leader_high_watermark.store(leader_hw, Ordering::SeqCst);
+        let hw = leader_hw.min(end);
+        // A follower's high watermark may also move back after truncation.
+        self.high_watermark.store(hw, Ordering::SeqCst);
+    }
+
+    /// Follower: cuts the log at `offset` (its divergent tail).
+    pub async fn truncate_to(&self, offset: i64) -> io::Result<i64> {
+        let log = Arc::clone(&self.log);
+        let end = blocking(move || {
+            let mut log = Self::lock(&log);
+            log.truncate_to(offset, now_ms())?;
+            Ok(log.log_end_offset())
+        })
+        .await?;
+        self.log_end_offset.store(end, Ordering::SeqCst);
+        self.high_watermark.fetch_min(end, Ordering::SeqCst);
+        Ok(end)
+    }
+
+    /// Follower: empties the log and restarts it at the leader's log start.
+    pub async fn reset_to(&self, offset: i64) -> io::Result<()> {
+        let log = Arc::clone(&self.log);
+        blocking(move || Self::lock(&log).reset_to(offset, now_ms())).await?;
+        self.log_end_offset.store(offset, Ordering::SeqCst);
+        self.log_start_offset.store(offset, Ordering::SeqCst);
+        self.high_watermark.store(offset, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// (latest epoch, its start) of this replica's log.
+    pub fn latest_epoch(&self) -> Option<(i32, i64)> {
+        Self::lock(&self.log).latest_epoch()
+    }
+
+    /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        Self::lock(&self.log).end_offset_for_epoch(epoch)
+    }
+
+    /// (size in bytes, offsets this replica lags behind the committed end): DescribeLogDirs.
+    pub fn size_and_lag(&self, me: i32) -> (i64, i64) {
+        let size = Self::lock(&self.log).size_bytes() as i64;
+        let end = self.log_end_offset();
+        let committed = if self.is_leader(me) {
+            self.high_watermark()
+        } else {
+            self.leader_high_watermark.load(Ordering::SeqCst)
+        };
+        (size, (committed - end).max(0))
+    }
+
+    /// The log end offset (readable without the lock).
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset.load(Ordering::SeqCst)
     }
 
     fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -70,7 +365,7 @@ impl Partition {
     /// an fsync shared with every producer that arrived meanwhile.
     pub async fn append(&self, broker: &Broker, records: Bytes) -> Result<AppendInfo, AppendError> {
         let log = Arc::clone(&self.log);
-        let epoch = self.leader_epoch;
+        let epoch = self.leader_epoch();
         let (info, end, start) = tokio::task::spawn_blocking(move || {
             let mut log = Self::lock(&log);
             let info = log.append(&records, now_ms(), epoch)?;
@@ -78,8 +373,9 @@ impl Partition {
         })
         .await
         .map_err(|e| AppendError::Io(io::Error::other(e.to_string())))??;
-        self.high_watermark.fetch_max(end, Ordering::SeqCst);
+        self.log_end_offset.fetch_max(end, Ordering::SeqCst);
         self.log_start_offset.store(start, Ordering::SeqCst);
+        self.update_high_watermark(None);
         if !info.duplicate {
             broker.notify_append();
         }
@@ -129,9 +425,10 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        limit: i64,
     ) -> Result<Option<FileSlice>, ReadError> {
         let log = Arc::clone(&self.log);
-        tokio::task::spawn_blocking(move || Self::lock(&log).read_slice(offset, max_bytes, min_one_batch))
+        tokio::task::spawn_blocking(move || Self::lock(&log).read_slice_below(offset, max_bytes, min_one_batch, limit))
             .await
             .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))?
     }

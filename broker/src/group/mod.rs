@@ -139,44 +139,62 @@ impl GroupCoordinator {
         self.offsets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replays `__consumer_offsets` into the cache (at start-up, blocking).
-    pub fn load(&self, broker: &Broker) -> std::io::Result<usize> {
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-            return Ok(0);
-        };
+    /// This broker now leads an `__consumer_offsets` partition: replay it into
+    /// the cache, so the groups it owns are coordinated here.
+    pub fn became_leader(&self, p: &crate::cluster::Partition) {
+        let started = std::time::Instant::now();
+        match tokio::task::block_in_place(|| self.load_partition(p)) {
+            Ok(n) => tracing::info!(
+                partition = p.index,
+                records = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "loaded committed offsets from {OFFSETS_TOPIC}"
+            ),
+            Err(e) => tracing::error!(partition = p.index, "cannot load {OFFSETS_TOPIC}: {e}"),
+        }
+    }
+
+    /// Another broker leads an `__consumer_offsets` partition now: forget its groups here.
+    pub fn lost_leadership(&self, partition: i32) {
+        let owned = |g: &str| self.partition_for(g) == partition;
+        self.offsets().retain(|g, _| !owned(g));
+        self.groups().retain(|g, _| !owned(g));
+        self.consumer_groups().retain(|g, _| !owned(g));
+    }
+
+    /// Replays one `__consumer_offsets` partition into the cache (blocking).
+    fn load_partition(&self, p: &crate::cluster::Partition) -> std::io::Result<usize> {
         let mut count = 0;
         let mut cache = self.offsets();
-        for p in topic.all_partitions() {
-            let mut offset = p.log_start_offset();
-            loop {
-                let bytes = match p.read_blocking(offset, 8 << 20) {
-                    Ok(b) if !b.is_empty() => b,
-                    Ok(_) => break,
-                    Err(e) => return Err(std::io::Error::other(e.to_string())),
-                };
-                let mut buf = Bytes::from(bytes);
-                let sets =
-                    RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
-                for set in sets {
-                    for r in set.records {
-                        offset = r.offset + 1;
-                        let Some(key) = r.key.as_deref() else { continue };
-                        if let Some(offsets::OffsetRecord::Offset {
-                            group,
-                            topic,
-                            partition,
-                            value,
-                        }) = offsets::decode(key, r.value.as_deref())
-                        {
-                            count += 1;
-                            match value {
-                                Some(v) => {
-                                    cache.entry(group).or_default().insert((topic, partition), v);
-                                }
-                                None => {
-                                    if let Some(g) = cache.get_mut(&group) {
-                                        g.remove(&(topic, partition));
-                                    }
+        cache.retain(|g, _| self.partition_for(g) != p.index);
+        let mut offset = p.log_start_offset();
+        loop {
+            let bytes = match p.read_blocking(offset, 8 << 20) {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => break,
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            };
+            let mut buf = Bytes::from(bytes);
+            let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
+            for set in sets {
+                for r in set.records {
+                    offset = r.offset + 1;
+                    let Some(key) = r.key.as_deref() else { continue };
+                    if let Some(offsets::OffsetRecord::Offset {
+                        group,
+                        topic,
+                        partition,
+                        value,
+                    }) = offsets::decode(key, r.value.as_deref())
+                    {
+                        count += 1;
+                        match value {
+                            Some(v) => {
+                                cache.entry(group).or_default().insert((topic, partition), v);
+                            }
+                            None => {
+                                if let Some(g) = cache.get_mut(&group) {
+                                    g.remove(&(topic, partition));
                                 }
                             }
                         }
@@ -186,6 +204,28 @@ impl GroupCoordinator {
         }
         cache.retain(|_, o| !o.is_empty());
         Ok(count)
+    }
+
+    /// Whether this broker coordinates `group`: it leads the group's
+    /// `__consumer_offsets` partition. NOT_COORDINATOR sends the client back to
+    /// FindCoordinator; before the topic exists every broker may answer.
+    pub fn check_coordinator(&self, broker: &Broker, group: &str) -> Result<(), ResponseError> {
+        let index = self.partition_for(group);
+        let leader = broker.controller.with_image(|img| {
+            img.topics
+                .get(OFFSETS_TOPIC)
+                .map(|_| img.partition(OFFSETS_TOPIC, index).map(|p| p.leader))
+        });
+        match leader {
+            None => Ok(()),
+            Some(Some(l)) if l == broker.node_id => match broker.leader_partition(OFFSETS_TOPIC, index) {
+                Ok(_) => Ok(()),
+                // Led here by the image but not applied yet: the load is in progress.
+                Err(_) => Err(ResponseError::CoordinatorLoadInProgress),
+            },
+            Some(Some(l)) if l >= 0 => Err(ResponseError::NotCoordinator),
+            _ => Err(ResponseError::CoordinatorNotAvailable),
+        }
     }
 
     /// The `__consumer_offsets` partition that owns `group`.
@@ -201,16 +241,23 @@ impl GroupCoordinator {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
         configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        let live = broker.broker_ids().len().max(1) as i16;
         let t = NewTopic {
             name: OFFSETS_TOPIC.into(),
             partitions: self.offsets_partitions,
-            replication_factor: 1,
+            replication_factor: broker.config.offsets_topic_replication_factor().min(live),
             assignments: Vec::new(),
             configs,
         };
         match broker.create_topic(t).await {
             Err(e) if e.code != ResponseError::TopicAlreadyExists => Err(e),
-            _ => Ok(()),
+            Err(_) => {
+                // Another request is creating it: wait until this broker has applied it,
+                // so that every caller finds the coordinators ready.
+                broker.wait_for_topic(OFFSETS_TOPIC).await;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
         }
     }
 
@@ -365,15 +412,23 @@ impl GroupCoordinator {
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), ResponseError> {
         let partition = broker
-            .partition(OFFSETS_TOPIC, self.partition_for(group_id))
-            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+            .leader_partition(OFFSETS_TOPIC, self.partition_for(group_id))
+            .map_err(|_| ResponseError::NotCoordinator)?;
         let pairs: Vec<(Option<Bytes>, Option<Bytes>)> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let batch = crate::log::batch::encode_records(&pairs, now_ms(), Compression::None)
             .map_err(|_| ResponseError::UnknownServerError)?;
-        partition.append(broker, batch).await.map_err(|e| {
+        let info = partition.append(broker, batch).await.map_err(|e| {
             tracing::error!(group = group_id, "cannot write to {OFFSETS_TOPIC}: {e}");
             ResponseError::CoordinatorNotAvailable
         })?;
+        // Commits are acknowledged once every in-sync replica has them (acks=all).
+        partition
+            .wait_for_replication(info.last_offset + 1, std::time::Duration::from_secs(5))
+            .await
+            .map_err(|e| match e {
+                ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
+                _ => ResponseError::RequestTimedOut,
+            })?;
         Ok(())
     }
 

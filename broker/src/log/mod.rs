@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod index;
+pub mod leader_epoch;
 pub mod producer_state;
 pub mod segment;
 
@@ -89,6 +90,7 @@ pub struct Log {
     last_flush_ms: i64,
     /// Segments below this offset were compacted in this process's life.
     cleaner_point: i64,
+    epochs: leader_epoch::LeaderEpochCache,
 }
 
 /// How a log was opened.
@@ -166,7 +168,9 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             cleaner_point: 0,
+            epochs: leader_epoch::LeaderEpochCache::load(dir)?,
         };
+        log.epochs.truncate_from(next_offset)?;
         log.load_producer_state()?;
         Ok((log, stats))
     }
@@ -257,6 +261,7 @@ impl Log {
             }
             let h = BatchHeader::parse(&head)?;
             self.maybe_roll(h.size(), now_ms)?;
+            self.epochs.assign(leader_epoch, base)?;
             self.active_mut().append(&head, tail, &h)?;
             self.producers.update(&h);
             self.next_offset = h.next_offset();
@@ -266,6 +271,103 @@ impl Log {
             info.needs_flush = true;
         }
         Ok(info)
+    }
+
+    /// Appends batches fetched from the leader as they are: offsets, epochs and
+    /// timestamps were assigned there. They must continue this log exactly.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<i64, AppendError> {
+        let batches = batch::split_batches(records)?;
+        for (h, range) in &batches {
+            if h.base_offset != self.next_offset {
+                return Err(AppendError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "replicated batch at offset {} does not continue the log end {}",
+                        h.base_offset, self.next_offset
+                    ),
+                )));
+            }
+            let (head, tail) = records[range.clone()].split_at(batch::HEADER_LEN);
+            self.maybe_roll(h.size(), now_ms)?;
+            self.epochs.assign(h.partition_leader_epoch, h.base_offset)?;
+            self.active_mut().append(head, tail, h)?;
+            self.producers.update(h);
+            self.next_offset = h.next_offset();
+            self.unflushed_messages += h.records_count as i64;
+        }
+        Ok(self.next_offset)
+    }
+
+    /// Removes everything at and after `offset` (a follower's divergent tail),
+    /// with the epochs and producer state that came from it.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> io::Result<()> {
+        if offset >= self.next_offset {
+            return Ok(());
+        }
+        let offset = offset.max(self.log_start_offset);
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if base > offset || self.segments.len() > 1 {
+                if let Some(seg) = self.segments.remove(&base) {
+                    seg.delete()?;
+                }
+            }
+        }
+        match self.segments.range_mut(..=offset).next_back() {
+            Some((_, seg)) => seg.truncate_to(offset)?,
+            None => {
+                self.segments.insert(
+                    offset,
+                    Segment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?,
+                );
+            }
+        }
+        self.next_offset = self.active().next_offset();
+        self.recovery_point.fetch_min(self.next_offset, Ordering::SeqCst);
+        self.epochs.truncate_from(self.next_offset)?;
+        // Producer state after the cut is rebuilt from the last snapshot before it.
+        for e in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(o) = name.strip_suffix(".snapshot").and_then(|s| s.parse::<i64>().ok()) {
+                if o > self.next_offset {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        self.load_producer_state()
+    }
+
+    /// Empties the log and restarts it at `offset`: a follower whose position the
+    /// leader has already deleted starts over at the leader's log start.
+    pub fn reset_to(&mut self, offset: i64, now_ms: i64) -> io::Result<()> {
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            seg.delete()?;
+        }
+        self.segments.insert(
+            offset,
+            Segment::create(&self.dir, offset, self.config.index_interval_bytes, now_ms)?,
+        );
+        self.log_start_offset = offset;
+        self.next_offset = offset;
+        self.recovery_point.store(offset, Ordering::SeqCst);
+        self.epochs.truncate_from(i64::MIN)?;
+        self.producers = ProducerStateManager::default();
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: (largest epoch <= `epoch`, its end offset).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.next_offset)
+    }
+
+    /// Records that `epoch` starts at `offset` (a new leader's epoch starts at its log end).
+    pub fn assign_epoch(&mut self, epoch: i32, offset: i64) -> io::Result<()> {
+        self.epochs.assign(epoch, offset)
+    }
+
+    /// The latest leader epoch written in this log, and where it starts.
+    pub fn latest_epoch(&self) -> Option<(i32, i64)> {
+        self.epochs.latest_epoch().zip(self.epochs.latest_start())
     }
 
     /// Rolls a new segment if the next batch would overflow the active one, or it is too old.
@@ -325,6 +427,18 @@ impl Log {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<Option<FileSlice>, ReadError> {
+        self.read_slice_below(offset, max_bytes, min_one_batch, i64::MAX)
+    }
+
+    /// [`read_slice`](Self::read_slice), returning only batches that end below
+    /// `limit` (the high watermark, for consumers). `limit` is a batch boundary.
+    pub fn read_slice_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        limit: i64,
+    ) -> Result<Option<FileSlice>, ReadError> {
         if offset < self.log_start_offset || offset > self.next_offset {
             return Err(ReadError::OffsetOutOfRange {
                 offset,
@@ -332,7 +446,7 @@ impl Log {
                 end: self.next_offset,
             });
         }
-        if offset == self.next_offset {
+        if offset >= self.next_offset.min(limit) {
             return Ok(None);
         }
         let candidates = self
@@ -345,7 +459,13 @@ impl Log {
             let Some((position, _)) = seg.position_of(offset)? else {
                 continue;
             };
-            let len = seg.whole_batches_len(position, max_bytes, min_one_batch)?;
+            let end = if limit < seg.next_offset() {
+                seg.position_of(limit)?.map_or(seg.size(), |(p, _)| p)
+            } else {
+                seg.size()
+            };
+            let room = (end.saturating_sub(position) as usize).min(max_bytes);
+            let len = seg.whole_batches_len(position, room, min_one_batch && end > position)?;
             return Ok((len > 0).then(|| FileSlice {
                 file: seg.file(),
                 position,

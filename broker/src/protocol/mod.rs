@@ -177,6 +177,14 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::offset_delete::OffsetDelete>(ApiKey::OffsetDelete),
     ApiEntry::of::<handlers::consumer_group_heartbeat::ConsumerGroupHeartbeat>(ApiKey::ConsumerGroupHeartbeat),
     ApiEntry::of::<handlers::consumer_group_describe::ConsumerGroupDescribe>(ApiKey::ConsumerGroupDescribe),
+    ApiEntry::of::<handlers::describe_log_dirs::DescribeLogDirs>(ApiKey::DescribeLogDirs),
+    ApiEntry::of::<handlers::elect_leaders::ElectLeaders>(ApiKey::ElectLeaders),
+    ApiEntry::of::<handlers::alter_partition_reassignments::AlterPartitionReassignments>(
+        ApiKey::AlterPartitionReassignments,
+    ),
+    ApiEntry::of::<handlers::list_partition_reassignments::ListPartitionReassignments>(
+        ApiKey::ListPartitionReassignments,
+    ),
 ];
 
 /// The table row for an API key.

@@ -44,12 +44,21 @@ class BrokerProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout=30):
+        return self.launch().wait_ready(timeout)
+
+    def launch(self):
+        """Starts the process without waiting (cluster members need each other to start)."""
         args = [broker_binary()]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout=30):
+        """Waits until the client listener accepts connections."""
+        t0 = self._t0
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.log()}")
@@ -65,8 +74,20 @@ class BrokerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def pause(self):
+        """SIGSTOP: the process keeps its sockets but answers nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -104,3 +125,69 @@ def broker_factory():
 @pytest.fixture
 def broker(broker_factory):
     return broker_factory()
+
+
+# Timings short enough for tests: fencing after 1.5 s, ISR shrink after 2 s.
+FAST_CLUSTER = {
+    "broker.heartbeat.interval.ms": "100",
+    "broker.session.timeout.ms": "1500",
+    "replica.lag.time.max.ms": "2000",
+    "controller.quorum.election.timeout.ms": "300",
+    "replica.fetch.backoff.ms": "100",
+    "replica.fetch.wait.max.ms": "200",
+}
+
+
+class Cluster:
+    """Brokers 0..n-1 on loopback; every one a voter of the metadata quorum."""
+
+    def __init__(self, root: str, n: int, settings: dict):
+        self.brokers = []
+        controller_ports = [free_port() for _ in range(n)]
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
+        for i in range(n):
+            data = os.path.join(root, f"node{i}")
+            os.makedirs(data)
+            b = BrokerProcess(data, {})
+            b.settings.update(
+                {
+                    "node.id": str(i),
+                    "listeners": f"PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{controller_ports[i]}",
+                    "controller.quorum.voters": voters,
+                    **FAST_CLUSTER,
+                    **settings,
+                }
+            )
+            self.brokers.append(b)
+
+    def start(self):
+        for b in self.brokers:
+            b.launch()
+        for b in self.brokers:
+            b.wait_ready(60)
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers if b.alive)
+
+    def stop(self):
+        for b in self.brokers:
+            b.stop()
+
+
+@pytest.fixture
+def cluster_factory():
+    """Starts local clusters; stops them and removes their data afterwards."""
+    made = []
+    root = tempfile.mkdtemp(prefix="skein-cluster-")
+
+    def make(n=3, **settings):
+        c = Cluster(os.path.join(root, f"c{len(made)}"), n, {k.replace("_", "."): v for k, v in settings.items()})
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -24,7 +24,7 @@ impl Handler for AlterConfigs {
         for res in req.resources {
             let name = res.resource_name.to_string();
             let outcome = match res.resource_type {
-                RESOURCE_TOPIC => {
+                RESOURCE_TOPIC | RESOURCE_BROKER => {
                     let mut overrides = BTreeMap::new();
                     let mut null = None;
                     for c in res.configs {
@@ -38,12 +38,15 @@ impl Handler for AlterConfigs {
                     match null {
                         Some(k) => Err(AdminError::new(
                             ResponseError::InvalidConfig,
-                            format!("Null value not supported for topic config '{k}'"),
+                            format!("Null value not supported for config '{k}'"),
                         )),
-                        None => broker.set_topic_configs(&name, overrides, req.validate_only).await,
+                        None if res.resource_type == RESOURCE_TOPIC => {
+                            broker.set_topic_configs(&name, overrides, req.validate_only).await
+                        }
+                        // AlterConfigs replaces a broker's whole set of dynamic configs.
+                        None => broker.set_broker_configs(&name, overrides, req.validate_only).await,
                     }
                 }
-                RESOURCE_BROKER => Err(broker_configs_are_static()),
                 other => Err(AdminError::new(
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -61,12 +64,4 @@ impl Handler for AlterConfigs {
         }
         Some(AlterConfigsResponse::default().with_responses(responses))
     }
-}
-
-/// Broker configs come from server.properties and --set; they cannot change at run time yet.
-pub fn broker_configs_are_static() -> AdminError {
-    AdminError::new(
-        ResponseError::InvalidRequest,
-        "Dynamic broker configs are not supported: set them in server.properties or with --set.",
-    )
 }

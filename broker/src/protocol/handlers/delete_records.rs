@@ -24,16 +24,15 @@ impl Handler for DeleteRecords {
     ) -> Option<DeleteRecordsResponse> {
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in req.topics {
-            let topic = broker.topic(t.name.0.as_str());
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for dp in t.partitions {
                 let r = DeleteRecordsPartitionResult::default()
                     .with_partition_index(dp.partition_index)
                     .with_low_watermark(-1);
-                let r = match topic.as_ref().and_then(|t| t.partition(dp.partition_index)) {
-                    None => r.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                    Some(_) if dp.offset < -1 => r.with_error_code(ResponseError::OffsetOutOfRange.code()),
-                    Some(p) => match p.delete_records_before(dp.offset).await {
+                let r = match broker.leader_partition(t.name.0.as_str(), dp.partition_index) {
+                    Err(e) => r.with_error_code(e.code()),
+                    Ok(_) if dp.offset < -1 => r.with_error_code(ResponseError::OffsetOutOfRange.code()),
+                    Ok(p) => match p.delete_records_before(dp.offset).await {
                         Ok(low) => r.with_low_watermark(low),
                         Err(e) => r.with_error_code(read_error_code(&e).code()),
                     },

@@ -24,7 +24,7 @@ impl Handler for DescribeCluster {
     ) -> Option<DescribeClusterResponse> {
         let mut resp = DescribeClusterResponse::default()
             .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-            .with_controller_id(BrokerId(broker.node_id))
+            .with_controller_id(BrokerId(broker.controller.active_controller().unwrap_or(-1)))
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_authorized_operations(i32::MIN);
         if req.endpoint_type != 1 {
@@ -34,11 +34,19 @@ impl Handler for DescribeCluster {
                     .with_error_message(Some(str_bytes("Only endpoint type 1 (brokers) is supported."))),
             );
         }
-        let l = broker.config.advertised_listener();
-        resp.brokers = vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(l.host))
-            .with_port(l.port as i32)];
+        resp.brokers = broker.controller.with_image(|img| {
+            img.brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host(str_bytes(b.host.clone()))
+                        .with_port(b.port as i32)
+                        .with_rack(b.rack.clone().map(str_bytes))
+                })
+                .collect()
+        });
         Some(resp)
     }
 }

@@ -37,6 +37,26 @@ impl Handler for Fetch {
             req.max_bytes as usize
         };
         let read_committed = req.isolation_level == 1;
+        // A follower's fetch (replica id set) tells the leader how far it has
+        // replicated; record that once, before any waiting.
+        let replica = req.replica_id.0;
+        if replica >= 0 {
+            for ft in &req.topics {
+                for fp in &ft.partitions {
+                    let Ok(p) = broker.leader_partition(ft.topic.0.as_str(), fp.partition) else {
+                        continue;
+                    };
+                    if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch() {
+                        continue;
+                    }
+                    if let Some(isr) = p.record_follower_fetch(replica, fp.fetch_offset) {
+                        tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
+                        let b = Arc::clone(&broker);
+                        tokio::spawn(async move { b.propose_isr(&p, isr).await });
+                    }
+                }
+            }
+        }
         // Subscribe before the first read so an append in between is not missed.
         let mut appended = broker.subscribe_appends();
         loop {
@@ -65,7 +85,6 @@ async fn read_all(
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     for ft in &req.topics {
-        let topic = broker.topic(ft.topic.0.as_str());
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let mut pd = PartitionData::default()
@@ -78,15 +97,26 @@ async fn read_all(
             if read_committed {
                 pd.aborted_transactions = Some(Vec::new());
             }
-            let Some(p) = topic
-                .as_ref()
-                .and_then(|t| t.partition(fp.partition))
-                .filter(|p| !p.is_deleted())
-            else {
-                any_error = true;
-                partitions.push(pd.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                continue;
+            let p = match broker.leader_partition(ft.topic.0.as_str(), fp.partition) {
+                Ok(p) => p,
+                Err(e) => {
+                    any_error = true;
+                    partitions.push(pd.with_error_code(e.code()));
+                    continue;
+                }
             };
+            // KIP-320: a client that names its leader epoch is told when it is behind or ahead.
+            let epoch = p.leader_epoch();
+            if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != epoch {
+                any_error = true;
+                let code = if fp.current_leader_epoch < epoch {
+                    ResponseError::FencedLeaderEpoch
+                } else {
+                    ResponseError::UnknownLeaderEpoch
+                };
+                partitions.push(pd.with_error_code(code.code()));
+                continue;
+            }
             let hw = p.high_watermark();
             pd = pd
                 .with_high_watermark(hw)
@@ -101,8 +131,27 @@ async fn read_all(
                 partitions.push(pd);
                 continue;
             }
-            match p.read_slice(fp.fetch_offset, budget, min_one).await {
+            // A replica being added by a reassignment is fed at leader.replication.throttled.rate.
+            let throttled = req.replica_id.0 >= 0 && p.is_adding(req.replica_id.0);
+            if throttled {
+                let rate = broker.dynamic_u64("leader.replication.throttled.rate");
+                let mut t = broker.leader_throttle.lock().unwrap_or_else(|e| e.into_inner());
+                if !t.may_read(rate, crate::cluster::now_ms()) {
+                    partitions.push(pd);
+                    continue;
+                }
+            }
+            // Consumers read only what every in-sync replica has; followers read to the log end.
+            let limit = if req.replica_id.0 >= 0 { i64::MAX } else { hw };
+            match p.read_slice(fp.fetch_offset, budget, min_one, limit).await {
                 Ok(Some(slice)) => {
+                    if throttled {
+                        broker
+                            .leader_throttle
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .charge(slice.len);
+                    }
                     total += slice.len;
                     pd.records = Some(ctx.zero_copy.placeholder(slice));
                 }

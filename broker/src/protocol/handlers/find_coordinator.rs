@@ -42,31 +42,53 @@ impl Handler for FindCoordinator {
                 }
             }
         };
-        let l = broker.config.advertised_listener();
+        // The coordinator of a group is the leader of its __consumer_offsets partition.
+        let locate = |key: &str| -> Option<(i32, String, i32)> {
+            let index = broker.groups.partition_for(key);
+            broker.controller.with_image(|img| {
+                let leader = img.partition(crate::group::OFFSETS_TOPIC, index)?.leader;
+                let b = img.brokers.get(&leader).filter(|b| !b.fenced)?;
+                Some((leader, b.host.clone(), b.port as i32))
+            })
+        };
         let resp = FindCoordinatorResponse::default();
         if ctx.api_version() >= 4 {
             let coordinators = req
                 .coordinator_keys
                 .into_iter()
                 .map(|key: StrBytes| {
+                    let found = locate(key.as_str());
                     let c = Coordinator::default().with_key(key);
-                    match error {
-                        Some((e, msg)) => c
-                            .with_node_id(BrokerId(-1))
-                            .with_port(-1)
-                            .with_error_code(e.code())
-                            .with_error_message(Some(str_bytes(msg))),
-                        None => c
-                            .with_node_id(BrokerId(broker.node_id))
-                            .with_host(str_bytes(l.host.clone()))
-                            .with_port(l.port as i32),
+                    match (error, found) {
+                        (None, Some((id, host, port))) => {
+                            c.with_node_id(BrokerId(id)).with_host(str_bytes(host)).with_port(port)
+                        }
+                        (error, _) => {
+                            let (e, msg) = error.unwrap_or((
+                                ResponseError::CoordinatorNotAvailable,
+                                "The coordinator's partition has no leader.",
+                            ));
+                            c.with_node_id(BrokerId(-1))
+                                .with_port(-1)
+                                .with_error_code(e.code())
+                                .with_error_message(Some(str_bytes(msg)))
+                        }
                     }
                 })
                 .collect();
             return Some(resp.with_coordinators(coordinators));
         }
-        Some(match error {
-            Some((e, msg)) => {
+        let found = locate(req.key.as_str());
+        Some(match (error, found) {
+            (None, Some((id, host, port))) => resp
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(port),
+            (error, _) => {
+                let (e, msg) = error.unwrap_or((
+                    ResponseError::CoordinatorNotAvailable,
+                    "The coordinator's partition has no leader.",
+                ));
                 let r = resp.with_error_code(e.code()).with_node_id(BrokerId(-1)).with_port(-1);
                 if ctx.api_version() >= 1 {
                     r.with_error_message(Some(str_bytes(msg)))
@@ -74,10 +96,6 @@ impl Handler for FindCoordinator {
                     r
                 }
             }
-            None => resp
-                .with_node_id(BrokerId(broker.node_id))
-                .with_host(str_bytes(l.host))
-                .with_port(l.port as i32),
         })
     }
 }

@@ -16,9 +16,12 @@ impl Handler for Heartbeat {
 
     async fn handle(broker: Arc<Broker>, _: RequestContext, req: HeartbeatRequest) -> Option<HeartbeatResponse> {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-        let err = broker
-            .groups
-            .heartbeat(&req.group_id.0, &req.member_id, instance.as_deref(), req.generation_id);
+        let err = match broker.groups.check_coordinator(&broker, &req.group_id.0) {
+            Err(e) => Some(e),
+            Ok(()) => broker
+                .groups
+                .heartbeat(&req.group_id.0, &req.member_id, instance.as_deref(), req.generation_id),
+        };
         Some(HeartbeatResponse::default().with_error_code(err.map_or(0, |e| e.code())))
     }
 }

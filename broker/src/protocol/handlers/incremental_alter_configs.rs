@@ -7,7 +7,6 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::alter_configs::broker_configs_are_static;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::cluster::{AdminError, Broker};
@@ -53,7 +52,19 @@ impl Handler for IncrementalAlterConfigs {
                         }
                     }
                 },
-                RESOURCE_BROKER => Err(broker_configs_are_static()),
+                RESOURCE_BROKER => {
+                    let ops = res.configs.iter().map(|c| {
+                        (
+                            c.name.to_string(),
+                            c.config_operation,
+                            c.value.as_ref().map(|v| v.to_string()),
+                        )
+                    });
+                    match apply_broker(broker.broker_overrides(&name), ops) {
+                        Ok(configs) => broker.set_broker_configs(&name, configs, req.validate_only).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 other => Err(AdminError::new(
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -71,6 +82,31 @@ impl Handler for IncrementalAlterConfigs {
         }
         Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
     }
+}
+
+/// Applies SET and DELETE to a broker resource's dynamic configs (throttle rates).
+fn apply_broker(
+    mut configs: std::collections::BTreeMap<String, String>,
+    ops: impl Iterator<Item = (String, i8, Option<String>)>,
+) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
+    for (key, op, value) in ops {
+        match (op, value) {
+            (SET, Some(v)) => {
+                crate::config::validate_dynamic_broker_config(&key, &v)?;
+                configs.insert(key, v);
+            }
+            (DELETE, _) => {
+                configs.remove(&key);
+            }
+            _ => {
+                return Err(AdminError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Only SET and DELETE apply to the broker config {key}"),
+                ))
+            }
+        }
+    }
+    Ok(configs)
 }
 
 /// Applies the operations to a topic's current overrides.

@@ -29,11 +29,11 @@ impl Handler for InitProducerId {
         }
         // As in Kafka, an idempotent producer (even one bumping its epoch, KIP-360)
         // gets a fresh producer id with epoch 0.
-        match broker.allocate_producer_id() {
+        match broker.allocate_producer_id().await {
             Ok(id) => Some(resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
             Err(e) => {
-                tracing::error!("cannot allocate a producer id: {e}");
-                Some(resp.with_error_code(ResponseError::KafkaStorageError.code()))
+                tracing::warn!("cannot allocate a producer id: {e}");
+                Some(resp.with_error_code(ResponseError::CoordinatorLoadInProgress.code()))
             }
         }
     }

@@ -28,6 +28,13 @@ impl Handler for JoinGroup {
                     .with_generation_id(-1),
             );
         }
+        if let Err(e) = broker.groups.check_coordinator(&broker, &group_id) {
+            return Some(
+                JoinGroupResponse::default()
+                    .with_error_code(e.code())
+                    .with_generation_id(-1),
+            );
+        }
         let join = JoinRequest {
             member_id: req.member_id.to_string(),
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),

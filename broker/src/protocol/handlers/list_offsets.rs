@@ -23,24 +23,27 @@ impl Handler for ListOffsets {
 
     async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
         // leader_epoch exists from v4.
-        let leader_epoch = if ctx.api_version() >= 4 { 0 } else { -1 };
+        let with_epoch = ctx.api_version() >= 4;
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in req.topics {
-            let topic = broker.topic(t.name.0.as_str());
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for lp in t.partitions {
                 let r = ListOffsetsPartitionResponse::default()
                     .with_partition_index(lp.partition_index)
                     .with_timestamp(-1)
                     .with_offset(-1)
-                    .with_leader_epoch(leader_epoch);
-                let Some(p) = topic
-                    .as_ref()
-                    .and_then(|t| t.partition(lp.partition_index))
-                    .filter(|p| !p.is_deleted())
-                else {
-                    partitions.push(r.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
-                    continue;
+                    .with_leader_epoch(-1);
+                let p = match broker.leader_partition(t.name.0.as_str(), lp.partition_index) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        partitions.push(r.with_error_code(e.code()));
+                        continue;
+                    }
+                };
+                let r = if with_epoch {
+                    r.with_leader_epoch(p.leader_epoch())
+                } else {
+                    r
                 };
                 let r = match lp.timestamp {
                     LATEST => r.with_offset(p.high_watermark()),

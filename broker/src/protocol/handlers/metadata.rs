@@ -34,13 +34,13 @@ impl Handler for Metadata {
         };
         let mut topics = Vec::new();
         match requested {
-            None => topics.extend(broker.topics().iter().map(|t| describe(&broker, t))),
+            None => topics.extend(broker.topics().iter().map(|t| describe(&broker, t, version))),
             Some(list) => {
                 for t in list {
                     let result = match (&t.name, t.topic_id) {
-                        (Some(name), _) => by_name(&broker, name.0.as_str(), allow_create).await,
+                        (Some(name), _) => by_name(&broker, name.0.as_str(), allow_create, version).await,
                         (None, id) => match broker.topic_by_id(id) {
-                            Some(topic) => describe(&broker, &topic),
+                            Some(topic) => describe(&broker, &topic, version),
                             None => error_topic(None, id, ResponseError::UnknownTopicId),
                         },
                     };
@@ -48,25 +48,37 @@ impl Handler for Metadata {
                 }
             }
         }
-        let l = broker.config.advertised_listener();
-        let brokers = vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id))
-            .with_host(str_bytes(l.host))
-            .with_port(l.port as i32)];
+        let brokers = broker.controller.with_image(|img| {
+            img.brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(str_bytes(b.host.clone()))
+                        .with_port(b.port as i32)
+                        .with_rack(if version >= 1 {
+                            b.rack.clone().map(str_bytes)
+                        } else {
+                            None
+                        })
+                })
+                .collect()
+        });
         Some(
             MetadataResponse::default()
                 .with_brokers(brokers)
                 .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-                .with_controller_id(BrokerId(broker.node_id))
+                .with_controller_id(BrokerId(broker.controller.active_controller().unwrap_or(-1)))
                 .with_topics(topics)
                 .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED),
         )
     }
 }
 
-async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool) -> MetadataResponseTopic {
+async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool, version: i16) -> MetadataResponseTopic {
     if let Some(topic) = broker.topic(name) {
-        return describe(broker, &topic);
+        return describe(broker, &topic, version);
     }
     if let Err(e) = names::validate(name) {
         return error_topic(Some(name), Uuid::nil(), e.code);
@@ -75,7 +87,7 @@ async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool) -> Metada
         return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
     }
     match broker.auto_create_topic(name).await {
-        Ok(topic) => describe(broker, &topic),
+        Ok(topic) => describe(broker, &topic, version),
         Err(e) => {
             tracing::warn!(topic = name, "auto-creation failed: {e}");
             error_topic(Some(name), Uuid::nil(), e.code)
@@ -91,19 +103,34 @@ fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn describe(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let partitions = topic
-        .all_partitions()
-        .iter()
-        .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p.index)
-                .with_leader_id(BrokerId(broker.node_id))
-                .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(vec![BrokerId(broker.node_id)])
-                .with_isr_nodes(vec![BrokerId(broker.node_id)])
-        })
-        .collect();
+fn describe(broker: &Broker, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    let partitions = broker.controller.with_image(|img| {
+        let Some(t) = img.topics.get(&topic.name) else {
+            return Vec::new();
+        };
+        let live = img.live_brokers();
+        t.partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+                let offline: Vec<i32> = p.replicas.iter().copied().filter(|r| !live.contains(r)).collect();
+                let leader_alive = live.contains(&p.leader);
+                let r = MetadataResponsePartition::default()
+                    .with_partition_index(i as i32)
+                    .with_leader_id(BrokerId(if leader_alive { p.leader } else { -1 }))
+                    .with_leader_epoch(if version >= 7 { p.leader_epoch } else { -1 })
+                    .with_replica_nodes(ids(&p.replicas))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(if version >= 5 { ids(&offline) } else { Vec::new() });
+                if leader_alive {
+                    r
+                } else {
+                    r.with_error_code(ResponseError::LeaderNotAvailable.code())
+                }
+            })
+            .collect()
+    });
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
         .with_topic_id(topic.id)

@@ -58,6 +58,11 @@ impl Handler for OffsetFetch {
                 .groups
                 .into_iter()
                 .map(|g| {
+                    if let Err(e) = broker.groups.check_coordinator(&broker, &g.group_id.0) {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(e.code());
+                    }
                     let committed = broker.groups.committed(&g.group_id.0);
                     let wanted = g.topics.map(|ts| {
                         ts.into_iter()
@@ -88,6 +93,12 @@ impl Handler for OffsetFetch {
                 })
                 .collect();
             return Some(OffsetFetchResponse::default().with_groups(groups));
+        }
+        // v1 has no error code to answer NOT_COORDINATOR with.
+        if v >= 2 {
+            if let Err(e) = broker.groups.check_coordinator(&broker, &req.group_id.0) {
+                return Some(OffsetFetchResponse::default().with_error_code(e.code()));
+            }
         }
         let committed = broker.groups.committed(&req.group_id.0);
         let wanted = req.topics.map(|ts| {

@@ -28,7 +28,6 @@ impl Handler for OffsetForLeaderEpoch {
             .topics
             .into_iter()
             .map(|t| {
-                let topic = broker.topic(t.topic.0.as_str());
                 let partitions = t
                     .partitions
                     .into_iter()
@@ -37,21 +36,19 @@ impl Handler for OffsetForLeaderEpoch {
                             .with_partition(p.partition)
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
-                        let Some(part) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                            return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        let part = match broker.leader_partition(t.topic.0.as_str(), p.partition) {
+                            Ok(part) => part,
+                            Err(e) => return r.with_error_code(e.code()),
                         };
-                        let epoch = part.leader_epoch;
+                        let epoch = part.leader_epoch();
                         if p.current_leader_epoch >= 0 && p.current_leader_epoch < epoch {
                             return r.with_error_code(ResponseError::FencedLeaderEpoch.code());
                         }
                         if p.current_leader_epoch > epoch {
                             return r.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                         }
-                        if p.leader_epoch < epoch {
-                            // No epoch at or below the requested one.
-                            return r;
-                        }
-                        r.with_leader_epoch(epoch).with_end_offset(part.high_watermark())
+                        let (found, end) = part.end_offset_for_epoch(p.leader_epoch);
+                        r.with_leader_epoch(found).with_end_offset(end)
                     })
                     .collect();
                 OffsetForLeaderTopicResult::default()

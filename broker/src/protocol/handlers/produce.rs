@@ -24,10 +24,10 @@ impl Handler for Produce {
     async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
         let version = ctx.api_version();
         let acks = req.acks;
+        let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
         let mut responses = Vec::with_capacity(req.topic_data.len());
         for topic_data in req.topic_data {
             let name = topic_data.name.0.to_string();
-            let topic = broker.topic(&name);
             let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
             for pd in topic_data.partition_data {
                 let r = PartitionProduceResponse::default()
@@ -44,19 +44,16 @@ impl Handler for Produce {
                     };
                     r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg)))
                 };
-                let partition = topic
-                    .as_ref()
-                    .and_then(|t| t.partition(pd.index))
-                    .filter(|p| !p.is_deleted());
+                let partition = broker.leader_partition(&name, pd.index);
                 let r = if !matches!(acks, -1..=1) {
                     fail(
                         r,
                         ResponseError::InvalidRequiredAcks,
                         format!("acks must be -1, 0 or 1, not {acks}"),
                     )
-                } else if let Some(p) = partition {
+                } else if let Ok(p) = partition {
                     let min_isr = p.min_insync_replicas();
-                    let isr = broker.broker_ids().len() as i32;
+                    let isr = p.replica_state().isr.len() as i32;
                     match pd.records {
                         _ if acks == -1 && isr < min_isr => fail(
                             r,
@@ -65,10 +62,20 @@ impl Handler for Produce {
                         ),
                         None => fail(r, ResponseError::InvalidRecord, "records are null".into()),
                         Some(records) => match p.append(&broker, records).await {
-                            Ok(info) => r
-                                .with_base_offset(info.base_offset)
-                                .with_log_append_time_ms(info.log_append_time)
-                                .with_log_start_offset(p.log_start_offset()),
+                            Ok(info) => {
+                                let replicated = if acks == -1 {
+                                    p.wait_for_replication(info.last_offset + 1, timeout).await
+                                } else {
+                                    Ok(())
+                                };
+                                match replicated {
+                                    Ok(()) => r
+                                        .with_base_offset(info.base_offset)
+                                        .with_log_append_time_ms(info.log_append_time)
+                                        .with_log_start_offset(p.log_start_offset()),
+                                    Err(code) => fail(r, code, format!("{code:?} while waiting for the in-sync replicas")),
+                                }
+                            }
                             Err(e) => {
                                 tracing::debug!(topic = %name, partition = pd.index, "produce refused: {e}");
                                 fail(r, append_error_code(&e), e.to_string())
@@ -76,11 +83,12 @@ impl Handler for Produce {
                         },
                     }
                 } else {
-                    fail(
-                        r,
-                        ResponseError::UnknownTopicOrPartition,
-                        "This server does not host this topic-partition.".into(),
-                    )
+                    let code = partition.err().unwrap_or(ResponseError::UnknownTopicOrPartition);
+                    let msg = match code {
+                        ResponseError::NotLeaderOrFollower => "This broker is not the leader of this partition.",
+                        _ => "This server does not host this topic-partition.",
+                    };
+                    fail(r, code, msg.into())
                 };
                 partition_responses.push(r);
             }

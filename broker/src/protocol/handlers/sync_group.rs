@@ -16,6 +16,9 @@ impl Handler for SyncGroup {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
     async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) -> Option<SyncGroupResponse> {
+        if let Err(e) = broker.groups.check_coordinator(&broker, &req.group_id.0) {
+            return Some(SyncGroupResponse::default().with_error_code(e.code()));
+        }
         let assignments = req
             .assignments
             .into_iter()

@@ -1,0 +1,897 @@
+//! The cluster metadata image and the commands that change it: a pure state
+//! machine. The Raft log is a sequence of [`Command`]s; every broker applies the
+//! committed ones in order with [`MetadataImage::apply`] and so holds the same
+//! image. No I/O and no clock here: time-based decisions (fencing) are made by
+//! the active controller, which then proposes a command.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cluster::placement;
+
+/// A leader id meaning "no leader" (Kafka's -1).
+pub const NO_LEADER: i32 = -1;
+/// Producer ids are handed to brokers in blocks of this many.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// A broker as registered with the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    /// Bumped at every registration, so a restarted broker is told apart from its old self.
+    pub epoch: i64,
+    pub fenced: bool,
+    /// Set by a controlled shutdown: the broker leads nothing and is not chosen as leader.
+    pub shutting_down: bool,
+}
+
+/// One partition's replicas, ISR and leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    /// Preferred leader first. During a reassignment: the union of old and new replicas.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    /// Bumped at every change, so a stale AlterPartition is refused.
+    pub partition_epoch: i32,
+    /// Replicas being added by a reassignment in progress.
+    pub adding: Vec<i32>,
+    /// Replicas being removed by a reassignment in progress.
+    pub removing: Vec<i32>,
+    /// The replicas, in order, before the reassignment in progress (restored on cancel).
+    #[serde(default)]
+    pub original: Vec<i32>,
+}
+
+impl PartitionImage {
+    fn new(replicas: Vec<i32>) -> PartitionImage {
+        PartitionImage {
+            leader: replicas.first().copied().unwrap_or(NO_LEADER),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            original: Vec::new(),
+        }
+    }
+
+    fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas before any reassignment in progress.
+    fn original_replicas(&self) -> Vec<i32> {
+        if self.reassigning() {
+            self.original.clone()
+        } else {
+            self.replicas.clone()
+        }
+    }
+
+    /// The replicas a reassignment in progress is moving to.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.removing.contains(r))
+            .collect()
+    }
+
+    fn bump_leader(&mut self, leader: i32) {
+        self.leader = leader;
+        self.leader_epoch += 1;
+        self.partition_epoch += 1;
+    }
+}
+
+/// A topic: its id, configs and partitions (index = position).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionImage>,
+}
+
+/// The whole cluster's metadata, identical on every broker that applied the same log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    pub topics: BTreeMap<String, TopicImage>,
+    pub next_broker_epoch: i64,
+    pub next_producer_id: i64,
+    /// Dynamic broker configs: by broker id as a string, "" for the cluster default.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A change to the image, as written in the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    RegisterBroker {
+        id: i32,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    /// The controller saw no heartbeat within `broker.session.timeout.ms`.
+    FenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// A fenced broker heartbeats again and has caught up with the metadata log.
+    UnfenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// SIGTERM: move leadership away before the broker stops.
+    ControlledShutdown {
+        id: i32,
+        epoch: i64,
+    },
+    CreateTopic {
+        name: String,
+        id: Uuid,
+        configs: BTreeMap<String, String>,
+        /// Replicas per partition, already placed.
+        assignments: Vec<Vec<i32>>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// New partitions appended to a topic, already placed.
+    CreatePartitions {
+        name: String,
+        assignments: Vec<Vec<i32>>,
+    },
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// A partition leader's ISR change (Kafka's AlterPartition).
+    AlterPartition {
+        topic: String,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    /// Move leadership to the preferred replica where it is in the ISR.
+    ElectPreferredLeaders {
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// Start (Some) or cancel (None) moving a partition to `target` replicas.
+    Reassign {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
+    AllocateProducerIds {
+        broker: i32,
+    },
+    /// Replaces the dynamic configs of one broker ("<id>") or of all ("").
+    SetBrokerConfigs {
+        resource: String,
+        configs: BTreeMap<String, String>,
+    },
+}
+
+/// What applying a command returned to its proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    /// A registration's new broker epoch.
+    BrokerEpoch(i64),
+    /// The first id of a producer-id block.
+    ProducerIds(i64),
+    /// Refused: a Kafka error code and message.
+    Error {
+        code: i16,
+        message: String,
+    },
+}
+
+use kafka_protocol::error::ResponseError as E;
+
+fn refuse(code: E, message: impl Into<String>) -> Reply {
+    Reply::Error {
+        code: code.code(),
+        message: message.into(),
+    }
+}
+
+impl MetadataImage {
+    /// Live broker ids: registered and not fenced.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers.values().filter(|b| !b.fenced).map(|b| b.id).collect()
+    }
+
+    /// Brokers that may take new replicas: live and not shutting down.
+    pub fn placeable_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced && !b.shutting_down)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    fn can_lead(&self, id: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.shutting_down)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        self.topics
+            .get(topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)))
+    }
+
+    /// Applies one committed command. Deterministic: every broker gets the same image.
+    pub fn apply(&mut self, cmd: Command) -> Reply {
+        match cmd {
+            Command::RegisterBroker { id, host, port, rack } => {
+                self.next_broker_epoch += 1;
+                let epoch = self.next_broker_epoch;
+                // A (re)registered broker starts fenced; its first heartbeat after
+                // catching up with the log unfences it.
+                let fenced = true;
+                self.brokers.insert(
+                    id,
+                    BrokerRegistration {
+                        id,
+                        host,
+                        port,
+                        rack,
+                        epoch,
+                        fenced,
+                        shutting_down: false,
+                    },
+                );
+                self.remove_from_isrs(id);
+                Reply::BrokerEpoch(epoch)
+            }
+            Command::FenceBroker { id, epoch } => match self.brokers.get_mut(&id) {
+                Some(b) if b.epoch == epoch => {
+                    b.fenced = true;
+                    self.remove_from_isrs(id);
+                    Reply::Ok
+                }
+                _ => refuse(E::StaleBrokerEpoch, format!("broker {id} epoch {epoch} is not current")),
+            },
+            Command::UnfenceBroker { id, epoch } => match self.brokers.get_mut(&id) {
+                Some(b) if b.epoch == epoch => {
+                    b.fenced = false;
+                    b.shutting_down = false;
+                    self.elect_where_leaderless();
+                    Reply::Ok
+                }
+                _ => refuse(E::StaleBrokerEpoch, format!("broker {id} epoch {epoch} is not current")),
+            },
+            Command::ControlledShutdown { id, epoch } => match self.brokers.get_mut(&id) {
+                Some(b) if b.epoch == epoch => {
+                    b.shutting_down = true;
+                    self.move_leadership_from(id);
+                    Reply::Ok
+                }
+                _ => refuse(E::StaleBrokerEpoch, format!("broker {id} epoch {epoch} is not current")),
+            },
+            Command::CreateTopic {
+                name,
+                id,
+                configs,
+                assignments,
+            } => {
+                if self.topics.contains_key(&name) {
+                    return refuse(E::TopicAlreadyExists, format!("Topic '{name}' already exists."));
+                }
+                let partitions = assignments.into_iter().map(PartitionImage::new).collect();
+                self.topics.insert(
+                    name,
+                    TopicImage {
+                        id,
+                        configs,
+                        partitions,
+                    },
+                );
+                self.elect_where_leaderless();
+                Reply::Ok
+            }
+            Command::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(_) => Reply::Ok,
+                None => refuse(
+                    E::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                ),
+            },
+            Command::CreatePartitions { name, assignments } => match self.topics.get_mut(&name) {
+                Some(t) => {
+                    t.partitions.extend(assignments.into_iter().map(PartitionImage::new));
+                    self.elect_where_leaderless();
+                    Reply::Ok
+                }
+                None => refuse(
+                    E::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                ),
+            },
+            Command::SetTopicConfigs { name, configs } => match self.topics.get_mut(&name) {
+                Some(t) => {
+                    t.configs = configs;
+                    Reply::Ok
+                }
+                None => refuse(
+                    E::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                ),
+            },
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(&topic, partition, leader, leader_epoch, partition_epoch, isr),
+            Command::ElectPreferredLeaders { partitions } => {
+                let wanted: Vec<(String, i32)> = match partitions {
+                    Some(p) => p,
+                    None => self
+                        .topics
+                        .iter()
+                        .flat_map(|(n, t)| (0..t.partitions.len() as i32).map(move |i| (n.clone(), i)))
+                        .collect(),
+                };
+                for (topic, p) in wanted {
+                    self.elect_preferred(&topic, p);
+                }
+                Reply::Ok
+            }
+            Command::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(&topic, partition, target),
+            Command::SetBrokerConfigs { resource, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(&resource);
+                } else {
+                    self.broker_configs.insert(resource, configs);
+                }
+                Reply::Ok
+            }
+            Command::AllocateProducerIds { broker: _ } => {
+                let start = self.next_producer_id;
+                self.next_producer_id += PRODUCER_ID_BLOCK;
+                Reply::ProducerIds(start)
+            }
+        }
+    }
+
+    fn partitions_mut(&mut self) -> impl Iterator<Item = &mut PartitionImage> {
+        self.topics.values_mut().flat_map(|t| t.partitions.iter_mut())
+    }
+
+    /// A fenced or re-registered broker leaves every ISR; partitions it led get a
+    /// new leader from the remaining ISR. If it was the last ISR member the
+    /// partition stays leaderless with that ISR: no unclean election.
+    fn remove_from_isrs(&mut self, id: i32) {
+        let leadable: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && !b.shutting_down)
+            .map(|b| b.id)
+            .collect();
+        for p in self.partitions_mut() {
+            if !p.isr.contains(&id) {
+                if p.leader == id {
+                    p.bump_leader(NO_LEADER);
+                }
+                continue;
+            }
+            if p.isr.len() > 1 {
+                p.isr.retain(|&r| r != id);
+                p.partition_epoch += 1;
+            }
+            if p.leader == id {
+                let next = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
+                    .unwrap_or(NO_LEADER);
+                p.bump_leader(next);
+            }
+        }
+    }
+
+    /// Controlled shutdown: hand every partition `id` leads to another ISR member,
+    /// and take `id` out of the ISRs so acks=all stops waiting for it.
+    fn move_leadership_from(&mut self, id: i32) {
+        let leadable: Vec<i32> = self.placeable_brokers();
+        for p in self.partitions_mut() {
+            if p.leader == id {
+                if let Some(next) = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
+                {
+                    p.isr.retain(|&r| r != id);
+                    p.bump_leader(next);
+                }
+            } else if p.isr.contains(&id) && p.isr.len() > 1 {
+                p.isr.retain(|&r| r != id);
+                p.partition_epoch += 1;
+            }
+        }
+    }
+
+    /// Gives a leader to every leaderless partition that has a live ISR member.
+    fn elect_where_leaderless(&mut self) {
+        let leadable: Vec<i32> = self.placeable_brokers();
+        for p in self.partitions_mut() {
+            if p.leader != NO_LEADER {
+                continue;
+            }
+            if let Some(next) = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|r| p.isr.contains(r) && leadable.contains(r))
+            {
+                p.bump_leader(next);
+            }
+        }
+    }
+
+    /// Moves leadership to the preferred replica if it is live and in the ISR.
+    fn elect_preferred(&mut self, topic: &str, partition: i32) -> bool {
+        let Some(preferred) = self
+            .partition(topic, partition)
+            .and_then(|p| p.target_replicas().first().copied())
+        else {
+            return false;
+        };
+        let ok = self.can_lead(preferred);
+        let Some(p) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(partition as usize))
+        else {
+            return false;
+        };
+        if p.leader == preferred || !ok || !p.isr.contains(&preferred) {
+            return false;
+        }
+        p.bump_leader(preferred);
+        true
+    }
+
+    fn alter_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    ) -> Reply {
+        let live: Vec<i32> = self.live_brokers();
+        let Some(p) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+        else {
+            return refuse(
+                E::UnknownTopicOrPartition,
+                format!("{topic}-{partition} does not exist"),
+            );
+        };
+        if p.leader != leader || p.leader_epoch != leader_epoch {
+            return refuse(
+                E::FencedLeaderEpoch,
+                format!("{topic}-{partition}: leader {leader} epoch {leader_epoch} is not current"),
+            );
+        }
+        if p.partition_epoch != partition_epoch {
+            return refuse(
+                E::InvalidUpdateVersion,
+                format!("{topic}-{partition}: partition epoch {partition_epoch} is not current"),
+            );
+        }
+        if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+            return refuse(E::InvalidRequest, format!("{topic}-{partition}: invalid ISR {isr:?}"));
+        }
+        // A fenced broker may leave the ISR but not join it.
+        if isr.iter().any(|r| !p.isr.contains(r) && !live.contains(r)) {
+            return refuse(
+                E::IneligibleReplica,
+                format!("{topic}-{partition}: ISR {isr:?} names a fenced broker"),
+            );
+        }
+        p.isr = isr;
+        p.partition_epoch += 1;
+        self.maybe_complete_reassignment(topic, partition);
+        Reply::Ok
+    }
+
+    fn reassign(&mut self, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Reply {
+        let brokers: Vec<i32> = self.brokers.keys().copied().collect();
+        let Some(p) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+        else {
+            return refuse(
+                E::UnknownTopicOrPartition,
+                format!("{topic}-{partition} does not exist"),
+            );
+        };
+        match target {
+            None => {
+                if !p.reassigning() {
+                    return refuse(
+                        E::NoReassignmentInProgress,
+                        format!("no reassignment of {topic}-{partition} is in progress"),
+                    );
+                }
+                // Cancel: back to the original replicas, in their order.
+                let original = p.original_replicas();
+                p.isr.retain(|r| original.contains(r));
+                p.replicas = original;
+                p.adding.clear();
+                p.removing.clear();
+                p.original.clear();
+                p.partition_epoch += 1;
+                if !p.isr.contains(&p.leader) {
+                    let next = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| p.isr.contains(r))
+                        .unwrap_or(NO_LEADER);
+                    p.bump_leader(next);
+                }
+                Reply::Ok
+            }
+            Some(target) => {
+                let mut distinct = target.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if target.is_empty() || distinct.len() != target.len() || target.iter().any(|b| !brokers.contains(b)) {
+                    return refuse(
+                        E::InvalidReplicaAssignment,
+                        format!("invalid target replicas {target:?} (registered brokers: {brokers:?})"),
+                    );
+                }
+                // A new reassignment replaces one in progress, starting from the original set.
+                let original = p.original_replicas();
+                p.adding = target.iter().copied().filter(|r| !original.contains(r)).collect();
+                p.removing = original.iter().copied().filter(|r| !target.contains(r)).collect();
+                let mut replicas = target.clone();
+                replicas.extend(original.iter().copied().filter(|r| !target.contains(r)));
+                p.replicas = replicas;
+                p.original = original;
+                p.isr.retain(|r| p.replicas.contains(r));
+                p.partition_epoch += 1;
+                self.maybe_complete_reassignment(topic, partition);
+                Reply::Ok
+            }
+        }
+    }
+
+    /// Once every added replica is in the ISR, drop the removed ones; the leader
+    /// moves to the new preferred replica if it was being removed.
+    fn maybe_complete_reassignment(&mut self, topic: &str, partition: i32) {
+        let leadable = self.placeable_brokers();
+        let Some(p) = self
+            .topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(partition as usize))
+        else {
+            return;
+        };
+        if !p.reassigning() {
+            return;
+        }
+        if !p.adding.iter().all(|r| p.isr.contains(r)) {
+            return;
+        }
+        let target = p.target_replicas();
+        p.replicas = target.clone();
+        p.isr.retain(|r| target.contains(r));
+        p.adding.clear();
+        p.removing.clear();
+        p.original.clear();
+        p.partition_epoch += 1;
+        if !target.contains(&p.leader) {
+            let next = target
+                .iter()
+                .copied()
+                .find(|r| p.isr.contains(r) && leadable.contains(r))
+                .unwrap_or(NO_LEADER);
+            p.bump_leader(next);
+        }
+    }
+
+    /// A dynamic broker config of broker `id`: its own value, else the cluster default.
+    pub fn broker_config(&self, id: i32, key: &str) -> Option<&String> {
+        self.broker_configs
+            .get(&id.to_string())
+            .and_then(|c| c.get(key))
+            .or_else(|| self.broker_configs.get("").and_then(|c| c.get(key)))
+    }
+
+    /// Whether some partition could move leadership back to its preferred replica.
+    pub fn has_preferred_leader_imbalance(&self) -> bool {
+        self.topics.values().flat_map(|t| &t.partitions).any(|p| {
+            p.target_replicas()
+                .first()
+                .is_some_and(|&pref| p.leader != pref && p.isr.contains(&pref) && self.can_lead(pref))
+        })
+    }
+
+    /// Places `count` new partitions starting at `first` with the classic rule over live brokers.
+    pub fn place(&self, first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, placement::PlacementError> {
+        placement::assign_replicas(&self.placeable_brokers(), first, count, rf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(n: i32) -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 0..n {
+            let Reply::BrokerEpoch(epoch) = img.apply(Command::RegisterBroker {
+                id,
+                host: "localhost".into(),
+                port: 9092 + id as u16,
+                rack: None,
+            }) else {
+                panic!("registration refused")
+            };
+            assert_eq!(img.apply(Command::UnfenceBroker { id, epoch }), Reply::Ok);
+        }
+        img
+    }
+
+    fn create(img: &mut MetadataImage, name: &str, partitions: i32, rf: i16) {
+        let assignments = img.place(0, partitions, rf).unwrap();
+        assert_eq!(
+            img.apply(Command::CreateTopic {
+                name: name.into(),
+                id: Uuid::nil(),
+                configs: BTreeMap::new(),
+                assignments
+            }),
+            Reply::Ok
+        );
+    }
+
+    fn epoch(img: &MetadataImage, id: i32) -> i64 {
+        img.brokers[&id].epoch
+    }
+
+    #[test]
+    fn new_topics_lead_on_the_preferred_replica() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 6, 3);
+        for (i, p) in img.topics["t"].partitions.iter().enumerate() {
+            assert_eq!(p.leader, i as i32 % 3);
+            assert_eq!(p.isr, p.replicas);
+        }
+    }
+
+    #[test]
+    fn fencing_the_leader_elects_another_isr_member_and_bumps_the_epoch() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 3, 3);
+        let e = epoch(&img, 0);
+        assert_eq!(img.apply(Command::FenceBroker { id: 0, epoch: e }), Reply::Ok);
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!(p.leader, 1);
+        assert_eq!(p.leader_epoch, 1);
+        assert_eq!(p.isr, vec![1, 2]);
+        // Broker 0 followed partition 1: it leaves that ISR too, the leader stays.
+        let p1 = img.partition("t", 1).unwrap();
+        assert_eq!((p1.leader, p1.leader_epoch, p1.isr.clone()), (1, 0, vec![1, 2]));
+    }
+
+    #[test]
+    fn no_unclean_election_when_the_last_isr_member_dies() {
+        let mut img = cluster(2);
+        create(&mut img, "t", 1, 2);
+        let e1 = epoch(&img, 1);
+        img.apply(Command::FenceBroker { id: 1, epoch: e1 });
+        assert_eq!(img.partition("t", 0).unwrap().isr, vec![0]);
+        let e0 = epoch(&img, 0);
+        img.apply(Command::FenceBroker { id: 0, epoch: e0 });
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!(p.leader, NO_LEADER);
+        assert_eq!(p.isr, vec![0], "the last ISR member stays in the ISR");
+        // Broker 1 comes back: it is not in the ISR, so it must not lead.
+        let Reply::BrokerEpoch(e1) = img.apply(Command::RegisterBroker {
+            id: 1,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        }) else {
+            panic!()
+        };
+        img.apply(Command::UnfenceBroker { id: 1, epoch: e1 });
+        assert_eq!(img.partition("t", 0).unwrap().leader, NO_LEADER);
+        // Broker 0 comes back: it leads again.
+        let Reply::BrokerEpoch(e0) = img.apply(Command::RegisterBroker {
+            id: 0,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        }) else {
+            panic!()
+        };
+        img.apply(Command::UnfenceBroker { id: 0, epoch: e0 });
+        assert_eq!(img.partition("t", 0).unwrap().leader, 0);
+    }
+
+    #[test]
+    fn a_stale_alter_partition_is_refused() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 1, 3);
+        let shrink = |pe| Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 0,
+            leader_epoch: 0,
+            partition_epoch: pe,
+            isr: vec![0, 1],
+        };
+        assert_eq!(img.apply(shrink(0)), Reply::Ok);
+        assert!(matches!(img.apply(shrink(0)), Reply::Error { code, .. } if code == E::InvalidUpdateVersion.code()));
+        let wrong_leader = Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            isr: vec![1],
+        };
+        assert!(matches!(img.apply(wrong_leader), Reply::Error { code, .. } if code == E::FencedLeaderEpoch.code()));
+    }
+
+    #[test]
+    fn a_fenced_broker_cannot_join_the_isr() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 1, 3);
+        let e2 = epoch(&img, 2);
+        img.apply(Command::FenceBroker { id: 2, epoch: e2 });
+        let pe = img.partition("t", 0).unwrap().partition_epoch;
+        let r = img.apply(Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 0,
+            leader_epoch: 0,
+            partition_epoch: pe,
+            isr: vec![0, 1, 2],
+        });
+        assert!(matches!(r, Reply::Error { code, .. } if code == E::IneligibleReplica.code()));
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leadership_first() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 3, 3);
+        let e = epoch(&img, 1);
+        img.apply(Command::ControlledShutdown { id: 1, epoch: e });
+        for p in &img.topics["t"].partitions {
+            assert_ne!(p.leader, 1);
+            assert!(!p.isr.contains(&1));
+        }
+        assert!(!img.placeable_brokers().contains(&1));
+    }
+
+    #[test]
+    fn preferred_leader_election_restores_replica_zero() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 1, 3);
+        let e = epoch(&img, 0);
+        img.apply(Command::FenceBroker { id: 0, epoch: e });
+        let Reply::BrokerEpoch(e) = img.apply(Command::RegisterBroker {
+            id: 0,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        }) else {
+            panic!()
+        };
+        img.apply(Command::UnfenceBroker { id: 0, epoch: e });
+        let p = img.partition("t", 0).unwrap().clone();
+        assert_eq!(p.leader, 1);
+        // Not in the ISR yet: no election.
+        img.apply(Command::ElectPreferredLeaders { partitions: None });
+        assert_eq!(img.partition("t", 0).unwrap().leader, 1);
+        img.apply(Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 1,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![1, 2, 0],
+        });
+        img.apply(Command::ElectPreferredLeaders { partitions: None });
+        assert_eq!(img.partition("t", 0).unwrap().leader, 0);
+    }
+
+    #[test]
+    fn reassignment_completes_when_new_replicas_join_the_isr() {
+        let mut img = cluster(4);
+        create(&mut img, "t", 1, 3);
+        assert_eq!(
+            img.apply(Command::Reassign {
+                topic: "t".into(),
+                partition: 0,
+                target: Some(vec![1, 2, 3])
+            }),
+            Reply::Ok
+        );
+        let p = img.partition("t", 0).unwrap().clone();
+        assert_eq!(p.replicas, vec![1, 2, 3, 0]);
+        assert_eq!((p.adding.clone(), p.removing.clone()), (vec![3], vec![0]));
+        assert_eq!(p.leader, 0, "the old leader serves until the move completes");
+        img.apply(Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![0, 1, 2, 3],
+        });
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!(p.replicas, vec![1, 2, 3]);
+        assert_eq!(p.isr, vec![1, 2, 3]);
+        assert_eq!(p.leader, 1);
+        assert!(p.adding.is_empty() && p.removing.is_empty());
+    }
+
+    #[test]
+    fn cancelling_a_reassignment_restores_the_original_replicas() {
+        let mut img = cluster(4);
+        create(&mut img, "t", 1, 3);
+        img.apply(Command::Reassign {
+            topic: "t".into(),
+            partition: 0,
+            target: Some(vec![1, 2, 3]),
+        });
+        assert_eq!(
+            img.apply(Command::Reassign {
+                topic: "t".into(),
+                partition: 0,
+                target: None
+            }),
+            Reply::Ok
+        );
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!(p.replicas, vec![0, 1, 2]);
+        assert_eq!(p.leader, 0);
+        assert!(matches!(
+            img.apply(Command::Reassign { topic: "t".into(), partition: 0, target: None }),
+            Reply::Error { code, .. } if code == E::NoReassignmentInProgress.code()
+        ));
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let mut img = cluster(1);
+        let a = img.apply(Command::AllocateProducerIds { broker: 0 });
+        let b = img.apply(Command::AllocateProducerIds { broker: 0 });
+        assert_eq!((a, b), (Reply::ProducerIds(0), Reply::ProducerIds(PRODUCER_ID_BLOCK)));
+    }
+}

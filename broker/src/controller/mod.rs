@@ -1,0 +1,420 @@
+//! The metadata quorum: a Raft group (openraft, RPCs over tonic gRPC) whose log
+//! is the cluster's metadata, as KRaft's `__cluster_metadata` is.
+//!
+//! Every broker runs a Raft node: the brokers named in `controller.quorum.voters`
+//! vote, the others follow as learners. Each applies the committed log to its
+//! own [`MetadataImage`](image::MetadataImage). The Raft leader is the *active
+//! controller*: it commits the commands brokers propose, watches their
+//! heartbeats and fences those that go quiet. This module owns consensus and
+//! liveness; what a broker does with the image (open logs, lead, follow) is the
+//! cluster module's job.
+
+pub mod image;
+pub mod network;
+pub mod store;
+
+/// Code generated from `proto/quorum.proto`.
+pub mod proto {
+    tonic::include_proto!("skein.quorum");
+}
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Cursor};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::cluster::AdminError;
+use crate::config::BrokerConfig;
+use image::{Command, MetadataImage, Reply};
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for the metadata log.
+    pub TypeConfig:
+        D = Command,
+        R = Reply,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A broker's liveness report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub id: i32,
+    pub epoch: i64,
+}
+
+/// The active controller's answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeartbeatReply {
+    Ok {
+        fenced: bool,
+    },
+    /// The broker is not registered under that epoch: it must register again.
+    StaleEpoch,
+    /// The receiver is not the active controller.
+    NotController,
+}
+
+/// How long a broker-side call waits for an active controller.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// This broker's Raft node and, while it leads, the active controller's duties.
+pub struct Controller {
+    pub node_id: i32,
+    pub raft: Raft<TypeConfig>,
+    image: Arc<RwLock<MetadataImage>>,
+    applied: watch::Receiver<u64>,
+    /// host:port of this node's CONTROLLER listener.
+    address: String,
+    voters: Vec<crate::config::Voter>,
+    /// Active controller only: when each broker last heartbeat.
+    last_seen: Mutex<HashMap<i32, Instant>>,
+    session_timeout: Duration,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller").field("node_id", &self.node_id).finish()
+    }
+}
+
+fn io_error(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl Controller {
+    /// Opens the metadata log, starts the Raft node and its gRPC listener, and
+    /// joins the quorum (initialising it on first start, or asking to learn).
+    pub async fn start(config: &BrokerConfig) -> io::Result<Arc<Controller>> {
+        let node_id = config.node_id();
+        let dir = config.log_dir().join("__cluster_metadata-0");
+        let listener = config.controller_listener();
+        let address = listener.as_ref().map_or_else(
+            || "127.0.0.1:0".to_string(),
+            |l| {
+                let host = if l.host.is_empty() || l.host == "0.0.0.0" {
+                    "localhost"
+                } else {
+                    &l.host
+                };
+                format!("{host}:{}", l.port)
+            },
+        );
+        let mut voters = config.voters().map_err(io_error)?;
+        if voters.is_empty() {
+            voters.push(crate::config::Voter {
+                id: node_id,
+                address: address.clone(),
+            });
+        }
+        let election = config.election_timeout_ms().max(10);
+        let raft_config = openraft::Config {
+            cluster_name: config.cluster_id(),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            heartbeat_interval: (election / 5).max(5),
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(io_error)?;
+        let log = store::LogStore::open(&dir)?;
+        let image = Arc::new(RwLock::new(MetadataImage::default()));
+        let (applied_tx, applied) = watch::channel(0u64);
+        let sm = store::StateMachine::open(&dir, Arc::clone(&image), applied_tx)?;
+        let raft = Raft::new(node_id as u64, Arc::new(raft_config), network::Network, log, sm)
+            .await
+            .map_err(io_error)?;
+        let controller = Arc::new(Controller {
+            node_id,
+            raft,
+            image,
+            applied,
+            address: address.clone(),
+            voters: voters.clone(),
+            last_seen: Mutex::new(HashMap::new()),
+            session_timeout: Duration::from_millis(config.broker_session_timeout_ms()),
+        });
+        if let Some(l) = listener {
+            let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
+            let tcp = tokio::net::TcpListener::bind((host, l.port))
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port)))?;
+            tracing::info!(node_id, "metadata quorum listening on {}", tcp.local_addr()?);
+            let service = proto::quorum_server::QuorumServer::new(network::QuorumService {
+                controller: Arc::clone(&controller),
+            });
+            let incoming = tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+            tokio::spawn(async move {
+                if let Err(e) = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(incoming)
+                    .await
+                {
+                    tracing::error!("metadata quorum listener failed: {e}");
+                }
+            });
+        }
+        if voters.iter().any(|v| v.id == node_id) {
+            if !controller.raft.is_initialized().await.map_err(io_error)? {
+                let members: BTreeMap<u64, BasicNode> = voters
+                    .iter()
+                    .map(|v| (v.id as u64, BasicNode::new(&v.address)))
+                    .collect();
+                // Every voter initialises with the same set; all but the first are told it is done.
+                if let Err(e) = controller.raft.initialize(members).await {
+                    tracing::debug!("quorum already initialised: {e}");
+                }
+            }
+        } else {
+            let c = Arc::clone(&controller);
+            tokio::spawn(async move { c.join_as_learner().await });
+        }
+        let c = Arc::clone(&controller);
+        let auto_rebalance = config
+            .auto_leader_rebalance_enable()
+            .then(|| Duration::from_millis(config.leader_imbalance_check_interval_ms()));
+        tokio::spawn(async move { c.active_controller_duties(auto_rebalance).await });
+        Ok(controller)
+    }
+
+    /// Reads the current image.
+    pub fn with_image<T>(&self, f: impl FnOnce(&MetadataImage) -> T) -> T {
+        f(&self.image.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A watch that changes after every applied batch of metadata commands.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// Waits until `pred` holds for the image, or the timeout passes.
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&MetadataImage) -> bool) -> bool {
+        let mut rx = self.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.with_image(&pred) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return self.with_image(&pred);
+            }
+        }
+    }
+
+    /// The active controller's node id, if known.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.raft.metrics().borrow().current_leader.map(|l| l as i32)
+    }
+
+    fn is_active(&self) -> bool {
+        self.active_controller() == Some(self.node_id)
+    }
+
+    fn address_of(&self, id: i32) -> Option<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .get_node(&(id as u64))
+            .map(|n| n.addr.clone())
+            .or_else(|| self.voters.iter().find(|v| v.id == id).map(|v| v.address.clone()))
+    }
+
+    /// Commits a command on the active controller, wherever it is, and returns its reply.
+    pub async fn propose(&self, cmd: Command) -> Result<Reply, AdminError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let attempt = match self.active_controller() {
+                Some(id) if id == self.node_id => self.propose_local(cmd.clone()).await,
+                Some(id) => self.propose_remote(id, &cmd).await,
+                None => Err("no active controller".to_string()),
+            };
+            match attempt {
+                Ok(reply) => return Ok(reply),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(AdminError::new(
+                        ResponseError::RequestTimedOut,
+                        format!("the metadata quorum did not commit the change: {e}"),
+                    ))
+                }
+                Err(e) => tracing::debug!("proposal not committed yet: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn propose_remote(&self, id: i32, cmd: &Command) -> Result<Reply, String> {
+        let address = self
+            .address_of(id)
+            .ok_or_else(|| format!("no address for controller {id}"))?;
+        let mut client = network::client(&address).map_err(|e| e.to_string())?;
+        let p = network::payload(cmd).map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(Duration::from_secs(5), client.propose(p))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        network::decode::<Result<Reply, String>>(reply.get_ref()).map_err(|e| e.to_string())?
+    }
+
+    /// Commits a command if this node is the active controller.
+    pub async fn propose_local(&self, cmd: Command) -> Result<Reply, String> {
+        self.raft
+            .client_write(cmd)
+            .await
+            .map(|r| r.data)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Active controller: adds a broker that is not a voter as a learner of the log.
+    pub async fn add_learner_local(&self, id: i32, address: String) -> Result<(), String> {
+        if !self.is_active() {
+            return Err("not the active controller".into());
+        }
+        let known = self.address_of(id);
+        if known.as_deref() == Some(address.as_str()) {
+            return Ok(());
+        }
+        self.raft
+            .add_learner(id as u64, BasicNode::new(address), false)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// A broker that is not a voter asks the active controller to replicate the log to it.
+    async fn join_as_learner(&self) {
+        loop {
+            let target = self
+                .active_controller()
+                .filter(|id| *id != self.node_id)
+                .and_then(|id| self.address_of(id))
+                .into_iter()
+                .chain(self.voters.iter().map(|v| v.address.clone()))
+                .collect::<Vec<_>>();
+            for address in target {
+                let Ok(mut client) = network::client(&address) else {
+                    continue;
+                };
+                let Ok(p) = network::payload(&(self.node_id, self.address.clone())) else {
+                    return;
+                };
+                if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(5), client.join(p)).await {
+                    if let Ok(Ok(())) = network::decode::<Result<(), String>>(reply.get_ref()) {
+                        tracing::info!(node_id = self.node_id, "following the metadata log as a learner");
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Active controller: records a broker's heartbeat; unfences it if it is back.
+    pub async fn heartbeat_local(&self, hb: Heartbeat) -> HeartbeatReply {
+        if !self.is_active() {
+            return HeartbeatReply::NotController;
+        }
+        self.last_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hb.id, Instant::now());
+        let reg = self.with_image(|img| img.brokers.get(&hb.id).cloned());
+        match reg {
+            Some(b) if b.epoch == hb.epoch => {
+                if b.fenced {
+                    let cmd = Command::UnfenceBroker {
+                        id: hb.id,
+                        epoch: hb.epoch,
+                    };
+                    if let Err(e) = self.propose_local(cmd).await {
+                        tracing::debug!(broker = hb.id, "unfencing not committed: {e}");
+                    }
+                }
+                HeartbeatReply::Ok { fenced: b.fenced }
+            }
+            _ => HeartbeatReply::StaleEpoch,
+        }
+    }
+
+    /// Sends a heartbeat to the active controller.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, String> {
+        match self.active_controller() {
+            Some(id) if id == self.node_id => Ok(self.heartbeat_local(hb).await),
+            Some(id) => {
+                let address = self.address_of(id).ok_or("no address for the active controller")?;
+                let mut client = network::client(&address).map_err(|e| e.to_string())?;
+                let p = network::payload(&hb).map_err(|e| e.to_string())?;
+                let reply = tokio::time::timeout(Duration::from_secs(2), client.heartbeat(p))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                network::decode(reply.get_ref()).map_err(|e| e.to_string())
+            }
+            None => Err("no active controller".into()),
+        }
+    }
+
+    /// While this node is the active controller: fence brokers whose heartbeats
+    /// stopped, and move leadership back to preferred replicas.
+    async fn active_controller_duties(self: Arc<Self>, auto_rebalance: Option<Duration>) {
+        let tick = (self.session_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        let mut leading_since: Option<Instant> = None;
+        let mut last_rebalance = Instant::now();
+        loop {
+            tokio::time::sleep(tick).await;
+            if !self.is_active() {
+                leading_since = None;
+                continue;
+            }
+            let now = Instant::now();
+            if leading_since.is_none() {
+                // A new active controller gives every broker a full session to check in.
+                leading_since = Some(now);
+                last_rebalance = now;
+                let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.clear();
+                for id in self.with_image(|img| img.brokers.keys().copied().collect::<Vec<_>>()) {
+                    seen.insert(id, now);
+                }
+            }
+            let expired: Vec<(i32, i64)> = {
+                let seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
+                self.with_image(|img| {
+                    img.brokers
+                        .values()
+                        .filter(|b| !b.fenced)
+                        .filter(|b| {
+                            seen.get(&b.id)
+                                .is_none_or(|t| now.duration_since(*t) > self.session_timeout)
+                        })
+                        .map(|b| (b.id, b.epoch))
+                        .collect()
+                })
+            };
+            for (id, epoch) in expired {
+                tracing::warn!(broker = id, "no heartbeat within broker.session.timeout.ms: fencing");
+                if let Err(e) = self.propose_local(Command::FenceBroker { id, epoch }).await {
+                    tracing::warn!(broker = id, "fencing not committed: {e}");
+                }
+            }
+            if let Some(every) = auto_rebalance {
+                if last_rebalance.elapsed() >= every {
+                    last_rebalance = Instant::now();
+                    if self.with_image(image::MetadataImage::has_preferred_leader_imbalance) {
+                        tracing::info!("moving leadership back to preferred replicas");
+                        let _ = self
+                            .propose_local(Command::ElectPreferredLeaders { partitions: None })
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The quorum's gRPC: openraft's network (client side) and the `Quorum` service
+//! (server side) that feeds incoming RPCs to the local Raft node and controller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::proto::quorum_client::QuorumClient;
+use super::proto::quorum_server::Quorum;
+use super::proto::Payload;
+use super::{Controller, TypeConfig};
+
+type NodeId = u64;
+
+/// JSON-encodes a value into a gRPC payload.
+pub fn payload<T: Serialize>(v: &T) -> Result<Payload, tonic::Status> {
+    serde_json::to_vec(v)
+        .map(|json| Payload { json })
+        .map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+/// Decodes a gRPC payload.
+pub fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, tonic::Status> {
+    serde_json::from_slice(&p.json).map_err(|e| tonic::Status::invalid_argument(e.to_string()))
+}
+
+/// A lazily connected client for `host:port`.
+pub fn client(address: &str) -> Result<QuorumClient<Channel>, tonic::Status> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| tonic::Status::invalid_argument(format!("bad address {address}: {e}")))?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true);
+    Ok(QuorumClient::new(endpoint.connect_lazy()))
+}
+
+/// Makes one openraft network client per peer.
+#[derive(Debug, Clone, Default)]
+pub struct Network;
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        Peer {
+            target,
+            client: client(&node.addr),
+        }
+    }
+}
+
+/// The connection to one peer.
+pub struct Peer {
+    target: NodeId,
+    client: Result<QuorumClient<Channel>, tonic::Status>,
+}
+
+impl Peer {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        req: &Req,
+        timeout: Duration,
+        rpc: impl AsyncFnOnce(QuorumClient<Channel>, Payload) -> Result<tonic::Response<Payload>, tonic::Status>,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = self
+            .client
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let p = payload(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let reply = match tokio::time::timeout(timeout, rpc(client, p)).await {
+            Ok(Ok(r)) => r.into_inner(),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&status)))
+            }
+            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
+            Err(elapsed) => return Err(RPCError::Unreachable(Unreachable::new(&elapsed))),
+        };
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            decode(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(&rpc, option.hard_ttl(), async |mut c, p| c.append_entries(p).await)
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.call(&rpc, option.hard_ttl(), async |mut c, p| c.install_snapshot(p).await)
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(&rpc, option.hard_ttl(), async |mut c, p| c.vote(p).await)
+            .await
+    }
+}
+
+/// The `Quorum` gRPC service of this broker.
+pub struct QuorumService {
+    pub controller: Arc<Controller>,
+}
+
+#[tonic::async_trait]
+impl Quorum for QuorumService {
+    async fn append_entries(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
+        let result = self.controller.raft.append_entries(rpc).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn vote(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let rpc: VoteRequest<NodeId> = decode(req.get_ref())?;
+        let result = self.controller.raft.vote(rpc).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn install_snapshot(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
+        let result = self.controller.raft.install_snapshot(rpc).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn propose(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let cmd = decode(req.get_ref())?;
+        let result = self.controller.propose_local(cmd).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn join(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let (id, address): (i32, String) = decode(req.get_ref())?;
+        let result = self.controller.add_learner_local(id, address).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn heartbeat(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let hb = decode(req.get_ref())?;
+        let result = self.controller.heartbeat_local(hb).await;
+        payload(&result).map(tonic::Response::new)
+    }
+}

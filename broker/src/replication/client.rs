@@ -1,0 +1,77 @@
+//! A minimal Kafka client for broker-to-broker calls (a follower's Fetch and
+//! OffsetForLeaderEpoch to its leader). kafka-protocol provides the codecs;
+//! no Rust Kafka client crate exposes raw replica fetches (replica id set), so
+//! the framing, a few lines, is written here.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One connection to another broker's client listener.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    correlation: i32,
+    client_id: StrBytes,
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+impl Connection {
+    pub async fn connect(address: &str, client_id: String, timeout: Duration) -> io::Result<Connection> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out")))??;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            correlation: 0,
+            client_id: StrBytes::from_string(client_id),
+        })
+    }
+
+    /// Sends one request and waits up to `timeout` for its response.
+    pub async fn call<R: Request>(&mut self, version: i16, req: &R, timeout: Duration) -> io::Result<R::Response> {
+        self.correlation = self.correlation.wrapping_add(1);
+        let api = ApiKey::try_from(R::KEY).map_err(|_| invalid("unknown api key"))?;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut body = BytesMut::new();
+        header
+            .encode(&mut body, api.request_header_version(version))
+            .map_err(invalid)?;
+        req.encode(&mut body, version).map_err(invalid)?;
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.put(body);
+        let exchange = async {
+            self.stream.write_all(&frame).await?;
+            let len = self.stream.read_i32().await?;
+            if len < 0 {
+                return Err(invalid("negative frame length"));
+            }
+            let mut buf = vec![0u8; len as usize];
+            self.stream.read_exact(&mut buf).await?;
+            Ok::<_, io::Error>(Bytes::from(buf))
+        };
+        let mut buf = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request timed out"))??;
+        let header = ResponseHeader::decode(&mut buf, <R::Response as HeaderVersion>::header_version(version))
+            .map_err(invalid)?;
+        if header.correlation_id != self.correlation {
+            return Err(invalid("response correlation id does not match"));
+        }
+        R::Response::decode(&mut buf, version).map_err(invalid)
+    }
+}

@@ -1,0 +1,337 @@
+//! Replica fetchers: one task per leader this broker follows, pulling every
+//! partition it follows from that leader in one Fetch request, as Kafka's
+//! `ReplicaFetcherThread` does. A partition with a new leader epoch is first
+//! truncated to where its log agrees with the leader's (OffsetForLeaderEpoch).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Notify;
+
+use super::client::Connection;
+use crate::cluster::{Broker, Partition};
+
+type Key = (String, i32);
+
+/// A followed partition, as its fetcher sees it.
+#[derive(Debug, Clone)]
+struct Followed {
+    partition: Arc<Partition>,
+    epoch: i32,
+    /// Truncated to agree with the leader in this epoch; fetching may start.
+    truncated: bool,
+}
+
+#[derive(Debug)]
+struct FetcherTask {
+    partitions: Arc<Mutex<BTreeMap<Key, Followed>>>,
+    wake: Arc<Notify>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+/// The broker's replica fetchers, keyed by leader id.
+#[derive(Debug, Default)]
+pub struct ReplicaFetchers {
+    tasks: Mutex<HashMap<i32, FetcherTask>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ReplicaFetchers {
+    /// Sets what to follow: leader id -> (partition, leader epoch). Fetchers of
+    /// leaders no longer followed stop.
+    pub fn update(&self, broker: &Arc<Broker>, wanted: BTreeMap<i32, Vec<(Arc<Partition>, i32)>>) {
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|leader, t| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                t.handle.abort();
+            }
+            keep
+        });
+        for (leader, parts) in wanted {
+            let task = tasks.entry(leader).or_insert_with(|| {
+                let partitions = Arc::new(Mutex::new(BTreeMap::new()));
+                let wake = Arc::new(Notify::new());
+                let handle = tokio::spawn(run(
+                    Arc::downgrade(broker),
+                    leader,
+                    Arc::clone(&partitions),
+                    Arc::clone(&wake),
+                ));
+                FetcherTask {
+                    partitions,
+                    wake,
+                    handle,
+                }
+            });
+            let mut st = lock(&task.partitions);
+            let keys: Vec<Key> = parts.iter().map(|(p, _)| (p.topic.clone(), p.index)).collect();
+            st.retain(|k, _| keys.contains(k));
+            for (p, epoch) in parts {
+                let key = (p.topic.clone(), p.index);
+                match st.get_mut(&key) {
+                    Some(f) if f.epoch == epoch && Arc::ptr_eq(&f.partition, &p) => {}
+                    _ => {
+                        st.insert(
+                            key,
+                            Followed {
+                                partition: p,
+                                epoch,
+                                truncated: false,
+                            },
+                        );
+                    }
+                }
+            }
+            drop(st);
+            task.wake.notify_one();
+        }
+    }
+
+    /// Stops every fetcher (shutdown).
+    pub fn stop_all(&self) {
+        for (_, t) in lock(&self.tasks).drain() {
+            t.handle.abort();
+        }
+    }
+}
+
+async fn run(broker: Weak<Broker>, leader: i32, partitions: Arc<Mutex<BTreeMap<Key, Followed>>>, wake: Arc<Notify>) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let Some(b) = broker.upgrade() else { return };
+        let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms().max(10));
+        let followed: Vec<(Key, Followed)> = lock(&partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
+        if followed.is_empty() {
+            drop(b);
+            wake.notified().await;
+            continue;
+        }
+        if conn.is_none() {
+            let address = b
+                .controller
+                .with_image(|img| img.brokers.get(&leader).map(|r| format!("{}:{}", r.host, r.port)));
+            let Some(address) = address else {
+                drop(b);
+                tokio::time::sleep(backoff).await;
+                continue;
+            };
+            let client_id = format!("skein-replica-fetcher-{}-{leader}", b.node_id);
+            match Connection::connect(&address, client_id, Duration::from_secs(2)).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    tracing::debug!(leader, "cannot reach the leader at {address}: {e}");
+                    drop(b);
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let pending: Vec<&(Key, Followed)> = followed.iter().filter(|(_, f)| !f.truncated).collect();
+        let result = if pending.is_empty() {
+            fetch(&b, c, &partitions, &followed).await
+        } else {
+            truncate(&b, c, &partitions, &pending).await
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                drop(b);
+                tokio::time::sleep(backoff).await;
+            }
+            Err(e) => {
+                tracing::debug!(leader, "replica fetch failed: {e}");
+                conn = None;
+                drop(b);
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+fn still_current(partitions: &Mutex<BTreeMap<Key, Followed>>, key: &Key, f: &Followed) -> bool {
+    lock(partitions)
+        .get(key)
+        .is_some_and(|now| now.epoch == f.epoch && Arc::ptr_eq(&now.partition, &f.partition))
+}
+
+/// Truncates each partition to the offset where it agrees with the leader.
+/// Ok(false) if some partition must be retried.
+async fn truncate(
+    broker: &Arc<Broker>,
+    conn: &mut Connection,
+    partitions: &Mutex<BTreeMap<Key, Followed>>,
+    pending: &[&(Key, Followed)],
+) -> std::io::Result<bool> {
+    let mut ask: BTreeMap<String, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+    let mut done = Vec::new();
+    for (key, f) in pending {
+        match f.partition.latest_epoch() {
+            Some((epoch, _)) => ask.entry(key.0.clone()).or_default().push(
+                OffsetForLeaderPartition::default()
+                    .with_partition(key.1)
+                    .with_current_leader_epoch(f.epoch)
+                    .with_leader_epoch(epoch),
+            ),
+            // Nothing written under any epoch: nothing can diverge.
+            None => done.push((key.clone(), (*f).clone())),
+        }
+    }
+    let mut all_ok = true;
+    if !ask.is_empty() {
+        let req = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(broker.node_id))
+            .with_topics(
+                ask.into_iter()
+                    .map(|(t, ps)| {
+                        OffsetForLeaderTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let resp = conn.call(3, &req, Duration::from_secs(10)).await?;
+        for t in resp.topics {
+            for pr in t.partitions {
+                let key = (t.topic.0.to_string(), pr.partition);
+                let Some((_, f)) = pending.iter().find(|(k, _)| *k == key) else {
+                    continue;
+                };
+                if pr.error_code != 0 {
+                    tracing::debug!(topic = %key.0, partition = key.1, code = pr.error_code, "OffsetForLeaderEpoch refused");
+                    all_ok = false;
+                    continue;
+                }
+                let p = &f.partition;
+                let mine = p.latest_epoch().map_or(-1, |(e, _)| e);
+                let target = if pr.leader_epoch < 0 || pr.end_offset < 0 {
+                    // The leader knows no epoch this old: keep only what was committed.
+                    p.high_watermark()
+                } else if pr.leader_epoch < mine {
+                    pr.end_offset.min(p.end_offset_for_epoch(pr.leader_epoch).1)
+                } else {
+                    pr.end_offset
+                };
+                if target < p.log_end_offset() {
+                    tracing::info!(
+                        topic = %key.0,
+                        partition = key.1,
+                        from = p.log_end_offset(),
+                        to = target,
+                        "truncating a divergent tail before following the new leader"
+                    );
+                    p.truncate_to(target).await?;
+                }
+                done.push((key, f.clone()));
+            }
+        }
+    }
+    let mut st = lock(partitions);
+    for (key, f) in done {
+        if let Some(now) = st.get_mut(&key) {
+            if now.epoch == f.epoch && Arc::ptr_eq(&now.partition, &f.partition) {
+                now.truncated = true;
+            }
+        }
+    }
+    Ok(all_ok)
+}
+
+/// One Fetch for every followed partition; appends what comes back.
+async fn fetch(
+    broker: &Arc<Broker>,
+    conn: &mut Connection,
+    partitions: &Mutex<BTreeMap<Key, Followed>>,
+    followed: &[(Key, Followed)],
+) -> std::io::Result<bool> {
+    let wait = broker.config.replica_fetch_wait_max_ms();
+    let max = broker.config.replica_fetch_max_bytes();
+    let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    let rate = broker.dynamic_u64("follower.replication.throttled.rate");
+    let now = crate::cluster::now_ms();
+    let throttled = |f: &Followed| f.partition.is_adding(broker.node_id);
+    let may_throttled = lock(&broker.follower_throttle).may_read(rate, now);
+    for (key, f) in followed {
+        // A replica a reassignment is adding fetches at follower.replication.throttled.rate.
+        if throttled(f) && !may_throttled {
+            continue;
+        }
+        topics.entry(key.0.clone()).or_default().push(
+            FetchPartition::default()
+                .with_partition(key.1)
+                .with_current_leader_epoch(f.epoch)
+                .with_fetch_offset(f.partition.log_end_offset())
+                .with_log_start_offset(f.partition.log_start_offset())
+                .with_partition_max_bytes(max),
+        );
+    }
+    if topics.is_empty() {
+        return Ok(false);
+    }
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(broker.node_id))
+        .with_max_wait_ms(wait)
+        .with_min_bytes(1)
+        .with_max_bytes(i32::MAX)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    let timeout = Duration::from_millis(wait.max(0) as u64) + Duration::from_secs(10);
+    let resp = conn.call(12, &req, timeout).await?;
+    let mut all_ok = resp.error_code == 0;
+    for t in resp.responses {
+        for pd in t.partitions {
+            let key = (t.topic.0.to_string(), pd.partition_index);
+            let Some((_, f)) = followed.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            if !still_current(partitions, &key, f) {
+                continue;
+            }
+            if pd.error_code != 0 {
+                all_ok = false;
+                let code = ResponseError::try_from_code(pd.error_code);
+                tracing::debug!(topic = %key.0, partition = key.1, ?code, "replica fetch refused");
+                if code == Some(ResponseError::OffsetOutOfRange) && pd.log_start_offset > f.partition.log_end_offset() {
+                    // The leader deleted what this replica still needs: start over at its log start.
+                    f.partition.reset_to(pd.log_start_offset).await?;
+                }
+                continue;
+            }
+            if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
+                if throttled(f) {
+                    lock(&broker.follower_throttle).charge(records.len());
+                }
+                if let Err(e) = f.partition.append_replicated(broker, records).await {
+                    tracing::warn!(topic = %key.0, partition = key.1, "cannot append replicated batches: {e}");
+                    // Re-check against the leader before trying again.
+                    if let Some(now) = lock(partitions).get_mut(&key) {
+                        now.truncated = false;
+                    }
+                    all_ok = false;
+                    continue;
+                }
+            }
+            f.partition.follower_high_watermark(pd.high_watermark);
+        }
+    }
+    Ok(all_ok)
+}

@@ -1,0 +1,169 @@
+//! The leader's bookkeeping of its followers: pure rules for the high
+//! watermark, ISR shrinking and ISR expansion (Kafka's `Partition` and
+//! `Replica` logic), driven with explicit offsets and times.
+
+use std::collections::BTreeMap;
+
+/// What the leader knows about one follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    /// The follower's log end offset: the offset of its last fetch. -1 until it fetches.
+    pub log_end_offset: i64,
+    /// When the follower was last fully caught up with the leader (ms).
+    pub last_caught_up_ms: i64,
+    /// The leader's log end offset when the follower last fetched, and when.
+    pub leader_end_at_last_fetch: i64,
+    pub last_fetch_ms: i64,
+}
+
+impl FollowerProgress {
+    /// A follower the leader has not heard from yet; it counts as caught up as of `now`
+    /// so that a new leader gives every ISR member a full `replica.lag.time.max.ms`.
+    pub fn new(now_ms: i64) -> FollowerProgress {
+        FollowerProgress {
+            log_end_offset: -1,
+            last_caught_up_ms: now_ms,
+            leader_end_at_last_fetch: -1,
+            last_fetch_ms: now_ms,
+        }
+    }
+
+    /// Records a fetch at `fetch_offset` while the leader's log ends at `leader_end`.
+    /// A follower that reached the leader's end, or the end as of its previous
+    /// fetch, was caught up then (Kafka's `updateFetchState`).
+    pub fn fetched(&mut self, fetch_offset: i64, leader_end: i64, now_ms: i64) {
+        if fetch_offset >= leader_end {
+            self.last_caught_up_ms = now_ms;
+        } else if self.leader_end_at_last_fetch >= 0 && fetch_offset >= self.leader_end_at_last_fetch {
+            self.last_caught_up_ms = self.last_caught_up_ms.max(self.last_fetch_ms);
+        }
+        self.log_end_offset = fetch_offset;
+        self.leader_end_at_last_fetch = leader_end;
+        self.last_fetch_ms = now_ms;
+    }
+}
+
+/// The high watermark: the smallest log end offset over the ISR, the leader's
+/// included. None while an ISR follower has not fetched since this leader took
+/// over, so the high watermark never passes data a member may lack.
+pub fn high_watermark(
+    leader: i32,
+    leader_end: i64,
+    isr: &[i32],
+    followers: &BTreeMap<i32, FollowerProgress>,
+) -> Option<i64> {
+    let mut hw = leader_end;
+    for r in isr.iter().filter(|&&r| r != leader) {
+        let leo = followers.get(r).map_or(-1, |f| f.log_end_offset);
+        if leo < 0 {
+            return None;
+        }
+        hw = hw.min(leo);
+    }
+    Some(hw)
+}
+
+/// ISR members that have not caught up within `lag_max_ms`: the leader asks the controller to drop them.
+pub fn lagging_replicas(
+    leader: i32,
+    isr: &[i32],
+    followers: &BTreeMap<i32, FollowerProgress>,
+    now_ms: i64,
+    lag_max_ms: i64,
+) -> Vec<i32> {
+    isr.iter()
+        .copied()
+        .filter(|&r| r != leader)
+        .filter(|r| {
+            followers
+                .get(r)
+                .is_none_or(|f| now_ms - f.last_caught_up_ms > lag_max_ms)
+        })
+        .collect()
+}
+
+/// Replicas outside the ISR that may join it: caught up to the high watermark
+/// and into the leader's current epoch (Kafka's `isFollowerInSync`).
+pub fn replicas_ready_to_join(
+    replicas: &[i32],
+    isr: &[i32],
+    followers: &BTreeMap<i32, FollowerProgress>,
+    high_watermark: i64,
+    epoch_start: i64,
+) -> Vec<i32> {
+    replicas
+        .iter()
+        .copied()
+        .filter(|r| !isr.contains(r))
+        .filter(|r| {
+            followers
+                .get(r)
+                .is_some_and(|f| f.log_end_offset >= high_watermark && f.log_end_offset >= epoch_start)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(leo: i64, caught_up: i64) -> FollowerProgress {
+        FollowerProgress {
+            log_end_offset: leo,
+            last_caught_up_ms: caught_up,
+            leader_end_at_last_fetch: leo,
+            last_fetch_ms: caught_up,
+        }
+    }
+
+    #[test]
+    fn the_high_watermark_is_the_smallest_end_over_the_isr() {
+        let f = BTreeMap::from([(1, progress(80, 0)), (2, progress(95, 0)), (3, progress(10, 0))]);
+        assert_eq!(high_watermark(0, 100, &[0, 1, 2], &f), Some(80));
+        assert_eq!(
+            high_watermark(0, 100, &[0, 2], &f),
+            Some(95),
+            "replica 3 is outside the ISR"
+        );
+        assert_eq!(
+            high_watermark(0, 100, &[0], &f),
+            Some(100),
+            "a lone leader commits at once"
+        );
+    }
+
+    #[test]
+    fn an_isr_member_that_never_fetched_holds_the_high_watermark() {
+        let f = BTreeMap::from([(1, FollowerProgress::new(0))]);
+        assert_eq!(high_watermark(0, 100, &[0, 1], &f), None);
+        assert_eq!(high_watermark(0, 100, &[0, 1], &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn a_follower_is_caught_up_when_it_reaches_the_end_it_was_last_shown() {
+        let mut f = FollowerProgress::new(0);
+        f.fetched(50, 100, 1_000); // behind
+        assert_eq!(f.last_caught_up_ms, 0);
+        f.fetched(100, 130, 2_000); // reached the end as of its previous fetch
+        assert_eq!(f.last_caught_up_ms, 1_000);
+        f.fetched(130, 130, 3_000); // at the end
+        assert_eq!(f.last_caught_up_ms, 3_000);
+    }
+
+    #[test]
+    fn followers_that_lag_past_the_limit_leave_the_isr() {
+        let f = BTreeMap::from([(1, progress(100, 9_000)), (2, progress(40, 1_000))]);
+        assert_eq!(lagging_replicas(0, &[0, 1, 2], &f, 12_000, 10_000), vec![2]);
+        assert_eq!(lagging_replicas(0, &[0, 1, 2, 3], &f, 12_000, 10_000), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_replica_joins_once_it_reaches_the_high_watermark_in_this_epoch() {
+        let f = BTreeMap::from([(1, progress(100, 0)), (2, progress(99, 0)), (3, progress(100, 0))]);
+        assert_eq!(replicas_ready_to_join(&[0, 1, 2], &[0], &f, 100, 0), vec![1]);
+        assert_eq!(
+            replicas_ready_to_join(&[0, 1, 2, 3], &[0], &f, 100, 101),
+            Vec::<i32>::new()
+        );
+    }
+}

@@ -1,0 +1,445 @@
+"""A three-broker cluster with real processes and confluent-kafka: placement,
+replication, ISR, failover and controller failover."""
+
+import os
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def admin(cluster):
+    return AdminClient({"bootstrap.servers": cluster.bootstrap})
+
+
+def create_topic(cluster, name, partitions, rf=3, **configs):
+    a = admin(cluster)  # kept alive until the future completes
+    fs = a.create_topics(
+        [NewTopic(name, partitions, rf, config={k.replace("_", "."): str(v) for k, v in configs.items()})]
+    )
+    fs[name].result(30)
+
+
+def partitions_of(cluster, topic):
+    """partition -> (leader, replicas, isrs), from Metadata."""
+    md = admin(cluster).list_topics(topic, timeout=10)
+    return {p.id: (p.leader, list(p.replicas), sorted(p.isrs)) for p in md.topics[topic].partitions.values()}
+
+
+def wait_until(pred, timeout=30, every=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except KafkaException as e:
+            last = e
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def consume_all(bootstrap, topic, partitions, expect, timeout=60):
+    """Reads every partition from the start: partition -> list of values."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{topic}-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in got.values()) < expect and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        got[m.partition()].append(m.value().decode())
+    c.close()
+    return got
+
+
+def test_every_broker_is_listed_and_replicas_follow_the_classic_rule(cluster_factory):
+    cluster = cluster_factory(3)
+    md = admin(cluster).list_topics(timeout=10)
+    assert sorted(md.brokers) == [0, 1, 2]
+    create_topic(cluster, "placed", 6)
+    parts = partitions_of(cluster, "placed")
+    for i in range(6):
+        leader, replicas, isr = parts[i]
+        assert replicas == [(i + j) % 3 for j in range(3)]
+        assert leader == i % 3
+        assert isr == [0, 1, 2]
+
+
+def test_rf_larger_than_the_cluster_is_invalid_replication_factor(cluster_factory):
+    cluster = cluster_factory(3)
+    a = admin(cluster)
+    fs = a.create_topics([NewTopic("too-many", 1, 4)])
+    with pytest.raises(KafkaException) as e:
+        fs["too-many"].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR
+
+
+def test_acks_all_loses_nothing_when_each_leader_is_killed_in_turn(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "durable", 3, min_insync_replicas=2)
+    acked = {p: [] for p in range(3)}
+    errors = []
+    stop = threading.Event()
+
+    def produce():
+        p = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": 60000,
+                "topic.metadata.refresh.interval.ms": 500,
+            }
+        )
+
+        def on_delivery(err, msg):
+            if err:
+                errors.append(err)
+            else:
+                acked[msg.partition()].append(msg.value().decode())
+
+        i = 0
+        while not stop.is_set():
+            p.produce("durable", value=str(i).encode(), partition=i % 3, on_delivery=on_delivery)
+            p.poll(0)
+            i += 1
+            if i % 200 == 0:
+                time.sleep(0.02)
+        assert p.flush(60) == 0
+
+    t = threading.Thread(target=produce)
+    t.start()
+    try:
+        for partition in range(3):
+            time.sleep(1.5)
+            leader = partitions_of(cluster, "durable")[partition][0]
+            before = sum(len(v) for v in acked.values())
+            cluster.brokers[leader].kill9()
+            # A new leader serves within a few seconds.
+            wait_until(
+                lambda: partitions_of(cluster, "durable")[partition][0] not in (-1, leader),
+                timeout=15,
+                what=f"a new leader of partition {partition}",
+            )
+            wait_until(
+                lambda: sum(len(v) for v in acked.values()) > before + 100,
+                timeout=20,
+                what="produce to resume",
+            )
+            cluster.brokers[leader].start(60)
+            wait_until(
+                lambda: all(isr == [0, 1, 2] for _, _, isr in partitions_of(cluster, "durable").values()),
+                timeout=30,
+                what="the restarted broker to rejoin every ISR",
+            )
+    finally:
+        stop.set()
+        t.join(120)
+    assert not errors, errors[:5]
+    total = sum(len(v) for v in acked.values())
+    got = consume_all(cluster.bootstrap, "durable", 3, total)
+    for p in range(3):
+        # Exactly once and in order: the log is the acknowledged sequence.
+        assert got[p] == acked[p], f"partition {p}: {len(got[p])} read, {len(acked[p])} acknowledged"
+
+
+def test_a_stopped_follower_leaves_the_isr_and_two_down_refuse_acks_all(cluster_factory):
+    # Five brokers, so that the metadata quorum (every broker votes) survives two
+    # of the partition's three replicas going down.
+    cluster = cluster_factory(5)
+    create_topic(cluster, "isr", 1, min_insync_replicas=2)
+    leader, replicas, _ = partitions_of(cluster, "isr")[0]
+    follower = next(r for r in replicas if r != leader)
+    other = next(r for r in replicas if r not in (leader, follower))
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 5000})
+    cluster.brokers[follower].pause()
+    try:
+        wait_until(
+            lambda: partitions_of(cluster, "isr")[0][2] == sorted([leader, other]),
+            timeout=20,
+            what="the stopped follower to leave the ISR",
+        )
+        delivered = []
+        p.produce("isr", b"while-paused", on_delivery=lambda e, m: delivered.append(e))
+        p.flush(10)
+        assert delivered == [None], "produce continues with two of three in the ISR"
+        # Two of three down: below min.insync.replicas.
+        cluster.brokers[other].kill9()
+        wait_until(
+            lambda: partitions_of(cluster, "isr")[0][2] == [leader],
+            timeout=20,
+            what="the ISR to shrink to the leader",
+        )
+        failed = []
+        p.produce("isr", b"refused", on_delivery=lambda e, m: failed.append(e))
+        p.flush(10)
+        assert failed and failed[0] is not None
+        assert failed[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), failed[0]
+    finally:
+        cluster.brokers[follower].resume()
+    cluster.brokers[other].start(60)
+    wait_until(
+        lambda: partitions_of(cluster, "isr")[0][2] == sorted(replicas),
+        timeout=30,
+        what="both brokers to rejoin the ISR",
+    )
+    got = consume_all(cluster.bootstrap, "isr", 1, 1)
+    assert got[0] == ["while-paused"], "the refused record was never committed"
+
+
+def test_killing_the_active_controller_stalls_produce_only_briefly(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "ctl", 3, min_insync_replicas=2)
+    a = admin(cluster)
+    controller = a.describe_cluster(request_timeout=10).result(10).controller.id
+    assert controller in (0, 1, 2)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    cluster.brokers[controller].kill9()
+    t0 = time.monotonic()
+    # A new controller is elected and produce to every partition still succeeds.
+    def active_controller():
+        a2 = admin(cluster)
+        c = a2.describe_cluster(request_timeout=5).result(5).controller
+        # A tuple, so that broker id 0 counts as found.
+        return (c.id,) if c is not None and c.id not in (-1, controller) else None
+
+    (new,) = wait_until(
+        active_controller,
+        timeout=15,
+        what="a new active controller",
+    )
+    delivered = []
+    for i in range(30):
+        p.produce("ctl", str(i).encode(), partition=i % 3, on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(20) == 0
+    assert delivered == [None] * 30
+    assert time.monotonic() - t0 < 20
+    assert new != controller
+
+
+def test_an_old_leader_truncates_its_divergent_tail_and_leads_again(cluster_factory):
+    # min.insync.replicas=1 lets the old leader take acks=1 writes its followers never see.
+    cluster = cluster_factory(3, leader_imbalance_check_interval_seconds=1)
+    create_topic(cluster, "diverge", 1, min_insync_replicas=1)
+    old_leader, replicas, _ = partitions_of(cluster, "diverge")[0]
+    assert old_leader == replicas[0]
+    followers = [r for r in replicas if r != old_leader]
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0})
+    for i in range(5):
+        p.produce("diverge", f"committed-{i}".encode())
+    assert p.flush(10) == 0
+    # Followers stop fetching; the leader takes writes only it has, then dies.
+    lone = Producer({"bootstrap.servers": cluster.brokers[old_leader].bootstrap, "acks": "1", "linger.ms": 0})
+    lone.list_topics("diverge", timeout=5)
+    for f in followers:
+        cluster.brokers[f].pause()
+    # Let fetches already parked on the leader (replica.fetch.wait.max.ms) answer empty first.
+    time.sleep(0.5)
+    for i in range(3):
+        lone.produce("diverge", f"divergent-{i}".encode())
+    lone.flush(5)
+    cluster.brokers[old_leader].kill9()
+    for f in followers:
+        cluster.brokers[f].resume()
+    wait_until(
+        lambda: partitions_of(cluster, "diverge")[0][0] in followers,
+        timeout=20,
+        what="a follower to take over",
+    )
+    for i in range(5):
+        p.produce("diverge", f"new-leader-{i}".encode())
+    assert p.flush(20) == 0
+    # The old leader comes back, truncates, catches up, and becomes leader again (preferred replica).
+    cluster.brokers[old_leader].start(60)
+    wait_until(
+        lambda: partitions_of(cluster, "diverge")[0][0] == old_leader,
+        timeout=30,
+        what="the preferred leader to lead again",
+    )
+    got = consume_all(cluster.brokers[old_leader].bootstrap, "diverge", 1, 10, timeout=20)[0]
+    assert got == [f"committed-{i}" for i in range(5)] + [f"new-leader-{i}" for i in range(5)]
+
+
+def kafka_python_admin(cluster):
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30000)
+
+
+def set_throttle(cluster, rate):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    a = admin(cluster)
+    # librdkafka takes one broker resource per call.
+    for resource in [
+        ConfigResource(
+            ResourceType.BROKER,
+            str(i),
+            incremental_configs=[
+                ConfigEntry(key, str(rate), incremental_operation=AlterConfigOpType.SET)
+                for key in ("leader.replication.throttled.rate", "follower.replication.throttled.rate")
+            ],
+        )
+        for i in range(len(cluster.brokers))
+    ]:
+        for f in a.incremental_alter_configs([resource]).values():
+            f.result(30)
+
+
+def replica_size(kp_admin, broker, topic, partition):
+    """Bytes of the replica on `broker`, from DescribeLogDirs (0 if it has none yet)."""
+    for d in kp_admin.describe_log_dirs(brokers=[broker])[0]["log_dirs"]:
+        for t in d["topics"]:
+            if t["name"] == topic:
+                for p in t["partitions"]:
+                    if p["partition_index"] == partition:
+                        return p["partition_size"]
+    return 0
+
+
+def fill(cluster, topic, n, size=1024):
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 20})
+    for i in range(n):
+        p.produce(topic, value=(f"pre-{i}:".encode() + b"x" * size), partition=0)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
+def test_a_partition_moves_to_new_brokers_under_load_within_the_throttle(cluster_factory):
+    from kafka.structs import TopicPartition as KTP
+
+    cluster = cluster_factory(4)
+    a = admin(cluster)
+    a.create_topics([NewTopic("moving", num_partitions=1, replica_assignment=[[0, 1, 2]], config={"min.insync.replicas": "2"})])[
+        "moving"
+    ].result(30)
+    fill(cluster, "moving", 4000)  # ~4 MB
+    rate = 1_000_000
+    set_throttle(cluster, rate)
+    acked, errors, stop, stop_consumer = [], [], threading.Event(), threading.Event()
+    consumed = set()
+
+    def produce():
+        p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+        i = 0
+        while not stop.is_set():
+            p.produce(
+                "moving",
+                value=f"live-{i}".encode(),
+                partition=0,
+                on_delivery=lambda e, m: errors.append(e) if e else acked.append(m.value().decode()),
+            )
+            p.poll(0.01)
+            i += 1
+        assert p.flush(60) == 0
+
+    def consume():
+        c = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "group.id": "movers",
+                "auto.offset.reset": "earliest",
+                "topic.metadata.refresh.interval.ms": 500,
+            }
+        )
+        c.subscribe(["moving"])
+        while not stop_consumer.is_set():
+            m = c.poll(0.2)
+            if m is not None and not m.error() and m.value().startswith(b"live-"):
+                consumed.add(m.value().decode())
+        c.close()
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    kp = kafka_python_admin(cluster)
+    try:
+        time.sleep(1)
+        leader_size = replica_size(kp, partitions_of(cluster, "moving")[0][0], "moving", 0)
+        assert leader_size > 4_000_000
+        t0 = time.monotonic()
+        result = kp.alter_partition_reassignments({KTP("moving", 0): [1, 2, 3]})
+        assert result == {KTP("moving", 0): None}
+        ongoing = kp.list_partition_reassignments()
+        assert ongoing[KTP("moving", 0)]["adding_replicas"] == [3]
+        assert ongoing[KTP("moving", 0)]["removing_replicas"] == [0]
+        # Progress: the new replica grows towards the leader's size.
+        progress = []
+        while kp.list_partition_reassignments():
+            progress.append(replica_size(kp, 3, "moving", 0))
+            assert time.monotonic() - t0 < 60, f"reassignment did not finish; copied {progress[-1]} bytes"
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        leader, replicas, isr = partitions_of(cluster, "moving")[0]
+        assert replicas == [1, 2, 3]
+        assert leader in (1, 2, 3) and set(isr) <= {1, 2, 3}
+        # The throttle held: ~4 MB at 1 MB/s (plus one second of burst) takes about 3 s.
+        assert elapsed >= (leader_size - rate) / rate * 0.8, f"moved {leader_size} bytes in {elapsed:.1f}s"
+        assert any(0 < s < leader_size for s in progress), progress
+        time.sleep(1)
+    finally:
+        stop.set()
+        threads[0].join(90)
+        # The group drains everything acknowledged, before, during and after the move.
+        deadline = time.monotonic() + 30
+        while not set(acked) <= consumed and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop_consumer.set()
+        threads[1].join(30)
+        kp.close()
+    assert not errors, errors[:5]
+    # Broker 0 no longer holds the partition.
+    wait_until(
+        lambda: not os.path.exists(os.path.join(cluster.brokers[0].data_dir, "moving-0")),
+        timeout=20,
+        what="broker 0 to delete its replica",
+    )
+    got = consume_all(cluster.bootstrap, "moving", 1, 4000 + len(acked))[0]
+    live = [v for v in got if v.startswith("live-")]
+    assert live == acked, "every acknowledged record, once, in order"
+    assert set(acked) <= consumed, "the consumer group read every acknowledged record"
+
+
+def test_cancelling_a_reassignment_restores_the_old_replicas(cluster_factory):
+    from kafka.structs import TopicPartition as KTP
+
+    cluster = cluster_factory(4)
+    a = admin(cluster)
+    a.create_topics([NewTopic("stay", num_partitions=1, replica_assignment=[[0, 1, 2]])])["stay"].result(30)
+    fill(cluster, "stay", 2000)
+    set_throttle(cluster, 100_000)  # slow enough that the move cannot finish
+    kp = kafka_python_admin(cluster)
+    try:
+        assert kp.alter_partition_reassignments({KTP("stay", 0): [1, 2, 3]}) == {KTP("stay", 0): None}
+        assert partitions_of(cluster, "stay")[0][1] == [1, 2, 3, 0]
+        wait_until(lambda: replica_size(kp, 3, "stay", 0) > 0, timeout=20, what="the new replica to start copying")
+        assert kp.alter_partition_reassignments({KTP("stay", 0): None}) == {KTP("stay", 0): None}
+        assert kp.list_partition_reassignments() == {}
+        leader, replicas, isr = partitions_of(cluster, "stay")[0]
+        assert replicas == [0, 1, 2] and leader == 0 and isr == [0, 1, 2]
+        # Cancelling again: nothing to cancel.
+        from kafka.errors import NoReassignmentInProgressError
+
+        assert kp.alter_partition_reassignments({KTP("stay", 0): None}) == {KTP("stay", 0): NoReassignmentInProgressError}
+    finally:
+        kp.close()
+    wait_until(
+        lambda: not os.path.exists(os.path.join(cluster.brokers[3].data_dir, "stay-0")),
+        timeout=20,
+        what="broker 3 to delete its partial replica",
+    )
+    assert len(consume_all(cluster.bootstrap, "stay", 1, 2000)[0]) == 2000
