@@ -380,19 +380,19 @@ impl Broker {
         }
         let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
         for (name, ti) in &image.topics {
-            let topic = match self.topic(name) {
-                Some(t) => t,
-                None => {
-                    let t = Arc::new(Topic {
+            // A new topic becomes visible to requests only once its local replicas are open.
+            let (topic, is_new) = match self.topic(name) {
+                Some(t) => (t, false),
+                None => (
+                    Arc::new(Topic {
                         name: name.clone(),
                         id: ti.id,
                         partitions: RwLock::new(BTreeMap::new()),
                         overrides: RwLock::new(ti.configs.clone()),
                         count: AtomicI32::new(0),
-                    });
-                    self.topics_write().insert(name.clone(), Arc::clone(&t));
-                    t
-                }
+                    }),
+                    true,
+                ),
             };
             topic.count.store(ti.partitions.len() as i32, Ordering::SeqCst);
             let configs_changed = topic.overrides() != ti.configs;
@@ -462,6 +462,9 @@ impl Broker {
                 } else if st.leader == NO_LEADER && name == crate::group::OFFSETS_TOPIC {
                     self.groups.lost_leadership(index);
                 }
+            }
+            if is_new {
+                self.topics_write().insert(name.clone(), topic);
             }
             if !removed.is_empty() {
                 self.remove_replicas(name, removed).await;

@@ -75,6 +75,8 @@ pub struct Partition {
     /// The topic's min.insync.replicas, readable on the produce path without the log's lock.
     min_insync_replicas: AtomicI32,
     leader_epoch: AtomicI32,
+    /// Leader: the log end offset when this leader's epoch began (followers must pass it to join the ISR).
+    epoch_start: AtomicI64,
     replica: Mutex<ReplicaState>,
 }
 
@@ -106,6 +108,7 @@ impl Partition {
             deleted: AtomicBool::new(false),
             min_insync_replicas: AtomicI32::new(min_isr),
             leader_epoch: AtomicI32::new(-1),
+            epoch_start: AtomicI64::new(0),
             replica: Mutex::new(ReplicaState {
                 leader: NO_LEADER,
                 leader_epoch: -1,
@@ -179,6 +182,7 @@ impl Partition {
                 tracing::warn!(topic = %self.topic, partition = self.index, "cannot record leader epoch: {e}");
             }
             drop(log);
+            self.epoch_start.store(end, Ordering::SeqCst);
             self.update_high_watermark(None);
             RoleChange::BecameLeader
         } else {
@@ -226,7 +230,7 @@ impl Partition {
                 .fetched(fetch_offset, end, now);
         }
         let hw = self.update_high_watermark(Some(end));
-        let epoch_start = Self::lock(&self.log).latest_epoch().map_or(0, |(_, start)| start);
+        let epoch_start = self.epoch_start.load(Ordering::SeqCst);
         let mut st = self.replica();
         let joining = isr::replicas_ready_to_join(&st.replicas, &st.isr, &st.followers, hw, epoch_start);
         if joining.is_empty() || st.isr_change_in_flight {

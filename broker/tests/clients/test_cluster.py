@@ -443,3 +443,88 @@ def test_cancelling_a_reassignment_restores_the_old_replicas(cluster_factory):
         what="broker 3 to delete its partial replica",
     )
     assert len(consume_all(cluster.bootstrap, "stay", 1, 2000)[0]) == 2000
+
+
+def test_an_isolated_leader_cannot_acknowledge_writes_the_new_leader_lacks(cluster_factory):
+    cluster = cluster_factory(3, leader_imbalance_check_interval_seconds=1)
+    create_topic(cluster, "isolated", 1, min_insync_replicas=2)
+    old, replicas, _ = partitions_of(cluster, "isolated")[0]
+    acked, failed = [], []
+    # This producer knows only the old leader: its requests queue up there while it is stopped.
+    p = Producer(
+        {
+            "bootstrap.servers": cluster.brokers[old].bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "message.timeout.ms": 30000,
+        }
+    )
+    p.list_topics("isolated", timeout=5)
+    cluster.brokers[old].pause()
+    try:
+        for i in range(20):
+            p.produce(
+                "isolated",
+                f"r{i}".encode(),
+                on_delivery=lambda e, m: failed.append(e) if e else acked.append(m.value().decode()),
+            )
+            p.poll(0)
+        # The others fence it and elect a new leader while it is stopped.
+        wait_until(
+            lambda: partitions_of(cluster, "isolated")[0][0] not in (-1, old),
+            timeout=20,
+            what="a new leader while the old one is stopped",
+        )
+    finally:
+        cluster.brokers[old].resume()
+    # The old leader wakes up with the queued writes; it must not acknowledge them on its own.
+    assert p.flush(40) == 0
+    assert not failed, failed[:3]
+    got = consume_all(cluster.bootstrap, "isolated", 1, len(acked), timeout=20)[0]
+    assert got == acked, "every acknowledged record is on the new leader, once, in order"
+    # Once the old leader is back in the ISR and leads again, its log agrees.
+    wait_until(
+        lambda: partitions_of(cluster, "isolated")[0][0] == old,
+        timeout=40,
+        what="the preferred replica to lead again",
+    )
+    again = consume_all(cluster.brokers[old].bootstrap, "isolated", 1, len(acked), timeout=20)[0]
+    assert again == acked
+
+
+def test_committed_offsets_survive_losing_the_coordinator(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "offs", 3)
+    conf = {"bootstrap.servers": cluster.bootstrap, "group.id": "survivors", "enable.auto.commit": False}
+    c = Consumer(conf)
+    c.commit(offsets=[TopicPartition("offs", p, 10 * (p + 1)) for p in range(3)], asynchronous=False)
+    c.close()
+    a = admin(cluster)
+    [f] = a.describe_consumer_groups(["survivors"]).values()
+    coordinator = f.result(10).coordinator.id
+    cluster.brokers[coordinator].kill9()
+
+    def committed():
+        c2 = Consumer({**conf, "bootstrap.servers": cluster.bootstrap})
+        try:
+            got = c2.committed([TopicPartition("offs", p) for p in range(3)], timeout=5)
+            return [tp.offset for tp in got] == [10, 20, 30]
+        finally:
+            c2.close()
+
+    # Only another broker can answer now: the coordinator moved with the partition's leadership.
+    wait_until(committed, timeout=30, what="the new coordinator to serve the committed offsets")
+
+
+def test_new_partitions_follow_the_classic_rule(cluster_factory):
+    from confluent_kafka.admin import NewPartitions
+
+    cluster = cluster_factory(3)
+    create_topic(cluster, "growing", 2)
+    before = partitions_of(cluster, "growing")
+    a = admin(cluster)
+    a.create_partitions([NewPartitions("growing", 7)])["growing"].result(30)
+    parts = wait_until(lambda: len(p := partitions_of(cluster, "growing")) == 7 and p, what="seven partitions")
+    for i in range(7):
+        assert parts[i][1] == [(i + j) % 3 for j in range(3)]
+    assert {i: parts[i] for i in range(2)} == before, "existing partitions did not move"
