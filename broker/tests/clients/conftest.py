@@ -141,10 +141,11 @@ FAST_CLUSTER = {
 class Cluster:
     """Brokers 0..n-1 on loopback; every one a voter of the metadata quorum."""
 
-    def __init__(self, root: str, n: int, settings: dict):
+    def __init__(self, root: str, n: int, settings: dict, voters=None):
         self.brokers = []
         controller_ports = [free_port() for _ in range(n)]
-        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
+        # The first `voters` brokers vote (all by default); the others follow the metadata log as learners.
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(controller_ports[: voters or n]))
         for i in range(n):
             data = os.path.join(root, f"node{i}")
             os.makedirs(data)
@@ -182,8 +183,10 @@ def cluster_factory():
     made = []
     root = tempfile.mkdtemp(prefix="skein-cluster-")
 
-    def make(n=3, **settings):
-        c = Cluster(os.path.join(root, f"c{len(made)}"), n, {k.replace("_", "."): v for k, v in settings.items()})
+    def make(n=3, voters=None, **settings):
+        c = Cluster(
+            os.path.join(root, f"c{len(made)}"), n, {k.replace("_", "."): v for k, v in settings.items()}, voters
+        )
         made.append(c)
         return c.start()
 

@@ -528,3 +528,21 @@ def test_new_partitions_follow_the_classic_rule(cluster_factory):
     for i in range(7):
         assert parts[i][1] == [(i + j) % 3 for j in range(3)]
     assert {i: parts[i] for i in range(2)} == before, "existing partitions did not move"
+
+
+def test_a_broker_outside_the_voters_joins_as_a_learner_and_takes_replicas(cluster_factory):
+    from kafka.structs import TopicPartition as KTP
+
+    cluster = cluster_factory(4, voters=3)
+    md = admin(cluster).list_topics(timeout=10)
+    assert sorted(md.brokers) == [0, 1, 2, 3], "the learner registered through the quorum"
+    create_topic(cluster, "learn", 4)
+    parts = partitions_of(cluster, "learn")
+    assert parts[3][1] == [3, 0, 1], "placement counts the learner like any live broker"
+    kp = kafka_python_admin(cluster)
+    try:
+        kp.alter_partition_reassignments({KTP("learn", 0): [3, 1, 2]})
+        wait_until(lambda: not kp.list_partition_reassignments(), timeout=30, what="the move to finish")
+    finally:
+        kp.close()
+    assert partitions_of(cluster, "learn")[0][1] == [3, 1, 2]
