@@ -72,6 +72,18 @@ fn join_and_sync(c: &mut Conn, group: &str, member: &str) -> (String, i32) {
             member = r.member_id.to_string();
             continue;
         }
+        // The coordinator may still be loading __consumer_offsets right after it was created.
+        if [
+            ResponseError::CoordinatorLoadInProgress,
+            ResponseError::NotCoordinator,
+            ResponseError::CoordinatorNotAvailable,
+        ]
+        .iter()
+        .any(|e| e.code() == r.error_code)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            continue;
+        }
         assert_eq!(
             r.error_code,
             0,

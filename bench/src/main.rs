@@ -402,7 +402,7 @@ fn cluster_produce(args: &Args, dir: &Path, single: f64) -> String {
         .iter()
         .enumerate()
         .map(|(i, (p, c))| {
-            let sets = vec![
+            let mut sets = vec![
                 format!("node.id={i}"),
                 format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
                 format!("controller.quorum.voters={}", voters.join(",")),
@@ -410,6 +410,7 @@ fn cluster_produce(args: &Args, dir: &Path, single: f64) -> String {
                 "default.replication.factor=3".to_string(),
                 "min.insync.replicas=2".to_string(),
             ];
+            sets.extend(args.sets.iter().cloned());
             Broker::spawn(&args.broker, dir.join(format!("cluster-node{i}")), *p, &sets)
         })
         .collect();
