@@ -135,6 +135,57 @@ fn run_perf(perf: &Path, args: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Produces `count` records of `size` bytes with rdkafka_performance:
+/// (MB/s, records/s, p50 ms, p99 ms of enqueue-to-acknowledgement latency).
+fn produce(
+    perf: &Path,
+    topic: &str,
+    bootstrap: &str,
+    size: usize,
+    count: usize,
+    acks: &str,
+    lat_file: &Path,
+) -> (f64, f64, f64, f64) {
+    let args: Vec<String> = [
+        "-P",
+        "-t",
+        topic,
+        "-b",
+        bootstrap,
+        "-s",
+        &size.to_string(),
+        "-c",
+        &count.to_string(),
+        "-a",
+        acks,
+        "-X",
+        "linger.ms=5",
+        "-X",
+        "batch.size=1000000",
+        "-X",
+        "queue.buffering.max.kbytes=1048576",
+        "-q",
+        "-u",
+        "-l",
+        "-A",
+        &lat_file.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let row = run_perf(perf, &args);
+    // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | ...
+    let rps: f64 = row[5].parse().unwrap();
+    let mbps: f64 = row[6].parse().unwrap();
+    let mut lat: Vec<u64> = std::fs::read_to_string(lat_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    lat.sort_unstable();
+    (mbps, rps, percentile(&lat, 0.50), percentile(&lat, 0.99))
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0
 }
@@ -241,44 +292,7 @@ fn main() {
         let bytes = if size < 1024 { args.bytes / 10 } else { args.bytes };
         let count = bytes / size;
         let acks_num = if acks == "all" { "-1" } else { "1" };
-        let perf_args: Vec<String> = [
-            "-P",
-            "-t",
-            &topic,
-            "-b",
-            &bootstrap,
-            "-s",
-            &size.to_string(),
-            "-c",
-            &count.to_string(),
-            "-a",
-            acks_num,
-            "-X",
-            "linger.ms=5",
-            "-X",
-            "batch.size=1000000",
-            "-X",
-            "queue.buffering.max.kbytes=1048576",
-            "-q",
-            "-u",
-            "-l",
-            "-A",
-            &lat_file.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let row = run_perf(&args.perf, &perf_args);
-        // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | ...
-        let rps: f64 = row[5].parse().unwrap();
-        let mbps: f64 = row[6].parse().unwrap();
-        let mut lat: Vec<u64> = std::fs::read_to_string(&lat_file)
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect();
-        lat.sort_unstable();
-        let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+        let (mbps, rps, p50, p99) = produce(&args.perf, &topic, &bootstrap, size, count, acks_num, &lat_file);
         let name = format!("produce {size} B acks={acks}");
         println!("{name:<40} {mbps:>9.1} {rps:>11.0} {p50:>9.2} {p99:>9.2}");
         if size == 1024 && acks == "all" {
@@ -421,43 +435,15 @@ fn cluster_produce(args: &Args, dir: &Path, single: f64) -> String {
     let bootstrap = bootstrap.join(",");
     let lat_file = dir.join("cluster-latency.txt");
     let count = args.bytes / 1024;
-    let perf_args: Vec<String> = [
-        "-P",
-        "-t",
+    let (mbps, rps, p50, p99) = produce(
+        &args.perf,
         "bench-cluster-rf3",
-        "-b",
         &bootstrap,
-        "-s",
-        "1024",
-        "-c",
-        &count.to_string(),
-        "-a",
+        1024,
+        count,
         "-1",
-        "-X",
-        "linger.ms=5",
-        "-X",
-        "batch.size=1000000",
-        "-X",
-        "queue.buffering.max.kbytes=1048576",
-        "-q",
-        "-u",
-        "-l",
-        "-A",
-        &lat_file.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let row = run_perf(&args.perf, &perf_args);
-    let rps: f64 = row[5].parse().unwrap();
-    let mbps: f64 = row[6].parse().unwrap();
-    let mut lat: Vec<u64> = std::fs::read_to_string(&lat_file)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    lat.sort_unstable();
-    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+        &lat_file,
+    );
     let ratio = mbps / single;
     let name = "produce 1024 B acks=all, 3 brokers RF=3";
     println!("{name:<40} {mbps:>9.1} {rps:>11.0} {p50:>9.2} {p99:>9.2}  ({ratio:.2}x the single broker)");

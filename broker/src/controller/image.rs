@@ -648,18 +648,23 @@ impl MetadataImage {
 mod tests {
     use super::*;
 
+    /// Registers (or re-registers) broker `id` and unfences it, as its first heartbeat would.
+    fn join(img: &mut MetadataImage, id: i32) {
+        let Reply::BrokerEpoch(epoch) = img.apply(Command::RegisterBroker {
+            id,
+            host: "localhost".into(),
+            port: 9092 + id as u16,
+            rack: None,
+        }) else {
+            panic!("registration refused")
+        };
+        assert_eq!(img.apply(Command::UnfenceBroker { id, epoch }), Reply::Ok);
+    }
+
     fn cluster(n: i32) -> MetadataImage {
         let mut img = MetadataImage::default();
         for id in 0..n {
-            let Reply::BrokerEpoch(epoch) = img.apply(Command::RegisterBroker {
-                id,
-                host: "localhost".into(),
-                port: 9092 + id as u16,
-                rack: None,
-            }) else {
-                panic!("registration refused")
-            };
-            assert_eq!(img.apply(Command::UnfenceBroker { id, epoch }), Reply::Ok);
+            join(&mut img, id);
         }
         img
     }
@@ -719,26 +724,10 @@ mod tests {
         assert_eq!(p.leader, NO_LEADER);
         assert_eq!(p.isr, vec![0], "the last ISR member stays in the ISR");
         // Broker 1 comes back: it is not in the ISR, so it must not lead.
-        let Reply::BrokerEpoch(e1) = img.apply(Command::RegisterBroker {
-            id: 1,
-            host: "h".into(),
-            port: 1,
-            rack: None,
-        }) else {
-            panic!()
-        };
-        img.apply(Command::UnfenceBroker { id: 1, epoch: e1 });
+        join(&mut img, 1);
         assert_eq!(img.partition("t", 0).unwrap().leader, NO_LEADER);
         // Broker 0 comes back: it leads again.
-        let Reply::BrokerEpoch(e0) = img.apply(Command::RegisterBroker {
-            id: 0,
-            host: "h".into(),
-            port: 1,
-            rack: None,
-        }) else {
-            panic!()
-        };
-        img.apply(Command::UnfenceBroker { id: 0, epoch: e0 });
+        join(&mut img, 0);
         assert_eq!(img.partition("t", 0).unwrap().leader, 0);
     }
 
@@ -804,15 +793,7 @@ mod tests {
         create(&mut img, "t", 1, 3);
         let e = epoch(&img, 0);
         img.apply(Command::FenceBroker { id: 0, epoch: e });
-        let Reply::BrokerEpoch(e) = img.apply(Command::RegisterBroker {
-            id: 0,
-            host: "h".into(),
-            port: 1,
-            rack: None,
-        }) else {
-            panic!()
-        };
-        img.apply(Command::UnfenceBroker { id: 0, epoch: e });
+        join(&mut img, 0);
         let p = img.partition("t", 0).unwrap().clone();
         assert_eq!(p.leader, 1);
         // Not in the ISR yet: no election.
