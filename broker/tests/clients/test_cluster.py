@@ -384,8 +384,11 @@ def test_a_partition_moves_to_new_brokers_under_load_within_the_throttle(cluster
             assert time.monotonic() - t0 < 60, f"reassignment did not finish; copied {progress[-1]} bytes"
             time.sleep(0.2)
         elapsed = time.monotonic() - t0
-        leader, replicas, isr = partitions_of(cluster, "moving")[0]
-        assert replicas == [1, 2, 3]
+        leader, replicas, isr = wait_until(
+            lambda: (p := partitions_of(cluster, "moving")[0])[1] == [1, 2, 3] and p,
+            timeout=10,
+            what="Metadata to show the new replicas",
+        )
         assert leader in (1, 2, 3) and set(isr) <= {1, 2, 3}
         # The throttle held: ~4 MB at 1 MB/s (plus one second of burst) takes about 3 s.
         assert elapsed >= (leader_size - rate) / rate * 0.8, f"moved {leader_size} bytes in {elapsed:.1f}s"
@@ -425,12 +428,16 @@ def test_cancelling_a_reassignment_restores_the_old_replicas(cluster_factory):
     kp = kafka_python_admin(cluster)
     try:
         assert kp.alter_partition_reassignments({KTP("stay", 0): [1, 2, 3]}) == {KTP("stay", 0): None}
-        assert partitions_of(cluster, "stay")[0][1] == [1, 2, 3, 0]
+        # Metadata is served from each broker's copy of the image, which trails the controller by a moment.
+        wait_until(lambda: partitions_of(cluster, "stay")[0][1] == [1, 2, 3, 0], timeout=10, what="the adding replica in Metadata")
         wait_until(lambda: replica_size(kp, 3, "stay", 0) > 0, timeout=20, what="the new replica to start copying")
         assert kp.alter_partition_reassignments({KTP("stay", 0): None}) == {KTP("stay", 0): None}
         assert kp.list_partition_reassignments() == {}
-        leader, replicas, isr = partitions_of(cluster, "stay")[0]
-        assert replicas == [0, 1, 2] and leader == 0 and isr == [0, 1, 2]
+        wait_until(
+            lambda: partitions_of(cluster, "stay")[0] == (0, [0, 1, 2], [0, 1, 2]),
+            timeout=10,
+            what="Metadata to show the original replicas, leader and ISR",
+        )
         # Cancelling again: nothing to cancel.
         from kafka.errors import NoReassignmentInProgressError
 
@@ -545,4 +552,4 @@ def test_a_broker_outside_the_voters_joins_as_a_learner_and_takes_replicas(clust
         wait_until(lambda: not kp.list_partition_reassignments(), timeout=30, what="the move to finish")
     finally:
         kp.close()
-    assert partitions_of(cluster, "learn")[0][1] == [3, 1, 2]
+    wait_until(lambda: partitions_of(cluster, "learn")[0][1] == [3, 1, 2], timeout=10, what="Metadata to show the move")
