@@ -132,6 +132,11 @@ impl Partition {
         self.replica().clone()
     }
 
+    /// How many replicas are in sync (without copying the replica state).
+    pub fn isr_len(&self) -> usize {
+        self.replica().isr.len()
+    }
+
     /// Whether a reassignment is adding `replica` to this partition (its traffic is throttled).
     pub fn is_adding(&self, replica: i32) -> bool {
         self.replica().adding.contains(&replica)
@@ -272,7 +277,7 @@ impl Partition {
                 return Err(ResponseError::NotLeaderOrFollower);
             }
             if self.high_watermark() >= offset {
-                let isr = self.replica().isr.len() as i32;
+                let isr = self.isr_len() as i32;
                 return if isr < self.min_insync_replicas() {
                     Err(ResponseError::NotEnoughReplicasAfterAppend)
                 } else {

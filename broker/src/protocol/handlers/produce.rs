@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{append_error_code, str_bytes};
-use crate::cluster::Broker;
+use crate::cluster::{Broker, Partition};
 use crate::protocol::{Handler, RequestContext};
 
 pub struct Produce;
@@ -25,82 +25,116 @@ impl Handler for Produce {
         let version = ctx.api_version();
         let acks = req.acks;
         let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
-        let mut responses = Vec::with_capacity(req.topic_data.len());
+        // Every partition is appended before any acks=all wait, so the
+        // partitions of one request replicate side by side: the request takes
+        // its slowest partition's round trip, not the sum of them all.
+        let mut topics = Vec::with_capacity(req.topic_data.len());
         for topic_data in req.topic_data {
             let name = topic_data.name.0.to_string();
-            let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+            let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
             for pd in topic_data.partition_data {
                 let r = PartitionProduceResponse::default()
                     .with_index(pd.index)
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
-                let fail = |r: PartitionProduceResponse, code: ResponseError, msg: String| {
-                    // INVALID_RECORD exists from v8; older clients know it as CORRUPT_MESSAGE.
-                    let code = if code == ResponseError::InvalidRecord && version < 8 {
-                        ResponseError::CorruptMessage
-                    } else {
-                        code
-                    };
-                    r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg)))
-                };
-                let partition = broker.leader_partition(&name, pd.index);
-                let r = if !matches!(acks, -1..=1) {
-                    fail(
-                        r,
-                        ResponseError::InvalidRequiredAcks,
-                        format!("acks must be -1, 0 or 1, not {acks}"),
-                    )
-                } else if let Ok(p) = partition {
-                    let min_isr = p.min_insync_replicas();
-                    let isr = p.replica_state().isr.len() as i32;
-                    match pd.records {
-                        _ if acks == -1 && isr < min_isr => fail(
-                            r,
-                            ResponseError::NotEnoughReplicas,
-                            format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}"),
-                        ),
-                        None => fail(r, ResponseError::InvalidRecord, "records are null".into()),
-                        Some(records) => match p.append(&broker, records).await {
-                            Ok(info) => {
-                                let replicated = if acks == -1 {
-                                    p.wait_for_replication(info.last_offset + 1, timeout).await
-                                } else {
-                                    Ok(())
-                                };
-                                match replicated {
-                                    Ok(()) => r
-                                        .with_base_offset(info.base_offset)
-                                        .with_log_append_time_ms(info.log_append_time)
-                                        .with_log_start_offset(p.log_start_offset()),
-                                    Err(code) => fail(r, code, format!("{code:?} while waiting for the in-sync replicas")),
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(topic = %name, partition = pd.index, "produce refused: {e}");
-                                fail(r, append_error_code(&e), e.to_string())
-                            }
-                        },
-                    }
-                } else {
-                    let code = partition.err().unwrap_or(ResponseError::UnknownTopicOrPartition);
-                    let msg = match code {
-                        ResponseError::NotLeaderOrFollower => "This broker is not the leader of this partition.",
-                        _ => "This server does not host this topic-partition.",
-                    };
-                    fail(r, code, msg.into())
-                };
-                partition_responses.push(r);
+                partitions.push(append(&broker, version, acks, &name, pd.index, pd.records, r).await);
             }
-            responses.push(
-                TopicProduceResponse::default()
-                    .with_name(topic_data.name)
-                    .with_partition_responses(partition_responses),
-            );
+            topics.push((topic_data.name, partitions));
         }
         if acks == 0 {
             return None;
         }
+        let mut responses = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let mut partition_responses = Vec::with_capacity(partitions.len());
+            for pending in partitions {
+                partition_responses.push(match pending {
+                    Pending::Done(r) => r,
+                    Pending::Replicating(r, p, end) => match p.wait_for_replication(end, timeout).await {
+                        Ok(()) => r.with_log_start_offset(p.log_start_offset()),
+                        Err(code) => fail(
+                            version,
+                            r.with_base_offset(-1).with_log_append_time_ms(-1),
+                            code,
+                            format!("{code:?} while waiting for the in-sync replicas"),
+                        ),
+                    },
+                });
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses),
+            );
+        }
         Some(ProduceResponse::default().with_responses(responses))
+    }
+}
+
+/// One partition's answer: final, or appended and waiting for the ISR (acks=all).
+enum Pending {
+    Done(PartitionProduceResponse),
+    Replicating(PartitionProduceResponse, Arc<Partition>, i64),
+}
+
+fn fail(version: i16, r: PartitionProduceResponse, code: ResponseError, msg: String) -> PartitionProduceResponse {
+    // INVALID_RECORD exists from v8; older clients know it as CORRUPT_MESSAGE.
+    let code = if code == ResponseError::InvalidRecord && version < 8 {
+        ResponseError::CorruptMessage
+    } else {
+        code
+    };
+    r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg)))
+}
+
+/// Validates and appends one partition's records.
+async fn append(
+    broker: &Arc<Broker>,
+    version: i16,
+    acks: i16,
+    topic: &str,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    r: PartitionProduceResponse,
+) -> Pending {
+    if !matches!(acks, -1..=1) {
+        let msg = format!("acks must be -1, 0 or 1, not {acks}");
+        return Pending::Done(fail(version, r, ResponseError::InvalidRequiredAcks, msg));
+    }
+    let p = match broker.leader_partition(topic, index) {
+        Ok(p) => p,
+        Err(code) => {
+            let msg = match code {
+                ResponseError::NotLeaderOrFollower => "This broker is not the leader of this partition.",
+                _ => "This server does not host this topic-partition.",
+            };
+            return Pending::Done(fail(version, r, code, msg.into()));
+        }
+    };
+    let min_isr = p.min_insync_replicas();
+    let isr = p.isr_len() as i32;
+    if acks == -1 && isr < min_isr {
+        let msg = format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}");
+        return Pending::Done(fail(version, r, ResponseError::NotEnoughReplicas, msg));
+    }
+    let Some(records) = records else {
+        return Pending::Done(fail(version, r, ResponseError::InvalidRecord, "records are null".into()));
+    };
+    match p.append(broker, records).await {
+        Ok(info) => {
+            let r = r
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time);
+            if acks == -1 {
+                Pending::Replicating(r, p, info.last_offset + 1)
+            } else {
+                Pending::Done(r.with_log_start_offset(p.log_start_offset()))
+            }
+        }
+        Err(e) => {
+            tracing::debug!(topic, partition = index, "produce refused: {e}");
+            Pending::Done(fail(version, r, append_error_code(&e), e.to_string()))
+        }
     }
 }
