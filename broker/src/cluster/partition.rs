@@ -64,6 +64,8 @@ pub struct Partition {
     /// Last offset + 1 of committed data: replicated to every ISR member.
     high_watermark: AtomicI64,
     hw_changed: watch::Sender<i64>,
+    /// Woken when the low watermark may have moved (DeleteRecords waits on it).
+    low_watermark_changed: tokio::sync::Notify,
     log_end_offset: AtomicI64,
     /// Follower: the leader's high watermark as of the last fetch (for DescribeLogDirs' lag).
     leader_high_watermark: AtomicI64,
@@ -99,6 +101,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             high_watermark: AtomicI64::new(hw),
             hw_changed: watch::channel(hw).0,
+            low_watermark_changed: tokio::sync::Notify::new(),
             leader_high_watermark: AtomicI64::new(hw),
             log_end_offset: AtomicI64::new(log.log_end_offset()),
             log_start_offset: AtomicI64::new(log.log_start_offset()),
@@ -161,6 +164,8 @@ impl Partition {
         st.isr = img.isr.clone();
         st.adding = img.adding.clone();
         st.partition_epoch = img.partition_epoch;
+        // A smaller ISR may release a DeleteRecords waiting on a lagging member.
+        self.low_watermark_changed.notify_waiters();
         if !new_epoch {
             drop(st);
             if self.is_leader(me) {
@@ -221,7 +226,7 @@ impl Partition {
     }
 
     /// Leader: records a follower's fetch. Returns an ISR to propose if the follower may join it.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64) -> Option<Vec<i32>> {
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, log_start_offset: i64) -> Option<Vec<i32>> {
         let now = now_ms();
         let end = self.log_end_offset.load(Ordering::SeqCst);
         {
@@ -229,10 +234,12 @@ impl Partition {
             if !st.replicas.contains(&replica) {
                 return None;
             }
-            st.followers
-                .entry(replica)
-                .or_insert_with(|| FollowerProgress::new(now))
-                .fetched(fetch_offset, end, now);
+            let f = st.followers.entry(replica).or_insert_with(|| FollowerProgress::new(now));
+            f.fetched(fetch_offset, end, now);
+            if log_start_offset > f.log_start_offset {
+                f.log_start_offset = log_start_offset;
+                self.low_watermark_changed.notify_waiters();
+            }
         }
         let hw = self.update_high_watermark(Some(end));
         let epoch_start = self.epoch_start.load(Ordering::SeqCst);
@@ -311,6 +318,21 @@ impl Partition {
         let hw = leader_hw.min(end);
         // A follower's high watermark may also move back after truncation.
         self.high_watermark.store(hw, Ordering::SeqCst);
+    }
+
+    /// Follower: moves the log start offset up to the leader's, within what
+    /// this replica knows to be committed (Kafka bounds it the same way).
+    pub async fn follow_log_start_offset(&self, leader_start: i64) -> Result<i64, ReadError> {
+        let target = leader_start.min(self.high_watermark());
+        if target <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
+        }
+        let log = Arc::clone(&self.log);
+        let start = tokio::task::spawn_blocking(move || Self::lock(&log).delete_records_before(target))
+            .await
+            .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))??;
+        self.log_start_offset.store(start, Ordering::SeqCst);
+        Ok(start)
     }
 
     /// Follower: cuts the log at `offset` (its divergent tail).
@@ -473,7 +495,40 @@ impl Partition {
             .await
             .map_err(|e| ReadError::Io(io::Error::other(e.to_string())))??;
         self.log_start_offset.store(start, Ordering::SeqCst);
+        self.low_watermark_changed.notify_waiters();
         Ok(start)
+    }
+
+    /// Leader: the smallest log start offset over the ISR (-1 if not known yet).
+    pub fn low_watermark(&self) -> i64 {
+        let st = self.replica();
+        isr::low_watermark(st.leader, self.log_start_offset(), &st.isr, &st.followers)
+    }
+
+    /// Leader, DeleteRecords: waits until every ISR member has dropped the
+    /// records below `offset` (Kafka's DelayedDeleteRecords), so that no
+    /// failover brings them back. Returns the low watermark.
+    pub async fn wait_for_low_watermark(&self, offset: i64, timeout: Duration) -> Result<i64, ResponseError> {
+        let epoch = self.leader_epoch();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.low_watermark_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.leader_epoch() != epoch {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
+            let low = self.low_watermark();
+            if low >= offset {
+                return Ok(low);
+            }
+            // The epoch check above needs a wake-up too: poll at least every 100 ms.
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let _ = tokio::time::timeout_at(wake, changed).await;
+            if tokio::time::Instant::now() >= deadline && self.low_watermark() < offset {
+                return Err(ResponseError::RequestTimedOut);
+            }
+        }
     }
 
     /// The topic's `min.insync.replicas`.

@@ -331,6 +331,13 @@ async fn fetch(
                 }
             }
             f.partition.follower_high_watermark(pd.high_watermark);
+            // DeleteRecords on the leader: the follower drops the same prefix,
+            // so deleted records do not come back after a failover.
+            if pd.log_start_offset > f.partition.log_start_offset() {
+                if let Err(e) = f.partition.follow_log_start_offset(pd.log_start_offset).await {
+                    tracing::warn!(topic = %key.0, partition = key.1, "cannot move the log start offset: {e}");
+                }
+            }
         }
     }
     Ok(all_ok)

@@ -14,6 +14,8 @@ pub struct FollowerProgress {
     /// The leader's log end offset when the follower last fetched, and when.
     pub leader_end_at_last_fetch: i64,
     pub last_fetch_ms: i64,
+    /// The follower's log start offset, as its fetches report it. -1 until it fetches.
+    pub log_start_offset: i64,
 }
 
 impl FollowerProgress {
@@ -25,6 +27,7 @@ impl FollowerProgress {
             last_caught_up_ms: now_ms,
             leader_end_at_last_fetch: -1,
             last_fetch_ms: now_ms,
+            log_start_offset: -1,
         }
     }
 
@@ -61,6 +64,17 @@ pub fn high_watermark(
         hw = hw.min(leo);
     }
     Some(hw)
+}
+
+/// The low watermark (DeleteRecords): the smallest log start offset over the
+/// ISR, the leader's included; -1 while an ISR follower has not reported one.
+/// A replica outside the ISR cannot become leader, so records below this are
+/// gone for good.
+pub fn low_watermark(leader: i32, leader_start: i64, isr: &[i32], followers: &BTreeMap<i32, FollowerProgress>) -> i64 {
+    isr.iter()
+        .filter(|&&r| r != leader)
+        .map(|r| followers.get(r).map_or(-1, |f| f.log_start_offset))
+        .fold(leader_start, i64::min)
 }
 
 /// ISR members that have not caught up within `lag_max_ms`: the leader asks the controller to drop them.
@@ -113,7 +127,20 @@ mod tests {
             last_caught_up_ms: caught_up,
             leader_end_at_last_fetch: leo,
             last_fetch_ms: caught_up,
+            log_start_offset: 0,
         }
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_start_over_the_isr() {
+        let mut f = BTreeMap::from([(1, progress(80, 0)), (2, progress(95, 0)), (3, progress(10, 0))]);
+        f.get_mut(&1).unwrap().log_start_offset = 40;
+        f.get_mut(&2).unwrap().log_start_offset = 60;
+        assert_eq!(low_watermark(0, 60, &[0, 1, 2], &f), 40, "follower 1 has not dropped 40..60 yet");
+        assert_eq!(low_watermark(0, 60, &[0, 2], &f), 60, "replica 1 outside the ISR does not hold it back");
+        assert_eq!(low_watermark(0, 60, &[0], &f), 60, "a lone leader");
+        f.remove(&2);
+        assert_eq!(low_watermark(0, 60, &[0, 2], &f), -1, "an ISR member that has not fetched yet");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 """A three-broker cluster with real processes and confluent-kafka: placement,
 replication, ISR, failover and controller failover."""
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -36,7 +37,8 @@ def wait_until(pred, timeout=30, every=0.1, what="condition"):
             last = pred()
             if last:
                 return last
-        except KafkaException as e:
+        except (KafkaException, concurrent.futures.TimeoutError) as e:
+            # A client that picked a dead or paused broker first: ask again.
             last = e
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
@@ -164,7 +166,11 @@ def test_a_stopped_follower_leaves_the_isr_and_two_down_refuse_acks_all(cluster_
     leader, replicas, _ = partitions_of(cluster, "isr")[0]
     follower = next(r for r in replicas if r != leader)
     other = next(r for r in replicas if r not in (leader, follower))
-    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 5000})
+    # The producer talks to the leader only: a client whose metadata request
+    # lands on the paused broker waits out socket.timeout.ms, which is not the
+    # behaviour under test.
+    p = Producer({"bootstrap.servers": cluster.brokers[leader].bootstrap, "acks": "all", "message.timeout.ms": 10000})
+    p.list_topics("isr", timeout=10)
     cluster.brokers[follower].pause()
     try:
         wait_until(
@@ -174,7 +180,7 @@ def test_a_stopped_follower_leaves_the_isr_and_two_down_refuse_acks_all(cluster_
         )
         delivered = []
         p.produce("isr", b"while-paused", on_delivery=lambda e, m: delivered.append(e))
-        p.flush(10)
+        p.flush(15)
         assert delivered == [None], "produce continues with two of three in the ISR"
         # Two of three down: below min.insync.replicas.
         cluster.brokers[other].kill9()
@@ -185,7 +191,7 @@ def test_a_stopped_follower_leaves_the_isr_and_two_down_refuse_acks_all(cluster_
         )
         failed = []
         p.produce("isr", b"refused", on_delivery=lambda e, m: failed.append(e))
-        p.flush(10)
+        p.flush(15)
         assert failed and failed[0] is not None
         assert failed[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError._MSG_TIMED_OUT), failed[0]
     finally:
@@ -521,6 +527,21 @@ def test_committed_offsets_survive_losing_the_coordinator(cluster_factory):
 
     # Only another broker can answer now: the coordinator moved with the partition's leadership.
     wait_until(committed, timeout=30, what="the new coordinator to serve the committed offsets")
+
+
+def test_deleted_records_stay_deleted_after_a_failover(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "trim", 1, min_insync_replicas=2)
+    fill(cluster, "trim", 100, size=10)
+    a = admin(cluster)
+    (deleted,) = a.delete_records([TopicPartition("trim", 0, 60)]).values()
+    # DeleteRecords answers once every in-sync replica has dropped the prefix.
+    assert deleted.result(30).low_watermark == 60
+    leader = partitions_of(cluster, "trim")[0][0]
+    cluster.brokers[leader].kill9()
+    wait_until(lambda: partitions_of(cluster, "trim")[0][0] not in (-1, leader), timeout=20, what="a new leader")
+    got = consume_all(cluster.bootstrap, "trim", 1, 40)[0]
+    assert [v.split(":")[0] for v in got] == [f"pre-{i}" for i in range(60, 100)], "the new leader starts at 60"
 
 
 def test_new_partitions_follow_the_classic_rule(cluster_factory):

@@ -1,6 +1,8 @@
-//! DeleteRecords (key 21): move a partition's log start offset forward.
+//! DeleteRecords (key 21): move a partition's log start offset forward, on
+//! the leader and then on every in-sync replica.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
@@ -22,27 +24,43 @@ impl Handler for DeleteRecords {
         _: RequestContext,
         req: DeleteRecordsRequest,
     ) -> Option<DeleteRecordsResponse> {
-        let mut topics = Vec::with_capacity(req.topics.len());
+        let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
+        // Every partition's prefix is dropped on the leader first; then the
+        // answers wait, side by side, for the ISR to drop it too.
+        let mut pending = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for dp in t.partitions {
                 let r = DeleteRecordsPartitionResult::default()
                     .with_partition_index(dp.partition_index)
                     .with_low_watermark(-1);
-                let r = match broker.leader_partition(t.name.0.as_str(), dp.partition_index) {
-                    Err(e) => r.with_error_code(e.code()),
-                    Ok(_) if dp.offset < -1 => r.with_error_code(ResponseError::OffsetOutOfRange.code()),
+                partitions.push(match broker.leader_partition(t.name.0.as_str(), dp.partition_index) {
+                    Err(e) => Err(r.with_error_code(e.code())),
+                    Ok(_) if dp.offset < -1 => Err(r.with_error_code(ResponseError::OffsetOutOfRange.code())),
                     Ok(p) => match p.delete_records_before(dp.offset).await {
-                        Ok(low) => r.with_low_watermark(low),
-                        Err(e) => r.with_error_code(read_error_code(&e).code()),
+                        Ok(start) => Ok((r, p, start)),
+                        Err(e) => Err(r.with_error_code(read_error_code(&e).code())),
                     },
-                };
-                partitions.push(r);
+                });
+            }
+            pending.push((t.name, partitions));
+        }
+        let mut topics = Vec::with_capacity(pending.len());
+        for (name, partitions) in pending {
+            let mut results = Vec::with_capacity(partitions.len());
+            for p in partitions {
+                results.push(match p {
+                    Err(r) => r,
+                    Ok((r, p, start)) => match p.wait_for_low_watermark(start, timeout).await {
+                        Ok(low) => r.with_low_watermark(low),
+                        Err(code) => r.with_error_code(code.code()),
+                    },
+                });
             }
             topics.push(
                 DeleteRecordsTopicResult::default()
-                    .with_name(t.name)
-                    .with_partitions(partitions),
+                    .with_name(name)
+                    .with_partitions(results),
             );
         }
         Some(DeleteRecordsResponse::default().with_topics(topics))

@@ -49,7 +49,7 @@ impl Handler for Fetch {
                     if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch() {
                         continue;
                     }
-                    if let Some(isr) = p.record_follower_fetch(replica, fp.fetch_offset) {
+                    if let Some(isr) = p.record_follower_fetch(replica, fp.fetch_offset, fp.log_start_offset) {
                         tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
                         let b = Arc::clone(&broker);
                         tokio::spawn(async move { b.propose_isr(&p, isr).await });
