@@ -544,6 +544,57 @@ def test_deleted_records_stay_deleted_after_a_failover(cluster_factory):
     assert [v.split(":")[0] for v in got] == [f"pre-{i}" for i in range(60, 100)], "the new leader starts at 60"
 
 
+def test_sigterm_moves_leadership_away_before_the_broker_stops(cluster_factory):
+    # A session timeout far longer than the test: only the controlled shutdown
+    # can move leadership this soon.
+    cluster = cluster_factory(3, broker_session_timeout_ms=60000, auto_leader_rebalance_enable="false")
+    create_topic(cluster, "calm", 3, min_insync_replicas=2)
+    assert partitions_of(cluster, "calm")[1][0] == 1
+    cluster.brokers[1].stop()  # SIGTERM, then wait for the exit
+    wait_until(
+        lambda: all(leader not in (-1, 1) and 1 not in isr for leader, _, isr in partitions_of(cluster, "calm").values()),
+        timeout=3,
+        what="leaders and ISRs without the stopped broker",
+    )
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 10000})
+    delivered = []
+    for i in range(3):
+        p.produce("calm", b"after", partition=i, on_delivery=lambda e, m: delivered.append(e))
+    assert p.flush(15) == 0
+    assert delivered == [None] * 3
+    # Back again: it rejoins every ISR.
+    cluster.brokers[1].start(60)
+    wait_until(
+        lambda: all(isr == [0, 1, 2] for _, _, isr in partitions_of(cluster, "calm").values()),
+        timeout=30,
+        what="the restarted broker to rejoin the ISRs",
+    )
+
+
+def test_elect_leaders_restores_the_preferred_leader(cluster_factory):
+    from confluent_kafka import ElectionType
+
+    cluster = cluster_factory(3, auto_leader_rebalance_enable="false")
+    create_topic(cluster, "pref", 1, min_insync_replicas=2)
+    assert partitions_of(cluster, "pref")[0][0] == 0
+    a = admin(cluster)
+    tp = TopicPartition("pref", 0)
+    (err,) = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(10).values()
+    assert err is not None and err.code() == KafkaError.ELECTION_NOT_NEEDED
+    cluster.brokers[0].kill9()
+    wait_until(lambda: partitions_of(cluster, "pref")[0][0] in (1, 2), timeout=20, what="a new leader")
+    cluster.brokers[0].start(60)
+    wait_until(lambda: partitions_of(cluster, "pref")[0][2] == [0, 1, 2], timeout=30, what="broker 0 back in the ISR")
+    assert partitions_of(cluster, "pref")[0][0] != 0, "no automatic rebalance"
+    a = admin(cluster)
+    (err,) = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(10).values()
+    assert err is None
+    wait_until(lambda: partitions_of(cluster, "pref")[0][0] == 0, timeout=10, what="broker 0 to lead again")
+    # Unclean elections are refused outright.
+    (err,) = a.elect_leaders(ElectionType.UNCLEAN, [tp]).result(10).values()
+    assert err is not None and err.code() == KafkaError.INVALID_REQUEST
+
+
 def test_new_partitions_follow_the_classic_rule(cluster_factory):
     from confluent_kafka.admin import NewPartitions
 
