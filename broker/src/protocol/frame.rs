@@ -2,14 +2,15 @@
 //! page cache to the socket with `sendfile` and never through user space.
 //!
 //! kafka-protocol encodes a response into one buffer, copying `records` in. To
-//! avoid that copy, a fetch puts a *placeholder* in `records`: a zeroed buffer of
-//! the right length whose pages are never touched. [`SpliceBuf`] is the buffer
+//! avoid that copy, a fetch puts a *placeholder* in `records`: a range of the
+//! right length in a read-only anonymous mapping, which is address space the
+//! encoder never reads (see [`zero_region`]). [`SpliceBuf`] is the buffer
 //! the encoder writes into; when it is handed a placeholder's bytes it ends the
 //! current chunk and records the file range instead. kafka-protocol has no hook
 //! for this, hence the hand-written buffer.
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -82,15 +83,57 @@ struct Placeholder {
 
 /// File ranges a handler wants spliced into its response, keyed by placeholder.
 #[derive(Debug, Clone, Default)]
-pub struct ZeroCopy(Arc<Mutex<Vec<Placeholder>>>);
+pub struct ZeroCopy(Arc<Mutex<Registry>>);
+
+#[derive(Debug, Default)]
+struct Registry {
+    placeholders: Vec<Placeholder>,
+    /// Where the next placeholder starts in the zero region: distinct ranges
+    /// keep placeholders of one response apart.
+    next: usize,
+}
+
+/// Address space for placeholders: a read-only, private anonymous mapping.
+/// It reserves no memory (MAP_NORESERVE, never writable) and any read sees the
+/// kernel's shared zero page, so a placeholder costs neither an allocation nor
+/// a memset of the bytes it stands for. None if the mapping failed.
+fn zero_region() -> Option<&'static [u8]> {
+    const SIZE: usize = 1 << 36; // 64 GiB of address space, far above any response.
+    struct Region(Option<&'static [u8]>);
+    static REGION: OnceLock<Region> = OnceLock::new();
+    REGION
+        .get_or_init(|| {
+            // SAFETY: a fresh mapping nobody else refers to; it is readable for
+            // its whole length and never unmapped, so the slice is valid for 'static.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    SIZE,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                );
+                Region((p != libc::MAP_FAILED).then(|| std::slice::from_raw_parts(p as *const u8, SIZE)))
+            }
+        })
+        .0
+}
 
 impl ZeroCopy {
     /// A placeholder for `slice` to put where its bytes belong in the response.
     pub fn placeholder(&self, slice: FileSlice) -> Bytes {
-        // Zeroed allocations of this size come from fresh pages that are never
-        // written or read, so the placeholder costs address space, not copying.
-        let b = Bytes::from(vec![0u8; slice.len]);
-        self.lock().push(Placeholder {
+        let mut reg = self.lock();
+        let start = reg.next;
+        let b = match zero_region() {
+            Some(zeros) if start + slice.len <= zeros.len() => {
+                reg.next = start + slice.len.max(1);
+                Bytes::from_static(&zeros[start..start + slice.len])
+            }
+            // No region, or a response beyond it: a real (zeroed) buffer.
+            _ => Bytes::from(vec![0u8; slice.len]),
+        };
+        reg.placeholders.push(Placeholder {
             addr: b.as_ptr() as usize,
             len: b.len(),
             file: slice,
@@ -99,24 +142,26 @@ impl ZeroCopy {
         b
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Placeholder>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn find(&self, ptr: usize, len: usize) -> Option<FileSlice> {
         self.lock()
+            .placeholders
             .iter()
             .find(|p| p.addr == ptr && p.len == len)
             .map(|p| p.file.clone())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().placeholders.is_empty()
     }
 
-    /// Forgets every placeholder (a long-polling fetch reads again).
+    /// Forgets every placeholder (a long-polling fetch reads again). `next`
+    /// stays where it is, so new placeholders never share an old one's address.
     pub fn clear(&self) {
-        self.lock().clear();
+        self.lock().placeholders.clear();
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,9 +60,17 @@ impl Connection {
             if len < 0 {
                 return Err(invalid("negative frame length"));
             }
-            let mut buf = vec![0u8; len as usize];
-            self.stream.read_exact(&mut buf).await?;
-            Ok::<_, io::Error>(Bytes::from(buf))
+            // Read into spare capacity: a zero-filled buffer would cost a
+            // memset of every replicated byte.
+            let len = len as usize;
+            let mut buf = BytesMut::with_capacity(len);
+            let mut body = (&mut self.stream).take(len as u64);
+            while buf.len() < len {
+                if body.read_buf(&mut buf).await? == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            }
+            Ok::<_, io::Error>(buf.freeze())
         };
         let mut buf = tokio::time::timeout(timeout, exchange)
             .await
