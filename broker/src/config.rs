@@ -90,6 +90,7 @@ const LONG_MAX: &str = "9223372036854775807";
 pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "leader.replication.throttled.rate",
     "follower.replication.throttled.rate",
+    "unclean.leader.election.enable",
 ];
 
 /// Broker properties (`server.properties`, `--set`).
@@ -693,7 +694,6 @@ fn find<'a>(table: &'a [ConfigDef], key: &str) -> Option<&'a ConfigDef> {
     table.iter().find(|d| d.name == key)
 }
 
-/// Checks `value` against `def`'s type, lower bound and allowed values.
 /// Checks a dynamic broker config change: the key must be dynamic and the value valid.
 pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), ConfigError> {
     let def = find(BROKER_CONFIGS, key).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
@@ -707,6 +707,7 @@ pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), Conf
     validate(def, value)
 }
 
+/// Checks `value` against `def`'s type, lower bound and allowed values.
 pub fn validate(def: &ConfigDef, value: &str) -> Result<(), ConfigError> {
     let bad = |reason: &str| ConfigError::Invalid {
         key: def.name.to_string(),
@@ -997,6 +998,9 @@ impl BrokerConfig {
     }
     pub fn replica_fetch_backoff_ms(&self) -> u64 {
         self.num("replica.fetch.backoff.ms") as u64
+    }
+    pub fn unclean_leader_election_enable(&self) -> bool {
+        self.flag("unclean.leader.election.enable")
     }
     pub fn auto_leader_rebalance_enable(&self) -> bool {
         self.flag("auto.leader.rebalance.enable")

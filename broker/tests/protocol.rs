@@ -679,3 +679,68 @@ fn list_groups_filters_by_state() {
     assert_eq!(list(&mut c, &["Empty"]), vec![("idle".into(), "Empty".into())]);
     assert_eq!(list(&mut c, &["Stable"]), vec![]);
 }
+
+#[test]
+fn dynamic_cluster_defaults_are_set_and_described_under_the_empty_broker_name() {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    const BROKER: i8 = 4;
+    let set = |name: &str, key: &str, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(BROKER)
+            .with_resource_name(StrBytes::from_string(name.into()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.into()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.into())))])])
+    };
+    let resp = c.call(1, &set("", "unclean.leader.election.enable", "true"));
+    assert_eq!(resp.responses[0].error_code, 0, "{:?}", resp.responses[0].error_message);
+    let resp = c.call(1, &set("", "unclean.leader.election.enable", "maybe"));
+    assert_eq!(resp.responses[0].error_code, ResponseError::InvalidConfig.code());
+    let resp = c.call(1, &set("0", "leader.replication.throttled.rate", "5000"));
+    assert_eq!(resp.responses[0].error_code, 0);
+    let describe = |name: &str| {
+        DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(StrBytes::from_string(name.into()))
+                .with_configuration_keys(None)])
+    };
+    // The cluster resource lists only the dynamic defaults.
+    let resp = c.call(4, &describe(""));
+    let configs: Vec<_> = resp.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()),
+                c.config_source,
+            )
+        })
+        .collect();
+    assert_eq!(
+        configs,
+        vec![(
+            "unclean.leader.election.enable".to_string(),
+            Some("true".to_string()),
+            3
+        )]
+    );
+    // Broker 0 shows each value with its source and the layers below it.
+    let resp = c.call(4, &describe("0"));
+    let find = |k: &str| resp.results[0].configs.iter().find(|c| c.name.as_str() == k).unwrap();
+    let unclean = find("unclean.leader.election.enable");
+    assert_eq!((unclean.value.as_deref(), unclean.config_source), (Some("true"), 3));
+    let sources: Vec<i8> = unclean.synonyms.iter().map(|s| s.source).collect();
+    assert_eq!(sources, vec![3, 5], "dynamic default, then the default");
+    let rate = find("leader.replication.throttled.rate");
+    assert_eq!(
+        (rate.value.as_deref(), rate.config_source, rate.read_only),
+        (Some("5000"), 2, false)
+    );
+    assert!(find("log.dirs").read_only);
+}

@@ -234,7 +234,10 @@ impl Partition {
             if !st.replicas.contains(&replica) {
                 return None;
             }
-            let f = st.followers.entry(replica).or_insert_with(|| FollowerProgress::new(now));
+            let f = st
+                .followers
+                .entry(replica)
+                .or_insert_with(|| FollowerProgress::new(now));
             f.fetched(fetch_offset, end, now);
             if log_start_offset > f.log_start_offset {
                 f.log_start_offset = log_start_offset;

@@ -168,6 +168,13 @@ pub enum Command {
     ElectPreferredLeaders {
         partitions: Option<Vec<(String, i32)>>,
     },
+    /// Unclean election (`unclean.leader.election.enable`, or ElectLeaders of
+    /// type 1): a leaderless partition whose ISR has no live member takes its
+    /// first live replica as leader and sole ISR member. Records that replica
+    /// lacks are lost; the active controller decides when that is allowed.
+    ElectUnclean {
+        partitions: Vec<(String, i32)>,
+    },
     /// Start (Some) or cancel (None) moving a partition to `target` replicas.
     Reassign {
         topic: String,
@@ -350,6 +357,26 @@ impl MetadataImage {
                 };
                 for (topic, p) in wanted {
                     self.elect_preferred(&topic, p);
+                }
+                Reply::Ok
+            }
+            Command::ElectUnclean { partitions } => {
+                let leadable = self.placeable_brokers();
+                for (topic, index) in partitions {
+                    let Some(p) = self
+                        .topics
+                        .get_mut(&topic)
+                        .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)))
+                    else {
+                        continue;
+                    };
+                    if p.leader != NO_LEADER || p.isr.iter().any(|r| leadable.contains(r)) {
+                        continue; // a clean election is possible (or done): nothing to lose
+                    }
+                    if let Some(next) = p.replicas.iter().copied().find(|r| leadable.contains(r)) {
+                        p.isr = vec![next];
+                        p.bump_leader(next);
+                    }
                 }
                 Reply::Ok
             }
@@ -629,6 +656,23 @@ impl MetadataImage {
             .or_else(|| self.broker_configs.get("").and_then(|c| c.get(key)))
     }
 
+    /// Leaderless partitions with no live ISR member but a live replica: the
+    /// ones an unclean election would give a leader.
+    pub fn unclean_election_candidates(&self) -> Vec<(String, i32)> {
+        let mut out = Vec::new();
+        for (name, t) in &self.topics {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.leader == NO_LEADER
+                    && !p.isr.iter().any(|&r| self.can_lead(r))
+                    && p.replicas.iter().any(|&r| self.can_lead(r))
+                {
+                    out.push((name.clone(), i as i32));
+                }
+            }
+        }
+        out
+    }
+
     /// Whether some partition could move leadership back to its preferred replica.
     pub fn has_preferred_leader_imbalance(&self) -> bool {
         self.topics.values().flat_map(|t| &t.partitions).any(|p| {
@@ -729,6 +773,48 @@ mod tests {
         // Broker 0 comes back: it leads again.
         join(&mut img, 0);
         assert_eq!(img.partition("t", 0).unwrap().leader, 0);
+    }
+
+    #[test]
+    fn an_unclean_election_takes_a_live_replica_outside_the_isr() {
+        let mut img = cluster(3);
+        create(&mut img, "t", 1, 3);
+        create(&mut img, "u", 1, 3);
+        for id in [1, 2] {
+            let e = epoch(&img, id);
+            img.apply(Command::FenceBroker { id, epoch: e });
+        }
+        let e0 = epoch(&img, 0);
+        img.apply(Command::FenceBroker { id: 0, epoch: e0 });
+        assert!(img.unclean_election_candidates().is_empty(), "no live replica at all");
+        join(&mut img, 2);
+        assert_eq!(
+            img.unclean_election_candidates(),
+            vec![("t".to_string(), 0), ("u".to_string(), 0)]
+        );
+        let before = img.partition("t", 0).unwrap().clone();
+        img.apply(Command::ElectUnclean {
+            partitions: vec![("t".into(), 0)],
+        });
+        let p = img.partition("t", 0).unwrap();
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+        assert!(
+            p.leader_epoch > before.leader_epoch,
+            "a new epoch fences the old leader's tail"
+        );
+        assert_eq!(
+            img.partition("u", 0).unwrap().leader,
+            NO_LEADER,
+            "only the partitions named"
+        );
+        // Once the ISR member is back, an unclean election is not needed and does nothing.
+        join(&mut img, 0);
+        let u = img.partition("u", 0).unwrap().clone();
+        assert_eq!(u.leader, 0);
+        img.apply(Command::ElectUnclean {
+            partitions: vec![("u".into(), 0)],
+        });
+        assert_eq!(img.partition("u", 0).unwrap(), &u);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Controller {
     /// Active controller only: when each broker last heartbeat.
     last_seen: Mutex<HashMap<i32, Instant>>,
     session_timeout: Duration,
+    /// This node's static `unclean.leader.election.enable`, used while it is
+    /// the active controller (topic configs and dynamic configs override it).
+    unclean_leader_election: bool,
 }
 
 impl std::fmt::Debug for Controller {
@@ -142,6 +145,7 @@ impl Controller {
             voters: voters.clone(),
             last_seen: Mutex::new(HashMap::new()),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms()),
+            unclean_leader_election: config.unclean_leader_election_enable(),
         });
         if let Some(l) = listener {
             let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
@@ -361,8 +365,21 @@ impl Controller {
         }
     }
 
+    /// Whether `topic` allows unclean leader election: its own config, else the
+    /// dynamic broker config (this controller's, else the cluster default),
+    /// else this node's static setting (Kafka's order of precedence).
+    fn unclean_allowed(&self, img: &MetadataImage, topic: &str) -> bool {
+        const KEY: &str = "unclean.leader.election.enable";
+        img.topics
+            .get(topic)
+            .and_then(|t| t.configs.get(KEY))
+            .or_else(|| img.broker_config(self.node_id, KEY))
+            .map_or(self.unclean_leader_election, |v| v.trim().eq_ignore_ascii_case("true"))
+    }
+
     /// While this node is the active controller: fence brokers whose heartbeats
-    /// stopped, and move leadership back to preferred replicas.
+    /// stopped, elect unclean leaders where that is allowed and needed, and move
+    /// leadership back to preferred replicas.
     async fn active_controller_duties(self: Arc<Self>, auto_rebalance: Option<Duration>) {
         let tick = (self.session_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
         let mut leading_since: Option<Instant> = None;
@@ -402,6 +419,21 @@ impl Controller {
                 tracing::warn!(broker = id, "no heartbeat within broker.session.timeout.ms: fencing");
                 if let Err(e) = self.propose_local(Command::FenceBroker { id, epoch }).await {
                     tracing::warn!(broker = id, "fencing not committed: {e}");
+                }
+            }
+            let unclean = self.with_image(|img| {
+                img.unclean_election_candidates()
+                    .into_iter()
+                    .filter(|(t, _)| self.unclean_allowed(img, t))
+                    .collect::<Vec<_>>()
+            });
+            if !unclean.is_empty() {
+                tracing::warn!(
+                    partitions = ?unclean,
+                    "unclean leader election: no in-sync replica is live; records the new leader lacks are lost"
+                );
+                if let Err(e) = self.propose_local(Command::ElectUnclean { partitions: unclean }).await {
+                    tracing::warn!("unclean election not committed: {e}");
                 }
             }
             if let Some(every) = auto_rebalance {

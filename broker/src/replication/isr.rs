@@ -136,11 +136,23 @@ mod tests {
         let mut f = BTreeMap::from([(1, progress(80, 0)), (2, progress(95, 0)), (3, progress(10, 0))]);
         f.get_mut(&1).unwrap().log_start_offset = 40;
         f.get_mut(&2).unwrap().log_start_offset = 60;
-        assert_eq!(low_watermark(0, 60, &[0, 1, 2], &f), 40, "follower 1 has not dropped 40..60 yet");
-        assert_eq!(low_watermark(0, 60, &[0, 2], &f), 60, "replica 1 outside the ISR does not hold it back");
+        assert_eq!(
+            low_watermark(0, 60, &[0, 1, 2], &f),
+            40,
+            "follower 1 has not dropped 40..60 yet"
+        );
+        assert_eq!(
+            low_watermark(0, 60, &[0, 2], &f),
+            60,
+            "replica 1 outside the ISR does not hold it back"
+        );
         assert_eq!(low_watermark(0, 60, &[0], &f), 60, "a lone leader");
         f.remove(&2);
-        assert_eq!(low_watermark(0, 60, &[0, 2], &f), -1, "an ISR member that has not fetched yet");
+        assert_eq!(
+            low_watermark(0, 60, &[0, 2], &f),
+            -1,
+            "an ISR member that has not fetched yet"
+        );
     }
 
     #[test]

@@ -154,3 +154,31 @@ def test_delete_records_moves_the_low_watermark(broker):
     c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
     assert c.get_watermark_offsets(TopicPartition("trim", 0), 10) == (60, 100)
     c.close()
+
+
+def test_dynamic_broker_configs_show_in_describe_configs(broker):
+    a = admin(broker)
+    own = ConfigResource(
+        ResourceType.BROKER,
+        "0",
+        incremental_configs=[
+            ConfigEntry("leader.replication.throttled.rate", "1000000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    a.incremental_alter_configs([own])[own].result(30)
+    res = ConfigResource(ResourceType.BROKER, "0")
+    conf = a.describe_configs([res])[res].result(30)
+    rate = conf["leader.replication.throttled.rate"]
+    assert (rate.value, rate.source, rate.is_read_only) == ("1000000", ConfigSource.DYNAMIC_BROKER_CONFIG.value, False)
+    # Defaults for the whole cluster (broker resource "") are tested in broker/tests/protocol.rs:
+    # neither librdkafka nor kafka-python can name that resource.
+    assert conf["log.dirs"].is_read_only, "a static-only config"
+    # A config that cannot change at run time is refused with its reason.
+    bad = ConfigResource(
+        ResourceType.BROKER,
+        "0",
+        incremental_configs=[ConfigEntry("log.dirs", "/elsewhere", incremental_operation=AlterConfigOpType.SET)],
+    )
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([bad])[bad].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG

@@ -590,9 +590,54 @@ def test_elect_leaders_restores_the_preferred_leader(cluster_factory):
     (err,) = a.elect_leaders(ElectionType.PREFERRED, [tp]).result(10).values()
     assert err is None
     wait_until(lambda: partitions_of(cluster, "pref")[0][0] == 0, timeout=10, what="broker 0 to lead again")
-    # Unclean elections are refused outright.
+    # An unclean election of a partition that has a leader has nothing to do.
     (err,) = a.elect_leaders(ElectionType.UNCLEAN, [tp]).result(10).values()
-    assert err is not None and err.code() == KafkaError.INVALID_REQUEST
+    assert err is not None and err.code() == KafkaError.ELECTION_NOT_NEEDED
+
+
+def test_unclean_leader_election_only_where_enabled_or_asked(cluster_factory):
+    from confluent_kafka import ElectionType
+
+    cluster = cluster_factory(3, auto_leader_rebalance_enable="false")
+    a = admin(cluster)
+    fs = a.create_topics(
+        [
+            NewTopic("dirty", num_partitions=1, replica_assignment=[[0, 1]], config={"unclean.leader.election.enable": "true", "min.insync.replicas": "1"}),
+            NewTopic("clean", num_partitions=1, replica_assignment=[[0, 1]], config={"min.insync.replicas": "1"}),
+        ]
+    )
+    for f in fs.values():
+        f.result(30)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 10000})
+    for t in ("dirty", "clean"):
+        p.produce(t, b"before")
+    assert p.flush(15) == 0
+    # Broker 1 dies: broker 0 alone is the ISR and takes writes broker 1 never sees.
+    cluster.brokers[1].kill9()
+    wait_until(lambda: partitions_of(cluster, "dirty")[0][2] == [0] and partitions_of(cluster, "clean")[0][2] == [0], what="ISR [0]")
+    for t in ("dirty", "clean"):
+        p.produce(t, b"only-on-0")
+    assert p.flush(15) == 0
+    # Broker 0 dies too, and broker 1, out of sync, comes back.
+    cluster.brokers[0].kill9()
+    cluster.brokers[1].start(60)
+    wait_until(lambda: partitions_of(cluster, "dirty")[0][:2] == (1, [0, 1]), timeout=20, what="an unclean election of broker 1")
+    assert partitions_of(cluster, "dirty")[0][2] == [1]
+    assert partitions_of(cluster, "clean")[0][0] == -1, "no unclean election where it is not enabled"
+    # An admin may still ask for one explicitly.
+    a = admin(cluster)
+    (err,) = a.elect_leaders(ElectionType.UNCLEAN, [TopicPartition("clean", 0)]).result(10).values()
+    assert err is None
+    wait_until(lambda: partitions_of(cluster, "clean")[0][0] == 1, timeout=10, what="broker 1 to lead 'clean'")
+    p2 = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "message.timeout.ms": 10000})
+    p2.produce("dirty", b"after")
+    assert p2.flush(15) == 0
+    # Broker 0 returns, truncates the tail the new leader never had, and rejoins the ISR.
+    cluster.brokers[0].start(60)
+    wait_until(lambda: partitions_of(cluster, "dirty")[0][2] == [0, 1], timeout=30, what="broker 0 back in the ISR")
+    # The cost, as documented: what only broker 0 had is gone.
+    got = consume_all(cluster.bootstrap, "dirty", 1, 2, timeout=20)[0]
+    assert got == ["before", "after"]
 
 
 def test_new_partitions_follow_the_classic_rule(cluster_factory):

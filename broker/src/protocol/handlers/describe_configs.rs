@@ -12,7 +12,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
 use crate::cluster::Broker;
-use crate::config::{topic_synonym, BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::config::{topic_synonym, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS};
 use crate::protocol::{Handler, RequestContext};
 
 pub struct DescribeConfigs;
@@ -23,6 +23,8 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's config sources.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
@@ -54,9 +56,12 @@ impl Handler for DescribeConfigs {
                         format!("Topic '{name}' does not exist."),
                     )),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == broker.node_id.to_string() => Ok(
-                    describe_broker_configs(&broker, req.include_synonyms, req.include_documentation),
-                ),
+                RESOURCE_BROKER if name.is_empty() => Ok(describe_cluster_defaults(&broker, req.include_documentation)),
+                RESOURCE_BROKER if name == broker.node_id.to_string() => Ok(describe_broker_configs(
+                    &broker,
+                    req.include_synonyms,
+                    req.include_documentation,
+                )),
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
                     format!("Unexpected broker id, expected {} but received {name}", broker.node_id),
@@ -134,32 +139,70 @@ pub fn describe_topic_configs(
         .collect()
 }
 
+/// This broker's configs. A value comes from, in order: a dynamic config of
+/// this broker, the dynamic cluster default, the static config, the default.
 fn describe_broker_configs(
     broker: &Broker,
     include_synonyms: bool,
     include_docs: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
+    let id = broker.node_id.to_string();
+    let (own, cluster) = broker.controller.with_image(|img| {
+        let get = |r: &str| img.broker_configs.get(r).cloned().unwrap_or_default();
+        (get(&id), get(""))
+    });
     broker
         .config
         .describe()
         .into_iter()
         .map(|(def, value, set)| {
-            let source = if set { STATIC_BROKER_CONFIG } else { DEFAULT_CONFIG };
-            let mut synonyms = Vec::new();
-            if include_synonyms {
-                if set {
-                    synonyms.push(synonym(def.name, value.clone(), STATIC_BROKER_CONFIG));
-                }
-                synonyms.push(synonym(def.name, def.default.map(str::to_string), DEFAULT_CONFIG));
+            let mut layers: Vec<(Option<String>, i8)> = Vec::new();
+            if let Some(v) = own.get(def.name) {
+                layers.push((Some(v.clone()), DYNAMIC_BROKER_CONFIG));
             }
+            if let Some(v) = cluster.get(def.name) {
+                layers.push((Some(v.clone()), DYNAMIC_DEFAULT_BROKER_CONFIG));
+            }
+            if set {
+                layers.push((value.clone(), STATIC_BROKER_CONFIG));
+            }
+            layers.push((def.default.map(str::to_string), DEFAULT_CONFIG));
+            let (value, source) = layers[0].clone();
+            let synonyms = if include_synonyms {
+                layers.into_iter().map(|(v, src)| synonym(def.name, v, src)).collect()
+            } else {
+                Vec::new()
+            };
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(def.name))
                 .with_value(value.map(str_bytes))
-                .with_read_only(true)
+                .with_read_only(!DYNAMIC_BROKER_CONFIGS.contains(&def.name))
                 .with_config_source(source)
                 .with_synonyms(synonyms)
                 .with_config_type(def.kind.code())
                 .with_documentation(include_docs.then(|| str_bytes(def.doc)))
+        })
+        .collect()
+}
+
+/// The dynamic cluster-wide defaults (broker resource ""), as Kafka lists them.
+fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<DescribeConfigsResourceResult> {
+    let defaults = broker
+        .controller
+        .with_image(|img| img.broker_configs.get("").cloned().unwrap_or_default());
+    defaults
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let def = BROKER_CONFIGS.iter().find(|d| d.name == k)?;
+            Some(
+                DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(def.name))
+                    .with_value(Some(str_bytes(v)))
+                    .with_read_only(false)
+                    .with_config_source(DYNAMIC_DEFAULT_BROKER_CONFIG)
+                    .with_config_type(def.kind.code())
+                    .with_documentation(include_docs.then(|| str_bytes(def.doc))),
+            )
         })
         .collect()
 }

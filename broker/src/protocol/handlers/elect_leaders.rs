@@ -1,6 +1,7 @@
 //! ElectLeaders (key 43): move leadership to the preferred replica (election
-//! type 0). Unclean elections (type 1) are refused: Skein never elects a replica
-//! outside the ISR.
+//! type 0), or give a leaderless partition whose in-sync replicas are all down
+//! a leader from outside the ISR (type 1, unclean: an explicit admin request,
+//! allowed whatever `unclean.leader.election.enable` says, as in Kafka).
 
 use std::sync::Arc;
 
@@ -11,12 +12,13 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
 use crate::cluster::Broker;
-use crate::controller::image::Command;
+use crate::controller::image::{Command, MetadataImage, NO_LEADER};
 use crate::protocol::{Handler, RequestContext};
 
 pub struct ElectLeaders;
 
 const PREFERRED: i8 = 0;
+const UNCLEAN: i8 = 1;
 
 /// A partition and its election's error, if any.
 type Outcome = (String, i32, Option<(ResponseError, String)>);
@@ -48,65 +50,88 @@ impl Handler for ElectLeaders {
                     .collect()
             }),
         };
-        // Per partition: None (elected or already led by the preferred replica) or an error.
+        // Per partition: None (elected) or an error.
         let mut outcome: Vec<Outcome> = Vec::new();
-        if election != PREFERRED {
-            for (t, p) in wanted {
-                let msg = "Unclean leader election is disabled.".to_string();
-                outcome.push((t, p, Some((ResponseError::InvalidRequest, msg))));
-            }
-        } else {
-            let already: Vec<(String, i32)> = broker.controller.with_image(|img| {
-                wanted
-                    .iter()
-                    .filter(|(t, p)| {
-                        img.partition(t, *p)
-                            .is_some_and(|s| s.target_replicas().first() == Some(&s.leader))
-                    })
-                    .cloned()
-                    .collect()
-            });
-            let cmd = Command::ElectPreferredLeaders {
+        // Partitions where the election has nothing to do: led by the preferred
+        // replica (preferred), or led at all (unclean).
+        let done = |img: &MetadataImage, t: &str, p: i32| {
+            img.partition(t, p).is_some_and(|s| match election {
+                PREFERRED => s.target_replicas().first() == Some(&s.leader),
+                _ => s.leader != NO_LEADER,
+            })
+        };
+        let already: Vec<(String, i32)> = broker
+            .controller
+            .with_image(|img| wanted.iter().filter(|(t, p)| done(img, t, *p)).cloned().collect());
+        let cmd = match election {
+            PREFERRED => Command::ElectPreferredLeaders {
                 partitions: Some(wanted.clone()),
-            };
-            let committed = broker.controller.propose(cmd).await;
-            for (t, p) in wanted {
-                let state = broker.controller.with_image(|img| img.partition(&t, p).cloned());
-                let err = match (&committed, state) {
-                    _ if already.contains(&(t.clone(), p)) => Some((
-                        ResponseError::ElectionNotNeeded,
-                        "The preferred replica already leads.".to_string(),
-                    )),
-                    (Err(e), _) => Some((e.code, e.message.clone())),
-                    (_, None) => Some((
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("{t}-{p} does not exist"),
-                    )),
-                    (_, Some(s)) if s.target_replicas().first() == Some(&s.leader) => None,
-                    (_, Some(_)) => Some((
+            },
+            UNCLEAN => Command::ElectUnclean {
+                partitions: wanted.clone(),
+            },
+            other => {
+                for (t, p) in wanted {
+                    let msg = format!("Unknown election type {other}.");
+                    outcome.push((t, p, Some((ResponseError::InvalidRequest, msg))));
+                }
+                return Some(respond(outcome));
+            }
+        };
+        let committed = broker.controller.propose(cmd).await;
+        for (t, p) in wanted {
+            let (exists, elected) = broker
+                .controller
+                .with_image(|img| (img.partition(&t, p).is_some(), done(img, &t, p)));
+            let err = match &committed {
+                _ if already.contains(&(t.clone(), p)) => Some((
+                    ResponseError::ElectionNotNeeded,
+                    match election {
+                        PREFERRED => "The preferred replica already leads.",
+                        _ => "The partition has a leader.",
+                    }
+                    .to_string(),
+                )),
+                Err(e) => Some((e.code, e.message.clone())),
+                _ if !exists => Some((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("{t}-{p} does not exist"),
+                )),
+                _ if elected => None,
+                _ => Some(match election {
+                    PREFERRED => (
                         ResponseError::PreferredLeaderNotAvailable,
                         "The preferred replica is not live or not in the ISR.".to_string(),
-                    )),
-                };
-                outcome.push((t, p, err));
-            }
-        }
-        let mut results: Vec<ReplicaElectionResult> = Vec::new();
-        for (t, p, err) in outcome {
-            let r = PartitionResult::default().with_partition_id(p);
-            let r = match err {
-                Some((code, msg)) => r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg))),
-                None => r,
+                    ),
+                    _ => (
+                        ResponseError::EligibleLeadersNotAvailable,
+                        "No replica of the partition is live.".to_string(),
+                    ),
+                }),
             };
-            match results.iter_mut().find(|x| x.topic.0.as_str() == t) {
-                Some(x) => x.partition_result.push(r),
-                None => results.push(
-                    ReplicaElectionResult::default()
-                        .with_topic(topic_name(t))
-                        .with_partition_result(vec![r]),
-                ),
-            }
+            outcome.push((t, p, err));
         }
-        Some(ElectLeadersResponse::default().with_replica_election_results(results))
+        Some(respond(outcome))
     }
+}
+
+/// Groups the outcomes by topic, in order.
+fn respond(outcome: Vec<Outcome>) -> ElectLeadersResponse {
+    let mut results: Vec<ReplicaElectionResult> = Vec::new();
+    for (t, p, err) in outcome {
+        let r = PartitionResult::default().with_partition_id(p);
+        let r = match err {
+            Some((code, msg)) => r.with_error_code(code.code()).with_error_message(Some(str_bytes(msg))),
+            None => r,
+        };
+        match results.iter_mut().find(|x| x.topic.0.as_str() == t) {
+            Some(x) => x.partition_result.push(r),
+            None => results.push(
+                ReplicaElectionResult::default()
+                    .with_topic(topic_name(t))
+                    .with_partition_result(vec![r]),
+            ),
+        }
+    }
+    ElectLeadersResponse::default().with_replica_election_results(results)
 }

@@ -115,11 +115,18 @@ async fn append(
     let min_isr = p.min_insync_replicas();
     let isr = p.isr_len() as i32;
     if acks == -1 && isr < min_isr {
-        let msg = format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}");
+        let msg = format!(
+            "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr}"
+        );
         return Pending::Done(fail(version, r, ResponseError::NotEnoughReplicas, msg));
     }
     let Some(records) = records else {
-        return Pending::Done(fail(version, r, ResponseError::InvalidRecord, "records are null".into()));
+        return Pending::Done(fail(
+            version,
+            r,
+            ResponseError::InvalidRecord,
+            "records are null".into(),
+        ));
     };
     match p.append(broker, records).await {
         Ok(info) => {
