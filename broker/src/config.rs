@@ -139,6 +139,15 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How long a voter waits without hearing from a leader before it calls an election.",
     ),
     def(
+        // Kafka counts bytes (metadata.log.max.record.bytes.between.snapshots);
+        // the Raft library Skein uses counts entries, so this is Skein's own name.
+        "metadata.log.max.entries.between.snapshots",
+        T::Long,
+        Some("5000"),
+        Some(1),
+        "Metadata log entries applied between two snapshots; entries a snapshot covers are then deleted, keeping up to 1000 for followers that lag a little.",
+    ),
+    def(
         "broker.heartbeat.interval.ms",
         T::Int,
         Some("2000"),
@@ -977,6 +986,9 @@ impl BrokerConfig {
     }
     pub fn election_timeout_ms(&self) -> u64 {
         self.num("controller.quorum.election.timeout.ms") as u64
+    }
+    pub fn metadata_entries_between_snapshots(&self) -> u64 {
+        self.num("metadata.log.max.entries.between.snapshots").max(1) as u64
     }
     pub fn broker_heartbeat_interval_ms(&self) -> u64 {
         self.num("broker.heartbeat.interval.ms") as u64

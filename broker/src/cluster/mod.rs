@@ -662,6 +662,16 @@ impl Broker {
         self.topic(&t.name).ok_or_else(|| not_found(&t.name))
     }
 
+    /// The "controller" Metadata and DescribeCluster name: this broker, as in
+    /// KRaft, where it is a live broker rather than the quorum's leader. Every
+    /// broker forwards controller requests (CreateTopics, ElectLeaders, ...) to
+    /// the active controller, and naming the broker the client is already
+    /// talking to means a client never waits on a controller that just died:
+    /// librdkafka caches the controller id until its next metadata refresh.
+    pub fn controller_id_for_clients(&self) -> i32 {
+        self.node_id
+    }
+
     /// Waits until the local image satisfies `pred`, then applies it to local replicas.
     async fn await_image(self: &Arc<Self>, pred: impl Fn(&MetadataImage) -> bool) {
         self.controller.wait_for(Duration::from_secs(10), pred).await;

@@ -125,6 +125,9 @@ impl Controller {
             election_timeout_max: election * 2,
             heartbeat_interval: (election / 5).max(5),
             install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.metadata_entries_between_snapshots()),
+            // A follower further behind than this gets the snapshot instead.
+            max_in_snapshot_log_to_keep: config.metadata_entries_between_snapshots().min(1000),
             ..Default::default()
         }
         .validate()

@@ -2,6 +2,7 @@
 replication, ISR, failover and controller failover."""
 
 import concurrent.futures
+import json
 import os
 import threading
 import time
@@ -206,24 +207,35 @@ def test_a_stopped_follower_leaves_the_isr_and_two_down_refuse_acks_all(cluster_
     assert got[0] == ["while-paused"], "the refused record was never committed"
 
 
+def active_controller(cluster):
+    """The quorum's leader, from the live brokers' Raft vote files (clients are
+    told a live broker instead, as in KRaft): the committed vote of the highest term."""
+    votes = []
+    for b in cluster.brokers:
+        if not b.alive:
+            continue
+        try:
+            with open(os.path.join(b.data_dir, "__cluster_metadata-0", "vote")) as f:
+                v = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if v.get("committed"):
+            votes.append((v["leader_id"]["term"], v["leader_id"]["node_id"]))
+    return max(votes)[1] if votes else None
+
+
 def test_killing_the_active_controller_stalls_produce_only_briefly(cluster_factory):
     cluster = cluster_factory(3)
     create_topic(cluster, "ctl", 3, min_insync_replicas=2)
-    a = admin(cluster)
-    controller = a.describe_cluster(request_timeout=10).result(10).controller.id
-    assert controller in (0, 1, 2)
+    controller = wait_until(lambda: (c := active_controller(cluster)) is not None and (c,), what="an active controller")[0]
     p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True})
+    p.list_topics("ctl", timeout=10)
     cluster.brokers[controller].kill9()
     t0 = time.monotonic()
-    # A new controller is elected and produce to every partition still succeeds.
-    def active_controller():
-        a2 = admin(cluster)
-        c = a2.describe_cluster(request_timeout=5).result(5).controller
-        # A tuple, so that broker id 0 counts as found.
-        return (c.id,) if c is not None and c.id not in (-1, controller) else None
-
+    # A new controller is elected, and produce to every partition and an admin
+    # request (forwarded to the new controller) still succeed.
     (new,) = wait_until(
-        active_controller,
+        lambda: (c := active_controller(cluster)) not in (None, controller) and (c,),
         timeout=15,
         what="a new active controller",
     )
@@ -232,8 +244,11 @@ def test_killing_the_active_controller_stalls_produce_only_briefly(cluster_facto
         p.produce("ctl", str(i).encode(), partition=i % 3, on_delivery=lambda e, m: delivered.append(e))
     assert p.flush(20) == 0
     assert delivered == [None] * 30
+    create_topic(cluster, "after-failover", 1, rf=2)
     assert time.monotonic() - t0 < 20
-    assert new != controller
+    # Clients are told a live broker as "controller", never the dead one.
+    a = admin(cluster)
+    assert a.describe_cluster(request_timeout=10).result(10).controller.id != controller
 
 
 def test_an_old_leader_truncates_its_divergent_tail_and_leads_again(cluster_factory):
@@ -638,6 +653,32 @@ def test_unclean_leader_election_only_where_enabled_or_asked(cluster_factory):
     # The cost, as documented: what only broker 0 had is gone.
     got = consume_all(cluster.bootstrap, "dirty", 1, 2, timeout=20)[0]
     assert got == ["before", "after"]
+
+
+def test_a_broker_far_behind_catches_up_from_a_metadata_snapshot(cluster_factory):
+    from kafka.structs import TopicPartition as KTP
+
+    # A snapshot every 20 metadata entries, and only 20 kept after it: a broker
+    # that misses a hundred entries must be sent the snapshot.
+    cluster = cluster_factory(3, metadata_log_max_entries_between_snapshots=20)
+    cluster.brokers[2].kill9()
+    a = admin(cluster)
+    names = [f"snap-{i}" for i in range(100)]
+    for f in a.create_topics([NewTopic(n, 1, 2) for n in names], operation_timeout=30).values():
+        f.result(60)
+    snapshot = os.path.join(cluster.brokers[0].data_dir, "__cluster_metadata-0", "snapshot")
+    assert os.path.exists(snapshot), "the active quorum took a snapshot"
+    cluster.brokers[2].start(60)
+    wait_until(lambda: 2 in admin(cluster).list_topics(timeout=10).brokers, timeout=30, what="broker 2 to register")
+    # Broker 2 knows topics created while it was away: it can take a replica of one.
+    kp = kafka_python_admin(cluster)
+    try:
+        kp.alter_partition_reassignments({KTP("snap-0", 0): [0, 1, 2]})
+        wait_until(lambda: not kp.list_partition_reassignments(), timeout=30, what="the move to finish")
+    finally:
+        kp.close()
+    wait_until(lambda: partitions_of(cluster, "snap-0")[0][2] == [0, 1, 2], timeout=10, what="broker 2 in the ISR")
+    assert os.path.isdir(os.path.join(cluster.brokers[2].data_dir, "snap-0-0"))
 
 
 def test_new_partitions_follow_the_classic_rule(cluster_factory):

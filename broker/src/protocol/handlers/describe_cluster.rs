@@ -24,7 +24,7 @@ impl Handler for DescribeCluster {
     ) -> Option<DescribeClusterResponse> {
         let mut resp = DescribeClusterResponse::default()
             .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-            .with_controller_id(BrokerId(broker.controller.active_controller().unwrap_or(-1)))
+            .with_controller_id(BrokerId(broker.controller_id_for_clients()))
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_authorized_operations(i32::MIN);
         if req.endpoint_type != 1 {

@@ -69,7 +69,7 @@ impl Handler for Metadata {
             MetadataResponse::default()
                 .with_brokers(brokers)
                 .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-                .with_controller_id(BrokerId(broker.controller.active_controller().unwrap_or(-1)))
+                .with_controller_id(BrokerId(broker.controller_id_for_clients()))
                 .with_topics(topics)
                 .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED),
         )
