@@ -230,7 +230,8 @@ impl MetadataImage {
             .collect()
     }
 
-    fn can_lead(&self, id: i32) -> bool {
+    /// Whether `id` may lead or join an ISR: live and not shutting down.
+    pub fn can_lead(&self, id: i32) -> bool {
         self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.shutting_down)
     }
 
@@ -510,7 +511,7 @@ impl MetadataImage {
         partition_epoch: i32,
         isr: Vec<i32>,
     ) -> Reply {
-        let live: Vec<i32> = self.live_brokers();
+        let eligible: Vec<i32> = self.placeable_brokers();
         let Some(p) = self
             .topics
             .get_mut(topic)
@@ -536,11 +537,12 @@ impl MetadataImage {
         if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
             return refuse(E::InvalidRequest, format!("{topic}-{partition}: invalid ISR {isr:?}"));
         }
-        // A fenced broker may leave the ISR but not join it.
-        if isr.iter().any(|r| !p.isr.contains(r) && !live.contains(r)) {
+        // A fenced broker, or one in controlled shutdown (KIP-841), may leave
+        // the ISR but not join it: a stopping broker still fetches until it exits.
+        if isr.iter().any(|r| !p.isr.contains(r) && !eligible.contains(r)) {
             return refuse(
                 E::IneligibleReplica,
-                format!("{topic}-{partition}: ISR {isr:?} names a fenced broker"),
+                format!("{topic}-{partition}: ISR {isr:?} names a fenced or shutting-down broker"),
             );
         }
         p.isr = isr;
@@ -871,6 +873,20 @@ mod tests {
             assert!(!p.isr.contains(&1));
         }
         assert!(!img.placeable_brokers().contains(&1));
+        // Still fetching until it exits, it must not be taken back into an ISR.
+        let p = img.partition("t", 0).unwrap().clone();
+        let mut isr = p.isr.clone();
+        isr.push(1);
+        let r = img.apply(Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        });
+        assert!(matches!(r, Reply::Error { code, .. } if code == E::IneligibleReplica.code()));
+        assert!(!img.partition("t", 0).unwrap().isr.contains(&1));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub enum HeartbeatReply {
 
 /// How long a broker-side call waits for an active controller.
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one attempt at committing a proposal waits before trying again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// This broker's Raft node and, while it leads, the active controller's duties.
 pub struct Controller {
@@ -263,7 +265,7 @@ impl Controller {
             .ok_or_else(|| format!("no address for controller {id}"))?;
         let mut client = network::client(&address).map_err(|e| e.to_string())?;
         let p = network::payload(cmd).map_err(|e| e.to_string())?;
-        let reply = tokio::time::timeout(Duration::from_secs(5), client.propose(p))
+        let reply = tokio::time::timeout(ATTEMPT_TIMEOUT, client.propose(p))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -271,12 +273,17 @@ impl Controller {
     }
 
     /// Commits a command if this node is the active controller.
+    ///
+    /// Bounded like a remote proposal: a leader that steps down and then has its
+    /// uncommitted tail replaced by a snapshot from the new leader is never told
+    /// what became of the entry (openraft answers only entries it truncates or
+    /// applies), so an unbounded wait could hang, e.g. a restarting broker's
+    /// registration.
     pub async fn propose_local(&self, cmd: Command) -> Result<Reply, String> {
-        self.raft
-            .client_write(cmd)
-            .await
-            .map(|r| r.data)
-            .map_err(|e| e.to_string())
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, self.raft.client_write(cmd)).await {
+            Ok(written) => written.map(|r| r.data).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("not committed within {ATTEMPT_TIMEOUT:?}")),
+        }
     }
 
     /// Active controller: adds a broker that is not a voter as a learner of the log.

@@ -50,6 +50,12 @@ impl Handler for Fetch {
                         continue;
                     }
                     if let Some(isr) = p.record_follower_fetch(replica, fp.fetch_offset, fp.log_start_offset) {
+                        // A broker in controlled shutdown keeps fetching until it
+                        // exits; the controller would refuse it (KIP-841).
+                        if !broker.controller.with_image(|img| img.can_lead(replica)) {
+                            p.isr_change_done();
+                            continue;
+                        }
                         tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
                         let b = Arc::clone(&broker);
                         tokio::spawn(async move { b.propose_isr(&p, isr).await });
