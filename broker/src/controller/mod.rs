@@ -200,7 +200,7 @@ impl Controller {
         f(&self.image.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// A watch that changes after every applied batch of metadata commands.
+    /// A watch of the last applied metadata log index, sent after every applied batch.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.applied.clone()
     }
@@ -236,17 +236,26 @@ impl Controller {
             .or_else(|| self.voters.iter().find(|v| v.id == id).map(|v| v.address.clone()))
     }
 
-    /// Commits a command on the active controller, wherever it is, and returns its reply.
+    /// Commits a command on the active controller, wherever it is, and returns
+    /// its reply once this broker's own image holds the change too, so the
+    /// caller reads its own write (a broker's image can trail the controller's
+    /// by a replication round).
     pub async fn propose(&self, cmd: Command) -> Result<Reply, AdminError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         loop {
             let attempt = match self.active_controller() {
-                Some(id) if id == self.node_id => self.propose_local(cmd.clone()).await,
+                Some(id) if id == self.node_id => self.commit_local(cmd.clone()).await,
                 Some(id) => self.propose_remote(id, &cmd).await,
                 None => Err("no active controller".to_string()),
             };
             match attempt {
-                Ok(reply) => return Ok(reply),
+                Ok((reply, index)) => {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(ATTEMPT_TIMEOUT);
+                    if !self.wait_applied(index, left).await {
+                        tracing::warn!("metadata entry {index} is committed but not yet applied here after {left:?}");
+                    }
+                    return Ok(reply);
+                }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(AdminError::new(
                         ResponseError::RequestTimedOut,
@@ -259,7 +268,15 @@ impl Controller {
         }
     }
 
-    async fn propose_remote(&self, id: i32, cmd: &Command) -> Result<Reply, String> {
+    /// Waits until this broker has applied the metadata log up to `index`.
+    async fn wait_applied(&self, index: u64, timeout: Duration) -> bool {
+        let mut rx = self.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    async fn propose_remote(&self, id: i32, cmd: &Command) -> Result<(Reply, u64), String> {
         let address = self
             .address_of(id)
             .ok_or_else(|| format!("no address for controller {id}"))?;
@@ -269,19 +286,25 @@ impl Controller {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        network::decode::<Result<Reply, String>>(reply.get_ref()).map_err(|e| e.to_string())?
+        network::decode::<Result<(Reply, u64), String>>(reply.get_ref()).map_err(|e| e.to_string())?
     }
 
     /// Commits a command if this node is the active controller.
+    pub async fn propose_local(&self, cmd: Command) -> Result<Reply, String> {
+        self.commit_local(cmd).await.map(|(reply, _)| reply)
+    }
+
+    /// Commits a command if this node is the active controller, and returns its
+    /// reply and log index.
     ///
     /// Bounded like a remote proposal: a leader that steps down and then has its
     /// uncommitted tail replaced by a snapshot from the new leader is never told
     /// what became of the entry (openraft answers only entries it truncates or
     /// applies), so an unbounded wait could hang, e.g. a restarting broker's
     /// registration.
-    pub async fn propose_local(&self, cmd: Command) -> Result<Reply, String> {
+    pub async fn commit_local(&self, cmd: Command) -> Result<(Reply, u64), String> {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.raft.client_write(cmd)).await {
-            Ok(written) => written.map(|r| r.data).map_err(|e| e.to_string()),
+            Ok(written) => written.map(|r| (r.data, r.log_id.index)).map_err(|e| e.to_string()),
             Err(_) => Err(format!("not committed within {ATTEMPT_TIMEOUT:?}")),
         }
     }

@@ -152,7 +152,7 @@ impl Quorum for QuorumService {
 
     async fn propose(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
         let cmd = decode(req.get_ref())?;
-        let result = self.controller.propose_local(cmd).await;
+        let result = self.controller.commit_local(cmd).await;
         payload(&result).map(tonic::Response::new)
     }
 

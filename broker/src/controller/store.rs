@@ -271,7 +271,9 @@ pub struct StateMachine {
     dir: PathBuf,
     image: Arc<RwLock<MetadataImage>>,
     state: Arc<Mutex<StoredSnapshot>>,
-    /// Bumped after every apply; the broker's reconciler watches it.
+    /// The index of the last applied log entry, sent after every apply (even
+    /// when it did not move): the broker's reconciler watches it, and a
+    /// proposer waits on it to read its own write.
     applied: watch::Sender<u64>,
 }
 
@@ -280,6 +282,7 @@ impl StateMachine {
     pub fn open(dir: &Path, image: Arc<RwLock<MetadataImage>>, applied: watch::Sender<u64>) -> io::Result<Self> {
         let snap: StoredSnapshot = read_json(&dir.join("snapshot"))?.unwrap_or_default();
         *image.write().unwrap_or_else(|e| e.into_inner()) = snap.image.clone();
+        applied.send_replace(snap.last_applied.map_or(0, |l| l.index));
         Ok(StateMachine {
             dir: dir.to_path_buf(),
             image,
@@ -361,7 +364,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 });
             }
         }
-        self.applied.send_modify(|v| *v = v.wrapping_add(1));
+        let last = self.state().last_applied.map_or(0, |l| l.index);
+        self.applied.send_modify(|v| *v = last.max(*v));
         Ok(replies)
     }
 
@@ -391,8 +395,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         *self.image.write().unwrap_or_else(|e| e.into_inner()) = s.image.clone();
+        let last = s.last_applied.map_or(0, |l| l.index);
         *self.state() = s;
-        self.applied.send_modify(|v| *v = v.wrapping_add(1));
+        self.applied.send_modify(|v| *v = last.max(*v));
         Ok(())
     }
 
