@@ -61,14 +61,14 @@ class BrokerProcess:
         t0 = self._t0
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.log()}")
+                raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.log_tail()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 self.startup_seconds = time.monotonic() - t0
                 return self
             except OSError:
                 time.sleep(0.02)
-        raise RuntimeError(f"broker did not listen within {timeout}s: {self.log()}")
+        raise RuntimeError(f"broker did not listen within {timeout}s: {self.log_tail()}")
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -96,11 +96,17 @@ class BrokerProcess:
                 self.proc.wait()
 
     def log(self) -> str:
+        """The broker's whole log: a test looking for a line must not miss it
+        because later lines (say, 50 partitions created) pushed it out."""
         try:
             with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-4000:]
+                return f.read().decode(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self) -> str:
+        """The end of the log, for error messages."""
+        return self.log()[-4000:]
 
 
 @pytest.fixture
