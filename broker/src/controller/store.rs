@@ -291,6 +291,11 @@ impl StateMachine {
         })
     }
 
+    /// Tells watchers the log is applied up to `index` (never backwards).
+    fn publish_applied(&self, index: u64) {
+        self.applied.send_modify(|v| *v = index.max(*v));
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, StoredSnapshot> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -349,7 +354,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
-        {
+        let last = {
             let mut image = self.image.write().unwrap_or_else(|e| e.into_inner());
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             for entry in entries {
@@ -363,9 +368,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 });
             }
-        }
-        let last = self.state().last_applied.map_or(0, |l| l.index);
-        self.applied.send_modify(|v| *v = last.max(*v));
+            state.last_applied.map_or(0, |l| l.index)
+        };
+        self.publish_applied(last);
         Ok(replies)
     }
 
@@ -397,7 +402,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         *self.image.write().unwrap_or_else(|e| e.into_inner()) = s.image.clone();
         let last = s.last_applied.map_or(0, |l| l.index);
         *self.state() = s;
-        self.applied.send_modify(|v| *v = last.max(*v));
+        self.publish_applied(last);
         Ok(())
     }
 
@@ -453,6 +458,25 @@ mod tests {
         let again = LogStore::open(dir.path()).unwrap();
         again.with_inner(|i| i.write_entries(vec![entry(4)])).await.unwrap();
         assert_eq!(indexes(&LogStore::open(dir.path()).unwrap()), vec![2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn the_applied_watch_carries_the_last_applied_index_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = Arc::new(RwLock::new(MetadataImage::default()));
+        let (tx, rx) = watch::channel(0u64);
+        let mut sm = StateMachine::open(dir.path(), Arc::clone(&image), tx).unwrap();
+        assert_eq!(*rx.borrow(), 0);
+        sm.apply((1..=3).map(entry)).await.unwrap();
+        assert_eq!(*rx.borrow(), 3);
+        sm.apply(vec![entry(4)]).await.unwrap();
+        assert_eq!(*rx.borrow(), 4);
+        // Reopened from its snapshot, the machine starts at the snapshot's index.
+        let mut builder = sm.get_snapshot_builder().await;
+        builder.build_snapshot().await.unwrap();
+        let (tx, rx) = watch::channel(0u64);
+        StateMachine::open(dir.path(), image, tx).unwrap();
+        assert_eq!(*rx.borrow(), 4);
     }
 
     #[tokio::test]
