@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
+
+use crate::log::batch::BatchHeader;
+use crate::log::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 use tokio::sync::oneshot;
 
 use crate::cluster::{now_ms, AdminError, Broker, NewTopic};
@@ -175,10 +178,13 @@ impl GroupCoordinator {
                 Err(e) => return Err(std::io::Error::other(e.to_string())),
             };
             let mut buf = Bytes::from(bytes);
-            let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| std::io::Error::other(e.to_string()))?;
-            for set in sets {
+            while !buf.is_empty() {
+                // Advance by the batch header, not by its records: an empty batch
+                // must not make the replay read the same offset forever.
+                let header = BatchHeader::parse(&buf).map_err(std::io::Error::other)?;
+                offset = header.next_offset();
+                let set = decode_batch(&mut buf, MAX_INFLATED_BATCH_BYTES).map_err(|e| std::io::Error::other(e.to_string()))?;
                 for r in set.records {
-                    offset = r.offset + 1;
                     let Some(key) = r.key.as_deref() else { continue };
                     if let Some(offsets::OffsetRecord::Offset {
                         group,

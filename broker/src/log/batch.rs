@@ -33,6 +33,9 @@ const BASE_SEQUENCE: usize = 53;
 #[allow(dead_code)] // documents the layout
 const RECORDS_COUNT: usize = 57;
 
+/// The smallest encoding of one record.
+const MIN_RECORD_LEN: usize = 7;
+
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
@@ -158,6 +161,21 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: h.last_offset_delta,
         });
     }
+    // A record takes at least 7 bytes (length, attributes, timestamp delta, offset
+    // delta, key and value lengths, header count), so a count the bytes cannot hold
+    // is a lie; a compressed one is bounded by what the batch may inflate to.
+    let records_bytes = batch.len() - HEADER_LEN;
+    let max_records = if h.attributes & 0x07 == 0 {
+        records_bytes / MIN_RECORD_LEN
+    } else {
+        super::compression::MAX_INFLATED_BATCH_BYTES / MIN_RECORD_LEN
+    };
+    if h.records_count as usize > max_records {
+        return Err(BatchError::RecordCount {
+            count: h.records_count,
+            last_offset_delta: h.last_offset_delta,
+        });
+    }
     let computed = crc32c::crc32c(&batch[ATTRIBUTES..]);
     if computed != h.crc {
         return Err(BatchError::Crc {
@@ -273,12 +291,11 @@ pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {
         Err(_) => return Vec::new(),
     };
     if h.is_log_append_time() {
-        return (h.base_offset..=h.last_offset())
-            .map(|o| (o, h.max_timestamp))
-            .collect();
+        // Every record carries the same time: the first offset stands for all.
+        return vec![(h.base_offset, h.max_timestamp)];
     }
     let mut buf = bytes::Bytes::copy_from_slice(batch);
-    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+    match super::compression::decode_batch(&mut buf, super::compression::MAX_INFLATED_BATCH_BYTES) {
         Ok(set) => set.records.iter().map(|r| (r.offset, r.timestamp)).collect(),
         Err(_) => vec![(h.base_offset, h.max_timestamp)],
     }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+
+use super::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 
 use super::batch::{self, BatchHeader};
 
@@ -88,7 +90,7 @@ pub fn clean(
                 continue;
             }
             let mut bb = b.clone();
-            let set = RecordBatchDecoder::decode(&mut bb).map_err(|e| io::Error::other(e.to_string()))?;
+            let set = decode_batch(&mut bb, MAX_INFLATED_BATCH_BYTES).map_err(|e| io::Error::other(e.to_string()))?;
             for r in set.records {
                 if let Some(k) = r.key {
                     latest.insert(k, r.offset);
@@ -109,7 +111,7 @@ pub fn clean(
                 continue;
             }
             let mut bb = b.clone();
-            let set = RecordBatchDecoder::decode(&mut bb).map_err(|e| io::Error::other(e.to_string()))?;
+            let set = decode_batch(&mut bb, MAX_INFLATED_BATCH_BYTES).map_err(|e| io::Error::other(e.to_string()))?;
             stats.records_read += set.records.len() as u64;
             let total = set.records.len();
             let kept: Vec<_> = set

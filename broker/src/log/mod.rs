@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod compression;
 pub mod cleaner;
 pub mod index;
 pub mod leader_epoch;
@@ -494,9 +495,15 @@ impl Log {
             }
             if let Some((pos, h)) = seg.find_by_timestamp(timestamp)? {
                 let bytes = seg.read(pos, h.size())?;
-                let found = batch::record_timestamps(&bytes)
-                    .into_iter()
-                    .find(|&(o, t)| t >= timestamp && o >= self.log_start_offset);
+                let found = if h.is_log_append_time() {
+                    // One time for every record: the first one still in the log.
+                    (h.max_timestamp >= timestamp && h.last_offset() >= self.log_start_offset)
+                        .then(|| (h.base_offset.max(self.log_start_offset), h.max_timestamp))
+                } else {
+                    batch::record_timestamps(&bytes)
+                        .into_iter()
+                        .find(|&(o, t)| t >= timestamp && o >= self.log_start_offset)
+                };
                 if let Some((o, t)) = found {
                     return Ok(Some((t, o)));
                 }
