@@ -190,6 +190,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Bytes a follower asks for per partition in one fetch (at least one batch is always returned).",
     ),
     def(
+        "replica.fetch.response.max.bytes",
+        T::Int,
+        Some("10485760"),
+        Some(0),
+        "Bytes a follower asks for across all partitions in one fetch (at least one batch is always returned).",
+    ),
+    def(
         "replica.fetch.backoff.ms",
         T::Int,
         Some("1000"),
@@ -1007,6 +1014,9 @@ impl BrokerConfig {
     }
     pub fn replica_fetch_max_bytes(&self) -> i32 {
         self.num("replica.fetch.max.bytes") as i32
+    }
+    pub fn replica_fetch_response_max_bytes(&self) -> usize {
+        self.num("replica.fetch.response.max.bytes") as usize
     }
     pub fn replica_fetch_backoff_ms(&self) -> u64 {
         self.num("replica.fetch.backoff.ms") as u64

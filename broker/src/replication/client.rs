@@ -18,6 +18,8 @@ pub struct Connection {
     stream: TcpStream,
     correlation: i32,
     client_id: StrBytes,
+    /// The largest response frame accepted: a peer's length is not trusted.
+    max_response_bytes: usize,
 }
 
 fn invalid(e: impl std::fmt::Display) -> io::Error {
@@ -25,7 +27,12 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Connection {
-    pub async fn connect(address: &str, client_id: String, timeout: Duration) -> io::Result<Connection> {
+    pub async fn connect(
+        address: &str,
+        client_id: String,
+        timeout: Duration,
+        max_response_bytes: usize,
+    ) -> io::Result<Connection> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out")))??;
@@ -34,6 +41,7 @@ impl Connection {
             stream,
             correlation: 0,
             client_id: StrBytes::from_string(client_id),
+            max_response_bytes,
         })
     }
 
@@ -57,8 +65,11 @@ impl Connection {
         let exchange = async {
             self.stream.write_all(&frame).await?;
             let len = self.stream.read_i32().await?;
-            if len < 0 {
-                return Err(invalid("negative frame length"));
+            if len < 0 || len as usize > self.max_response_bytes {
+                return Err(invalid(format!(
+                    "response frame length {len} is negative or over {}",
+                    self.max_response_bytes
+                )));
             }
             // Read into spare capacity: a zero-filled buffer would cost a
             // memset of every replicated byte.
@@ -81,5 +92,35 @@ impl Connection {
             return Err(invalid("response correlation id does not match"));
         }
         R::Response::decode(&mut buf, version).map_err(invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiVersionsRequest;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_peer_claiming_a_two_gigabyte_response_is_refused_before_reading_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 64];
+            let _ = s.read(&mut req).await.unwrap();
+            s.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
+            // Keep the socket open: the client must not wait for the bytes.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let mut c = Connection::connect(&address, "t".into(), Duration::from_secs(2), 1 << 20)
+            .await
+            .unwrap();
+        let err = c
+            .call(3, &ApiVersionsRequest::default(), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        peer.abort();
     }
 }

@@ -126,7 +126,10 @@ async fn run(broker: Weak<Broker>, leader: i32, partitions: Arc<Mutex<BTreeMap<K
                 continue;
             };
             let client_id = format!("skein-replica-fetcher-{}-{leader}", b.node_id);
-            match Connection::connect(&address, client_id, Duration::from_secs(2)).await {
+            // A response holds at most the requested bytes plus one batch over, and
+            // no batch is larger than the request frame that brought it.
+            let max_response = b.config.replica_fetch_response_max_bytes() + b.config.socket_request_max_bytes();
+            match Connection::connect(&address, client_id, Duration::from_secs(2), max_response).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, "cannot reach the leader at {address}: {e}");
@@ -282,7 +285,7 @@ async fn fetch(
         .with_replica_id(BrokerId(broker.node_id))
         .with_max_wait_ms(wait)
         .with_min_bytes(1)
-        .with_max_bytes(i32::MAX)
+        .with_max_bytes(broker.config.replica_fetch_response_max_bytes() as i32)
         .with_session_epoch(-1)
         .with_topics(
             topics
