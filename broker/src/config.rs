@@ -365,6 +365,34 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest record batch the broker accepts.",
     ),
     def(
+        "queued.max.request.bytes",
+        T::Long,
+        Some("536870912"),
+        Some(-1),
+        "Bytes of requests read but not yet answered, across all connections; a connection whose next request does not fit waits before reading it. -1: no limit (Kafka's default; Skein bounds memory by default).",
+    ),
+    def(
+        "max.connections",
+        T::Int,
+        Some("2147483647"),
+        Some(0),
+        "Connections the broker keeps open across all listeners; further ones are closed as they arrive.",
+    ),
+    def(
+        "max.connections.per.ip",
+        T::Int,
+        Some("2147483647"),
+        Some(0),
+        "Connections from one IP address; further ones are closed as they arrive.",
+    ),
+    def(
+        "connections.max.idle.ms",
+        T::Long,
+        Some("600000"),
+        Some(1),
+        "A connection that sends nothing for this long while no request of it is in progress is closed; so is one stalled inside a request frame.",
+    ),
+    def(
         "socket.request.max.bytes",
         T::Int,
         Some("104857600"),
@@ -899,6 +927,16 @@ impl BrokerConfig {
                 reason: "a broker in a cluster (controller.quorum.voters set) needs a CONTROLLER listener".into(),
             });
         }
+        if let Some(queued) = cfg.queued_max_request_bytes() {
+            if queued < cfg.socket_request_max_bytes() {
+                return Err(ConfigError::Invalid {
+                    key: "queued.max.request.bytes".into(),
+                    value: queued.to_string(),
+                    reason: "must be -1 or at least socket.request.max.bytes, or a largest request could never be read"
+                        .into(),
+                });
+            }
+        }
         if cfg.listeners().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "listeners".into(),
@@ -1061,6 +1099,19 @@ impl BrokerConfig {
     }
     pub fn delete_topic_enable(&self) -> bool {
         self.flag("delete.topic.enable")
+    }
+    /// `queued.max.request.bytes`; None for no limit.
+    pub fn queued_max_request_bytes(&self) -> Option<usize> {
+        usize::try_from(self.num("queued.max.request.bytes")).ok()
+    }
+    pub fn max_connections(&self) -> usize {
+        self.num("max.connections") as usize
+    }
+    pub fn max_connections_per_ip(&self) -> usize {
+        self.num("max.connections.per.ip") as usize
+    }
+    pub fn connections_max_idle_ms(&self) -> u64 {
+        self.num("connections.max.idle.ms") as u64
     }
     pub fn socket_request_max_bytes(&self) -> usize {
         self.num("socket.request.max.bytes") as usize

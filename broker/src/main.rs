@@ -61,6 +61,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
     let broker = cluster::blocking(move || Broker::open(c, controller)).await?;
     broker.start().await?;
     let mut servers = Vec::new();
+    let admission = server::Admission::new(&config);
     for l in config.listeners() {
         let host = if l.host.is_empty() {
             "0.0.0.0".to_string()
@@ -78,7 +79,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
             config.advertised_listener().port,
             started.elapsed().as_millis()
         );
-        servers.push(tokio::spawn(server::serve(broker.clone(), listener)));
+        servers.push(tokio::spawn(server::serve(broker.clone(), listener, admission.clone())));
     }
     broker.spawn_background();
     skein_broker::group::GroupCoordinator::spawn_timer(&broker);

@@ -7,34 +7,143 @@
 //! Handling requests of one connection in order is what Kafka does too, and is
 //! what keeps an idempotent producer's pipelined batches in sequence.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::cluster::Broker;
+use crate::config::BrokerConfig;
 use crate::log::FileSlice;
 use crate::protocol::{self, Frame, FramePart, ProtocolError};
 
 /// Responses queued per connection before the reader waits for the writer.
 const RESPONSE_QUEUE: usize = 32;
 
+/// What every listener of the broker shares: the connection counts and the
+/// budget of request bytes read but not yet answered. A client that floods the
+/// broker with connections or giant frames waits or is refused; it never makes
+/// the process allocate what it has not sent.
+pub struct Admission {
+    /// `queued.max.request.bytes` as permits of one byte; None for no limit.
+    request_bytes: Option<Arc<Semaphore>>,
+    request_bytes_max: usize,
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    idle: Duration,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a connection was refused at accept.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    MaxConnections(usize),
+    MaxConnectionsPerIp(usize),
+}
+
+impl Admission {
+    pub fn new(config: &BrokerConfig) -> Arc<Admission> {
+        let request_bytes_max = config
+            .queued_max_request_bytes()
+            .unwrap_or(0)
+            .min(Semaphore::MAX_PERMITS);
+        Arc::new(Admission {
+            request_bytes: config
+                .queued_max_request_bytes()
+                .map(|_| Arc::new(Semaphore::new(request_bytes_max))),
+            request_bytes_max,
+            max_connections: config.max_connections(),
+            max_connections_per_ip: config.max_connections_per_ip(),
+            idle: Duration::from_millis(config.connections_max_idle_ms()),
+            open: Mutex::new(OpenConnections::default()),
+        })
+    }
+
+    /// Counts a new connection from `ip`, or refuses it.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= self.max_connections {
+            return Err(Refused::MaxConnections(self.max_connections));
+        }
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.max_connections_per_ip {
+            return Err(Refused::MaxConnectionsPerIp(self.max_connections_per_ip));
+        }
+        open.total += 1;
+        open.per_ip.insert(ip, from_ip + 1);
+        Ok(ConnectionSlot {
+            admission: Arc::clone(self),
+            ip,
+        })
+    }
+
+    /// Waits until `len` more request bytes may be held in memory.
+    async fn reserve(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let sem = self.request_bytes.as_ref()?;
+        // Config validation keeps the budget at least socket.request.max.bytes.
+        let n = len.min(self.request_bytes_max).max(1) as u32;
+        Arc::clone(sem).acquire_many_owned(n).await.ok()
+    }
+
+    /// Request bytes that may still be taken (for tests and logs).
+    pub fn request_bytes_available(&self) -> Option<usize> {
+        self.request_bytes.as_ref().map(|s| s.available_permits())
+    }
+}
+
+/// One admitted connection; dropping it gives its place back.
+pub struct ConnectionSlot {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.admission.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total -= 1;
+        if let Some(n) = open.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accepts connections until the task is dropped.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, admission: Arc<Admission>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let slot = match admission.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        tracing::debug!(%peer, "closing a new connection: {refused:?} reached");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let broker = Arc::clone(&broker);
+                let admission = Arc::clone(&admission);
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream, peer).await {
+                    if let Err(e) = connection(broker, stream, peer, &admission).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -46,7 +155,19 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     }
 }
 
-async fn connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+/// Runs a read, giving up once it has made no progress for `idle`.
+async fn within<T>(idle: Duration, read: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    tokio::time::timeout(idle, read)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle for connections.max.idle.ms"))?
+}
+
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: &Admission,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Frame>(RESPONSE_QUEUE);
@@ -59,9 +180,10 @@ async fn connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) ->
         }
     });
     let max = broker.config.socket_request_max_bytes();
+    let idle = admission.idle;
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     loop {
-        let len = match rd.read_i32().await {
+        let len = match within(idle, rd.read_i32()).await {
             Ok(len) => len,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
@@ -70,19 +192,13 @@ async fn connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) ->
             tracing::warn!(%peer, size = len, max, "closing connection: request frame size exceeds socket.request.max.bytes or is negative");
             break;
         }
-        // Read without zero-filling first: produce frames are large and frequent.
-        let mut frame = BytesMut::with_capacity(len as usize);
-        while frame.len() < len as usize {
-            if (&mut rd)
-                .take((len as usize - frame.len()) as u64)
-                .read_buf(&mut frame)
-                .await?
-                == 0
-            {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-        }
-        match protocol::handle_frame(Arc::clone(&broker), peer, frame.freeze()).await {
+        // Nothing is allocated for a frame until the budget of unanswered request
+        // bytes has room for all of it; until then its bytes wait in the socket.
+        let permit = admission.reserve(len as usize).await;
+        let frame = read_frame(&mut rd, len as usize, idle).await?;
+        let handled = protocol::handle_frame(Arc::clone(&broker), peer, frame).await;
+        drop(permit);
+        match handled {
             Ok(Some(response)) => {
                 if tx.send(response).await.is_err() {
                     break;
@@ -107,6 +223,19 @@ async fn connection(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) ->
     drop(tx);
     let _ = writer.await;
     Ok(())
+}
+
+/// Reads a request body of `len` bytes, without zero-filling first (produce
+/// frames are large and frequent). Each read must make progress within `idle`.
+async fn read_frame(rd: &mut (impl AsyncRead + Unpin), len: usize, idle: Duration) -> std::io::Result<bytes::Bytes> {
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let want = (len - frame.len()) as u64;
+        if within(idle, (&mut *rd).take(want).read_buf(&mut frame)).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame.freeze())
 }
 
 /// Writes a response: buffers with `write_all`, file ranges with `sendfile`.

@@ -110,7 +110,10 @@ fn the_frames_that_aborted_the_broker_close_one_connection_and_nothing_else() {
         .with_num_partitions(1)
         .with_replication_factor(1)]);
     assert_eq!(c.call(7, &create).topics[0].error_code, 0);
-    for frame in [produce_v3_claiming_two_billion_topics(), produce_v9_claiming_four_billion_topics()] {
+    for frame in [
+        produce_v3_claiming_two_billion_topics(),
+        produce_v9_claiming_four_billion_topics(),
+    ] {
         let mut bad = b.connect();
         bad.send_bytes(&frame).unwrap();
         assert!(bad.closed_by_broker(), "the broker answered a frame it cannot decode");
@@ -118,5 +121,8 @@ fn the_frames_that_aborted_the_broker_close_one_connection_and_nothing_else() {
     }
     // The well-behaved connection opened before is still served.
     let meta = c.call(12, &MetadataRequest::default().with_topics(None));
-    assert!(meta.topics.iter().any(|t| t.name.as_ref().map(|n| n.as_str()) == Some("survivor")));
+    assert!(meta
+        .topics
+        .iter()
+        .any(|t| t.name.as_ref().map(|n| n.as_str()) == Some("survivor")));
 }

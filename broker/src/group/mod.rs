@@ -183,7 +183,8 @@ impl GroupCoordinator {
                 // must not make the replay read the same offset forever.
                 let header = BatchHeader::parse(&buf).map_err(std::io::Error::other)?;
                 offset = header.next_offset();
-                let set = decode_batch(&mut buf, MAX_INFLATED_BATCH_BYTES).map_err(|e| std::io::Error::other(e.to_string()))?;
+                let set = decode_batch(&mut buf, MAX_INFLATED_BATCH_BYTES)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 for r in set.records {
                     let Some(key) = r.key.as_deref() else { continue };
                     if let Some(offsets::OffsetRecord::Offset {

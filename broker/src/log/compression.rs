@@ -154,7 +154,10 @@ mod tests {
         for codec in [Compression::Gzip, Compression::Zstd, Compression::Lz4] {
             let bomb = zeros_compressed(codec, 8 << 20);
             assert!(bomb.len() < 64 << 10, "{codec:?} bomb is {} bytes", bomb.len());
-            assert_eq!(decompress(&bomb, codec, 1 << 20), Err(DecompressError::TooLarge { limit: 1 << 20 }));
+            assert_eq!(
+                decompress(&bomb, codec, 1 << 20),
+                Err(DecompressError::TooLarge { limit: 1 << 20 })
+            );
             assert_eq!(decompress(&bomb, codec, 8 << 20).unwrap().len(), 8 << 20);
         }
     }
@@ -163,7 +166,10 @@ mod tests {
     fn a_snappy_block_claiming_four_gigabytes_allocates_nothing() {
         // Raw block: varint length 0xFFFFFFFF, then a literal that is not there.
         let raw = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
-        assert_eq!(decompress(&raw, Compression::Snappy, 1 << 20), Err(DecompressError::TooLarge { limit: 1 << 20 }));
+        assert_eq!(
+            decompress(&raw, Compression::Snappy, 1 << 20),
+            Err(DecompressError::TooLarge { limit: 1 << 20 })
+        );
         // Framed: the same block behind xerial's header.
         let mut framed = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
         framed.extend_from_slice(&(raw.len() as u32).to_be_bytes());
@@ -179,21 +185,42 @@ mod tests {
             framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
             framed.extend_from_slice(&block);
         }
-        assert_eq!(decompress(&framed, Compression::Snappy, 1 << 20), Err(DecompressError::TooLarge { limit: 1 << 20 }));
-        assert_eq!(decompress(&framed, Compression::Snappy, 2 << 20).unwrap().len(), 40 * (32 << 10));
+        assert_eq!(
+            decompress(&framed, Compression::Snappy, 1 << 20),
+            Err(DecompressError::TooLarge { limit: 1 << 20 })
+        );
+        assert_eq!(
+            decompress(&framed, Compression::Snappy, 2 << 20).unwrap().len(),
+            40 * (32 << 10)
+        );
     }
 
     #[test]
     fn truncated_or_garbage_compressed_data_is_corrupt_not_a_panic() {
-        for codec in [Compression::Gzip, Compression::Zstd, Compression::Lz4, Compression::Snappy] {
-            let truncated = zeros_compressed(if codec == Compression::Snappy { Compression::Zstd } else { codec }, 1000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Lz4,
+            Compression::Snappy,
+        ] {
+            let truncated = zeros_compressed(
+                if codec == Compression::Snappy {
+                    Compression::Zstd
+                } else {
+                    codec
+                },
+                1000,
+            );
             for data in [
                 &b"garbage that is not compressed"[..],
                 b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x10",
                 &truncated[..truncated.len() / 2],
             ] {
                 let r = decompress(data, codec, 1 << 20);
-                assert!(matches!(r, Err(DecompressError::Corrupt { .. })), "{codec:?} {data:?}: {r:?}");
+                assert!(
+                    matches!(r, Err(DecompressError::Corrupt { .. })),
+                    "{codec:?} {data:?}: {r:?}"
+                );
             }
         }
     }
@@ -201,7 +228,13 @@ mod tests {
     #[test]
     fn every_codec_round_trips_a_real_batch() {
         use crate::log::batch::tests::make_batch;
-        for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut b = make_batch(50, 1000, -1, -1, -1, codec);
             let set = decode_batch(&mut b, MAX_INFLATED_BATCH_BYTES).unwrap();
             assert_eq!(set.records.len(), 50, "{codec:?}");

@@ -7,8 +7,8 @@
 
 pub mod batch;
 pub mod checkpoint;
-pub mod compression;
 pub mod cleaner;
+pub mod compression;
 pub mod index;
 pub mod leader_epoch;
 pub mod producer_state;
