@@ -1324,6 +1324,8 @@ mod tests {
         for d in BROKER_CONFIGS {
             let v = match d.kind {
                 T::Boolean => "true".to_string(),
+                // The request budget must hold the largest request.
+                T::Long if d.name == "queued.max.request.bytes" => "-1".into(),
                 T::Int | T::Short | T::Long => d.min.unwrap_or(1).max(1).to_string(),
                 T::Double => "0.5".into(),
                 T::String | T::List => match d.name {
