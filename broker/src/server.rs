@@ -98,11 +98,6 @@ impl Admission {
         let n = len.min(self.request_bytes_max).max(1) as u32;
         Arc::clone(sem).acquire_many_owned(n).await.ok()
     }
-
-    /// Request bytes that may still be taken (for tests and logs).
-    pub fn request_bytes_available(&self) -> Option<usize> {
-        self.request_bytes.as_ref().map(|s| s.available_permits())
-    }
 }
 
 /// One admitted connection; dropping it gives its place back.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{BrokerProcess, Client};
+use common::{one_record_batch, BrokerProcess, Client};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -106,39 +106,14 @@ fn queued_max_request_bytes_below_socket_request_max_bytes_is_refused_at_start()
 }
 
 fn produce_one(c: &mut Client, i: usize) -> i16 {
-    use kafka_protocol::records::*;
-    let r = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: None,
-        value: Some(Bytes::from(format!("record-{i}"))),
-        headers: Default::default(),
-    };
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [r].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    let batch = one_record_batch(None, Bytes::from(format!("record-{i}")));
     let req = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![produce_request::TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_static_str("steady")))
             .with_partition_data(vec![
-                produce_request::PartitionProduceData::default().with_records(Some(buf.freeze()))
+                produce_request::PartitionProduceData::default().with_records(Some(batch))
             ])]);
     c.call(3, &req).responses[0].partition_responses[0].error_code
 }

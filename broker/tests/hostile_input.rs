@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::BrokerProcess;
+use common::{one_record_batch, BrokerProcess};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -61,32 +61,8 @@ fn an_array_length_beyond_the_frame_is_a_decode_error_not_an_allocation() {
 
 #[test]
 fn a_record_batch_claiming_two_billion_records_decodes_to_an_error() {
-    use kafka_protocol::records::*;
-    let r = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 5,
-        key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [r].iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut buf = BytesMut::from(&one_record_batch(Some(Bytes::from_static(b"k")), Bytes::from_static(b"v"))[..]);
     // records count (offset 57) and last offset delta (23) lie; CRC fixed up.
     buf[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
     buf[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());

@@ -133,3 +133,34 @@ pub fn encode_request<R: Request>(version: i16, correlation: i32, req: &R) -> By
 pub fn i16_at(b: &[u8], pos: usize) -> i16 {
     (&b[pos..pos + 2]).get_i16()
 }
+
+/// A v2 batch of one uncompressed record, encoded by kafka-protocol.
+pub fn one_record_batch(key: Option<Bytes>, value: Bytes) -> Bytes {
+    use kafka_protocol::records::*;
+    let r = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 5,
+        key,
+        value: Some(value),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [r].iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode a record batch");
+    buf.freeze()
+}
