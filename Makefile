@@ -8,7 +8,7 @@ export SKEIN_BROKER_BIN := $(BROKER)
 ARGS ?=
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build test test-unit test-clients bench lint fmt clean
+.PHONY: run cluster build test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -23,6 +23,7 @@ test: build
 	./scripts/setup-test-env.sh
 	$(CARGO) test --release -p skein-broker
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+	$(MAKE) fuzz-check compat-fast
 
 test-unit:
 	$(CARGO) test --release -p skein-broker
@@ -30,6 +31,29 @@ test-unit:
 test-clients: build
 	./scripts/setup-test-env.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+# Coverage-guided fuzzing (fuzz/, cargo-fuzz): each target briefly over its
+# checked-in corpus, or a campaign of FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 600
+fuzz-check:
+	./scripts/fuzz.sh check
+
+fuzz:
+	./scripts/fuzz.sh run $(FUZZ_SECONDS)
+
+# Seed corpora from the recorded client frames, then minimise them.
+fuzz-seed: build
+	$(CARGO) test --release -p skein-broker --test fuzz -- --ignored write_fuzz_seed_corpora
+	./scripts/fuzz.sh cmin
+
+# librdkafka's own test suite against real brokers (compat/librdkafka/expected.txt):
+# the fast subset in `make test`, every test in `make compat` (results in docs/).
+compat-fast: build
+	compat/librdkafka/run.py --tests-dir "$$(./scripts/build-librdkafka-tests.sh)" --set fast
+
+compat: build
+	compat/librdkafka/run.py --tests-dir "$$(./scripts/build-librdkafka-tests.sh)" --set full \
+		--report docs/librdkafka-compat.md
 
 bench: build
 	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) \

@@ -18,7 +18,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use crate::cluster::Broker;
 use crate::config::BrokerConfig;
@@ -33,9 +33,8 @@ const RESPONSE_QUEUE: usize = 32;
 /// broker with connections or giant frames waits or is refused; it never makes
 /// the process allocate what it has not sent.
 pub struct Admission {
-    /// `queued.max.request.bytes` as permits of one byte; None for no limit.
-    request_bytes: Option<Arc<Semaphore>>,
-    request_bytes_max: usize,
+    /// `queued.max.request.bytes`; None for no limit.
+    request_bytes: Option<Arc<RequestBudget>>,
     max_connections: usize,
     max_connections_per_ip: usize,
     idle: Duration,
@@ -57,15 +56,13 @@ pub enum Refused {
 
 impl Admission {
     pub fn new(config: &BrokerConfig) -> Arc<Admission> {
-        let request_bytes_max = config
-            .queued_max_request_bytes()
-            .unwrap_or(0)
-            .min(Semaphore::MAX_PERMITS);
         Arc::new(Admission {
-            request_bytes: config
-                .queued_max_request_bytes()
-                .map(|_| Arc::new(Semaphore::new(request_bytes_max))),
-            request_bytes_max,
+            request_bytes: config.queued_max_request_bytes().map(|max| {
+                Arc::new(RequestBudget {
+                    free: Mutex::new(max),
+                    freed: Notify::new(),
+                })
+            }),
             max_connections: config.max_connections(),
             max_connections_per_ip: config.max_connections_per_ip(),
             idle: Duration::from_millis(config.connections_max_idle_ms()),
@@ -92,11 +89,55 @@ impl Admission {
     }
 
     /// Waits until `len` more request bytes may be held in memory.
-    async fn reserve(&self, len: usize) -> Option<OwnedSemaphorePermit> {
-        let sem = self.request_bytes.as_ref()?;
-        // Config validation keeps the budget at least socket.request.max.bytes.
-        let n = len.min(self.request_bytes_max).max(1) as u32;
-        Arc::clone(sem).acquire_many_owned(n).await.ok()
+    async fn reserve(&self, len: usize) -> Option<BudgetHold> {
+        // Config validation keeps the budget at least socket.request.max.bytes,
+        // so every frame fits once the others are answered.
+        Some(self.request_bytes.as_ref()?.take(len).await)
+    }
+}
+
+/// The bytes of `queued.max.request.bytes` still free, taken as Kafka's
+/// MemoryPool gives them out: a frame gets its bytes as soon as that many are
+/// free, whatever larger frames wait. (tokio's Semaphore is first come, first
+/// served, so a 100-byte produce would queue behind every waiting 100 MiB frame
+/// and the abusers would set everyone's pace.)
+struct RequestBudget {
+    free: Mutex<usize>,
+    freed: Notify,
+}
+
+impl RequestBudget {
+    async fn take(self: &Arc<Self>, len: usize) -> BudgetHold {
+        loop {
+            // Registered before the check, so a release in between still wakes us.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+                if *free >= len {
+                    *free -= len;
+                    return BudgetHold {
+                        budget: Arc::clone(self),
+                        len,
+                    };
+                }
+            }
+            freed.await;
+        }
+    }
+}
+
+/// Request bytes held from the budget until the frame is answered.
+struct BudgetHold {
+    budget: Arc<RequestBudget>,
+    len: usize,
+}
+
+impl Drop for BudgetHold {
+    fn drop(&mut self) {
+        *self.budget.free.lock().unwrap_or_else(|e| e.into_inner()) += self.len;
+        self.budget.freed.notify_waiters();
     }
 }
 

@@ -163,12 +163,14 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     }
     // A record takes at least 7 bytes (length, attributes, timestamp delta, offset
     // delta, key and value lengths, header count), so a count the bytes cannot hold
-    // is a lie; a compressed one is bounded by what the batch may inflate to.
+    // is a lie. A compressed batch is decoded into records in memory (cleaner,
+    // ListOffsets, the compacted-topic key check), so its count is bounded by what
+    // those records may occupy: 128 MiB / size_of::<Record>(), about 700,000.
     let records_bytes = batch.len() - HEADER_LEN;
     let max_records = if h.attributes & 0x07 == 0 {
         records_bytes / MIN_RECORD_LEN
     } else {
-        super::compression::MAX_INFLATED_BATCH_BYTES / MIN_RECORD_LEN
+        super::compression::MAX_INFLATED_BATCH_BYTES / std::mem::size_of::<kafka_protocol::records::Record>()
     };
     if h.records_count as usize > max_records {
         return Err(BatchError::RecordCount {

@@ -35,6 +35,14 @@ pub enum AppendError {
     TooLarge { size: usize, max: usize },
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    /// Records the topic's configuration refuses (Kafka's INVALID_RECORD), each
+    /// as its index in the request's records with the reason (Produce's
+    /// RecordErrors, from which clients tell the bad records from the rest).
+    #[error("{message}")]
+    InvalidRecord {
+        message: String,
+        records: Vec<(i32, String)>,
+    },
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
@@ -46,6 +54,40 @@ pub enum ReadError {
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Compaction keeps the last record per key, so a compacted topic refuses records
+/// without one, as Kafka's LogValidator does (decompressing under the cap).
+/// Indexes count records from the first batch of the request, as Kafka's do.
+fn require_keys<'a>(batches: impl Iterator<Item = &'a [u8]>) -> Result<(), AppendError> {
+    let mut index = 0i32;
+    let mut keyless = Vec::new();
+    for batch in batches {
+        let mut buf = bytes::Bytes::copy_from_slice(batch);
+        let set = compression::decode_batch(&mut buf, compression::MAX_INFLATED_BATCH_BYTES).map_err(|e| {
+            AppendError::InvalidRecord {
+                message: format!("Cannot decode the records of a batch: {e}"),
+                records: Vec::new(),
+            }
+        })?;
+        for r in &set.records {
+            if r.key.is_none() {
+                keyless.push((index, "Compacted topic cannot accept message without key.".to_string()));
+            }
+            index += 1;
+        }
+    }
+    match keyless.first() {
+        None => Ok(()),
+        Some((first, reason)) => Err(AppendError::InvalidRecord {
+            message: format!(
+                "One or more records have been rejected due to {} record errors in total, and only showing the \
+                 first error at batch index {first}: {reason}",
+                keyless.len()
+            ),
+            records: keyless,
+        }),
+    }
 }
 
 /// What an append did.
@@ -224,6 +266,10 @@ impl Log {
                     max: self.config.max_message_bytes,
                 });
             }
+        }
+        if self.config.compact {
+            let data = batches.iter().filter(|(h, _)| !h.is_control());
+            require_keys(data.map(|(_, range)| &records[range.clone()]))?;
         }
         // Check every batch before writing any, against a scratch copy of the
         // producers involved, so a request is applied whole or not at all.

@@ -451,3 +451,40 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     let r = log.read(17, 1, true).unwrap();
     assert_eq!(offsets(&r.bytes)[0], (16, 17), "the batch holding offset 17, whole");
 }
+
+#[test]
+fn a_compacted_log_refuses_records_without_a_key_compressed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            compact: true,
+            ..config()
+        },
+        true,
+    );
+    for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let keyless = batch::encode_records(
+            &[
+                (Some(bytes::Bytes::from_static(b"k")), None),
+                (None, Some(bytes::Bytes::from_static(b"v"))),
+            ],
+            0,
+            compression,
+        )
+        .unwrap();
+        match log.append(&keyless, 0, 0) {
+            Err(AppendError::InvalidRecord { records, .. }) => {
+                assert_eq!(
+                    records.iter().map(|r| r.0).collect::<Vec<_>>(),
+                    vec![1],
+                    "{compression:?}"
+                )
+            }
+            other => panic!("{compression:?}: {other:?}"),
+        }
+        log.append(&keyed_batch(&[("k", Some("v"))], 0, compression), 0, 0)
+            .unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 3, "only the keyed batches are in the log");
+}

@@ -81,6 +81,8 @@ pub struct ApiEntry {
     pub versions: VersionRange,
     pub advertised: VersionRange,
     call: fn(Arc<Broker>, RequestContext, Bytes) -> HandlerFuture,
+    /// Decodes a body of this API and drops it (the decode-only fuzz target).
+    decode: fn(Bytes, i16) -> Result<(), ProtocolError>,
 }
 
 impl ApiEntry {
@@ -90,20 +92,24 @@ impl ApiEntry {
             versions: H::VERSIONS,
             advertised: H::ADVERTISED,
             call: dispatch::<H>,
+            decode: |body, version| decode_body::<H::Request>(body, version).map(drop),
         }
     }
 }
 
-fn dispatch<H: Handler>(broker: Arc<Broker>, ctx: RequestContext, mut body: Bytes) -> HandlerFuture {
+fn decode_body<R: Request>(mut body: Bytes, version: i16) -> Result<R, ProtocolError> {
+    let api = ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))?;
+    R::decode(&mut body, version).map_err(|e| ProtocolError::Decode {
+        api,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+fn dispatch<H: Handler>(broker: Arc<Broker>, ctx: RequestContext, body: Bytes) -> HandlerFuture {
     Box::pin(async move {
         let version = ctx.api_version();
-        let api = ApiKey::try_from(<H::Request as Request>::KEY)
-            .map_err(|_| ProtocolError::UnknownApiKey(<H::Request as Request>::KEY))?;
-        let request = <H::Request as Decodable>::decode(&mut body, version).map_err(|e| ProtocolError::Decode {
-            api,
-            version,
-            reason: e.to_string(),
-        })?;
+        let request = decode_body::<H::Request>(body, version)?;
         let correlation_id = ctx.header.correlation_id;
         let zero_copy = ctx.zero_copy.clone();
         match H::handle(broker, ctx, request).await {
@@ -192,8 +198,18 @@ pub fn lookup(api_key: i16) -> Option<&'static ApiEntry> {
     API_TABLE.iter().find(|e| e.key as i16 == api_key)
 }
 
-/// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
-pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<Frame>, ProtocolError> {
+/// A request frame split into its table row, header and undecoded body.
+enum Parsed {
+    Request {
+        entry: &'static ApiEntry,
+        header: RequestHeader,
+        body: Bytes,
+    },
+    /// Answered without a handler (an ApiVersions version this broker does not know).
+    Answered(Bytes),
+}
+
+fn parse_frame(frame: Bytes) -> Result<Parsed, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::ShortFrame(frame.len()));
     }
@@ -204,8 +220,7 @@ pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -
     if version < entry.versions.min || version > entry.versions.max {
         if entry.key == ApiKey::ApiVersions {
             // KIP-511: answer an unknown ApiVersions version in v0 so any client can read it.
-            return handlers::api_versions::unsupported_version_response(correlation_id)
-                .map(|b| Some(Frame::from_bytes(b)));
+            return handlers::api_versions::unsupported_version_response(correlation_id).map(Parsed::Answered);
         }
         return Err(ProtocolError::UnsupportedVersion {
             api: entry.key,
@@ -220,14 +235,29 @@ pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -
         version,
         reason: format!("header: {e}"),
     })?;
-    (entry.call)(
-        broker,
-        RequestContext {
-            header,
-            peer,
-            zero_copy: ZeroCopy::default(),
-        },
-        body,
-    )
-    .await
+    Ok(Parsed::Request { entry, header, body })
+}
+
+/// Decodes a request frame's header and body as [`handle_frame`] would, without
+/// handling it: what the decode-only fuzz target drives.
+pub fn decode_frame(frame: Bytes) -> Result<(), ProtocolError> {
+    match parse_frame(frame)? {
+        Parsed::Request { entry, header, body } => (entry.decode)(body, header.request_api_version),
+        Parsed::Answered(_) => Ok(()),
+    }
+}
+
+/// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
+pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<Frame>, ProtocolError> {
+    match parse_frame(frame)? {
+        Parsed::Request { entry, header, body } => {
+            let ctx = RequestContext {
+                header,
+                peer,
+                zero_copy: ZeroCopy::default(),
+            };
+            (entry.call)(broker, ctx, body).await
+        }
+        Parsed::Answered(b) => Ok(Some(Frame::from_bytes(b))),
+    }
 }

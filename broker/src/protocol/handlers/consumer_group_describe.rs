@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescri
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
+use super::{authorized, str_bytes, topic_name, GROUP_OPERATIONS};
 use crate::cluster::Broker;
 use crate::group::consumer::Tp;
 use crate::protocol::{Handler, RequestContext};
@@ -42,13 +42,14 @@ impl Handler for ConsumerGroupDescribe {
                     .collect(),
             )
         };
+        let include_operations = req.include_authorized_operations;
         let groups = req
             .group_ids
             .into_iter()
             .map(|id| {
                 let d = DescribedGroup::default()
                     .with_group_id(id.clone())
-                    .with_authorized_operations(i32::MIN);
+                    .with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
                 let Some(g) = broker.groups.consumer_group(&id.0) else {
                     return d
                         .with_error_code(ResponseError::GroupIdNotFound.code())

@@ -7,7 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
+use super::{authorized, str_bytes, CLUSTER_OPERATIONS};
 use crate::cluster::Broker;
 use crate::protocol::{Handler, RequestContext};
 
@@ -26,7 +26,10 @@ impl Handler for DescribeCluster {
             .with_cluster_id(str_bytes(broker.cluster_id.clone()))
             .with_controller_id(BrokerId(broker.controller_id_for_clients()))
             .with_endpoint_type(req.endpoint_type)
-            .with_cluster_authorized_operations(i32::MIN);
+            .with_cluster_authorized_operations(authorized(
+                req.include_cluster_authorized_operations,
+                CLUSTER_OPERATIONS,
+            ));
         if req.endpoint_type != 1 {
             // Only broker endpoints exist (no separate controller listeners yet).
             return Some(

@@ -6,7 +6,7 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
+use super::{authorized, str_bytes, GROUP_OPERATIONS};
 use crate::cluster::Broker;
 use crate::protocol::{Handler, RequestContext};
 
@@ -22,13 +22,14 @@ impl Handler for DescribeGroups {
         req: DescribeGroupsRequest,
     ) -> Option<DescribeGroupsResponse> {
         let v = ctx.api_version();
+        let include_operations = req.include_authorized_operations;
         let groups = req
             .groups
             .into_iter()
             .map(|id| {
                 let mut g = DescribedGroup::default().with_group_id(id.clone());
                 if v >= 3 {
-                    g = g.with_authorized_operations(i32::MIN);
+                    g = g.with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
                 }
                 let Some(d) = broker.groups.describe(&id.0) else {
                     // Kafka describes an unknown group as Dead, without an error.

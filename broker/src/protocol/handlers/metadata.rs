@@ -10,14 +10,11 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::{str_bytes, topic_name};
+use super::{authorized, str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
 use crate::cluster::{topic_name as names, Broker, Topic};
 use crate::protocol::{Handler, RequestContext};
 
 pub struct Metadata;
-
-/// `topic_authorized_operations` when the client did not ask for them.
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 impl Handler for Metadata {
     type Request = MetadataRequest;
@@ -48,6 +45,11 @@ impl Handler for Metadata {
                 }
             }
         }
+        if req.include_topic_authorized_operations {
+            for t in topics.iter_mut().filter(|t| t.error_code == 0) {
+                t.topic_authorized_operations = TOPIC_OPERATIONS;
+            }
+        }
         let brokers = broker.controller.with_image(|img| {
             img.brokers
                 .values()
@@ -71,7 +73,10 @@ impl Handler for Metadata {
                 .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
                 .with_controller_id(BrokerId(broker.controller_id_for_clients()))
                 .with_topics(topics)
-                .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED),
+                .with_cluster_authorized_operations(authorized(
+                    version <= 10 && req.include_cluster_authorized_operations,
+                    CLUSTER_OPERATIONS,
+                )),
         )
     }
 }

@@ -41,6 +41,36 @@ use crate::log::batch::BatchError;
 use crate::log::producer_state::SequenceError;
 use crate::log::{AppendError, ReadError};
 
+/// The operations a client may perform on a resource, as bits of Kafka's
+/// AclOperation codes, for the `*_authorized_operations` fields. Skein has no
+/// authorizer yet, and Kafka without one answers every operation the resource
+/// type supports; `OPERATIONS_NOT_REQUESTED` when the client did not ask.
+pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+const fn operations(codes: &[u8]) -> i32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub const TOPIC_OPERATIONS: i32 = operations(&[3, 4, 5, 6, 7, 8, 10, 11]);
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub const CLUSTER_OPERATIONS: i32 = operations(&[5, 7, 8, 9, 10, 11, 12]);
+/// READ, DELETE, DESCRIBE.
+pub const GROUP_OPERATIONS: i32 = operations(&[3, 6, 8]);
+
+/// `operations` when the client asked for them, else OPERATIONS_NOT_REQUESTED.
+pub fn authorized(requested: bool, operations: i32) -> i32 {
+    if requested {
+        operations
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    }
+}
+
 /// A `StrBytes` from any string.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -60,6 +90,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::InvalidBatch(BatchError::Magic(_)) | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => {
             ResponseError::InvalidRecord
         }
+        AppendError::InvalidRecord { .. } => ResponseError::InvalidRecord,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,

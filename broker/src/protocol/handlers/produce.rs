@@ -6,12 +6,15 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{append_error_code, str_bytes};
 use crate::cluster::{Broker, Partition};
+use crate::log::AppendError;
 use crate::protocol::{Handler, RequestContext};
 
 pub struct Produce;
@@ -141,7 +144,22 @@ async fn append(
         }
         Err(e) => {
             tracing::debug!(topic, partition = index, "produce refused: {e}");
-            Pending::Done(fail(version, r, append_error_code(&e), e.to_string()))
+            let code = append_error_code(&e);
+            let r = match e {
+                // RecordErrors exist from v8.
+                AppendError::InvalidRecord { ref records, .. } if version >= 8 => r.with_record_errors(
+                    records
+                        .iter()
+                        .map(|(i, reason)| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(*i)
+                                .with_batch_index_error_message(Some(str_bytes(reason.clone())))
+                        })
+                        .collect(),
+                ),
+                _ => r,
+            };
+            Pending::Done(fail(version, r, code, e.to_string()))
         }
     }
 }

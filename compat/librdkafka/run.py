@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Runs librdkafka's own test suite against real skein-broker processes.
+
+    compat/librdkafka/run.py --tests-dir DIR [--set fast|full] [--report FILE]
+
+DIR is librdkafka's tests directory with test-runner built
+(scripts/build-librdkafka-tests.sh prints it). expected.txt, next to this file,
+lists every test the suite has that needs a broker: the ones expected to pass,
+on one broker or on three (replication factor 3), and every one left out with
+its reason. Each test runs in its own test-runner process with
+TEST_KAFKA_VERSION=4.0.0, in full mode (no -Q), against brokers with Kafka's
+defaults (group.initial.rebalance.delay.ms=3000 included) and the suite's
+default scenario (num.partitions=4; replication factor 3 on the three-broker
+cluster). The run fails if a
+test expected to pass does not; a test listed as failing that passes is
+reported so the list can be updated.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def broker_binary():
+    explicit = os.environ.get("SKEIN_BROKER_BIN")
+    if explicit:
+        return explicit
+    return str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/skein-broker")
+
+
+class Brokers:
+    """n brokers on loopback, each a voter of the metadata quorum when n > 1."""
+
+    def __init__(self, n, root, auto_create=True):
+        self.procs, self.ports = [], [free_port() for _ in range(n)]
+        controllers = [free_port() for _ in range(n)]
+        voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(controllers))
+        for i in range(n):
+            data = Path(root) / f"node{i}"
+            data.mkdir(parents=True)
+            # The suite's default scenario (tests/scenarios/default.json): four
+            # partitions per auto-created topic, replication factor 3 on a cluster.
+            settings = {
+                "log.dirs": str(data),
+                "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                "num.partitions": "4",
+                "auto.create.topics.enable": "true" if auto_create else "false",
+            }
+            if n > 1:
+                settings.update({
+                    "node.id": str(i),
+                    "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]},CONTROLLER://127.0.0.1:{controllers[i]}",
+                    "controller.quorum.voters": voters,
+                    "default.replication.factor": "3",
+                })
+            args = [broker_binary()]
+            for k, v in settings.items():
+                args += ["--set", f"{k}={v}"]
+            log = open(Path(root) / f"node{i}.log", "wb")
+            self.procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))
+        for port in self.ports:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.2).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError(f"broker on {port} did not start")
+                    time.sleep(0.05)
+        if n > 1:
+            time.sleep(3)  # every broker registered and unfenced
+
+    @property
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def alive(self):
+        return all(p.poll() is None for p in self.procs)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def load_expected():
+    """expected.txt rows: test, expectation (pass/fail/skip), brokers, set, reason."""
+    rows = {}
+    for line in (HERE / "expected.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        test, expect, brokers, which, *reason = line.split()
+        rows[test] = {"expect": expect, "brokers": brokers, "set": which, "reason": " ".join(reason)}
+    return rows
+
+
+STATE = re.compile(r'"(\d{4})_[^"]*": \{"name": "[^"]*", "state": "(\w+)"')
+
+
+# The brokers column of expected.txt: how many, and the suite's scenario
+# (noautocreate: topics are never created by Metadata requests).
+SETUPS = {"1": (1, "default"), "3": (3, "default"), "3-noautocreate": (3, "noautocreate")}
+
+
+def run_one(tests_dir, test, bootstrap, workdir, timeout, scenario):
+    conf = Path(workdir) / f"test-{test}.conf"
+    conf.write_text(f"metadata.broker.list={bootstrap}\ntest.topic.random=true\n")
+    report = Path(workdir) / f"report-{test}.json"
+    env = dict(os.environ, TESTS=test, TEST_KAFKA_VERSION="4.0.0", RDKAFKA_TEST_CONF=str(conf),
+               TEST_REPORT=str(report), LD_LIBRARY_PATH="../src:../src-cpp")
+    env.pop("CI", None)  # CI=true makes the runner cut test concurrency and timeouts differently
+    t0 = time.time()
+    try:
+        out = subprocess.run(["./test-runner", "-L", "-E", "-s", scenario], cwd=tests_dir, env=env, capture_output=True,
+                             timeout=timeout)
+        code, output = out.returncode, out.stdout + out.stderr
+    except subprocess.TimeoutExpired as e:
+        code, output = "timeout", (e.stdout or b"") + (e.stderr or b"")
+    # One number may name several variants (0045_subscribe_update, ...): the test
+    # passes when every variant that ran passed.
+    states = [s for n, s in STATE.findall(report.read_text(errors="replace")) if n == test] if report.exists() else []
+    ran = [s for s in states if s != "SKIPPED"]
+    if not states:
+        state = "NOREPORT"
+    elif not ran:
+        state = "SKIPPED"
+    else:
+        state = "PASSED" if all(s == "PASSED" for s in ran) else "FAILED"
+    if code != 0 and state != "FAILED":
+        state = f"EXIT-{code}"
+    (Path(workdir) / f"output-{test}.log").write_bytes(output)
+    return test, state, time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tests-dir", required=True)
+    ap.add_argument("--set", choices=["fast", "full"], default="full")
+    ap.add_argument("--only", help="comma-separated test numbers (ignores --set)")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--report", help="write a Markdown table of the results here")
+    args = ap.parse_args()
+
+    expected = load_expected()
+    if args.only:
+        chosen = args.only.split(",")
+    else:
+        chosen = [t for t, r in expected.items() if r["expect"] != "skip" and (args.set == "full" or r["set"] == "fast")]
+    workdir = tempfile.mkdtemp(prefix="skein-librdkafka-")
+    results = {}
+    try:
+        for setup, (n, scenario) in SETUPS.items():
+            group = [t for t in chosen if expected.get(t, {"brokers": "1"})["brokers"] == setup]
+            if not group:
+                continue
+            brokers = Brokers(n, Path(workdir) / f"brokers-{setup}", auto_create=scenario != "noautocreate")
+            print(f"librdkafka: {len(group)} tests against {n} broker(s), scenario {scenario}", flush=True)
+            try:
+                with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+                    futures = [pool.submit(run_one, args.tests_dir, t, brokers.bootstrap, workdir, args.timeout, scenario)
+                               for t in group]
+                    for f in concurrent.futures.as_completed(futures):
+                        test, state, secs = f.result()
+                        results[test] = (state, secs)
+                        print(f"  {test} {state:8} {secs:6.1f} s", flush=True)
+                if not brokers.alive():
+                    print(f"librdkafka: a broker died (logs in {workdir})")
+                    results["broker"] = ("DIED", 0)
+            finally:
+                brokers.stop()
+    finally:
+        regressions, fixed = [], []
+        for test, (state, _) in sorted(results.items()):
+            want = expected.get(test, {"expect": "pass"})["expect"]
+            if want == "pass" and state not in ("PASSED",):
+                regressions.append(f"{test} {state}")
+            if want == "fail" and state == "PASSED":
+                fixed.append(test)
+        passed = sum(1 for s, _ in results.values() if s == "PASSED")
+        print(f"librdkafka: {passed} passed of {len(results)} run")
+        if fixed:
+            print(f"librdkafka: listed as failing but passed (update expected.txt): {' '.join(fixed)}")
+        if args.report:
+            lines = ["| test | result | seconds | expected | reason |", "|---|---|---|---|---|"]
+            for test, (state, secs) in sorted(results.items()):
+                r = expected.get(test, {"expect": "?", "reason": ""})
+                lines.append(f"| {test} | {state} | {secs:.0f} | {r['expect']} | {r['reason']} |")
+            Path(args.report).write_text("\n".join(lines) + "\n")
+        if regressions:
+            print(f"librdkafka: expected to pass but did not: {', '.join(regressions)} (outputs in {workdir})")
+            sys.exit(1)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+//! A request frame through `handle_frame` against one in-process broker with a
+//! real data directory: decode, dispatch and every handler's treatment of what
+//! decodes. The broker persists across inputs, as it would across requests.
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use skein_broker::cluster::{Broker, NewTopic};
+use skein_broker::config::BrokerConfig;
+use skein_broker::controller::Controller;
+use skein_broker::protocol::{handle_frame, API_TABLE};
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> &'static Fixture {
+    static CELL: OnceLock<Fixture> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut m = BTreeMap::new();
+        m.insert("log.dirs".to_string(), dir.path().display().to_string());
+        m.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
+        let config = BrokerConfig::from_map(m).expect("config");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let broker = rt.block_on(async {
+            let controller = Controller::start(&config).await.expect("controller");
+            let broker = Broker::open(config, controller).expect("broker");
+            broker.start().await.expect("start");
+            for (name, partitions) in [("fuzz", 1), ("fuzz3", 3)] {
+                let topic = NewTopic {
+                    name: name.into(),
+                    partitions,
+                    replication_factor: 1,
+                    assignments: vec![],
+                    configs: BTreeMap::new(),
+                };
+                broker.create_topic(topic).await.expect("topic");
+            }
+            broker
+        });
+        Fixture { rt, broker, _dir: dir }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    // As in request_decode: the first two bytes pick a served API and version.
+    if data.len() < 2 {
+        return;
+    }
+    let f = fixture();
+    let entry = &API_TABLE[data[0] as usize % API_TABLE.len()];
+    let span = (entry.versions.max - entry.versions.min + 1) as u8;
+    let version = entry.versions.min + (data[1] % span) as i16;
+    let mut frame = Vec::with_capacity(data.len() + 2);
+    frame.extend_from_slice(&(entry.key as i16).to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&data[2..]);
+    let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    // Long polls (Fetch's max_wait_ms, a JoinGroup waiting for its rebalance) park
+    // legitimately; the input ends there, as if the client had gone away.
+    let handled = handle_frame(Arc::clone(&f.broker), peer, Bytes::from(frame));
+    let _ =
+        f.rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), handled).await });
+});

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds librdkafka's own test suite (tests/test-runner) from the source that
+# ships in the rdkafka-sys crate, into a cache outside the clone, and prints the
+# path of its tests directory. About 6 minutes on 2 cores the first time; later
+# runs reuse the build. Needs only what `cargo fetch` downloads and gcc/g++.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="${SKEIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/skein}"
+cargo fetch -q
+SRC=$(cargo metadata --format-version 1 --locked 2>/dev/null | python3 -c '
+import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "rdkafka-sys":
+        print(os.path.join(os.path.dirname(p["manifest_path"]), "librdkafka"))
+        break')
+[ -d "$SRC/tests" ] || { echo "librdkafka source not found (rdkafka-sys)" >&2; exit 1; }
+# RapidJSON lets the tests that read librdkafka's statistics run (0053, 0101, 0110).
+if [ ! -f /usr/include/rapidjson/rapidjson.h ]; then
+  echo "installing rapidjson-dev" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rapidjson-dev >/dev/null
+fi
+VERSION=$(basename "$(dirname "$SRC")")
+OUT="$CACHE/librdkafka/$VERSION-rapidjson"
+if [ ! -x "$OUT/tests/test-runner" ]; then
+  echo "building librdkafka's test suite ($VERSION) in $OUT" >&2
+  rm -rf "$OUT" && mkdir -p "$(dirname "$OUT")"
+  cp -r "$SRC" "$OUT"
+  (
+    cd "$OUT"
+    ./configure --disable-ssl --disable-sasl --disable-curl --disable-gssapi >/dev/null
+    make -j"$(nproc)" libs >/dev/null
+    make -j"$(nproc)" -C tests build >/dev/null
+  ) >&2
+fi
+echo "$OUT/tests"
