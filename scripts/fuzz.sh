@@ -19,7 +19,10 @@ fi
 # cargo-fuzz needs nightly flags (-Zsanitizer); RUSTC_BOOTSTRAP lets the stable
 # toolchain take them.
 export RUSTC_BOOTSTRAP=1
-TARGET_DIR="$CACHE/fuzz-target"
+# FUZZ_SANITIZER=none trades ASan's checks (and -malloc_limit_mb) for several
+# times the executions, for long campaigns; a separate build directory each.
+SANITIZER="${FUZZ_SANITIZER:-address}"
+TARGET_DIR="$CACHE/fuzz-target-$SANITIZER"
 TARGETS=(request_decode request_handle record_batch metadata_command)
 # A decoder must not allocate far beyond its input, nor stall on one input.
 LIMITS=(-malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1)
@@ -28,12 +31,12 @@ run() {
   local seconds=$1 scratch
   scratch=$(mktemp -d)
   trap 'rm -rf "$scratch"' RETURN
-  cargo fuzz build -O --target-dir "$TARGET_DIR" >&2
+  cargo fuzz build -O -s "$SANITIZER" --target-dir "$TARGET_DIR" >&2
   for t in "${TARGETS[@]}"; do
     mkdir -p "$scratch/$t" "fuzz/artifacts/$t"
     echo "fuzz: $t for ${seconds}s" >&2
     local rc=0
-    cargo fuzz run -O --target-dir "$TARGET_DIR" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+    cargo fuzz run -O -s "$SANITIZER" --target-dir "$TARGET_DIR" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
       "${LIMITS[@]}" -max_total_time="$seconds" -artifact_prefix="fuzz/artifacts/$t/" >"$scratch/$t.log" 2>&1 || rc=$?
     grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|INFO: Loaded)' "$scratch/$t.log" >&2 || true
     if [ "$rc" -ne 0 ]; then
@@ -49,7 +52,7 @@ case "${1:-check}" in
   run) run "${2:-600}" ;;
   cmin)
     for t in "${TARGETS[@]}"; do
-      cargo fuzz cmin -O --target-dir "$TARGET_DIR" "$t" "fuzz/corpus/$t" -- -malloc_limit_mb=512 -rss_limit_mb=2048
+      cargo fuzz cmin -O -s "$SANITIZER" --target-dir "$TARGET_DIR" "$t" "fuzz/corpus/$t" -- -malloc_limit_mb=512 -rss_limit_mb=2048
     done
     ;;
   *) echo "usage: $0 check|run [SECONDS]|cmin" >&2; exit 2 ;;

@@ -182,3 +182,45 @@ def test_dynamic_broker_configs_show_in_describe_configs(broker):
     with pytest.raises(KafkaException) as e:
         a.incremental_alter_configs([bad])[bad].result(30)
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_authorized_operations_are_all_that_kafka_allows_without_an_authorizer(broker):
+    """As Kafka without an authorizer: every operation of the resource type when
+    asked for (librdkafka's 0081 checks 8 for a topic and 7 for the cluster),
+    none when not."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation
+
+    a = admin(broker)
+    a.create_topics([NewTopic("ops", 1, 1)])["ops"].result(30)
+    topic = a.describe_topics(TopicCollection(["ops"]), include_authorized_operations=True)["ops"].result(30)
+    assert set(topic.authorized_operations) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+        AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS,
+    }
+    cluster = a.describe_cluster(include_authorized_operations=True).result(30)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE, AclOperation.ALTER, AclOperation.DESCRIBE, AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS, AclOperation.IDEMPOTENT_WRITE,
+    }
+    assert not a.describe_cluster().result(30).authorized_operations
+    assert not a.describe_topics(TopicCollection(["ops"]))["ops"].result(30).authorized_operations
+
+
+def test_keyless_records_on_a_compacted_topic_are_invalid_record(broker):
+    """Kafka's LogValidator: compaction needs a key. Keyed records in the same
+    topic are still accepted."""
+    a = admin(broker)
+    a.create_topics([NewTopic("compacted", 1, 1, config={"cleanup.policy": "compact"})])["compacted"].result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "compression.type": "lz4"})
+    results = {}
+
+    def report(key):
+        return lambda err, msg: results.__setitem__(key, err)
+
+    p.produce("compacted", key=b"k", value=b"kept", on_delivery=report("keyed"))
+    p.flush(30)
+    p.produce("compacted", value=b"no key", on_delivery=report("keyless"))
+    p.flush(30)
+    assert results["keyed"] is None
+    assert results["keyless"].code() == KafkaError.INVALID_RECORD
