@@ -207,7 +207,18 @@ def main():
         if fixed:
             print(f"librdkafka: listed as failing but passed (update expected.txt): {' '.join(fixed)}")
         if args.report:
-            lines = ["| test | result | seconds | expected | reason |", "|---|---|---|---|---|"]
+            lines = [
+                "# librdkafka's test suite against Skein",
+                "",
+                f"Written by `make compat` ({time.strftime('%Y-%m-%d')}): librdkafka "
+                f"{Path(args.tests_dir).resolve().parent.name}, full mode, TEST_KAFKA_VERSION=4.0.0, "
+                "each test in its own test-runner process against real skein-broker processes. "
+                f"{passed} passed of {len(results)} run; `compat/librdkafka/expected.txt` gives the reason "
+                "for every test expected to fail and every test not run.",
+                "",
+                "| test | result | seconds | expected | reason |",
+                "|---|---|---|---|---|",
+            ]
             for test, (state, secs) in sorted(results.items()):
                 r = expected.get(test, {"expect": "?", "reason": ""})
                 lines.append(f"| {test} | {state} | {secs:.0f} | {r['expect']} | {r['reason']} |")

@@ -13,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use skein_broker::cluster::{Broker, NewTopic};
 use skein_broker::config::BrokerConfig;
 use skein_broker::controller::Controller;
-use skein_broker::protocol::{handle_frame, API_TABLE};
+use skein_broker::protocol::handle_frame;
+use skein_fuzz::request_frame;
 
 struct Fixture {
     rt: tokio::runtime::Runtime,
@@ -51,18 +52,10 @@ fn fixture() -> &'static Fixture {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // As in request_decode: the first two bytes pick a served API and version.
-    if data.len() < 2 {
+    let Some(frame) = request_frame(data) else {
         return;
-    }
+    };
     let f = fixture();
-    let entry = &API_TABLE[data[0] as usize % API_TABLE.len()];
-    let span = (entry.versions.max - entry.versions.min + 1) as u8;
-    let version = entry.versions.min + (data[1] % span) as i16;
-    let mut frame = Vec::with_capacity(data.len() + 2);
-    frame.extend_from_slice(&(entry.key as i16).to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&data[2..]);
     let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     // Long polls (Fetch's max_wait_ms, a JoinGroup waiting for its rebalance) park
     // legitimately; the input ends there, as if the client had gone away.
