@@ -210,7 +210,7 @@ fn live_broker_survives_mutated_client_frames() {
     let seed = std::env::var("SKEIN_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5ee_d5ee_du64);
+        .unwrap_or(0x5eed_5eed_u64);
     let mut b = BrokerProcess::start(&[]);
     let mut c = b.connect();
     let create = CreateTopicsRequest::default().with_topics(vec![create_topics_request::CreatableTopic::default()

@@ -224,3 +224,24 @@ def test_keyless_records_on_a_compacted_topic_are_invalid_record(broker):
     p.flush(30)
     assert results["keyed"] is None
     assert results["keyless"].code() == KafkaError.INVALID_RECORD
+
+
+def test_kafka_broker_keys_skein_does_not_act_on_are_accepted_and_marked(broker):
+    """Kafka accepts its own broker keys in AlterConfigs (librdkafka's 0081 sets
+    sasl.kerberos.min.time.before.relogin); Skein stores them and says in
+    DescribeConfigs that it does not act on them. A key Kafka does not know is
+    still INVALID_CONFIG."""
+    a = admin(broker)
+    kerberos = ConfigResource(ResourceType.BROKER, "0", set_config={"sasl.kerberos.min.time.before.relogin": "58000"})
+    a.alter_configs([kerberos])[kerberos].result(30)
+    res = ConfigResource(ResourceType.BROKER, "0")
+    entry = a.describe_configs([res])[res].result(30)["sasl.kerberos.min.time.before.relogin"]
+    assert (entry.value, entry.source) == ("58000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    unknown = ConfigResource(
+        ResourceType.BROKER,
+        "0",
+        incremental_configs=[ConfigEntry("no.such.broker.key", "1", incremental_operation=AlterConfigOpType.SET)],
+    )
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([unknown])[unknown].result(30)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG

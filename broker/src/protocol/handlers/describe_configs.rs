@@ -12,7 +12,9 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
 use crate::cluster::Broker;
-use crate::config::{topic_synonym, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::config::{
+    is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS,
+};
 use crate::protocol::{Handler, RequestContext};
 
 pub struct DescribeConfigs;
@@ -182,7 +184,34 @@ fn describe_broker_configs(
                 .with_config_type(def.kind.code())
                 .with_documentation(include_docs.then(|| str_bytes(def.doc)))
         })
+        .chain(kafka_only(&own, DYNAMIC_BROKER_CONFIG, include_docs))
+        .chain(
+            kafka_only(&cluster, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs)
+                .filter(|c| !own.contains_key(c.name.as_str())),
+        )
         .collect()
+}
+
+const NOT_ACTED_ON: &str = "A Kafka broker setting that Skein accepts and stores but does not act on.";
+
+/// The Kafka keys Skein does not act on among a resource's dynamic configs.
+fn kafka_only<'a>(
+    configs: &'a BTreeMap<String, String>,
+    source: i8,
+    include_docs: bool,
+) -> impl Iterator<Item = DescribeConfigsResourceResult> + 'a {
+    configs
+        .iter()
+        .filter(|(k, _)| is_kafka_only_broker_key(k))
+        .map(move |(k, v)| {
+            DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(k.clone()))
+                .with_value(Some(str_bytes(v.clone())))
+                .with_read_only(false)
+                .with_config_source(source)
+                .with_config_type(ConfigType::String.code())
+                .with_documentation(include_docs.then(|| str_bytes(NOT_ACTED_ON)))
+        })
 }
 
 /// The dynamic cluster-wide defaults (broker resource ""), as Kafka lists them.
@@ -191,19 +220,20 @@ fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<Describ
         .controller
         .with_image(|img| img.broker_configs.get("").cloned().unwrap_or_default());
     defaults
-        .into_iter()
+        .iter()
         .filter_map(|(k, v)| {
             let def = BROKER_CONFIGS.iter().find(|d| d.name == k)?;
             Some(
                 DescribeConfigsResourceResult::default()
                     .with_name(str_bytes(def.name))
-                    .with_value(Some(str_bytes(v)))
+                    .with_value(Some(str_bytes(v.clone())))
                     .with_read_only(false)
                     .with_config_source(DYNAMIC_DEFAULT_BROKER_CONFIG)
                     .with_config_type(def.kind.code())
                     .with_documentation(include_docs.then(|| str_bytes(def.doc))),
             )
         })
+        .chain(kafka_only(&defaults, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs))
         .collect()
 }
 

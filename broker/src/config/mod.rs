@@ -5,6 +5,8 @@
 //! start-up parsing (`--config`, `--set`), DescribeConfigs, and config
 //! validation in CreateTopics and AlterConfigs, so the three can never disagree.
 
+mod kafka_keys;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -738,8 +740,17 @@ fn find<'a>(table: &'a [ConfigDef], key: &str) -> Option<&'a ConfigDef> {
     table.iter().find(|d| d.name == key)
 }
 
-/// Checks a dynamic broker config change: the key must be dynamic and the value valid.
+/// Whether `key` is a Kafka broker config that Skein accepts and does not act on.
+pub fn is_kafka_only_broker_key(key: &str) -> bool {
+    kafka_keys::KAFKA_ONLY_BROKER_KEYS.contains(&key)
+}
+
+/// Checks a dynamic broker config change: the key must be dynamic and the value
+/// valid, or a Kafka key Skein does not act on (kept as given, as Kafka would).
 pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), ConfigError> {
+    if is_kafka_only_broker_key(key) {
+        return Ok(());
+    }
     let def = find(BROKER_CONFIGS, key).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
     if !DYNAMIC_BROKER_CONFIGS.contains(&key) {
         return Err(ConfigError::Invalid {
