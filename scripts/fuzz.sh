@@ -52,7 +52,7 @@ case "${1:-check}" in
   run) run "${2:-600}" ;;
   cmin)
     for t in "${TARGETS[@]}"; do
-      cargo fuzz cmin -O -s "$SANITIZER" --target-dir "$TARGET_DIR" "$t" "fuzz/corpus/$t" -- -malloc_limit_mb=512 -rss_limit_mb=2048
+      cargo fuzz cmin -O -s "$SANITIZER" --target-dir "$TARGET_DIR" "$t" "fuzz/corpus/$t" -- -malloc_limit_mb=512 -rss_limit_mb=2048 -use_counters=0
     done
     ;;
   *) echo "usage: $0 check|run [SECONDS]|cmin" >&2; exit 2 ;;
