@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
 use libfuzzer_sys::fuzz_target;
 use skein_broker::cluster::{Broker, NewTopic};
 use skein_broker::config::BrokerConfig;
@@ -29,6 +30,8 @@ fn fixture() -> &'static Fixture {
         let mut m = BTreeMap::new();
         m.insert("log.dirs".to_string(), dir.path().display().to_string());
         m.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
+        // Metadata for random names would otherwise create a topic per input.
+        m.insert("auto.create.topics.enable".to_string(), "false".to_string());
         let config = BrokerConfig::from_map(m).expect("config");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let broker = rt.block_on(async {
@@ -37,7 +40,7 @@ fn fixture() -> &'static Fixture {
             broker.start().await.expect("start");
             for (name, partitions) in [("fuzz", 1), ("fuzz3", 3)] {
                 let topic = NewTopic {
-                    name: name.into(),
+                    name: name.to_string(),
                     partitions,
                     replication_factor: 1,
                     assignments: vec![],
@@ -55,6 +58,15 @@ fuzz_target!(|data: &[u8]| {
     let Some(frame) = request_frame(data) else {
         return;
     };
+    // CreateTopics and CreatePartitions may legally ask for thousands of
+    // partitions, three open files each (auto-creation is off for the same reason): a few such inputs exhaust the process's
+    // descriptors and deleting them again takes seconds. request_decode covers
+    // their decoding and the client tests their handling; a per-request partition
+    // limit is still to come (see docs/ARCHITECTURE.md, Hostile input).
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    if key == ApiKey::CreateTopics as i16 || key == ApiKey::CreatePartitions as i16 {
+        return;
+    }
     let f = fixture();
     let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     // Long polls (Fetch's max_wait_ms, a JoinGroup waiting for its rebalance) park
