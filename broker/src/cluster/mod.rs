@@ -877,6 +877,46 @@ impl Broker {
         Ok(())
     }
 
+    /// The dynamic configs of a group (empty for a group with none, or no such group).
+    pub fn group_overrides(&self, group: &str) -> BTreeMap<String, String> {
+        self.controller
+            .with_image(|img| img.group_configs.get(group).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the dynamic configs of a group through the controller.
+    pub async fn set_group_configs(
+        self: &Arc<Self>,
+        group: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        if group.is_empty() {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                "Group name must not be empty",
+            ));
+        }
+        for (k, v) in &configs {
+            config::validate_group_config(&self.config, k, v)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let cmd = Command::SetGroupConfigs {
+            group: group.to_string(),
+            configs: configs.clone(),
+        };
+        refused(self.controller.propose(cmd).await?)?;
+        let group = group.to_string();
+        self.controller
+            .wait_for(Duration::from_secs(10), |img| {
+                img.group_configs.get(&group).cloned().unwrap_or_default() == configs
+            })
+            .await;
+        Ok(())
+    }
+
     /// Hands out a producer id from a block the controller allocated to this broker,
     /// so two brokers never hand out the same id.
     pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {

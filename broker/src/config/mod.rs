@@ -5,7 +5,10 @@
 //! start-up parsing (`--config`, `--set`), DescribeConfigs, and config
 //! validation in CreateTopics and AlterConfigs, so the three can never disagree.
 
+mod group;
 mod kafka_keys;
+
+pub use group::{group_config_value, validate_group_config, GROUP_CONFIGS};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -507,6 +510,34 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Heartbeat interval the coordinator gives consumer-protocol (KIP-848) members.",
     ),
     def(
+        "group.consumer.min.session.timeout.ms",
+        T::Int,
+        Some("45000"),
+        Some(1),
+        "Smallest session timeout a consumer-protocol group may be given (consumer.session.timeout.ms).",
+    ),
+    def(
+        "group.consumer.max.session.timeout.ms",
+        T::Int,
+        Some("60000"),
+        Some(1),
+        "Largest session timeout a consumer-protocol group may be given (consumer.session.timeout.ms).",
+    ),
+    def(
+        "group.consumer.min.heartbeat.interval.ms",
+        T::Int,
+        Some("5000"),
+        Some(1),
+        "Smallest heartbeat interval a consumer-protocol group may be given (consumer.heartbeat.interval.ms).",
+    ),
+    def(
+        "group.consumer.max.heartbeat.interval.ms",
+        T::Int,
+        Some("15000"),
+        Some(1),
+        "Largest heartbeat interval a consumer-protocol group may be given (consumer.heartbeat.interval.ms).",
+    ),
+    def(
         "offsets.topic.replication.factor",
         T::Short,
         Some("3"),
@@ -948,6 +979,7 @@ impl BrokerConfig {
                 });
             }
         }
+        group::check_broker_bounds(&cfg)?;
         if cfg.listeners().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "listeners".into(),
@@ -1337,6 +1369,8 @@ mod tests {
                 T::Boolean => "true".to_string(),
                 // The request budget must hold the largest request.
                 T::Long if d.name == "queued.max.request.bytes" => "-1".into(),
+                // Consumer-group defaults must lie within their bounds.
+                T::Int if d.name.starts_with("group.consumer.") => d.default.unwrap_or("1").to_string(),
                 T::Int | T::Short | T::Long => d.min.unwrap_or(1).max(1).to_string(),
                 T::Double => "0.5".into(),
                 T::String | T::List => match d.name {

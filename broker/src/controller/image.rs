@@ -110,6 +110,9 @@ pub struct MetadataImage {
     /// Dynamic broker configs: by broker id as a string, "" for the cluster default.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Dynamic group configs (KIP-848's resource type GROUP), by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A change to the image, as written in the metadata log.
@@ -187,6 +190,11 @@ pub enum Command {
     /// Replaces the dynamic configs of one broker ("<id>") or of all ("").
     SetBrokerConfigs {
         resource: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Replaces the dynamic configs of one group.
+    SetGroupConfigs {
+        group: String,
         configs: BTreeMap<String, String>,
     },
 }
@@ -391,6 +399,14 @@ impl MetadataImage {
                     self.broker_configs.remove(&resource);
                 } else {
                     self.broker_configs.insert(resource, configs);
+                }
+                Reply::Ok
+            }
+            Command::SetGroupConfigs { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(&group);
+                } else {
+                    self.group_configs.insert(group, configs);
                 }
                 Reply::Ok
             }

@@ -77,6 +77,9 @@ pub struct ConsumerGroup {
     pub target: BTreeMap<String, BTreeSet<Tp>>,
     /// Partition counts the target was computed with.
     target_topics: TopicsView,
+    /// The session timeout in force: the group's `consumer.session.timeout.ms`
+    /// as of its last heartbeat, else the broker's default.
+    pub session_timeout_ms: Option<i64>,
 }
 
 impl ConsumerGroup {

@@ -129,8 +129,12 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| consumer::ConsumerGroup::new(group_id));
         tracing::debug!(group = group_id, member = %req.member_id, epoch = req.member_epoch, "consumer group heartbeat");
+        let overrides = broker.group_overrides(group_id);
+        let value = |key, default| crate::config::group_config_value(&broker.config, &overrides, key).unwrap_or(default);
+        g.session_timeout_ms = Some(value("consumer.session.timeout.ms", self.consumer_timeouts.0));
+        let interval = value("consumer.heartbeat.interval.ms", self.consumer_timeouts.1.into());
         let r = g.heartbeat(req, &topics, now_ms(), || crate::cluster::random_uuid().to_string())?;
-        Ok((r, self.consumer_timeouts.1))
+        Ok((r, interval as i32))
     }
 
     /// A consumer-protocol group, for ConsumerGroupDescribe.
@@ -617,7 +621,7 @@ impl GroupCoordinator {
             let mut consumer_groups = self.consumer_groups();
             let offsets = self.offsets();
             for g in consumer_groups.values_mut() {
-                g.expire(now, self.consumer_timeouts.0);
+                g.expire(now, g.session_timeout_ms.unwrap_or(self.consumer_timeouts.0));
             }
             consumer_groups.retain(|id, g| !g.members.is_empty() || offsets.contains_key(id));
         }

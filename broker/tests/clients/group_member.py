@@ -19,15 +19,17 @@ def on_assign(consumer, partitions):
     print(json.dumps({"assigned": sorted(p.partition for p in partitions)}), flush=True)
 
 
-c = Consumer({
+conf = {
     "bootstrap.servers": bootstrap,
     "group.id": group,
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
-    "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 500,
     **extra,
-})
+}
+if conf.get("group.protocol") != "consumer":
+    # The consumer protocol (KIP-848) takes both from the group coordinator.
+    conf = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500, **conf}
+c = Consumer(conf)
 c.subscribe([topic], on_assign=on_assign)
 owned = None
 while True:

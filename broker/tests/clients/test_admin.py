@@ -132,6 +132,26 @@ def test_bad_topic_requests_get_their_error_codes(broker):
     assert error_of(a.alter_configs([res])[res]) == KafkaError.INVALID_CONFIG
 
 
+def test_more_than_ten_thousand_new_partitions_per_request_are_a_policy_violation(broker):
+    """Kafka's controller limit (MAX_PARTITIONS_PER_BATCH): a few bytes asking
+    for 2^31-1 partitions used to make the broker allocate a placement for each
+    one. Every topic of an oversized request gets POLICY_VIOLATION; nothing is
+    created, and 10,000 in one request is still allowed."""
+    a = admin(broker)
+    fs = a.create_topics([NewTopic("huge", 2**31 - 1, 1), NewTopic("small", 1, 1)])
+    assert error_of(fs["huge"]) == KafkaError.POLICY_VIOLATION
+    assert error_of(fs["small"]) == KafkaError.POLICY_VIOLATION
+    fs = a.create_topics([NewTopic("half-a", 5001, 1), NewTopic("half-b", 5000, 1)])
+    assert error_of(fs["half-a"]) == KafkaError.POLICY_VIOLATION
+    a.create_topics([NewTopic("grows", 1, 1)])["grows"].result(30)
+    assert error_of(a.create_partitions([NewPartitions("grows", 2**31 - 1)])["grows"]) == KafkaError.POLICY_VIOLATION
+    assert error_of(a.create_partitions([NewPartitions("grows", 10_002)])["grows"]) == KafkaError.POLICY_VIOLATION
+    topics = a.list_topics(timeout=10).topics
+    assert not {"huge", "small", "half-a", "half-b"} & set(topics)
+    assert len(topics["grows"].partitions) == 1
+    a.create_partitions([NewPartitions("grows", 3)])["grows"].result(30)
+
+
 def test_describe_cluster_lists_this_broker(broker):
     a = admin(broker)
     desc = a.describe_cluster().result(10)
@@ -245,3 +265,32 @@ def test_kafka_broker_keys_skein_does_not_act_on_are_accepted_and_marked(broker)
     with pytest.raises(KafkaException) as e:
         a.incremental_alter_configs([unknown])[unknown].result(30)
     assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_group_configs_are_described_set_bounded_and_deleted(broker):
+    """Kafka 4.0's group resource (type 32): a group that does not exist yet
+    has the broker's defaults; SET within group.consumer.min/max.* bounds is
+    stored and described as a dynamic group config; out-of-bounds values and
+    unknown keys are INVALID_CONFIG; DELETE restores the default."""
+    a = admin(broker)
+    res = ConfigResource(ResourceType.GROUP, "configured-group")
+    before = a.describe_configs([res])[res].result(30)
+    assert before["consumer.session.timeout.ms"].value == "45000"
+    assert before["consumer.heartbeat.interval.ms"].value == "5000"
+    assert before["consumer.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    def alter(key, value, op=AlterConfigOpType.SET):
+        r = ConfigResource(ResourceType.GROUP, "configured-group",
+                           incremental_configs=[ConfigEntry(key, value, incremental_operation=op)])
+        return a.incremental_alter_configs([r])[r]
+
+    alter("consumer.session.timeout.ms", "50000").result(30)
+    entry = a.describe_configs([res])[res].result(30)["consumer.session.timeout.ms"]
+    assert entry.value == "50000"
+    assert entry.source == 8  # DYNAMIC_GROUP_CONFIG
+    for key, value in [("consumer.session.timeout.ms", "44999"), ("consumer.session.timeout.ms", "60001"),
+                       ("consumer.heartbeat.interval.ms", "fast"), ("no.such.group.key", "1")]:
+        assert error_of(alter(key, value)) == KafkaError.INVALID_CONFIG, (key, value)
+    alter("consumer.session.timeout.ms", "", AlterConfigOpType.DELETE).result(30)
+    after = a.describe_configs([res])[res].result(30)["consumer.session.timeout.ms"]
+    assert (after.value, after.source) == ("45000", ConfigSource.DEFAULT_CONFIG.value)

@@ -10,7 +10,14 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 MEMBER = os.path.join(os.path.dirname(__file__), "group_member.py")
 
@@ -316,7 +323,8 @@ def test_cooperative_sticky_moves_only_the_partitions_it_must(group_broker):
 
 
 def test_kip848_consumer_protocol_group_of_three_with_a_member_leaving(broker_factory):
-    b = broker_factory(**{"group.consumer.heartbeat.interval.ms": "500"})
+    b = broker_factory(**{"group.consumer.heartbeat.interval.ms": "500",
+                          "group.consumer.min.heartbeat.interval.ms": "100"})
     create_topic(b.bootstrap, "kip848", 6)
     produce(b.bootstrap, "kip848", 600, 6)
     conf = {"bootstrap.servers": b.bootstrap, "group.id": "next-gen", "group.protocol": "consumer",
@@ -354,6 +362,33 @@ def test_kip848_consumer_protocol_group_of_three_with_a_member_leaving(broker_fa
     assert [tp.offset for tp in committed] == [200] * 6
     for c in cs[1:]:
         c.close()
+
+
+def test_a_groups_own_session_timeout_expires_a_killed_consumer_protocol_member(broker_factory):
+    """consumer.session.timeout.ms set on the group (resource type GROUP) wins
+    over the broker's group.consumer.session.timeout.ms: with the broker at
+    60 s and the group at 2 s, a SIGKILLed member's partitions move to the
+    survivor well before the broker default could expire it."""
+    b = broker_factory(**{
+        "group.consumer.min.session.timeout.ms": "1000",
+        "group.consumer.session.timeout.ms": "60000",
+        "group.consumer.min.heartbeat.interval.ms": "100",
+        "group.consumer.heartbeat.interval.ms": "500",
+    })
+    create_topic(b.bootstrap, "own-timeout", 4)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ResourceType.GROUP, "quick", incremental_configs=[
+        ConfigEntry("consumer.session.timeout.ms", "2000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res])[res].result(30)
+    members = [Member(b.bootstrap, "own-timeout", "quick", {"group.protocol": "consumer"}) for _ in range(2)]
+    try:
+        wait_for(lambda: all(m.owned_history and len(m.owned_history[-1]) == 2 for m in members), 60,
+                 "two partitions each")
+        members[0].kill()
+        wait_for(lambda: members[1].owned_history[-1] == [0, 1, 2, 3], 20, "the survivor owning all four")
+    finally:
+        for m in members:
+            m.kill()
 
 
 def test_kafkajs_group_of_two_commits(group_broker):

@@ -8,7 +8,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
+use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::Broker;
 use crate::protocol::{Handler, RequestContext};
 
@@ -27,10 +27,21 @@ impl Handler for CreatePartitions {
         for t in &req.topics {
             *counts.entry(t.name.0.to_string()).or_default() += 1;
         }
+        let total: i64 = req
+            .topics
+            .iter()
+            .filter_map(|t| {
+                let current = broker.topic(t.name.0.as_str())?.partition_count();
+                Some((i64::from(t.count) - current as i64).max(0))
+            })
+            .sum();
         let mut results = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let name = t.name.0.to_string();
-            let outcome = if counts[&name] > 1 {
+            let outcome = if total > MAX_PARTITIONS_PER_REQUEST {
+                let e = too_many_partitions(total);
+                Err((e.code, e.message))
+            } else if counts[&name] > 1 {
                 Err((
                     ResponseError::InvalidRequest,
                     format!("Duplicate topic in request: {name}"),

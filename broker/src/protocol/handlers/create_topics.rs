@@ -9,7 +9,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::describe_topic_configs;
-use super::str_bytes;
+use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::{AdminError, Broker, NewTopic};
 use crate::protocol::{Handler, RequestContext};
 
@@ -24,6 +24,15 @@ impl Handler for CreateTopics {
         for t in &req.topics {
             *counts.entry(t.name.0.to_string()).or_default() += 1;
         }
+        let total: i64 = req
+            .topics
+            .iter()
+            .map(|t| match (t.assignments.len(), t.num_partitions) {
+                (0, -1) => i64::from(broker.config.num_partitions()),
+                (0, n) => i64::from(n.max(0)),
+                (n, _) => n as i64,
+            })
+            .sum();
         let mut results = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let name = t.name.0.to_string();
@@ -31,7 +40,9 @@ impl Handler for CreateTopics {
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let outcome = if counts[&name] > 1 {
+            let outcome = if total > MAX_PARTITIONS_PER_REQUEST {
+                Err(too_many_partitions(total))
+            } else if counts[&name] > 1 {
                 Err(AdminError::new(
                     ResponseError::InvalidRequest,
                     format!("Create topics request from client contains duplicate topic name '{name}'."),

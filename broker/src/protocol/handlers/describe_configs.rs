@@ -1,4 +1,4 @@
-//! DescribeConfigs (key 32): every topic and broker config with value, default and source.
+//! DescribeConfigs (key 32): every topic, broker and group config with value, default and source.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +13,8 @@ use kafka_protocol::protocol::VersionRange;
 use super::str_bytes;
 use crate::cluster::Broker;
 use crate::config::{
-    is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS,
+    is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, GROUP_CONFIGS,
+    TOPIC_CONFIGS,
 };
 use crate::protocol::{Handler, RequestContext};
 
@@ -22,6 +23,7 @@ pub struct DescribeConfigs;
 /// Kafka's resource types.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// Kafka's config sources.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -29,6 +31,7 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
+const DYNAMIC_GROUP_CONFIG: i8 = 8;
 
 impl Handler for DescribeConfigs {
     type Request = DescribeConfigsRequest;
@@ -68,6 +71,12 @@ impl Handler for DescribeConfigs {
                     ResponseError::InvalidRequest,
                     format!("Unexpected broker id, expected {} but received {name}", broker.node_id),
                 )),
+                RESOURCE_GROUP if name.is_empty() => Err((
+                    ResponseError::InvalidRequest,
+                    "Group name must not be empty".to_string(),
+                )),
+                // As in Kafka, a group that does not exist (yet) has the defaults.
+                RESOURCE_GROUP => Ok(describe_group_configs(&broker, &name, req.include_synonyms, req.include_documentation)),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -234,6 +243,48 @@ fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<Describ
             )
         })
         .chain(kafka_only(&defaults, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs))
+        .collect()
+}
+
+/// A group's configs: its overrides over the broker's `group.consumer.*` defaults.
+fn describe_group_configs(
+    broker: &Broker,
+    group: &str,
+    include_synonyms: bool,
+    include_docs: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let overrides = broker.group_overrides(group);
+    GROUP_CONFIGS
+        .iter()
+        .map(|def| {
+            let own = overrides.get(def.name);
+            let broker_value = broker.config.get(def.default_key);
+            let broker_source = if broker.config.is_set(def.default_key) {
+                STATIC_BROKER_CONFIG
+            } else {
+                DEFAULT_CONFIG
+            };
+            let (value, source) = match own {
+                Some(v) => (Some(v.clone()), DYNAMIC_GROUP_CONFIG),
+                None => (broker_value.clone(), DEFAULT_CONFIG),
+            };
+            let synonyms = if include_synonyms {
+                own.map(|v| synonym(def.name, Some(v.clone()), DYNAMIC_GROUP_CONFIG))
+                    .into_iter()
+                    .chain([synonym(def.default_key, broker_value, broker_source)])
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(def.name))
+                .with_value(value.map(str_bytes))
+                .with_read_only(false)
+                .with_config_source(source)
+                .with_synonyms(synonyms)
+                .with_config_type(def.kind.code())
+                .with_documentation(include_docs.then(|| str_bytes(def.doc)))
+        })
         .collect()
 }
 

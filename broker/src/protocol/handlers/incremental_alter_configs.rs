@@ -1,13 +1,15 @@
-//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND, SUBTRACT on topic configs.
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND, SUBTRACT on topic configs;
+//! SET and DELETE on broker and group configs.
 
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::cluster::{AdminError, Broker};
 use crate::config::{topic_config_def, ConfigType};
@@ -39,32 +41,24 @@ impl Handler for IncrementalAlterConfigs {
                         format!("The topic '{name}' does not exist."),
                     )),
                     Some(topic) => {
-                        let ops = res.configs.iter().map(|c| {
-                            (
-                                c.name.to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.to_string()),
-                            )
-                        });
-                        match apply(topic.overrides(), &broker, ops) {
+                        match apply(topic.overrides(), &broker, ops(&res)) {
                             Ok(overrides) => broker.set_topic_configs(&name, overrides, req.validate_only).await,
                             Err(e) => Err(e),
                         }
                     }
                 },
-                RESOURCE_BROKER => {
-                    let ops = res.configs.iter().map(|c| {
-                        (
-                            c.name.to_string(),
-                            c.config_operation,
-                            c.value.as_ref().map(|v| v.to_string()),
-                        )
-                    });
-                    match apply_broker(broker.broker_overrides(&name), ops) {
-                        Ok(configs) => broker.set_broker_configs(&name, configs, req.validate_only).await,
-                        Err(e) => Err(e),
-                    }
-                }
+                RESOURCE_BROKER => match set_or_delete(broker.broker_overrides(&name), ops(&res), |k, v| {
+                    Ok(crate::config::validate_dynamic_broker_config(k, v)?)
+                }) {
+                    Ok(configs) => broker.set_broker_configs(&name, configs, req.validate_only).await,
+                    Err(e) => Err(e),
+                },
+                RESOURCE_GROUP => match set_or_delete(broker.group_overrides(&name), ops(&res), |k, v| {
+                    Ok(crate::config::validate_group_config(&broker.config, k, v)?)
+                }) {
+                    Ok(configs) => broker.set_group_configs(&name, configs, req.validate_only).await,
+                    Err(e) => Err(e),
+                },
                 other => Err(AdminError::new(
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),
@@ -84,15 +78,28 @@ impl Handler for IncrementalAlterConfigs {
     }
 }
 
-/// Applies SET and DELETE to a broker resource's dynamic configs (throttle rates).
-fn apply_broker(
+/// A resource's operations as (key, operation, value).
+fn ops(res: &AlterConfigsResource) -> impl Iterator<Item = (String, i8, Option<String>)> + '_ {
+    res.configs.iter().map(|c| {
+        (
+            c.name.to_string(),
+            c.config_operation,
+            c.value.as_ref().map(|v| v.to_string()),
+        )
+    })
+}
+
+/// Applies SET and DELETE to a broker's or a group's dynamic configs, each SET
+/// value checked by `validate`.
+fn set_or_delete(
     mut configs: std::collections::BTreeMap<String, String>,
     ops: impl Iterator<Item = (String, i8, Option<String>)>,
+    validate: impl Fn(&str, &str) -> Result<(), AdminError>,
 ) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
     for (key, op, value) in ops {
         match (op, value) {
             (SET, Some(v)) => {
-                crate::config::validate_dynamic_broker_config(&key, &v)?;
+                validate(&key, &v)?;
                 configs.insert(key, v);
             }
             (DELETE, _) => {
@@ -101,7 +108,7 @@ fn apply_broker(
             _ => {
                 return Err(AdminError::new(
                     ResponseError::InvalidConfig,
-                    format!("Only SET and DELETE apply to the broker config {key}"),
+                    format!("Only SET and DELETE apply to the config {key}"),
                 ))
             }
         }

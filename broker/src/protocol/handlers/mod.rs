@@ -72,6 +72,22 @@ pub fn authorized(requested: bool, operations: i32) -> i32 {
 }
 
 /// A `StrBytes` from any string.
+/// Kafka's controller refuses a CreateTopics or CreatePartitions request that
+/// would create more partitions than this in all (`MAX_PARTITIONS_PER_BATCH`,
+/// KAFKA-17870 and KAFKA-19673); here it also keeps a few bytes of request from
+/// allocating placements for billions of partitions or exhausting descriptors.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// The error every topic of a request over [`MAX_PARTITIONS_PER_REQUEST`] gets.
+pub fn too_many_partitions(total: i64) -> crate::cluster::AdminError {
+    crate::cluster::AdminError::new(
+        ResponseError::PolicyViolation,
+        format!(
+            "Excessively large number of partitions per request: {total} new partitions, at most {MAX_PARTITIONS_PER_REQUEST}."
+        ),
+    )
+}
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
