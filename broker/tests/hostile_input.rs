@@ -6,6 +6,7 @@ mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{one_record_batch, BrokerProcess};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -101,4 +102,31 @@ fn the_frames_that_aborted_the_broker_close_one_connection_and_nothing_else() {
         .topics
         .iter()
         .any(|t| t.name.as_ref().map(|n| n.as_str()) == Some("survivor")));
+}
+
+#[test]
+fn a_few_bytes_asking_for_two_billion_partitions_are_a_policy_violation() {
+    // 20 bytes of CreateTopics used to make the broker place 2^31-1 partitions
+    // (a replica list each) before creating a single one.
+    let mut b = BrokerProcess::start(&[]);
+    let mut c = b.connect();
+    let huge = |name: &'static str, n: i32| {
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(n)
+            .with_replication_factor(1)
+    };
+    let r = c.call(7, &CreateTopicsRequest::default().with_topics(vec![huge("huge", i32::MAX)]));
+    assert_eq!(r.topics[0].error_code, ResponseError::PolicyViolation.code());
+    let r = c.call(7, &CreateTopicsRequest::default().with_topics(vec![huge("grows", 1)]));
+    assert_eq!(r.topics[0].error_code, 0);
+    let grow = CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("grows")))
+        .with_count(i32::MAX)]);
+    assert_eq!(c.call(3, &grow).results[0].error_code, ResponseError::PolicyViolation.code());
+    assert!(b.alive());
+    let meta = c.call(12, &MetadataRequest::default().with_topics(None));
+    let names: Vec<_> = meta.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.to_string())).collect();
+    assert_eq!(names, vec!["grows".to_string()]);
+    assert_eq!(meta.topics[0].partitions.len(), 1);
 }
