@@ -116,17 +116,29 @@ fn a_few_bytes_asking_for_two_billion_partitions_are_a_policy_violation() {
             .with_num_partitions(n)
             .with_replication_factor(1)
     };
-    let r = c.call(7, &CreateTopicsRequest::default().with_topics(vec![huge("huge", i32::MAX)]));
+    let r = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![huge("huge", i32::MAX)]),
+    );
     assert_eq!(r.topics[0].error_code, ResponseError::PolicyViolation.code());
     let r = c.call(7, &CreateTopicsRequest::default().with_topics(vec![huge("grows", 1)]));
     assert_eq!(r.topics[0].error_code, 0);
-    let grow = CreatePartitionsRequest::default().with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("grows")))
-        .with_count(i32::MAX)]);
-    assert_eq!(c.call(3, &grow).results[0].error_code, ResponseError::PolicyViolation.code());
+    let grow = CreatePartitionsRequest::default().with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("grows")))
+            .with_count(i32::MAX),
+    ]);
+    assert_eq!(
+        c.call(3, &grow).results[0].error_code,
+        ResponseError::PolicyViolation.code()
+    );
     assert!(b.alive());
     let meta = c.call(12, &MetadataRequest::default().with_topics(None));
-    let names: Vec<_> = meta.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.to_string())).collect();
+    let names: Vec<_> = meta
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
     assert_eq!(names, vec!["grows".to_string()]);
     assert_eq!(meta.topics[0].partitions.len(), 1);
 }

@@ -82,10 +82,7 @@ pub(super) fn check_broker_bounds(cfg: &BrokerConfig) -> Result<(), ConfigError>
             return Err(ConfigError::Invalid {
                 key: def.default_key.to_string(),
                 value: v.to_string(),
-                reason: format!(
-                    "must lie within {} ({min}) and {} ({max})",
-                    def.min_key, def.max_key
-                ),
+                reason: format!("must lie within {} ({min}) and {} ({max})", def.min_key, def.max_key),
             });
         }
     }

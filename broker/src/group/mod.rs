@@ -130,7 +130,8 @@ impl GroupCoordinator {
             .or_insert_with(|| consumer::ConsumerGroup::new(group_id));
         tracing::debug!(group = group_id, member = %req.member_id, epoch = req.member_epoch, "consumer group heartbeat");
         let overrides = broker.group_overrides(group_id);
-        let value = |key, default| crate::config::group_config_value(&broker.config, &overrides, key).unwrap_or(default);
+        let value =
+            |key, default| crate::config::group_config_value(&broker.config, &overrides, key).unwrap_or(default);
         g.session_timeout_ms = Some(value("consumer.session.timeout.ms", self.consumer_timeouts.0));
         let interval = value("consumer.heartbeat.interval.ms", self.consumer_timeouts.1.into());
         let r = g.heartbeat(req, &topics, now_ms(), || crate::cluster::random_uuid().to_string())?;

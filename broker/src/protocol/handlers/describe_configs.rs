@@ -76,7 +76,12 @@ impl Handler for DescribeConfigs {
                     "Group name must not be empty".to_string(),
                 )),
                 // As in Kafka, a group that does not exist (yet) has the defaults.
-                RESOURCE_GROUP => Ok(describe_group_configs(&broker, &name, req.include_synonyms, req.include_documentation)),
+                RESOURCE_GROUP => Ok(describe_group_configs(
+                    &broker,
+                    &name,
+                    req.include_synonyms,
+                    req.include_documentation,
+                )),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("Unsupported resource type {other}"),

@@ -40,12 +40,10 @@ impl Handler for IncrementalAlterConfigs {
                         ResponseError::UnknownTopicOrPartition,
                         format!("The topic '{name}' does not exist."),
                     )),
-                    Some(topic) => {
-                        match apply(topic.overrides(), &broker, ops(&res)) {
-                            Ok(overrides) => broker.set_topic_configs(&name, overrides, req.validate_only).await,
-                            Err(e) => Err(e),
-                        }
-                    }
+                    Some(topic) => match apply(topic.overrides(), &broker, ops(&res)) {
+                        Ok(overrides) => broker.set_topic_configs(&name, overrides, req.validate_only).await,
+                        Err(e) => Err(e),
+                    },
                 },
                 RESOURCE_BROKER => match set_or_delete(broker.broker_overrides(&name), ops(&res), |k, v| {
                     Ok(crate::config::validate_dynamic_broker_config(k, v)?)
