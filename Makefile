@@ -4,11 +4,12 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BROKER := $(TARGET_DIR)/release/skein-broker
 export SKEIN_BROKER_BIN := $(BROKER)
+export SKEINCTL_BIN := $(TARGET_DIR)/release/skeinctl
 # Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
 ARGS ?=
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
+.PHONY: run cluster build print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -17,16 +18,20 @@ cluster: build
 	SKEIN_BROKER_BIN=$(BROKER) ./scripts/local-cluster.sh
 
 build:
-	$(CARGO) build --release -p skein-broker
+	$(CARGO) build --release -p skein-broker -p skeinctl
+
+# The path of the skeinctl binary (`make -s print-skeinctl`).
+print-skeinctl:
+	@echo $(SKEINCTL_BIN)
 
 test: build
 	./scripts/setup-test-env.sh
-	$(CARGO) test --release -p skein-broker
+	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 	$(MAKE) fuzz-check compat-fast
 
-test-unit:
-	$(CARGO) test --release -p skein-broker
+test-unit: build
+	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
 
 test-clients: build
 	./scripts/setup-test-env.sh

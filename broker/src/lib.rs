@@ -5,6 +5,7 @@
 //! groups and committed offsets; `protocol` the wire
 //! protocol, one handler per API; `server` the listener and connections.
 
+pub mod atomic_file;
 pub mod cluster;
 pub mod config;
 pub mod controller;

@@ -8,12 +8,10 @@
 //! locally first. Protocol handlers call it; it never sees a socket.
 
 pub mod partition;
-pub mod placement;
-pub mod topic_name;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -108,6 +106,12 @@ impl AdminError {
 impl From<ConfigError> for AdminError {
     fn from(e: ConfigError) -> Self {
         AdminError::new(ResponseError::InvalidConfig, e.to_string())
+    }
+}
+
+impl From<skein_model::topic_name::TopicNameError> for AdminError {
+    fn from(e: skein_model::topic_name::TopicNameError) -> Self {
+        AdminError::new(ResponseError::InvalidTopicException, e.to_string())
     }
 }
 
@@ -585,7 +589,7 @@ impl Broker {
 
     /// Validates a new topic (name, counts, assignment, configs) without creating it.
     pub fn validate_new_topic(&self, t: &NewTopic) -> Result<(), AdminError> {
-        topic_name::validate(&t.name)?;
+        skein_model::topic_name::validate(&t.name)?;
         if self.controller.with_image(|img| img.topics.contains_key(&t.name)) {
             return Err(AdminError::new(
                 ResponseError::TopicAlreadyExists,
@@ -1035,7 +1039,7 @@ impl Broker {
             }
         }
         self.write_checkpoints()?;
-        write_atomic(&self.log_dir.join(CLEAN_SHUTDOWN), b"")?;
+        crate::atomic_file::replace(&self.log_dir.join(CLEAN_SHUTDOWN), b"")?;
         tracing::info!("clean shutdown complete");
         Ok(())
     }
@@ -1119,11 +1123,4 @@ pub fn random_uuid() -> Uuid {
         b[8..].copy_from_slice(&(now_ms() as u64).to_be_bytes());
     }
     uuid::Builder::from_random_bytes(b).into_uuid()
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

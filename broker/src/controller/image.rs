@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::cluster::placement;
+use skein_model::placement;
 
 /// A leader id meaning "no leader" (Kafka's -1).
 pub const NO_LEADER: i32 = -1;

@@ -33,18 +33,6 @@ fn io_err(e: impl std::error::Error + 'static) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map(Some).map_err(io_err),
@@ -87,7 +75,7 @@ impl LogInner {
 
     fn rewrite(&mut self) -> io::Result<()> {
         let path = self.dir.join("log");
-        write_atomic(&path, &encode_entries(self.entries.values())?)?;
+        crate::atomic_file::replace(&path, &encode_entries(self.entries.values())?)?;
         self.file = OpenOptions::new().append(true).open(&path)?;
         Ok(())
     }
@@ -188,7 +176,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         let vote = *vote;
         self.with_inner(move |i| {
-            write_atomic(&i.dir.join("vote"), &serde_json::to_vec(&vote).map_err(io_err)?)?;
+            crate::atomic_file::replace(&i.dir.join("vote"), &serde_json::to_vec(&vote).map_err(io_err)?)?;
             i.vote = Some(vote);
             Ok(())
         })
@@ -202,7 +190,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
         self.with_inner(move |i| {
-            write_atomic(
+            crate::atomic_file::replace(
                 &i.dir.join("committed"),
                 &serde_json::to_vec(&committed).map_err(io_err)?,
             )?;
@@ -243,7 +231,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.with_inner(move |i| {
-            write_atomic(
+            crate::atomic_file::replace(
                 &i.dir.join("purged"),
                 &serde_json::to_vec(&Some(log_id)).map_err(io_err)?,
             )?;
@@ -330,7 +318,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         };
         let bytes = serde_json::to_vec(&s).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let path = self.dir.join("snapshot");
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes))
+        tokio::task::spawn_blocking(move || crate::atomic_file::replace(&path, &bytes))
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
@@ -395,7 +383,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         s.snapshot_id = meta.snapshot_id.clone();
         let path = self.dir.join("snapshot");
         let stored = serde_json::to_vec(&s).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        tokio::task::spawn_blocking(move || write_atomic(&path, &stored))
+        tokio::task::spawn_blocking(move || crate::atomic_file::replace(&path, &stored))
             .await
             .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
             .map_err(|e| StorageIOError::write_snapshot(None, &e))?;

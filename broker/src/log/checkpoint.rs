@@ -1,6 +1,6 @@
 //! Offset checkpoint files, in Kafka's text format (`recovery-point-offset-checkpoint`,
 //! `log-start-offset-checkpoint`): a version line, a count line, then
-//! `topic partition offset` per line. Written to a temporary file and renamed.
+//! `topic partition offset` per line. Replaced atomically (`atomic_file`).
 
 use std::collections::HashMap;
 use std::io;
@@ -17,10 +17,7 @@ pub fn write(path: &Path, entries: &Checkpoint) -> io::Result<()> {
     for ((topic, partition), offset) in rows {
         text.push_str(&format!("{topic} {partition} {offset}\n"));
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(tmp, path)
+    crate::atomic_file::replace(path, text.as_bytes())
 }
 
 /// Reads a checkpoint; a missing file is empty, a malformed one is an error.

@@ -47,10 +47,7 @@ impl LeaderEpochCache {
         for (e, o) in &self.entries {
             text.push_str(&format!("{e} {o}\n"));
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(tmp, path)
+        crate::atomic_file::replace(path, text.as_bytes())
     }
 
     /// Records that `epoch` starts at `offset`, if it is newer than the latest.

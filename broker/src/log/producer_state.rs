@@ -253,12 +253,9 @@ pub fn snapshot_name(offset: i64) -> String {
     format!("{offset:020}.snapshot")
 }
 
-/// Writes a snapshot atomically (temp file, fsync, rename).
+/// Writes a snapshot atomically.
 pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManager) -> io::Result<()> {
-    let tmp = dir.join(format!("{}.tmp", snapshot_name(offset)));
-    std::fs::write(&tmp, state.encode())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(snapshot_name(offset)))
+    crate::atomic_file::replace(&dir.join(snapshot_name(offset)), &state.encode())
 }
 
 /// The newest readable snapshot at or below `max_offset`, removing newer or damaged ones.

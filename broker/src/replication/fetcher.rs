@@ -14,8 +14,8 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 
-use super::client::Connection;
 use crate::cluster::{Broker, Partition};
+use skein_client::Connection;
 
 type Key = (String, i32);
 

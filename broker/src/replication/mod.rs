@@ -5,7 +5,6 @@
 //! truncate its divergent tail (OffsetForLeaderEpoch) before it fetches again.
 //! ISR changes are proposed to the controller, never applied locally.
 
-pub mod client;
 pub mod fetcher;
 pub mod isr;
 pub mod throttle;

@@ -11,8 +11,9 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::{authorized, str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
-use crate::cluster::{topic_name as names, Broker, Topic};
+use crate::cluster::{Broker, Topic};
 use crate::protocol::{Handler, RequestContext};
+use skein_model::topic_name;
 
 pub struct Metadata;
 
@@ -85,8 +86,8 @@ async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool, version: 
     if let Some(topic) = broker.topic(name) {
         return describe(broker, &topic, version);
     }
-    if let Err(e) = names::validate(name) {
-        return error_topic(Some(name), Uuid::nil(), e.code);
+    if topic_name::validate(name).is_err() {
+        return error_topic(Some(name), Uuid::nil(), ResponseError::InvalidTopicException);
     }
     if !allow_create {
         return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);

@@ -1,7 +1,8 @@
-//! A minimal Kafka client for broker-to-broker calls (a follower's Fetch and
-//! OffsetForLeaderEpoch to its leader). kafka-protocol provides the codecs;
-//! no Rust Kafka client crate exposes raw replica fetches (replica id set), so
-//! the framing, a few lines, is written here.
+//! One connection to a Kafka listener: request framing, correlation ids and a
+//! cap on response sizes. Both the follower's replica fetches (broker to
+//! broker) and the admin client use it. kafka-protocol provides the codecs; no
+//! Rust Kafka client crate exposes raw replica fetches (replica id set) or
+//! partition reassignment, so the framing, a few lines, is written here.
 
 use std::io;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// One connection to another broker's client listener.
+/// One connection to a broker's client listener.
 #[derive(Debug)]
 pub struct Connection {
     stream: TcpStream,
@@ -27,6 +28,7 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Connection {
+    /// Connects to `address` (host:port) within `timeout`.
     pub async fn connect(
         address: &str,
         client_id: String,

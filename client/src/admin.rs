@@ -1,0 +1,1077 @@
+//! The admin client: bootstrap, version negotiation, routing and retries, and
+//! one method per admin operation with typed results.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::{ParseResponseErrorCode, ResponseError};
+use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use crate::connection::Connection;
+use crate::error::Error;
+
+/// The largest admin response accepted (a peer's length is not trusted).
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// How the admin client identifies itself and how long it waits.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    pub client_id: String,
+    /// How long one request may take on the wire.
+    pub request_timeout: Duration,
+    /// How long an operation keeps retrying retriable errors.
+    pub timeout: Duration,
+}
+
+impl Default for AdminOptions {
+    fn default() -> Self {
+        AdminOptions {
+            client_id: "skein-admin".into(),
+            request_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A broker of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+/// The cluster as DescribeCluster reports it.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// One partition of a topic, from Metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline: Vec<i32>,
+}
+
+impl PartitionInfo {
+    /// Fewer in-sync replicas than replicas.
+    pub fn under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas.len()
+    }
+}
+
+/// A topic with its partitions, from Metadata.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A topic to create: counts (None for the broker's defaults) or explicit replica lists.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: Option<i32>,
+    pub replication_factor: Option<i16>,
+    /// Replica lists by partition index; when set, the counts must be None.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// What DescribeConfigs and IncrementalAlterConfigs act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// One broker, or None for the cluster-wide default.
+    Broker(Option<i32>),
+    Group(String),
+}
+
+impl ConfigResource {
+    fn type_code(&self) -> i8 {
+        match self {
+            ConfigResource::Topic(_) => 2,
+            ConfigResource::Broker(_) => 4,
+            ConfigResource::Group(_) => 32,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            ConfigResource::Topic(n) | ConfigResource::Group(n) => n.clone(),
+            ConfigResource::Broker(id) => id.map(|i| i.to_string()).unwrap_or_default(),
+        }
+    }
+
+    /// A named broker answers for itself; anything else goes to any broker.
+    fn route(&self) -> Route {
+        match self {
+            ConfigResource::Broker(Some(id)) => Route::Broker(*id),
+            _ => Route::Any,
+        }
+    }
+}
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    /// Kafka's ConfigSource code (1 dynamic topic, 4 static broker, 5 default, ...).
+    pub source: i8,
+    pub read_only: bool,
+}
+
+impl ConfigEntry {
+    /// Kafka's name for the source.
+    pub fn source_name(&self) -> &'static str {
+        match self.source {
+            1 => "DYNAMIC_TOPIC_CONFIG",
+            2 => "DYNAMIC_BROKER_CONFIG",
+            3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            4 => "STATIC_BROKER_CONFIG",
+            5 => "DEFAULT_CONFIG",
+            6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            7 => "CLIENT_METRICS_CONFIG",
+            8 => "DYNAMIC_GROUP_CONFIG",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// One IncrementalAlterConfigs operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+impl AlterOp {
+    fn to_wire(&self) -> AlterableConfig {
+        let (name, op, value) = match self {
+            AlterOp::Set(k, v) => (k, 0, Some(v)),
+            AlterOp::Delete(k) => (k, 1, None),
+            AlterOp::Append(k, v) => (k, 2, Some(v)),
+            AlterOp::Subtract(k, v) => (k, 3, Some(v)),
+        };
+        AlterableConfig::default()
+            .with_name(str_bytes(name))
+            .with_config_operation(op)
+            .with_value(value.map(str_bytes))
+    }
+}
+
+/// A reassignment in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    pub coordinator: i32,
+}
+
+/// A member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub coordinator: i32,
+    pub members: Vec<GroupMember>,
+}
+
+/// Where a request must go.
+#[derive(Debug, Clone)]
+enum Route {
+    Any,
+    Controller,
+    Broker(i32),
+}
+
+/// One open connection and the versions its broker speaks.
+struct Peer {
+    conn: Connection,
+    versions: HashMap<i16, (i16, i16)>,
+}
+
+#[derive(Default)]
+struct Metadata {
+    brokers: BTreeMap<i32, String>,
+    controller: Option<i32>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Peer>>>;
+
+/// A Kafka admin client.
+pub struct Admin {
+    bootstrap: Vec<String>,
+    opts: AdminOptions,
+    peers: Mutex<HashMap<String, Slot>>,
+    meta: Mutex<Metadata>,
+}
+
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// `Ok` for error code 0, else the typed error.
+fn check(code: i16, message: Option<&StrBytes>) -> Result<(), Error> {
+    match code.err() {
+        None => Ok(()),
+        Some(e) => Err(Error::kafka(e, message.map(|m| m.as_str()))),
+    }
+}
+
+impl Admin {
+    /// An admin client that bootstraps through `bootstrap` ("host:port,host:port").
+    /// Nothing is connected until the first operation.
+    pub fn new(bootstrap: &str, opts: AdminOptions) -> Admin {
+        Admin {
+            bootstrap: bootstrap
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            opts,
+            peers: Mutex::new(HashMap::new()),
+            meta: Mutex::new(Metadata::default()),
+        }
+    }
+
+    fn meta(&self) -> std::sync::MutexGuard<'_, Metadata> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn slot(&self, address: &str) -> Slot {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        peers.entry(address.to_string()).or_default().clone()
+    }
+
+    /// Sends one request to `address`, opening (and negotiating) a connection
+    /// first if needed; a failed connection is dropped so the next call reopens it.
+    async fn call_at<R: Request>(&self, address: &str, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+        let slot = self.slot(address);
+        let mut guard = slot.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.open(address).await?);
+        }
+        let peer = guard.as_mut().expect("opened above");
+        let version = negotiate::<R>(&peer.versions)?;
+        match peer
+            .conn
+            .call(version, &build(version), self.opts.request_timeout)
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                *guard = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn open(&self, address: &str) -> Result<Peer, Error> {
+        let mut conn = Connection::connect(
+            address,
+            self.opts.client_id.clone(),
+            self.opts.request_timeout,
+            MAX_RESPONSE_BYTES,
+        )
+        .await?;
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(str_bytes("skein-admin"))
+            .with_client_software_version(str_bytes(env!("CARGO_PKG_VERSION")));
+        let mut resp = conn.call(3, &req, self.opts.request_timeout).await?;
+        if resp.error_code == ResponseError::UnsupportedVersion.code() {
+            // The broker lists what it speaks; v0 is understood by every broker.
+            resp = conn
+                .call(0, &ApiVersionsRequest::default(), self.opts.request_timeout)
+                .await?;
+        }
+        check(resp.error_code, None)?;
+        let versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(Peer { conn, versions })
+    }
+
+    /// Every broker known, then the bootstrap list: where a request for any broker may go.
+    fn any_addresses(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.meta().brokers.values().cloned().collect();
+        for b in &self.bootstrap {
+            if !all.contains(b) {
+                all.push(b.clone());
+            }
+        }
+        all
+    }
+
+    /// The address of the controller or of a named broker, refreshing metadata when it is not known.
+    async fn resolve(&self, route: &Route) -> Result<String, Error> {
+        let known = |m: &Metadata| match route {
+            Route::Any => None,
+            Route::Controller => m.controller.and_then(|c| m.brokers.get(&c).cloned()),
+            Route::Broker(id) => m.brokers.get(id).cloned(),
+        };
+        if let Some(a) = known(&self.meta()) {
+            return Ok(a);
+        }
+        self.refresh_metadata().await?;
+        known(&self.meta()).ok_or_else(|| match route {
+            Route::Broker(id) => Error::kafka(
+                ResponseError::BrokerNotAvailable,
+                Some(format!("broker {id} is not in the cluster")),
+            ),
+            _ => Error::kafka(ResponseError::NotController, Some("no controller is known")),
+        })
+    }
+
+    /// Sends one request along a route.
+    async fn send<R: Request>(&self, route: &Route, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+        match route {
+            Route::Any => self.send_to_any(build).await,
+            _ => {
+                let address = self.resolve(route).await?;
+                self.call_at(&address, build).await
+            }
+        }
+    }
+
+    /// Sends one request to the first broker that answers.
+    async fn send_to_any<R: Request>(&self, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+        let mut last = None;
+        for a in self.any_addresses() {
+            match self.call_at(&a, build).await {
+                Ok(r) => return Ok(r),
+                Err(e @ (Error::Io(_) | Error::Unreachable(_))) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unreachable(
+            last.map(|e| e.to_string())
+                .unwrap_or_else(|| "no bootstrap servers".into()),
+        ))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the deadline passes;
+    /// metadata is refreshed before each retry.
+    async fn retry<T>(&self, what: &str, mut op: impl AsyncFnMut() -> Result<T, Error>) -> Result<T, Error> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retriable() => {
+                    if Instant::now() + backoff >= deadline {
+                        return Err(Error::Timeout(format!("{what}: {e}")));
+                    }
+                    tracing::debug!(what, error = %e, "retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let _ = self.refresh_metadata().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reloads the broker list and the controller id.
+    pub async fn refresh_metadata(&self) -> Result<(), Error> {
+        let resp = self.metadata_request(Some(Vec::new())).await?;
+        self.learn(&resp);
+        Ok(())
+    }
+
+    fn learn(&self, resp: &MetadataResponse) {
+        let mut m = self.meta();
+        m.brokers = resp
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
+            .collect();
+        m.controller = Some(resp.controller_id.0).filter(|c| *c >= 0);
+    }
+
+    async fn metadata_request(&self, topics: Option<Vec<MetadataRequestTopic>>) -> Result<MetadataResponse, Error> {
+        self.send_to_any(&|_| {
+            MetadataRequest::default()
+                .with_topics(topics.clone())
+                .with_allow_auto_topic_creation(false)
+        })
+        .await
+    }
+
+    /// The cluster id, the controller and every broker (fenced ones included).
+    pub async fn describe_cluster(&self) -> Result<ClusterInfo, Error> {
+        self.retry("describe cluster", async || {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DescribeClusterRequest::default()
+                        .with_endpoint_type(1)
+                        .with_include_fenced_brokers(true)
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            Ok(ClusterInfo {
+                cluster_id: r.cluster_id.to_string(),
+                controller_id: r.controller_id.0,
+                brokers: r
+                    .brokers
+                    .iter()
+                    .map(|b| BrokerInfo {
+                        id: b.broker_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.as_ref().map(|r| r.to_string()),
+                        fenced: b.is_fenced,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    /// Topics with their partitions: all of them (None) or the ones named, in
+    /// which case a missing topic is UNKNOWN_TOPIC_OR_PARTITION.
+    pub async fn describe_topics(&self, names: Option<&[String]>) -> Result<Vec<TopicInfo>, Error> {
+        let topics = names.map(|n| {
+            n.iter()
+                .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+                .collect::<Vec<_>>()
+        });
+        self.retry("describe topics", async || {
+            let resp = self.metadata_request(topics.clone()).await?;
+            self.learn(&resp);
+            let mut out = Vec::new();
+            for t in &resp.topics {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                check(t.error_code, Some(&str_bytes(format!("topic {name}"))))?;
+                let mut partitions: Vec<PartitionInfo> = t
+                    .partitions
+                    .iter()
+                    .map(|p| PartitionInfo {
+                        partition: p.partition_index,
+                        leader: p.leader_id.0,
+                        leader_epoch: p.leader_epoch,
+                        replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                        isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                        offline: p.offline_replicas.iter().map(|b| b.0).collect(),
+                    })
+                    .collect();
+                partitions.sort_by_key(|p| p.partition);
+                out.push(TopicInfo {
+                    name,
+                    id: t.topic_id.to_string(),
+                    internal: t.is_internal,
+                    partitions,
+                });
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Creates a topic; `validate_only` checks it without creating it.
+    pub async fn create_topic(&self, t: &NewTopic, validate_only: bool) -> Result<(), Error> {
+        let topic = CreatableTopic::default()
+            .with_name(topic_name(&t.name))
+            .with_num_partitions(if t.assignments.is_empty() {
+                t.partitions.unwrap_or(-1)
+            } else {
+                -1
+            })
+            .with_replication_factor(if t.assignments.is_empty() {
+                t.replication_factor.unwrap_or(-1)
+            } else {
+                -1
+            })
+            .with_assignments(
+                t.assignments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(i as i32)
+                            .with_broker_ids(r.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            )
+            .with_configs(
+                t.configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(str_bytes(k))
+                            .with_value(Some(str_bytes(v)))
+                    })
+                    .collect(),
+            );
+        let timeout_ms = self.timeout_ms();
+        self.retry("create topic", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    CreateTopicsRequest::default()
+                        .with_topics(vec![topic.clone()])
+                        .with_timeout_ms(timeout_ms)
+                        .with_validate_only(validate_only)
+                })
+                .await?;
+            let t = r
+                .topics
+                .first()
+                .ok_or_else(|| Error::Protocol("no topic in CreateTopics response".into()))?;
+            check(t.error_code, t.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// Raises a topic's partition count to `count`.
+    pub async fn create_partitions(&self, topic: &str, count: i32, validate_only: bool) -> Result<(), Error> {
+        let timeout_ms = self.timeout_ms();
+        self.retry("create partitions", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    CreatePartitionsRequest::default()
+                        .with_topics(vec![CreatePartitionsTopic::default()
+                            .with_name(topic_name(topic))
+                            .with_count(count)])
+                        .with_timeout_ms(timeout_ms)
+                        .with_validate_only(validate_only)
+                })
+                .await?;
+            let t = r
+                .results
+                .first()
+                .ok_or_else(|| Error::Protocol("no topic in CreatePartitions response".into()))?;
+            check(t.error_code, t.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// Deletes a topic.
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
+        let timeout_ms = self.timeout_ms();
+        self.retry("delete topic", async || {
+            let r = self
+                .send(&Route::Controller, &|v| {
+                    let req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
+                    if v >= 6 {
+                        req.with_topics(vec![DeleteTopicState::default().with_name(Some(topic_name(topic)))])
+                    } else {
+                        req.with_topic_names(vec![topic_name(topic)])
+                    }
+                })
+                .await?;
+            let t = r
+                .responses
+                .first()
+                .ok_or_else(|| Error::Protocol("no topic in DeleteTopics response".into()))?;
+            check(t.error_code, t.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// Every config of a resource with its value and source.
+    pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>, Error> {
+        self.retry("describe configs", async || {
+            let r = self
+                .send(&resource.route(), &|_| {
+                    DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+                        .with_resource_type(resource.type_code())
+                        .with_resource_name(str_bytes(resource.name()))])
+                })
+                .await?;
+            let res = r
+                .results
+                .first()
+                .ok_or_else(|| Error::Protocol("no resource in DescribeConfigs response".into()))?;
+            check(res.error_code, res.error_message.as_ref())?;
+            Ok(res
+                .configs
+                .iter()
+                .map(|c| ConfigEntry {
+                    name: c.name.to_string(),
+                    value: c.value.as_ref().map(|v| v.to_string()),
+                    source: c.config_source,
+                    read_only: c.read_only,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Applies SET/DELETE/APPEND/SUBTRACT operations to a resource's configs.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterOp],
+        validate_only: bool,
+    ) -> Result<(), Error> {
+        let wire: Vec<AlterableConfig> = ops.iter().map(AlterOp::to_wire).collect();
+        self.retry("alter configs", async || {
+            let r = self
+                .send(&resource.route(), &|_| {
+                    IncrementalAlterConfigsRequest::default()
+                        .with_resources(vec![AlterConfigsResource::default()
+                            .with_resource_type(resource.type_code())
+                            .with_resource_name(str_bytes(resource.name()))
+                            .with_configs(wire.clone())])
+                        .with_validate_only(validate_only)
+                })
+                .await?;
+            let res = r
+                .responses
+                .first()
+                .ok_or_else(|| Error::Protocol("no resource in IncrementalAlterConfigs response".into()))?;
+            check(res.error_code, res.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// Starts (Some(replicas)) or cancels (None) reassignments; one result per partition.
+    pub async fn alter_partition_reassignments(
+        &self,
+        changes: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<Vec<((String, i32), Result<(), Error>)>, Error> {
+        let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
+        for (t, p, replicas) in changes {
+            by_topic.entry(t).or_default().push(
+                ReassignablePartition::default()
+                    .with_partition_index(*p)
+                    .with_replicas(replicas.as_ref().map(|r| r.iter().map(|b| BrokerId(*b)).collect())),
+            );
+        }
+        let topics: Vec<ReassignableTopic> = by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                ReassignableTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(ps)
+            })
+            .collect();
+        let timeout_ms = self.timeout_ms();
+        self.retry("alter partition reassignments", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(timeout_ms)
+                        .with_topics(topics.clone())
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            Ok(r.responses
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        (
+                            (t.name.0.to_string(), p.partition_index),
+                            check(p.error_code, p.error_message.as_ref()),
+                        )
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Every reassignment in progress.
+    pub async fn list_partition_reassignments(&self) -> Result<Vec<OngoingReassignment>, Error> {
+        let timeout_ms = self.timeout_ms();
+        self.retry("list partition reassignments", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms)
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            let ids = |v: &Vec<BrokerId>| v.iter().map(|b| b.0).collect::<Vec<_>>();
+            Ok(r.topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(move |p| OngoingReassignment {
+                        topic: t.name.0.to_string(),
+                        partition: p.partition_index,
+                        replicas: ids(&p.replicas),
+                        adding: ids(&p.adding_replicas),
+                        removing: ids(&p.removing_replicas),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Elects preferred (or, with `preferred` false, unclean) leaders of the
+    /// partitions given, or of every partition (None). ELECTION_NOT_NEEDED is success.
+    pub async fn elect_leaders(
+        &self,
+        preferred: bool,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<((String, i32), Result<(), Error>)>, Error> {
+        let topic_partitions = partitions.map(|ps| {
+            let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for (t, p) in ps {
+                by_topic.entry(t).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| TopicPartitions::default().with_topic(topic_name(t)).with_partitions(ps))
+                .collect::<Vec<_>>()
+        });
+        let timeout_ms = self.timeout_ms();
+        self.retry("elect leaders", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    ElectLeadersRequest::default()
+                        .with_election_type(if preferred { 0 } else { 1 })
+                        .with_topic_partitions(topic_partitions.clone())
+                        .with_timeout_ms(timeout_ms)
+                })
+                .await?;
+            check(r.error_code, None)?;
+            Ok(r.replica_election_results
+                .iter()
+                .flat_map(|t| {
+                    t.partition_result.iter().map(|p| {
+                        let outcome = if p.error_code == ResponseError::ElectionNotNeeded.code() {
+                            Ok(())
+                        } else {
+                            check(p.error_code, p.error_message.as_ref())
+                        };
+                        ((t.topic.0.to_string(), p.partition_id), outcome)
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Sizes in bytes of the partitions a broker holds, by (topic, partition).
+    pub async fn describe_log_dirs(&self, broker: i32) -> Result<BTreeMap<(String, i32), i64>, Error> {
+        self.retry("describe log dirs", async || {
+            let r = self
+                .send(&Route::Broker(broker), &|_| {
+                    DescribeLogDirsRequest::default().with_topics(None)
+                })
+                .await?;
+            check(r.error_code, None)?;
+            let mut sizes = BTreeMap::new();
+            for dir in &r.results {
+                check(dir.error_code, None)?;
+                for t in &dir.topics {
+                    for p in &t.partitions {
+                        *sizes.entry((t.name.0.to_string(), p.partition_index)).or_insert(0) += p.partition_size;
+                    }
+                }
+            }
+            Ok(sizes)
+        })
+        .await
+    }
+
+    /// The size of every partition: the largest of its replicas' sizes (a
+    /// replica still catching up is smaller than its leader).
+    pub async fn partition_sizes(&self) -> Result<BTreeMap<(String, i32), u64>, Error> {
+        let cluster = self.describe_cluster().await?;
+        let mut sizes: BTreeMap<(String, i32), u64> = BTreeMap::new();
+        for b in cluster.brokers.iter().filter(|b| !b.fenced) {
+            for (tp, size) in self.describe_log_dirs(b.id).await? {
+                let s = sizes.entry(tp).or_insert(0);
+                *s = (*s).max(size.max(0) as u64);
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// Every group of the cluster (each broker lists the groups it coordinates).
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>, Error> {
+        let cluster = self.describe_cluster().await?;
+        let mut out = Vec::new();
+        for b in cluster.brokers.iter().filter(|b| !b.fenced) {
+            let r = self
+                .retry("list groups", async || {
+                    self.send(&Route::Broker(b.id), &|_| ListGroupsRequest::default()).await
+                })
+                .await?;
+            check(r.error_code, None)?;
+            out.extend(r.groups.iter().map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                state: g.group_state.to_string(),
+                coordinator: b.id,
+            }));
+        }
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out.dedup_by(|a, b| a.group_id == b.group_id);
+        Ok(out)
+    }
+
+    /// The broker that coordinates `group`.
+    async fn coordinator(&self, group: &str) -> Result<i32, Error> {
+        let r = self
+            .send(&Route::Any, &|v| {
+                let req = FindCoordinatorRequest::default().with_key_type(0);
+                if v >= 4 {
+                    req.with_coordinator_keys(vec![str_bytes(group)])
+                } else {
+                    req.with_key(str_bytes(group))
+                }
+            })
+            .await?;
+        let (code, message, node) = match r.coordinators.first() {
+            Some(c) => (c.error_code, c.error_message.clone(), c.node_id.0),
+            None => (r.error_code, r.error_message.clone(), r.node_id.0),
+        };
+        check(code, message.as_ref())?;
+        Ok(node)
+    }
+
+    /// A group's state and members, from its coordinator.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
+        self.retry("describe group", async || {
+            let coordinator = self.coordinator(group).await?;
+            let r = self
+                .send(&Route::Broker(coordinator), &|_| {
+                    DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))])
+                })
+                .await?;
+            let g = r
+                .groups
+                .first()
+                .ok_or_else(|| Error::Protocol("no group in DescribeGroups response".into()))?;
+            check(g.error_code, g.error_message.as_ref())?;
+            Ok(GroupDescription {
+                group_id: g.group_id.0.to_string(),
+                state: g.group_state.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+                protocol: g.protocol_data.to_string(),
+                coordinator,
+                members: g
+                    .members
+                    .iter()
+                    .map(|m| GroupMember {
+                        member_id: m.member_id.to_string(),
+                        client_id: m.client_id.to_string(),
+                        client_host: m.client_host.to_string(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    /// A group's committed offsets, by (topic, partition).
+    pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>, Error> {
+        self.retry("fetch committed offsets", async || {
+            let coordinator = self.coordinator(group).await?;
+            let r = self
+                .send(&Route::Broker(coordinator), &|v| {
+                    if v >= 8 {
+                        OffsetFetchRequest::default().with_groups(vec![
+                            OffsetFetchRequestGroup::default().with_group_id(GroupId(str_bytes(group)))
+                        ])
+                    } else {
+                        OffsetFetchRequest::default()
+                            .with_group_id(GroupId(str_bytes(group)))
+                            .with_topics(None)
+                    }
+                })
+                .await?;
+            let mut out = BTreeMap::new();
+            if let Some(g) = r.groups.first() {
+                check(g.error_code, None)?;
+                for t in &g.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, None)?;
+                        if p.committed_offset >= 0 {
+                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                        }
+                    }
+                }
+            } else {
+                check(r.error_code, None)?;
+                for t in &r.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, None)?;
+                        if p.committed_offset >= 0 {
+                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The log end offsets (high watermarks) of partitions, asked of their leaders.
+    pub async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<BTreeMap<(String, i32), i64>, Error> {
+        let names: Vec<String> = partitions
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.retry("list offsets", async || {
+            let topics = self.describe_topics(Some(&names)).await?;
+            let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+            for (t, p) in partitions {
+                let leader = topics
+                    .iter()
+                    .find(|ti| &ti.name == t)
+                    .and_then(|ti| ti.partitions.iter().find(|pi| pi.partition == *p))
+                    .map(|pi| pi.leader)
+                    .ok_or_else(|| Error::kafka(ResponseError::UnknownTopicOrPartition, Some(format!("{t}-{p}"))))?;
+                if leader < 0 {
+                    return Err(Error::kafka(
+                        ResponseError::LeaderNotAvailable,
+                        Some(format!("{t}-{p}")),
+                    ));
+                }
+                by_leader.entry(leader).or_default().entry(t).or_default().push(*p);
+            }
+            let mut out = BTreeMap::new();
+            for (leader, tps) in &by_leader {
+                let req_topics: Vec<ListOffsetsTopic> = tps
+                    .iter()
+                    .map(|(t, ps)| {
+                        ListOffsetsTopic::default().with_name(topic_name(t)).with_partitions(
+                            ps.iter()
+                                .map(|p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(*p)
+                                        .with_timestamp(-1)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let r = self
+                    .send(&Route::Broker(*leader), &|_| {
+                        ListOffsetsRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(req_topics.clone())
+                    })
+                    .await?;
+                for t in &r.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, None)?;
+                        out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.opts.request_timeout.as_millis()).unwrap_or(i32::MAX)
+    }
+}
+
+/// The version to send: the highest both sides speak.
+fn negotiate<R: Request>(broker: &HashMap<i16, (i16, i16)>) -> Result<i16, Error> {
+    let unsupported = || Error::UnsupportedVersion {
+        api: std::any::type_name::<R>().rsplit("::").next().unwrap_or("request"),
+    };
+    let (min, max) = *broker.get(&R::KEY).ok_or_else(unsupported)?;
+    let v = max.min(R::VERSIONS.max);
+    if v < min.max(R::VERSIONS.min) {
+        return Err(unsupported());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Message;
+
+    #[test]
+    fn the_highest_version_both_sides_speak_is_chosen() {
+        let broker: HashMap<i16, (i16, i16)> =
+            [(MetadataRequest::KEY, (0, 12)), (CreateTopicsRequest::KEY, (2, 99))].into();
+        assert_eq!(
+            negotiate::<MetadataRequest>(&broker).unwrap(),
+            12.min(MetadataRequest::VERSIONS.max)
+        );
+        assert_eq!(
+            negotiate::<CreateTopicsRequest>(&broker).unwrap(),
+            CreateTopicsRequest::VERSIONS.max
+        );
+        let e = negotiate::<DeleteTopicsRequest>(&broker).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::UnsupportedVersion {
+                    api: "DeleteTopicsRequest"
+                }
+            ),
+            "{e}"
+        );
+        let old: HashMap<i16, (i16, i16)> = [(MetadataRequest::KEY, (99, 100))].into();
+        assert!(negotiate::<MetadataRequest>(&old).is_err());
+    }
+
+    #[test]
+    fn retriable_errors_are_the_ones_a_new_leader_or_controller_can_fix() {
+        assert!(Error::kafka(ResponseError::NotController, None::<String>).is_retriable());
+        assert!(Error::kafka(ResponseError::NotLeaderOrFollower, None::<String>).is_retriable());
+        assert!(!Error::kafka(ResponseError::TopicAlreadyExists, None::<String>).is_retriable());
+        assert!(!Error::kafka(ResponseError::InvalidConfig, None::<String>).is_retriable());
+    }
+}

@@ -1,0 +1,25 @@
+//! Skein's Kafka client, on the `kafka-protocol` crate's codecs.
+//!
+//! [`Connection`] is one framed connection to a broker: the follower's replica
+//! fetcher and the admin client share it. [`Admin`] is an admin client in the
+//! manner of Kafka's `AdminClient`: it bootstraps through any broker,
+//! negotiates versions with ApiVersions, routes each request to the broker
+//! that must answer it (controller, partition leader, group coordinator, or a
+//! named broker), and retries retriable errors until a deadline.
+//!
+//! Why not librdkafka: its admin API has no AlterPartitionReassignments or
+//! ListPartitionReassignments, which the operator and `skeinctl reassign` need,
+//! and a C dependency would make every crate that moves partitions build
+//! librdkafka. This client does no produce or consume; it must never be on a
+//! broker's hot path except through [`Connection`].
+
+mod admin;
+mod connection;
+mod error;
+
+pub use admin::{
+    Admin, AdminOptions, AlterOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigResource, GroupDescription, GroupListing,
+    GroupMember, NewTopic, OngoingReassignment, PartitionInfo, TopicInfo,
+};
+pub use connection::Connection;
+pub use error::Error;
