@@ -6,9 +6,11 @@
 //! protocol, one handler per API; `server` the listener and connections.
 
 pub mod atomic_file;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod error;
 pub mod group;
 pub mod log;
 pub mod protocol;

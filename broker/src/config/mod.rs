@@ -844,13 +844,15 @@ impl BrokerConfig {
     pub fn flush_scheduler_interval_ms(&self) -> u64 {
         self.num("log.flush.scheduler.interval.ms") as u64
     }
-    /// The group coordinator's settings.
-    pub fn group_config(&self) -> crate::group::state::GroupConfig {
-        crate::group::state::GroupConfig {
-            min_session_timeout_ms: self.num("group.min.session.timeout.ms") as i32,
-            max_session_timeout_ms: self.num("group.max.session.timeout.ms") as i32,
-            initial_rebalance_delay_ms: self.num("group.initial.rebalance.delay.ms"),
-        }
+    /// (smallest, largest) session timeout a classic group member may ask for.
+    pub fn group_session_timeout_bounds_ms(&self) -> (i32, i32) {
+        (
+            self.num("group.min.session.timeout.ms") as i32,
+            self.num("group.max.session.timeout.ms") as i32,
+        )
+    }
+    pub fn group_initial_rebalance_delay_ms(&self) -> i64 {
+        self.num("group.initial.rebalance.delay.ms")
     }
     /// (session timeout, heartbeat interval) of KIP-848 consumer groups.
     pub fn consumer_group_timeouts(&self) -> (i64, i32) {

@@ -28,8 +28,8 @@ use openraft::{BasicNode, Raft};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::cluster::AdminError;
 use crate::config::BrokerConfig;
+use crate::error::AdminError;
 use image::{Command, MetadataImage, Reply};
 
 openraft::declare_raft_types!(

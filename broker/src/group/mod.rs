@@ -134,7 +134,7 @@ impl GroupCoordinator {
             |key, default| crate::config::group_config_value(&broker.config, &overrides, key).unwrap_or(default);
         g.session_timeout_ms = Some(value("consumer.session.timeout.ms", self.consumer_timeouts.0));
         let interval = value("consumer.heartbeat.interval.ms", self.consumer_timeouts.1.into());
-        let r = g.heartbeat(req, &topics, now_ms(), || crate::cluster::random_uuid().to_string())?;
+        let r = g.heartbeat(req, &topics, now_ms(), || uuid::Uuid::new_v4().to_string())?;
         Ok((r, interval as i32))
     }
 

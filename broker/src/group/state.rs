@@ -42,6 +42,18 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i64,
 }
 
+impl GroupConfig {
+    /// The coordinator's settings from the broker's properties.
+    pub fn from_broker_config(c: &crate::config::BrokerConfig) -> GroupConfig {
+        let (min_session_timeout_ms, max_session_timeout_ms) = c.group_session_timeout_bounds_ms();
+        GroupConfig {
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms(),
+        }
+    }
+}
+
 impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
@@ -211,7 +223,7 @@ impl Group {
         self.next_member_seq += 1;
         // Unique within the group; the random part keeps ids unguessable across restarts.
         let _ = now;
-        format!("{client_id}-{}", crate::cluster::random_uuid())
+        format!("{client_id}-{}", uuid::Uuid::new_v4())
     }
 
     fn member_by_instance(&self, instance: &str) -> Option<String> {

@@ -7,6 +7,7 @@
 //! field is a Kafka error code in the response.
 
 pub mod frame;
+pub mod handler;
 pub mod handlers;
 
 use std::future::Future;
@@ -21,38 +22,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Ver
 use crate::cluster::Broker;
 use frame::SpliceBuf;
 pub use frame::{Frame, FramePart, ZeroCopy};
-
-/// What a handler knows about the request besides its body.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    pub header: RequestHeader,
-    pub peer: SocketAddr,
-    /// File ranges to send with `sendfile` in place of placeholders (Fetch).
-    pub zero_copy: ZeroCopy,
-}
-
-impl RequestContext {
-    pub fn api_version(&self) -> i16 {
-        self.header.request_api_version
-    }
-}
-
-/// One Kafka API.
-pub trait Handler: Send + Sync + 'static {
-    /// The request type; its `Response` is what the handler returns.
-    type Request: Request + Send + 'static;
-    /// Versions this broker serves.
-    const VERSIONS: VersionRange;
-    /// Versions advertised in ApiVersions (wider than served only where clients need it).
-    const ADVERTISED: VersionRange = Self::VERSIONS;
-
-    /// Handles one request. `None` sends no response (Produce with acks=0).
-    fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        request: Self::Request,
-    ) -> impl Future<Output = Option<<Self::Request as Request>::Response>> + Send;
-}
+pub use handler::{Handler, RequestContext};
 
 /// Why a connection must be closed instead of answered.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::cluster::{AdminError, Broker};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct AlterConfigs;
 

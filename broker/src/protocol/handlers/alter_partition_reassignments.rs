@@ -14,7 +14,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::str_bytes;
 use crate::cluster::Broker;
 use crate::controller::image::{Command, Reply};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct AlterPartitionReassignments;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{authorized, str_bytes, topic_name, GROUP_OPERATIONS};
 use crate::cluster::Broker;
 use crate::group::consumer::Tp;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ConsumerGroupDescribe;
 

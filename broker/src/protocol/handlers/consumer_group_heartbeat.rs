@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::cluster::Broker;
 use crate::group::consumer::{HeartbeatRequest, Tp};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ConsumerGroupHeartbeat;
 

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct CreatePartitions;
 

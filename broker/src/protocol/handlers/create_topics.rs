@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::describe_configs::describe_topic_configs;
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::{AdminError, Broker, NewTopic};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct CreateTopics;
 

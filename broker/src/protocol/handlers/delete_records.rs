@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::read_error_code;
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DeleteRecords;
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DeleteTopics;
 

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{authorized, str_bytes, CLUSTER_OPERATIONS};
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DescribeCluster;
 

@@ -16,7 +16,7 @@ use crate::config::{
     is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, GROUP_CONFIGS,
     TOPIC_CONFIGS,
 };
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DescribeConfigs;
 

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::read_error_code;
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct Fetch;
 

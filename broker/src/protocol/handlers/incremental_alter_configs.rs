@@ -13,7 +13,7 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::cluster::{AdminError, Broker};
 use crate::config::{topic_config_def, ConfigType};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct IncrementalAlterConfigs;
 

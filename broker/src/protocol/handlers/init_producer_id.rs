@@ -7,7 +7,7 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::protocol::VersionRange;
 
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct InitProducerId;
 

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::topic_name;
 use crate::cluster::Broker;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ListPartitionReassignments;
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{authorized, str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
 use crate::cluster::{Broker, Topic};
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 use skein_model::topic_name;
 
 pub struct Metadata;

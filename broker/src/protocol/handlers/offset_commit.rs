@@ -12,7 +12,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use crate::cluster::{now_ms, Broker};
 use crate::group::CommittedOffset;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct OffsetCommit;
 

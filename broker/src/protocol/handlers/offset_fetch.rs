@@ -13,7 +13,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::{str_bytes, topic_name};
 use crate::cluster::Broker;
 use crate::group::GroupOffsets;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct OffsetFetch;
 

@@ -15,7 +15,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::{append_error_code, str_bytes};
 use crate::cluster::{Broker, Partition};
 use crate::log::AppendError;
-use crate::protocol::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct Produce;
 

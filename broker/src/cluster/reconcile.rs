@@ -1,0 +1,350 @@
+//! Applying the metadata image to this broker's replicas: open the logs of
+//! replicas assigned here, delete the ones no longer assigned, take leader and
+//! follower roles, and point the replica fetchers at the leaders.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::config::LogConfig;
+use crate::controller::image::{MetadataImage, NO_LEADER};
+
+impl Broker {
+    /// Brings local replicas in line with the metadata image: opens the logs of
+    /// replicas assigned here, deletes those no longer assigned, takes leader
+    /// and follower roles, and points the replica fetchers at the leaders.
+    /// What to do is decided by [`replica_changes`]; this only carries it out.
+    pub async fn reconcile(self: &Arc<Self>) {
+        let _guard = self.reconcile_lock.lock().await;
+        let me = self.node_id;
+        let image = self.controller.with_image(|img| img.clone());
+        let local: BTreeMap<String, LocalTopic> = self
+            .topics_read()
+            .values()
+            .map(|t| {
+                let partitions = t.partitions.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+                (t.name.clone(), LocalTopic { id: t.id, partitions })
+            })
+            .collect();
+        let changes = replica_changes(&image, me, &local);
+        for name in &changes.delete_topics {
+            let removed = self.topics_write().remove(name);
+            if let Some(t) = removed {
+                let parts = t.all_partitions();
+                self.remove_replicas(&t.name, parts).await;
+            }
+        }
+        let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
+        for (name, ti) in &image.topics {
+            // A new topic becomes visible to requests only once its local replicas are open.
+            let (topic, is_new) = match self.topic(name) {
+                Some(t) => (t, false),
+                None => (
+                    Arc::new(Topic {
+                        name: name.clone(),
+                        id: ti.id,
+                        partitions: RwLock::new(BTreeMap::new()),
+                        overrides: RwLock::new(ti.configs.clone()),
+                        count: AtomicI32::new(0),
+                    }),
+                    true,
+                ),
+            };
+            topic.count.store(ti.partitions.len() as i32, Ordering::SeqCst);
+            let configs_changed = topic.overrides() != ti.configs;
+            if configs_changed {
+                *topic.overrides.write().unwrap_or_else(|e| e.into_inner()) = ti.configs.clone();
+            }
+            let cfg = LogConfig::resolve(&self.config, &ti.configs);
+            let removed: Vec<Arc<Partition>> = changes
+                .close
+                .iter()
+                .filter(|(t, _)| t == name)
+                .filter_map(|(_, index)| {
+                    topic
+                        .partitions
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(index)
+                })
+                .collect();
+            let mine = changes.roles.range((name.clone(), i32::MIN)..=(name.clone(), i32::MAX));
+            for ((_, index), role) in mine {
+                let index = *index;
+                let Some(pi) = ti.partitions.get(index as usize) else { continue };
+                let p = match topic.partition(index) {
+                    Some(p) => {
+                        if configs_changed {
+                            p.set_config(cfg.clone());
+                        }
+                        p
+                    }
+                    None => match self.open_replica(name, index, cfg.clone()).await {
+                        Ok(p) => {
+                            topic
+                                .partitions
+                                .write()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(index, Arc::clone(&p));
+                            p
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %name, partition = index, "cannot open the replica's log: {e}");
+                            continue;
+                        }
+                    },
+                };
+                match p.apply_image(me, pi) {
+                    RoleChange::BecameLeader => {
+                        tracing::info!(topic = %name, partition = index, leader_epoch = pi.leader_epoch, isr = ?pi.isr, "leading");
+                        if name == crate::group::OFFSETS_TOPIC {
+                            self.groups.became_leader(&p);
+                        }
+                        self.notify_append();
+                    }
+                    RoleChange::BecameFollower { leader, epoch } => {
+                        tracing::info!(topic = %name, partition = index, leader, leader_epoch = epoch, "following");
+                        if name == crate::group::OFFSETS_TOPIC {
+                            self.groups.lost_leadership(index);
+                        }
+                    }
+                    RoleChange::None => {}
+                }
+                match *role {
+                    ReplicaRole::Follow { leader, epoch } => follow.entry(leader).or_default().push((p, epoch)),
+                    ReplicaRole::Leaderless if name == crate::group::OFFSETS_TOPIC => {
+                        self.groups.lost_leadership(index)
+                    }
+                    ReplicaRole::Lead | ReplicaRole::Leaderless => {}
+                }
+            }
+            if is_new {
+                self.topics_write().insert(name.clone(), topic);
+            }
+            if !removed.is_empty() {
+                self.remove_replicas(name, removed).await;
+            }
+        }
+        self.fetchers.update(self, follow);
+    }
+
+    async fn open_replica(&self, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {
+        let key = (topic.to_string(), index);
+        let start = {
+            let c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+            StartOffsets {
+                recovery_point: c.recovery.get(&key).copied().unwrap_or(0),
+                log_start: c.log_start.get(&key).copied().unwrap_or(0),
+                high_watermark: c.high_watermark.get(&key).copied().unwrap_or(0),
+            }
+        };
+        let dir = self.log_dir.join(format!("{topic}-{index}"));
+        let clean = self.clean_start;
+        let name = topic.to_string();
+        let (p, stats) = blocking(move || Partition::open(&name, index, &dir, cfg, start, clean)).await?;
+        {
+            let mut total = self.open_stats.lock().unwrap_or_else(|e| e.into_inner());
+            total.segments += stats.segments;
+            total.recovered_segments += stats.recovered_segments;
+            total.truncated_bytes += stats.truncated_bytes;
+        }
+        if stats.recovered_segments > 0 || stats.truncated_bytes > 0 {
+            tracing::info!(
+                topic,
+                partition = index,
+                recovered_segments = stats.recovered_segments,
+                truncated_bytes = stats.truncated_bytes,
+                "recovered the log after an unclean shutdown"
+            );
+        }
+        Ok(Arc::new(p))
+    }
+
+    /// Deletes the data of replicas no longer assigned here.
+    async fn remove_replicas(&self, topic: &str, parts: Vec<Arc<Partition>>) {
+        if parts.is_empty() {
+            return;
+        }
+        for p in &parts {
+            p.mark_deleted();
+            if topic == crate::group::OFFSETS_TOPIC {
+                self.groups.lost_leadership(p.index);
+            }
+        }
+        let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir().to_path_buf()).collect();
+        let result = blocking(move || -> io::Result<()> {
+            for dir in dirs {
+                let doomed = dir.with_extension(format!("{}-delete", Uuid::new_v4().simple()));
+                if std::fs::rename(&dir, &doomed).is_ok() {
+                    std::fs::remove_dir_all(&doomed)?;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(()) => tracing::info!(topic, partitions = parts.len(), "deleted local replicas"),
+            Err(e) => tracing::warn!(topic, "cannot delete local replicas: {e}"),
+        }
+    }
+
+    /// Waits until the local image satisfies `pred`, then applies it to local replicas.
+    pub(super) async fn await_image(self: &Arc<Self>, pred: impl Fn(&MetadataImage) -> bool) {
+        self.controller.wait_for(Duration::from_secs(10), pred).await;
+        self.reconcile().await;
+    }
+
+    /// Waits until the topic is in the image and applied to this broker's replicas.
+    pub async fn wait_for_topic(self: &Arc<Self>, name: &str) {
+        self.await_image(|img| img.topics.contains_key(name)).await;
+    }
+}
+
+/// A topic as this broker holds it: its id and the partitions it has a replica of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTopic {
+    pub id: Uuid,
+    pub partitions: BTreeSet<i32>,
+}
+
+/// The role this broker's replica of a partition must take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaRole {
+    Lead,
+    Follow { leader: i32, epoch: i32 },
+    /// No leader is elected (every replica of the ISR is down).
+    Leaderless,
+}
+
+/// What applying an image to this broker's replicas takes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplicaChanges {
+    /// Topics whose local data must go: gone from the image, or re-created under a new id.
+    pub delete_topics: Vec<String>,
+    /// Local replicas of live topics that are no longer assigned here.
+    pub close: Vec<(String, i32)>,
+    /// Replicas assigned here that have no local log yet.
+    pub open: Vec<(String, i32)>,
+    /// Every replica assigned here, with its role.
+    pub roles: BTreeMap<(String, i32), ReplicaRole>,
+}
+
+/// Decides, from the image and what this broker holds, which replicas to open,
+/// close and delete, and which to lead or follow. Pure: no locks, no disks.
+pub fn replica_changes(image: &MetadataImage, me: i32, local: &BTreeMap<String, LocalTopic>) -> ReplicaChanges {
+    let mut c = ReplicaChanges::default();
+    for (name, held) in local {
+        match image.topics.get(name) {
+            Some(ti) if ti.id == held.id => {}
+            _ => c.delete_topics.push(name.clone()),
+        }
+    }
+    for (name, ti) in &image.topics {
+        let held = local
+            .get(name)
+            .filter(|l| l.id == ti.id)
+            .map(|l| &l.partitions);
+        for (index, pi) in ti.partitions.iter().enumerate() {
+            let index = index as i32;
+            let is_local = held.is_some_and(|h| h.contains(&index));
+            if !pi.replicas.contains(&me) {
+                if is_local {
+                    c.close.push((name.clone(), index));
+                }
+                continue;
+            }
+            if !is_local {
+                c.open.push((name.clone(), index));
+            }
+            let role = if pi.leader == me {
+                ReplicaRole::Lead
+            } else if pi.leader == NO_LEADER {
+                ReplicaRole::Leaderless
+            } else {
+                ReplicaRole::Follow {
+                    leader: pi.leader,
+                    epoch: pi.leader_epoch,
+                }
+            };
+            c.roles.insert((name.clone(), index), role);
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::image::{Command, Reply};
+
+    /// An image of brokers 0..3 with topic `t` (3 partitions, rf 2) by the classic rule.
+    fn image() -> MetadataImage {
+        let mut img = MetadataImage::default();
+        for id in 0..3 {
+            let Reply::BrokerEpoch(epoch) = img.apply(Command::RegisterBroker {
+                id,
+                host: "localhost".into(),
+                port: 9092,
+                rack: None,
+            }) else {
+                panic!("registration refused")
+            };
+            img.apply(Command::UnfenceBroker { id, epoch });
+        }
+        let assignments = img.place(0, 3, 2).unwrap();
+        img.apply(Command::CreateTopic {
+            name: "t".into(),
+            id: Uuid::from_u128(7),
+            configs: BTreeMap::new(),
+            assignments,
+        });
+        img
+    }
+
+    fn held(id: u128, partitions: &[i32]) -> BTreeMap<String, LocalTopic> {
+        [(
+            "t".to_string(),
+            LocalTopic {
+                id: Uuid::from_u128(id),
+                partitions: partitions.iter().copied().collect(),
+            },
+        )]
+        .into()
+    }
+
+    #[test]
+    fn a_new_topic_opens_the_replicas_assigned_here_and_takes_their_roles() {
+        // Partitions 0 [0,1], 1 [1,2], 2 [2,0]: broker 0 holds 0 and 2, leads 0, follows 2 on broker 2.
+        let c = replica_changes(&image(), 0, &BTreeMap::new());
+        assert_eq!(c.open, vec![("t".to_string(), 0), ("t".to_string(), 2)]);
+        assert!(c.close.is_empty() && c.delete_topics.is_empty());
+        assert_eq!(c.roles[&("t".to_string(), 0)], ReplicaRole::Lead);
+        assert_eq!(
+            c.roles[&("t".to_string(), 2)],
+            ReplicaRole::Follow { leader: 2, epoch: 0 }
+        );
+    }
+
+    #[test]
+    fn a_replica_no_longer_assigned_here_is_closed_and_nothing_is_reopened() {
+        let c = replica_changes(&image(), 0, &held(7, &[0, 1, 2]));
+        assert_eq!(c.close, vec![("t".to_string(), 1)]);
+        assert!(c.open.is_empty());
+    }
+
+    #[test]
+    fn a_topic_gone_or_recreated_under_a_new_id_is_deleted_and_reopened() {
+        let c = replica_changes(&image(), 0, &held(8, &[0, 2]));
+        assert_eq!(c.delete_topics, vec!["t".to_string()]);
+        assert_eq!(c.open.len(), 2, "the new topic's replicas open afresh");
+        let c = replica_changes(&MetadataImage::default(), 0, &held(7, &[0]));
+        assert_eq!(c.delete_topics, vec!["t".to_string()]);
+        assert!(c.roles.is_empty());
+    }
+}
