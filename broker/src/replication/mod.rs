@@ -3,8 +3,11 @@
 //! the smallest log end over the ISR (`isr`, pure). Each broker runs one
 //! [`fetcher`] task per leader it follows; a new leader epoch makes a follower
 //! truncate its divergent tail (OffsetForLeaderEpoch) before it fetches again.
+//! The leader's side ([`leader`]) records each follower fetch and throttles the
+//! replicas a reassignment adds; the Fetch handler only calls it.
 //! ISR changes are proposed to the controller, never applied locally.
 
 pub mod fetcher;
 pub mod isr;
+pub mod leader;
 pub mod throttle;

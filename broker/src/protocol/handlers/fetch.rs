@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::read_error_code;
 use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
+use crate::replication::leader::{self, LeaderThrottle};
 
 pub struct Fetch;
 
@@ -49,17 +50,7 @@ impl Handler for Fetch {
                     if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch() {
                         continue;
                     }
-                    if let Some(isr) = p.record_follower_fetch(replica, fp.fetch_offset, fp.log_start_offset) {
-                        // A broker in controlled shutdown keeps fetching until it
-                        // exits; the controller would refuse it (KIP-841).
-                        if !broker.controller.with_image(|img| img.can_lead(replica)) {
-                            p.isr_change_done();
-                            continue;
-                        }
-                        tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
-                        let b = Arc::clone(&broker);
-                        tokio::spawn(async move { b.propose_isr(&p, isr).await });
-                    }
+                    leader::record_follower_fetch(&broker, p, replica, fp.fetch_offset, fp.log_start_offset);
                 }
             }
         }
@@ -138,25 +129,17 @@ async fn read_all(
                 continue;
             }
             // A replica being added by a reassignment is fed at leader.replication.throttled.rate.
-            let throttled = req.replica_id.0 >= 0 && p.is_adding(req.replica_id.0);
-            if throttled {
-                let rate = broker.dynamic_u64("leader.replication.throttled.rate");
-                let mut t = broker.leader_throttle.lock().unwrap_or_else(|e| e.into_inner());
-                if !t.may_read(rate, crate::cluster::now_ms()) {
-                    partitions.push(pd);
-                    continue;
-                }
+            let throttle = LeaderThrottle::for_replica(broker, &p, req.replica_id.0);
+            if throttle.as_ref().is_some_and(|t| !t.admit()) {
+                partitions.push(pd);
+                continue;
             }
             // Consumers read only what every in-sync replica has; followers read to the log end.
             let limit = if req.replica_id.0 >= 0 { i64::MAX } else { hw };
             match p.read_slice(fp.fetch_offset, budget, min_one, limit).await {
                 Ok(Some(slice)) => {
-                    if throttled {
-                        broker
-                            .leader_throttle
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .charge(slice.len);
+                    if let Some(t) = &throttle {
+                        t.charge(slice.len);
                     }
                     total += slice.len;
                     pd.records = Some(ctx.zero_copy.placeholder(slice));

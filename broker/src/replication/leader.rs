@@ -1,0 +1,63 @@
+//! The leader's side of replication: what a follower's Fetch (replica id set)
+//! tells the leader, and the throttle on replicas a reassignment is adding.
+//! The Fetch handler calls these; it keeps no replication state of its own.
+
+use std::sync::{Arc, Mutex};
+
+use super::throttle::Throttle;
+use crate::clock::now_ms;
+use crate::cluster::{Broker, Partition};
+
+/// Records how far `replica` has replicated `p` (its fetch offset and log
+/// start), once per Fetch and before any waiting. When that brings the replica
+/// back into the ISR, the expansion is proposed to the controller in the
+/// background, unless the replica may not join (it is fenced or in controlled
+/// shutdown, and the controller would refuse it: KIP-841).
+pub fn record_follower_fetch(
+    broker: &Arc<Broker>,
+    p: Arc<Partition>,
+    replica: i32,
+    fetch_offset: i64,
+    log_start_offset: i64,
+) {
+    let Some(isr) = p.record_follower_fetch(replica, fetch_offset, log_start_offset) else {
+        return;
+    };
+    if !broker.controller.with_image(|img| img.can_lead(replica)) {
+        p.isr_change_done();
+        return;
+    }
+    tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
+    let b = Arc::clone(broker);
+    tokio::spawn(async move { b.propose_isr(&p, isr).await });
+}
+
+/// `leader.replication.throttled.rate` on the reads of one follower's fetch:
+/// only replicas a reassignment is adding are throttled.
+pub struct LeaderThrottle<'a> {
+    bucket: &'a Mutex<Throttle>,
+    rate: u64,
+}
+
+impl<'a> LeaderThrottle<'a> {
+    /// The throttle for `replica` reading `p`, or None when it is not throttled.
+    pub fn for_replica(broker: &'a Broker, p: &Partition, replica: i32) -> Option<LeaderThrottle<'a>> {
+        (replica >= 0 && p.is_adding(replica)).then(|| LeaderThrottle {
+            bucket: &broker.leader_throttle,
+            rate: broker.dynamic_u64("leader.replication.throttled.rate"),
+        })
+    }
+
+    /// Whether a read may start now.
+    pub fn admit(&self) -> bool {
+        self.bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .may_read(self.rate, now_ms())
+    }
+
+    /// Charges the bytes a read returned.
+    pub fn charge(&self, bytes: usize) {
+        self.bucket.lock().unwrap_or_else(|e| e.into_inner()).charge(bytes);
+    }
+}
