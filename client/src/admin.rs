@@ -302,10 +302,10 @@ impl Admin {
     async fn call_at<R: Request>(&self, address: &str, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
         let slot = self.slot(address);
         let mut guard = slot.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.open(address).await?);
-        }
-        let peer = guard.as_mut().expect("opened above");
+        let peer = match guard.as_mut() {
+            Some(p) => p,
+            None => guard.insert(self.open(address).await?),
+        };
         let version = negotiate::<R>(&peer.versions)?;
         match peer
             .conn
@@ -315,6 +315,10 @@ impl Admin {
             Ok(r) => Ok(r),
             Err(e) => {
                 *guard = None;
+                // A frame that cannot be encoded or decoded is not a reachability problem.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    return Err(Error::Protocol(format!("{address}: {e}")));
+                }
                 Err(e.into())
             }
         }
@@ -445,10 +449,11 @@ impl Admin {
     }
 
     async fn metadata_request(&self, topics: Option<Vec<MetadataRequestTopic>>) -> Result<MetadataResponse, Error> {
-        self.send_to_any(&|_| {
+        self.send_to_any(&|v| {
+            // v4 added the flag; before it, a broker auto-creates as configured.
             MetadataRequest::default()
                 .with_topics(topics.clone())
-                .with_allow_auto_topic_creation(false)
+                .with_allow_auto_topic_creation(v < 4)
         })
         .await
     }
@@ -457,10 +462,9 @@ impl Admin {
     pub async fn describe_cluster(&self) -> Result<ClusterInfo, Error> {
         self.retry("describe cluster", async || {
             let r = self
-                .send(&Route::Any, &|_| {
-                    DescribeClusterRequest::default()
-                        .with_endpoint_type(1)
-                        .with_include_fenced_brokers(true)
+                .send(&Route::Any, &|v| {
+                    // Fenced brokers are listed from v2 (KIP-1073).
+                    DescribeClusterRequest::default().with_include_fenced_brokers(v >= 2)
                 })
                 .await?;
             check(r.error_code, r.error_message.as_ref())?;

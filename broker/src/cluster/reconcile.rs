@@ -28,7 +28,13 @@ impl Broker {
             .topics_read()
             .values()
             .map(|t| {
-                let partitions = t.partitions.read().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+                let partitions = t
+                    .partitions
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .collect();
                 (t.name.clone(), LocalTopic { id: t.id, partitions })
             })
             .collect();
@@ -77,7 +83,9 @@ impl Broker {
             let mine = changes.roles.range((name.clone(), i32::MIN)..=(name.clone(), i32::MAX));
             for ((_, index), role) in mine {
                 let index = *index;
-                let Some(pi) = ti.partitions.get(index as usize) else { continue };
+                let Some(pi) = ti.partitions.get(index as usize) else {
+                    continue;
+                };
                 let p = match topic.partition(index) {
                     Some(p) => {
                         if configs_changed {
@@ -217,7 +225,10 @@ pub struct LocalTopic {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaRole {
     Lead,
-    Follow { leader: i32, epoch: i32 },
+    Follow {
+        leader: i32,
+        epoch: i32,
+    },
     /// No leader is elected (every replica of the ISR is down).
     Leaderless,
 }
@@ -246,10 +257,7 @@ pub fn replica_changes(image: &MetadataImage, me: i32, local: &BTreeMap<String, 
         }
     }
     for (name, ti) in &image.topics {
-        let held = local
-            .get(name)
-            .filter(|l| l.id == ti.id)
-            .map(|l| &l.partitions);
+        let held = local.get(name).filter(|l| l.id == ti.id).map(|l| &l.partitions);
         for (index, pi) in ti.partitions.iter().enumerate() {
             let index = index as i32;
             let is_local = held.is_some_and(|h| h.contains(&index));
