@@ -591,7 +591,8 @@ impl Admin {
                     CreatePartitionsRequest::default()
                         .with_topics(vec![CreatePartitionsTopic::default()
                             .with_name(topic_name(topic))
-                            .with_count(count)])
+                            .with_count(count)
+                            .with_assignments(None)])
                         .with_timeout_ms(timeout_ms)
                         .with_validate_only(validate_only)
                 })
@@ -635,7 +636,9 @@ impl Admin {
                 .send(&resource.route(), &|_| {
                     DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
                         .with_resource_type(resource.type_code())
-                        .with_resource_name(str_bytes(resource.name()))])
+                        .with_resource_name(str_bytes(resource.name()))
+                        // null asks for every config (kafka-protocol's default is an empty list).
+                        .with_configuration_keys(None)])
                 })
                 .await?;
             let res = r
@@ -737,7 +740,9 @@ impl Admin {
         self.retry("list partition reassignments", async || {
             let r = self
                 .send(&Route::Controller, &|_| {
-                    ListPartitionReassignmentsRequest::default().with_timeout_ms(timeout_ms)
+                    ListPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(timeout_ms)
+                        .with_topics(None)
                 })
                 .await?;
             check(r.error_code, r.error_message.as_ref())?;
@@ -924,9 +929,9 @@ impl Admin {
             let r = self
                 .send(&Route::Broker(coordinator), &|v| {
                     if v >= 8 {
-                        OffsetFetchRequest::default().with_groups(vec![
-                            OffsetFetchRequestGroup::default().with_group_id(GroupId(str_bytes(group)))
-                        ])
+                        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(str_bytes(group)))
+                            .with_topics(None)])
                     } else {
                         OffsetFetchRequest::default()
                             .with_group_id(GroupId(str_bytes(group)))

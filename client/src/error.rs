@@ -46,6 +46,11 @@ impl Error {
     /// Whether trying again (after refreshing metadata) may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
+            // An unknown topic is an answer to an admin request, not a passing state.
+            Error::Kafka {
+                code: ResponseError::UnknownTopicOrPartition,
+                ..
+            } => false,
             Error::Kafka { code, .. } => {
                 code.is_retriable()
                     || matches!(
