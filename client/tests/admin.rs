@@ -173,10 +173,19 @@ async fn three_brokers_route_requests_and_drain_a_broker_by_the_plan() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     a.create_topic(&topic("moved", 6, 2), false).await.unwrap();
-    let before: Assignments = a
-        .describe_topics(Some(&["moved".to_string()]))
-        .await
-        .unwrap()
+    // The other brokers learn of the topic from the metadata log a moment later.
+    let t0 = Instant::now();
+    let described = loop {
+        match a.describe_topics(Some(&["moved".to_string()])).await {
+            Ok(t) => break t,
+            Err(e) if e.code() == Some(ResponseError::UnknownTopicOrPartition) => {
+                assert!(t0.elapsed() < Duration::from_secs(10), "{e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let before: Assignments = described
         .into_iter()
         .map(|t| (t.name, t.partitions.into_iter().map(|p| p.replicas).collect()))
         .collect();
