@@ -9,8 +9,10 @@
 
 mod admin;
 mod duties;
+mod group_host;
 pub mod partition;
 mod reconcile;
+mod replica_host;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -99,7 +101,7 @@ pub struct Broker {
     broker_epoch: AtomicI64,
     /// Serialises applying the metadata image to local replicas.
     reconcile_lock: tokio::sync::Mutex<()>,
-    fetchers: ReplicaFetchers,
+    fetchers: ReplicaFetchers<Partition>,
     /// `leader.replication.throttled.rate`: bytes sent to replicas a reassignment adds.
     pub leader_throttle: std::sync::Mutex<Throttle>,
     /// `follower.replication.throttled.rate`: bytes fetched for replicas a reassignment adds.

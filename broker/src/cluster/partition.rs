@@ -304,13 +304,13 @@ impl Partition {
     }
 
     /// Follower: appends batches fetched from the leader; returns the new log end.
-    pub async fn append_replicated(&self, broker: &Broker, records: Bytes) -> Result<i64, AppendError> {
+    /// The caller wakes the waiters on appended data (`ReplicaHost::notify_append`).
+    pub async fn append_replicated(&self, records: Bytes) -> Result<i64, AppendError> {
         let log = Arc::clone(&self.log);
         let end = tokio::task::spawn_blocking(move || Self::lock(&log).append_as_follower(&records, now_ms()))
             .await
             .map_err(|e| AppendError::Io(io::Error::other(e.to_string())))??;
         self.log_end_offset.store(end, Ordering::SeqCst);
-        broker.notify_append();
         Ok(end)
     }
 

@@ -112,7 +112,7 @@ impl Broker {
                     RoleChange::BecameLeader => {
                         tracing::info!(topic = %name, partition = index, leader_epoch = pi.leader_epoch, isr = ?pi.isr, "leading");
                         if name == crate::group::OFFSETS_TOPIC {
-                            self.groups.became_leader(&p);
+                            self.groups.became_leader(p.as_ref());
                         }
                         self.notify_append();
                     }

@@ -9,6 +9,7 @@
 //! `__consumer_offsets` partition its id hashes to.
 
 pub mod consumer;
+mod host;
 pub mod offsets;
 pub mod state;
 
@@ -24,7 +25,9 @@ use crate::log::batch::BatchHeader;
 use crate::log::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 use tokio::sync::oneshot;
 
-use crate::cluster::{now_ms, AdminError, Broker, NewTopic};
+use crate::clock::now_ms;
+use crate::error::AdminError;
+pub use host::{GroupHost, OffsetsLog};
 pub use offsets::CommittedOffset;
 use state::{Completions, Group, GroupConfig, JoinRequest, JoinResult, Reply, SyncResult};
 
@@ -111,7 +114,7 @@ impl GroupCoordinator {
     /// ConsumerGroupHeartbeat (KIP-848): joins, leaves, and moves a member towards its target assignment.
     pub fn consumer_heartbeat(
         &self,
-        broker: &Broker,
+        host: &Arc<impl GroupHost>,
         group_id: &str,
         req: consumer::HeartbeatRequest,
     ) -> Result<(consumer::HeartbeatResult, i32), ResponseError> {
@@ -119,19 +122,14 @@ impl GroupCoordinator {
             // The id belongs to a live classic group.
             return Err(ResponseError::GroupIdNotFound);
         }
-        let topics: consumer::TopicsView = broker
-            .topics()
-            .iter()
-            .map(|t| (t.name.clone(), (t.id, t.partition_count() as i32)))
-            .collect();
+        let topics = host.topics_view();
         let mut groups = self.consumer_groups();
         let g = groups
             .entry(group_id.to_string())
             .or_insert_with(|| consumer::ConsumerGroup::new(group_id));
         tracing::debug!(group = group_id, member = %req.member_id, epoch = req.member_epoch, "consumer group heartbeat");
-        let overrides = broker.group_overrides(group_id);
-        let value =
-            |key, default| crate::config::group_config_value(&broker.config, &overrides, key).unwrap_or(default);
+        let overrides = host.group_configs(group_id);
+        let value = |key, default| crate::config::group_config_value(host.config(), &overrides, key).unwrap_or(default);
         g.session_timeout_ms = Some(value("consumer.session.timeout.ms", self.consumer_timeouts.0));
         let interval = value("consumer.heartbeat.interval.ms", self.consumer_timeouts.1.into());
         let r = g.heartbeat(req, &topics, now_ms(), || uuid::Uuid::new_v4().to_string())?;
@@ -149,16 +147,16 @@ impl GroupCoordinator {
 
     /// This broker now leads an `__consumer_offsets` partition: replay it into
     /// the cache, so the groups it owns are coordinated here.
-    pub fn became_leader(&self, p: &crate::cluster::Partition) {
+    pub fn became_leader(&self, p: &impl OffsetsLog) {
         let started = std::time::Instant::now();
         match tokio::task::block_in_place(|| self.load_partition(p)) {
             Ok(n) => tracing::info!(
-                partition = p.index,
+                partition = p.index(),
                 records = n,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "loaded committed offsets from {OFFSETS_TOPIC}"
             ),
-            Err(e) => tracing::error!(partition = p.index, "cannot load {OFFSETS_TOPIC}: {e}"),
+            Err(e) => tracing::error!(partition = p.index(), "cannot load {OFFSETS_TOPIC}: {e}"),
         }
     }
 
@@ -171,17 +169,16 @@ impl GroupCoordinator {
     }
 
     /// Replays one `__consumer_offsets` partition into the cache (blocking).
-    fn load_partition(&self, p: &crate::cluster::Partition) -> std::io::Result<usize> {
+    fn load_partition(&self, p: &impl OffsetsLog) -> std::io::Result<usize> {
         let mut count = 0;
         let mut cache = self.offsets();
-        cache.retain(|g, _| self.partition_for(g) != p.index);
+        cache.retain(|g, _| self.partition_for(g) != p.index());
         let mut offset = p.log_start_offset();
         loop {
-            let bytes = match p.read_blocking(offset, 8 << 20) {
-                Ok(b) if !b.is_empty() => b,
-                Ok(_) => break,
-                Err(e) => return Err(std::io::Error::other(e.to_string())),
-            };
+            let bytes = p.read_from(offset, 8 << 20)?;
+            if bytes.is_empty() {
+                break;
+            }
             let mut buf = Bytes::from(bytes);
             while !buf.is_empty() {
                 // Advance by the batch header, not by its records: an empty batch
@@ -221,21 +218,19 @@ impl GroupCoordinator {
     /// Whether this broker coordinates `group`: it leads the group's
     /// `__consumer_offsets` partition. NOT_COORDINATOR sends the client back to
     /// FindCoordinator; before the topic exists every broker may answer.
-    pub fn check_coordinator(&self, broker: &Broker, group: &str) -> Result<(), ResponseError> {
+    pub fn check_coordinator(&self, host: &Arc<impl GroupHost>, group: &str) -> Result<(), ResponseError> {
         let index = self.partition_for(group);
-        let leader = broker.controller.with_image(|img| {
-            img.topics
-                .get(OFFSETS_TOPIC)
-                .map(|_| img.partition(OFFSETS_TOPIC, index).map(|p| p.leader))
-        });
-        match leader {
+        match host.offsets_leader(index) {
             None => Ok(()),
-            Some(Some(l)) if l == broker.node_id => match broker.leader_partition(OFFSETS_TOPIC, index) {
-                Ok(_) => Ok(()),
-                // Led here by the image but not applied yet: the load is in progress.
-                Err(_) => Err(ResponseError::CoordinatorLoadInProgress),
-            },
-            Some(Some(l)) if l >= 0 => Err(ResponseError::NotCoordinator),
+            Some(l) if l == host.node_id() => {
+                if host.leads_offsets_partition(index) {
+                    Ok(())
+                } else {
+                    // Led here by the image but not applied yet: the load is in progress.
+                    Err(ResponseError::CoordinatorLoadInProgress)
+                }
+            }
+            Some(l) if l >= 0 => Err(ResponseError::NotCoordinator),
             _ => Err(ResponseError::CoordinatorNotAvailable),
         }
     }
@@ -246,31 +241,8 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` if it does not exist (compacted, as in Kafka).
-    pub async fn ensure_offsets_topic(&self, broker: &Arc<Broker>) -> Result<(), AdminError> {
-        if broker.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let mut configs = BTreeMap::new();
-        configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        configs.insert("segment.bytes".to_string(), "104857600".to_string());
-        let live = broker.broker_ids().len().max(1) as i16;
-        let t = NewTopic {
-            name: OFFSETS_TOPIC.into(),
-            partitions: self.offsets_partitions,
-            replication_factor: broker.config.offsets_topic_replication_factor().min(live),
-            assignments: Vec::new(),
-            configs,
-        };
-        match broker.create_topic(t).await {
-            Err(e) if e.code != ResponseError::TopicAlreadyExists => Err(e),
-            Err(_) => {
-                // Another request is creating it: wait until this broker has applied it,
-                // so that every caller finds the coordinators ready.
-                broker.wait_for_topic(OFFSETS_TOPIC).await;
-                Ok(())
-            }
-            Ok(_) => Ok(()),
-        }
+    pub async fn ensure_offsets_topic(&self, host: &Arc<impl GroupHost>) -> Result<(), AdminError> {
+        host.ensure_offsets_topic(self.offsets_partitions).await
     }
 
     /// JoinGroup: answers at once or when the join phase completes.
@@ -395,20 +367,20 @@ impl GroupCoordinator {
     /// Writes commits to `__consumer_offsets`, then to the cache.
     pub async fn commit(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<impl GroupHost>,
         group_id: &str,
         commits: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), ResponseError> {
         if commits.is_empty() {
             return Ok(());
         }
-        self.ensure_offsets_topic(broker).await.map_err(|e| e.code)?;
+        self.ensure_offsets_topic(host).await.map_err(|e| e.code)?;
         let records: Vec<(Bytes, Option<Bytes>)> = commits
             .iter()
             .map(|(t, p, v)| (offsets::offset_key(group_id, t, *p), Some(offsets::offset_value(v))))
             .collect();
         let _g = self.commit_lock.lock().await;
-        self.append(broker, group_id, records).await?;
+        self.append(host, group_id, records).await?;
         let mut cache = self.offsets();
         let entry = cache.entry(group_id.to_string()).or_default();
         for (t, p, v) in commits {
@@ -419,29 +391,14 @@ impl GroupCoordinator {
 
     async fn append(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<impl GroupHost>,
         group_id: &str,
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<(), ResponseError> {
-        let partition = broker
-            .leader_partition(OFFSETS_TOPIC, self.partition_for(group_id))
-            .map_err(|_| ResponseError::NotCoordinator)?;
         let pairs: Vec<(Option<Bytes>, Option<Bytes>)> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let batch = crate::log::batch::encode_records(&pairs, now_ms(), Compression::None)
             .map_err(|_| ResponseError::UnknownServerError)?;
-        let info = partition.append(broker, batch).await.map_err(|e| {
-            tracing::error!(group = group_id, "cannot write to {OFFSETS_TOPIC}: {e}");
-            ResponseError::CoordinatorNotAvailable
-        })?;
-        // Commits are acknowledged once every in-sync replica has them (acks=all).
-        partition
-            .wait_for_replication(info.last_offset + 1, std::time::Duration::from_secs(5))
-            .await
-            .map_err(|e| match e {
-                ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
-                _ => ResponseError::RequestTimedOut,
-            })?;
-        Ok(())
+        host.append_offsets(self.partition_for(group_id), batch).await
     }
 
     /// The committed offsets of a group.
@@ -497,7 +454,7 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups: only groups without members; their offsets get tombstones.
-    pub async fn delete(&self, broker: &Arc<Broker>, group_id: &str) -> Result<(), ResponseError> {
+    pub async fn delete(&self, host: &Arc<impl GroupHost>, group_id: &str) -> Result<(), ResponseError> {
         let known = {
             let groups = self.groups();
             match groups.get(group_id) {
@@ -516,7 +473,7 @@ impl GroupCoordinator {
                 .map(|(t, p)| (offsets::offset_key(group_id, t, *p), None))
                 .collect();
             let _g = self.commit_lock.lock().await;
-            self.append(broker, group_id, tombstones).await?;
+            self.append(host, group_id, tombstones).await?;
             self.offsets().remove(group_id);
         }
         if let Some(mut e) = self.groups().remove(group_id) {
@@ -529,7 +486,7 @@ impl GroupCoordinator {
     /// to their topic (GROUP_SUBSCRIBED_TO_TOPIC). Returns each partition's error.
     pub async fn delete_offsets(
         &self,
-        broker: &Arc<Broker>,
+        host: &Arc<impl GroupHost>,
         group_id: &str,
         wanted: &[(String, i32)],
     ) -> Result<Vec<((String, i32), Option<ResponseError>)>, ResponseError> {
@@ -549,7 +506,7 @@ impl GroupCoordinator {
         for (t, p) in wanted {
             if subscribed.contains(t) {
                 results.push(((t.clone(), *p), Some(ResponseError::GroupSubscribedToTopic)));
-            } else if broker.partition(t, *p).is_none() {
+            } else if !host.has_partition(t, *p) {
                 results.push(((t.clone(), *p), Some(ResponseError::UnknownTopicOrPartition)));
             } else {
                 results.push(((t.clone(), *p), None));
@@ -560,7 +517,7 @@ impl GroupCoordinator {
         }
         if !tombstones.is_empty() {
             let _g = self.commit_lock.lock().await;
-            self.append(broker, group_id, tombstones).await?;
+            self.append(host, group_id, tombstones).await?;
             if let Some(g) = self.offsets().get_mut(group_id) {
                 for ((t, p), e) in &results {
                     if e.is_none() {
@@ -574,7 +531,7 @@ impl GroupCoordinator {
 
     /// Removes offsets of groups without members that were committed more than
     /// `retention_ms` ago (Kafka's offsets.retention.minutes), with tombstones.
-    pub async fn expire_offsets(&self, broker: &Arc<Broker>, now: i64, retention_ms: i64) -> usize {
+    pub async fn expire_offsets(&self, host: &Arc<impl GroupHost>, now: i64, retention_ms: i64) -> usize {
         let expired: Vec<(String, Vec<(String, i32)>)> = {
             let groups = self.groups();
             self.offsets()
@@ -598,7 +555,7 @@ impl GroupCoordinator {
                 .map(|(t, p)| (offsets::offset_key(&group, t, *p), None))
                 .collect();
             let _g = self.commit_lock.lock().await;
-            if self.append(broker, &group, tombstones).await.is_err() {
+            if self.append(host, &group, tombstones).await.is_err() {
                 continue;
             }
             let mut cache = self.offsets();
@@ -642,26 +599,26 @@ impl GroupCoordinator {
     }
 
     /// Starts the timer task and the offsets expiry task.
-    pub fn spawn_timer(broker: &Arc<Broker>) {
-        let b = Arc::downgrade(broker);
-        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms().max(10));
-        let retention = broker.config.offsets_retention_ms();
+    pub fn spawn_timer(host: &Arc<impl GroupHost>) {
+        let b = Arc::downgrade(host);
+        let every = Duration::from_millis(host.config().offsets_retention_check_interval_ms().max(10));
+        let retention = host.config().offsets_retention_ms();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(b) = b.upgrade() else { return };
-                let n = b.groups.expire_offsets(&b, now_ms(), retention).await;
+                let n = b.coordinator().expire_offsets(&b, now_ms(), retention).await;
                 if n > 0 {
                     tracing::info!(offsets = n, "expired committed offsets");
                 }
             }
         });
-        let b = Arc::downgrade(broker);
+        let b = Arc::downgrade(host);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 match b.upgrade() {
-                    Some(b) => b.groups.tick(),
+                    Some(b) => b.coordinator().tick(),
                     None => return,
                 }
             }

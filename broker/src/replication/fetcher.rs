@@ -14,41 +14,66 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochReque
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 
-use crate::cluster::{Broker, Partition};
+use super::host::{Replica, ReplicaHost};
 use skein_client::Connection;
 
 type Key = (String, i32);
 
 /// A followed partition, as its fetcher sees it.
-#[derive(Debug, Clone)]
-struct Followed {
-    partition: Arc<Partition>,
+struct Followed<R> {
+    partition: Arc<R>,
     epoch: i32,
     /// Truncated to agree with the leader in this epoch; fetching may start.
     truncated: bool,
 }
 
-#[derive(Debug)]
-struct FetcherTask {
-    partitions: Arc<Mutex<BTreeMap<Key, Followed>>>,
+impl<R> Clone for Followed<R> {
+    fn clone(&self) -> Self {
+        Followed {
+            partition: Arc::clone(&self.partition),
+            epoch: self.epoch,
+            truncated: self.truncated,
+        }
+    }
+}
+
+type FollowedMap<R> = Arc<Mutex<BTreeMap<Key, Followed<R>>>>;
+
+struct FetcherTask<R> {
+    partitions: FollowedMap<R>,
     wake: Arc<Notify>,
     handle: tokio::task::JoinHandle<()>,
 }
 
 /// The broker's replica fetchers, keyed by leader id.
-#[derive(Debug, Default)]
-pub struct ReplicaFetchers {
-    tasks: Mutex<HashMap<i32, FetcherTask>>,
+pub struct ReplicaFetchers<R> {
+    tasks: Mutex<HashMap<i32, FetcherTask<R>>>,
+}
+
+impl<R> Default for ReplicaFetchers<R> {
+    fn default() -> Self {
+        ReplicaFetchers {
+            tasks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for ReplicaFetchers<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaFetchers")
+            .field("leaders", &lock(&self.tasks).keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl ReplicaFetchers {
+impl<R: Replica> ReplicaFetchers<R> {
     /// Sets what to follow: leader id -> (partition, leader epoch). Fetchers of
     /// leaders no longer followed stop.
-    pub fn update(&self, broker: &Arc<Broker>, wanted: BTreeMap<i32, Vec<(Arc<Partition>, i32)>>) {
+    pub fn update<H: ReplicaHost<Replica = R>>(&self, broker: &Arc<H>, wanted: BTreeMap<i32, Vec<(Arc<R>, i32)>>) {
         let mut tasks = lock(&self.tasks);
         tasks.retain(|leader, t| {
             let keep = wanted.contains_key(leader);
@@ -74,10 +99,10 @@ impl ReplicaFetchers {
                 }
             });
             let mut st = lock(&task.partitions);
-            let keys: Vec<Key> = parts.iter().map(|(p, _)| (p.topic.clone(), p.index)).collect();
+            let keys: Vec<Key> = parts.iter().map(|(p, _)| (p.topic().to_string(), p.index())).collect();
             st.retain(|k, _| keys.contains(k));
             for (p, epoch) in parts {
-                let key = (p.topic.clone(), p.index);
+                let key = (p.topic().to_string(), p.index());
                 match st.get_mut(&key) {
                     Some(f) if f.epoch == epoch && Arc::ptr_eq(&f.partition, &p) => {}
                     _ => {
@@ -105,30 +130,28 @@ impl ReplicaFetchers {
     }
 }
 
-async fn run(broker: Weak<Broker>, leader: i32, partitions: Arc<Mutex<BTreeMap<Key, Followed>>>, wake: Arc<Notify>) {
+async fn run<H: ReplicaHost>(broker: Weak<H>, leader: i32, partitions: FollowedMap<H::Replica>, wake: Arc<Notify>) {
     let mut conn: Option<Connection> = None;
     loop {
         let Some(b) = broker.upgrade() else { return };
-        let backoff = Duration::from_millis(b.config.replica_fetch_backoff_ms().max(10));
-        let followed: Vec<(Key, Followed)> = lock(&partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
+        let backoff = Duration::from_millis(b.config().replica_fetch_backoff_ms().max(10));
+        let followed: Vec<(Key, Followed<H::Replica>)> = lock(&partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
         if followed.is_empty() {
             drop(b);
             wake.notified().await;
             continue;
         }
         if conn.is_none() {
-            let address = b
-                .controller
-                .with_image(|img| img.brokers.get(&leader).map(|r| format!("{}:{}", r.host, r.port)));
+            let address = b.broker_address(leader);
             let Some(address) = address else {
                 drop(b);
                 tokio::time::sleep(backoff).await;
                 continue;
             };
-            let client_id = format!("skein-replica-fetcher-{}-{leader}", b.node_id);
+            let client_id = format!("skein-replica-fetcher-{}-{leader}", b.node_id());
             // A response holds at most the requested bytes plus one batch over, and
             // no batch is larger than the request frame that brought it.
-            let max_response = b.config.replica_fetch_response_max_bytes() + b.config.socket_request_max_bytes();
+            let max_response = b.config().replica_fetch_response_max_bytes() + b.config().socket_request_max_bytes();
             match Connection::connect(&address, client_id, Duration::from_secs(2), max_response).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
@@ -140,7 +163,7 @@ async fn run(broker: Weak<Broker>, leader: i32, partitions: Arc<Mutex<BTreeMap<K
             }
         }
         let Some(c) = conn.as_mut() else { continue };
-        let pending: Vec<&(Key, Followed)> = followed.iter().filter(|(_, f)| !f.truncated).collect();
+        let pending: Vec<&(Key, Followed<H::Replica>)> = followed.iter().filter(|(_, f)| !f.truncated).collect();
         let result = if pending.is_empty() {
             fetch(&b, c, &partitions, &followed).await
         } else {
@@ -162,7 +185,7 @@ async fn run(broker: Weak<Broker>, leader: i32, partitions: Arc<Mutex<BTreeMap<K
     }
 }
 
-fn still_current(partitions: &Mutex<BTreeMap<Key, Followed>>, key: &Key, f: &Followed) -> bool {
+fn still_current<R>(partitions: &Mutex<BTreeMap<Key, Followed<R>>>, key: &Key, f: &Followed<R>) -> bool {
     lock(partitions)
         .get(key)
         .is_some_and(|now| now.epoch == f.epoch && Arc::ptr_eq(&now.partition, &f.partition))
@@ -170,11 +193,11 @@ fn still_current(partitions: &Mutex<BTreeMap<Key, Followed>>, key: &Key, f: &Fol
 
 /// Truncates each partition to the offset where it agrees with the leader.
 /// Ok(false) if some partition must be retried.
-async fn truncate(
-    broker: &Arc<Broker>,
+async fn truncate<H: ReplicaHost>(
+    broker: &Arc<H>,
     conn: &mut Connection,
-    partitions: &Mutex<BTreeMap<Key, Followed>>,
-    pending: &[&(Key, Followed)],
+    partitions: &Mutex<BTreeMap<Key, Followed<H::Replica>>>,
+    pending: &[&(Key, Followed<H::Replica>)],
 ) -> std::io::Result<bool> {
     let mut ask: BTreeMap<String, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
     let mut done = Vec::new();
@@ -193,7 +216,7 @@ async fn truncate(
     let mut all_ok = true;
     if !ask.is_empty() {
         let req = OffsetForLeaderEpochRequest::default()
-            .with_replica_id(BrokerId(broker.node_id))
+            .with_replica_id(BrokerId(broker.node_id()))
             .with_topics(
                 ask.into_iter()
                     .map(|(t, ps)| {
@@ -251,19 +274,19 @@ async fn truncate(
 }
 
 /// One Fetch for every followed partition; appends what comes back.
-async fn fetch(
-    broker: &Arc<Broker>,
+async fn fetch<H: ReplicaHost>(
+    broker: &Arc<H>,
     conn: &mut Connection,
-    partitions: &Mutex<BTreeMap<Key, Followed>>,
-    followed: &[(Key, Followed)],
+    partitions: &Mutex<BTreeMap<Key, Followed<H::Replica>>>,
+    followed: &[(Key, Followed<H::Replica>)],
 ) -> std::io::Result<bool> {
-    let wait = broker.config.replica_fetch_wait_max_ms();
-    let max = broker.config.replica_fetch_max_bytes();
+    let wait = broker.config().replica_fetch_wait_max_ms();
+    let max = broker.config().replica_fetch_max_bytes();
     let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
     let rate = broker.dynamic_u64("follower.replication.throttled.rate");
-    let now = crate::cluster::now_ms();
-    let throttled = |f: &Followed| f.partition.is_adding(broker.node_id);
-    let may_throttled = lock(&broker.follower_throttle).may_read(rate, now);
+    let now = crate::clock::now_ms();
+    let throttled = |f: &Followed<H::Replica>| f.partition.is_adding(broker.node_id());
+    let may_throttled = lock(broker.follower_throttle()).may_read(rate, now);
     for (key, f) in followed {
         // A replica a reassignment is adding fetches at follower.replication.throttled.rate.
         if throttled(f) && !may_throttled {
@@ -282,10 +305,10 @@ async fn fetch(
         return Ok(false);
     }
     let req = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.node_id))
+        .with_replica_id(BrokerId(broker.node_id()))
         .with_max_wait_ms(wait)
         .with_min_bytes(1)
-        .with_max_bytes(broker.config.replica_fetch_response_max_bytes() as i32)
+        .with_max_bytes(broker.config().replica_fetch_response_max_bytes() as i32)
         .with_session_epoch(-1)
         .with_topics(
             topics
@@ -321,9 +344,9 @@ async fn fetch(
             }
             if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                 if throttled(f) {
-                    lock(&broker.follower_throttle).charge(records.len());
+                    lock(broker.follower_throttle()).charge(records.len());
                 }
-                if let Err(e) = f.partition.append_replicated(broker, records).await {
+                if let Err(e) = f.partition.append_replicated(records).await {
                     tracing::warn!(topic = %key.0, partition = key.1, "cannot append replicated batches: {e}");
                     // Re-check against the leader before trying again.
                     if let Some(now) = lock(partitions).get_mut(&key) {
@@ -332,6 +355,7 @@ async fn fetch(
                     all_ok = false;
                     continue;
                 }
+                broker.notify_append();
             }
             f.partition.follower_high_watermark(pd.high_watermark);
             // DeleteRecords on the leader: the follower drops the same prefix,

@@ -4,18 +4,18 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::host::{Replica, ReplicaHost};
 use super::throttle::Throttle;
 use crate::clock::now_ms;
-use crate::cluster::{Broker, Partition};
 
 /// Records how far `replica` has replicated `p` (its fetch offset and log
 /// start), once per Fetch and before any waiting. When that brings the replica
 /// back into the ISR, the expansion is proposed to the controller in the
 /// background, unless the replica may not join (it is fenced or in controlled
 /// shutdown, and the controller would refuse it: KIP-841).
-pub fn record_follower_fetch(
-    broker: &Arc<Broker>,
-    p: Arc<Partition>,
+pub fn record_follower_fetch<H: ReplicaHost>(
+    host: &Arc<H>,
+    p: Arc<H::Replica>,
     replica: i32,
     fetch_offset: i64,
     log_start_offset: i64,
@@ -23,13 +23,13 @@ pub fn record_follower_fetch(
     let Some(isr) = p.record_follower_fetch(replica, fetch_offset, log_start_offset) else {
         return;
     };
-    if !broker.controller.with_image(|img| img.can_lead(replica)) {
+    if !host.may_join_isr(replica) {
         p.isr_change_done();
         return;
     }
-    tracing::info!(topic = %p.topic, partition = p.index, ?isr, "expanding the ISR");
-    let b = Arc::clone(broker);
-    tokio::spawn(async move { b.propose_isr(&p, isr).await });
+    tracing::info!(topic = %p.topic(), partition = p.index(), ?isr, "expanding the ISR");
+    let h = Arc::clone(host);
+    tokio::spawn(async move { h.propose_isr(&p, isr).await });
 }
 
 /// `leader.replication.throttled.rate` on the reads of one follower's fetch:
@@ -41,10 +41,10 @@ pub struct LeaderThrottle<'a> {
 
 impl<'a> LeaderThrottle<'a> {
     /// The throttle for `replica` reading `p`, or None when it is not throttled.
-    pub fn for_replica(broker: &'a Broker, p: &Partition, replica: i32) -> Option<LeaderThrottle<'a>> {
+    pub fn for_replica<H: ReplicaHost>(host: &'a H, p: &H::Replica, replica: i32) -> Option<LeaderThrottle<'a>> {
         (replica >= 0 && p.is_adding(replica)).then(|| LeaderThrottle {
-            bucket: &broker.leader_throttle,
-            rate: broker.dynamic_u64("leader.replication.throttled.rate"),
+            bucket: host.leader_throttle(),
+            rate: host.dynamic_u64("leader.replication.throttled.rate"),
         })
     }
 

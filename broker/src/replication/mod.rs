@@ -8,6 +8,9 @@
 //! ISR changes are proposed to the controller, never applied locally.
 
 pub mod fetcher;
+mod host;
 pub mod isr;
 pub mod leader;
 pub mod throttle;
+
+pub use host::{Replica, ReplicaHost};

@@ -129,7 +129,7 @@ async fn read_all(
                 continue;
             }
             // A replica being added by a reassignment is fed at leader.replication.throttled.rate.
-            let throttle = LeaderThrottle::for_replica(broker, &p, req.replica_id.0);
+            let throttle = LeaderThrottle::for_replica(broker.as_ref(), &p, req.replica_id.0);
             if throttle.as_ref().is_some_and(|t| !t.admit()) {
                 partitions.push(pd);
                 continue;

@@ -1,0 +1,77 @@
+//! The import rule of docs/ARCHITECTURE.md, checked: arrows point one way,
+//! protocol → handlers → cluster → log/replication/group/controller → model.
+//! A lower part that names a higher one fails here, with the file and line.
+
+use std::path::Path;
+
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Lines of `part` (a folder of broker/src) that import one of `forbidden`.
+fn violations(part: &str, forbidden: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(part);
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for m in forbidden {
+                if code.contains(&format!("crate::{m}")) {
+                    found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn lower_parts_never_import_the_ones_above_them() {
+    let above_storage = ["cluster", "protocol", "server", "group", "replication", "controller"];
+    let mut all = Vec::new();
+    all.extend(violations("log", &above_storage));
+    all.extend(violations("config", &above_storage));
+    for part in ["group", "replication", "controller"] {
+        all.extend(violations(part, &["cluster", "protocol", "server"]));
+    }
+    all.extend(violations("cluster", &["protocol", "server"]));
+    assert!(all.is_empty(), "imports against the layering:\n{}", all.join("\n"));
+}
+
+#[test]
+fn handlers_import_the_handler_trait_module_not_the_dispatch_table() {
+    let found: Vec<String> = violations("protocol/handlers", &["protocol::{"])
+        .into_iter()
+        // ApiVersions describes the dispatch table itself.
+        .filter(|l| !l.contains("api_versions.rs"))
+        .collect();
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_model_crate_does_no_io_and_runs_nothing() {
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");
+    let deps = deps.split("\n[").next().unwrap_or("");
+    for forbidden in ["tokio", "openraft", "tonic", "kafka-protocol", "skein-"] {
+        assert!(!deps.contains(forbidden), "skein-model depends on {forbidden}");
+    }
+    let mut files = Vec::new();
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/src"), &mut files);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for word in ["std::fs", "std::net", "std::thread", "std::process"] {
+            assert!(!text.contains(word), "{} uses {word}", f.display());
+        }
+    }
+}
