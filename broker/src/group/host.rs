@@ -37,7 +37,11 @@ pub trait GroupHost: Send + Sync + 'static {
     fn ensure_offsets_topic(self: &Arc<Self>, partitions: i32) -> impl Future<Output = Result<(), AdminError>> + Send;
     /// Appends `batch` to `__consumer_offsets` partition `index`, led here, and
     /// waits until every in-sync replica has it (acks=all).
-    fn append_offsets(self: &Arc<Self>, index: i32, batch: Bytes) -> impl Future<Output = Result<(), ResponseError>> + Send;
+    fn append_offsets(
+        self: &Arc<Self>,
+        index: i32,
+        batch: Bytes,
+    ) -> impl Future<Output = Result<(), ResponseError>> + Send;
 }
 
 /// A `__consumer_offsets` partition, read when this broker takes up its leadership.

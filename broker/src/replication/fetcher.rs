@@ -135,7 +135,8 @@ async fn run<H: ReplicaHost>(broker: Weak<H>, leader: i32, partitions: FollowedM
     loop {
         let Some(b) = broker.upgrade() else { return };
         let backoff = Duration::from_millis(b.config().replica_fetch_backoff_ms().max(10));
-        let followed: Vec<(Key, Followed<H::Replica>)> = lock(&partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
+        let followed: Vec<(Key, Followed<H::Replica>)> =
+            lock(&partitions).iter().map(|(k, f)| (k.clone(), f.clone())).collect();
         if followed.is_empty() {
             drop(b);
             wake.notified().await;
