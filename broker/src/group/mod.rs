@@ -590,12 +590,7 @@ impl GroupCoordinator {
             let c = e.group.tick(now);
             e.deliver(c);
         }
-        groups.retain(|id, e| {
-            !(e.group.is_empty()
-                && e.join_waiters.is_empty()
-                && !offsets.contains_key(id)
-                && e.group.state == state::GroupState::Empty)
-        });
+        groups.retain(|id, e| !(e.group.is_removable() && e.join_waiters.is_empty() && !offsets.contains_key(id)));
     }
 
     /// Starts the timer task and the offsets expiry task.

@@ -750,6 +750,13 @@ impl Group {
         self.members.is_empty()
     }
 
+    /// Whether the coordinator may forget the group: no members, none that was
+    /// given a member id and has yet to rejoin with it (MEMBER_ID_REQUIRED),
+    /// and no rebalance under way.
+    pub fn is_removable(&self) -> bool {
+        self.members.is_empty() && self.pending_members.is_empty() && self.state == GroupState::Empty
+    }
+
     /// Topics the members subscribe to, read from the consumer protocol's
     /// subscription metadata (version, then an array of topic names).
     pub fn subscribed_topics(&self) -> Vec<String> {

@@ -255,3 +255,18 @@ fn subscribed_topics_are_read_from_consumer_protocol_metadata() {
         vec!["orders".to_string(), "payments".to_string()]
     );
 }
+
+#[test]
+fn a_group_whose_new_member_has_yet_to_rejoin_with_its_id_is_not_forgotten() {
+    // Forgetting it between MEMBER_ID_REQUIRED and the rejoin answered the
+    // rejoin with UNKNOWN_MEMBER_ID (seen in `make bench`'s group of ten).
+    let mut g = Group::new("g", CFG);
+    assert!(g.is_removable());
+    let (r, _) = g.join(join_req("", &["range"]), 0);
+    let Reply::Now(JoinResult { member_id, .. }) = r else {
+        panic!("expected MEMBER_ID_REQUIRED")
+    };
+    assert!(g.is_empty() && !g.is_removable());
+    let (reply, _) = g.join(join_req(&member_id, &["range"]), 1);
+    assert!(matches!(reply, Reply::Now(JoinResult { error: None, .. })), "{reply:?}");
+}
