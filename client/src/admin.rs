@@ -939,26 +939,38 @@ impl Admin {
                     }
                 })
                 .await?;
+            // v8+ answers per group; earlier versions at the top level. Either
+            // way: (topic, partition, committed offset, error code).
+            let (code, rows): (i16, Vec<(&TopicName, i32, i64, i16)>) = match r.groups.first() {
+                Some(g) => (
+                    g.error_code,
+                    g.topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(move |p| (&t.name, p.partition_index, p.committed_offset, p.error_code))
+                        })
+                        .collect(),
+                ),
+                None => (
+                    r.error_code,
+                    r.topics
+                        .iter()
+                        .flat_map(|t| {
+                            t.partitions
+                                .iter()
+                                .map(move |p| (&t.name, p.partition_index, p.committed_offset, p.error_code))
+                        })
+                        .collect(),
+                ),
+            };
+            check(code, None)?;
             let mut out = BTreeMap::new();
-            if let Some(g) = r.groups.first() {
-                check(g.error_code, None)?;
-                for t in &g.topics {
-                    for p in &t.partitions {
-                        check(p.error_code, None)?;
-                        if p.committed_offset >= 0 {
-                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
-                        }
-                    }
-                }
-            } else {
-                check(r.error_code, None)?;
-                for t in &r.topics {
-                    for p in &t.partitions {
-                        check(p.error_code, None)?;
-                        if p.committed_offset >= 0 {
-                            out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
-                        }
-                    }
+            for (topic, partition, offset, code) in rows {
+                check(code, None)?;
+                if offset >= 0 {
+                    out.insert((topic.0.to_string(), partition), offset);
                 }
             }
             Ok(out)

@@ -289,14 +289,8 @@ impl Broker {
             resource: resource.to_string(),
             configs: configs.clone(),
         };
-        refused(self.controller.propose(cmd).await?)?;
-        let resource = resource.to_string();
-        self.controller
-            .wait_for(Duration::from_secs(10), |img| {
-                img.broker_configs.get(&resource).cloned().unwrap_or_default() == configs
-            })
-            .await;
-        Ok(())
+        self.propose_configs(cmd, |img| img.broker_configs.get(resource), &configs)
+            .await
     }
 
     /// The dynamic configs of a group (empty for a group with none, or no such group).
@@ -329,11 +323,22 @@ impl Broker {
             group: group.to_string(),
             configs: configs.clone(),
         };
+        self.propose_configs(cmd, |img| img.group_configs.get(group), &configs)
+            .await
+    }
+
+    /// Proposes a replacement of one resource's dynamic configs, then waits
+    /// until this broker's image holds `configs` where `current` looks.
+    async fn propose_configs(
+        &self,
+        cmd: Command,
+        current: impl Fn(&MetadataImage) -> Option<&BTreeMap<String, String>>,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
         refused(self.controller.propose(cmd).await?)?;
-        let group = group.to_string();
         self.controller
             .wait_for(Duration::from_secs(10), |img| {
-                img.group_configs.get(&group).cloned().unwrap_or_default() == configs
+                current(img).map_or(configs.is_empty(), |c| c == configs)
             })
             .await;
         Ok(())

@@ -14,12 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def broker_binary() -> str:
-    explicit = os.environ.get("SKEIN_BROKER_BIN")
+def release_binary(name: str, env: str) -> str:
+    """A binary of the release build: $env if set, else under CARGO_TARGET_DIR."""
+    explicit = os.environ.get(env)
     if explicit:
         return explicit
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / "skein-broker")
+    return str(target / "release" / name)
+
+
+def broker_binary() -> str:
+    return release_binary("skein-broker", "SKEIN_BROKER_BIN")
 
 
 def free_port() -> int:

@@ -3,22 +3,16 @@ lag, a three-broker cluster drained by a reassignment plan, and the exit codes
 scripts rely on (0 done, 1 refused by the cluster, 2 usage, 3 unreachable)."""
 
 import json
-import os
 import subprocess
 import time
-from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 
-from conftest import ROOT, free_port
+from conftest import free_port, release_binary
 
 
 def skeinctl_binary() -> str:
-    explicit = os.environ.get("SKEINCTL_BIN")
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / "skeinctl")
+    return release_binary("skeinctl", "SKEINCTL_BIN")
 
 
 def ctl(bootstrap, *args, check=True, timeout=30):

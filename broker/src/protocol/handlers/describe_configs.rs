@@ -143,14 +143,7 @@ pub fn describe_topic_configs(
                     synonyms.push(synonym(k, d.map(str::to_string), DEFAULT_CONFIG));
                 }
             }
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(def.name))
-                .with_value(value.map(str_bytes))
-                .with_read_only(false)
-                .with_config_source(source)
-                .with_synonyms(synonyms)
-                .with_config_type(def.kind.code())
-                .with_documentation(include_docs.then(|| str_bytes(def.doc)))
+            entry(def.name, value, source, def.kind, include_docs.then_some(def.doc)).with_synonyms(synonyms)
         })
         .collect()
 }
@@ -189,14 +182,9 @@ fn describe_broker_configs(
             } else {
                 Vec::new()
             };
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(def.name))
-                .with_value(value.map(str_bytes))
+            entry(def.name, value, source, def.kind, include_docs.then_some(def.doc))
                 .with_read_only(!DYNAMIC_BROKER_CONFIGS.contains(&def.name))
-                .with_config_source(source)
                 .with_synonyms(synonyms)
-                .with_config_type(def.kind.code())
-                .with_documentation(include_docs.then(|| str_bytes(def.doc)))
         })
         .chain(kafka_only(&own, DYNAMIC_BROKER_CONFIG, include_docs))
         .chain(
@@ -218,13 +206,13 @@ fn kafka_only<'a>(
         .iter()
         .filter(|(k, _)| is_kafka_only_broker_key(k))
         .map(move |(k, v)| {
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(k.clone()))
-                .with_value(Some(str_bytes(v.clone())))
-                .with_read_only(false)
-                .with_config_source(source)
-                .with_config_type(ConfigType::String.code())
-                .with_documentation(include_docs.then(|| str_bytes(NOT_ACTED_ON)))
+            entry(
+                k.clone(),
+                Some(v.clone()),
+                source,
+                ConfigType::String,
+                include_docs.then_some(NOT_ACTED_ON),
+            )
         })
 }
 
@@ -237,15 +225,13 @@ fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<Describ
         .iter()
         .filter_map(|(k, v)| {
             let def = BROKER_CONFIGS.iter().find(|d| d.name == k)?;
-            Some(
-                DescribeConfigsResourceResult::default()
-                    .with_name(str_bytes(def.name))
-                    .with_value(Some(str_bytes(v.clone())))
-                    .with_read_only(false)
-                    .with_config_source(DYNAMIC_DEFAULT_BROKER_CONFIG)
-                    .with_config_type(def.kind.code())
-                    .with_documentation(include_docs.then(|| str_bytes(def.doc))),
-            )
+            Some(entry(
+                def.name,
+                Some(v.clone()),
+                DYNAMIC_DEFAULT_BROKER_CONFIG,
+                def.kind,
+                include_docs.then_some(def.doc),
+            ))
         })
         .chain(kafka_only(&defaults, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs))
         .collect()
@@ -281,16 +267,26 @@ fn describe_group_configs(
             } else {
                 Vec::new()
             };
-            DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(def.name))
-                .with_value(value.map(str_bytes))
-                .with_read_only(false)
-                .with_config_source(source)
-                .with_synonyms(synonyms)
-                .with_config_type(def.kind.code())
-                .with_documentation(include_docs.then(|| str_bytes(def.doc)))
+            entry(def.name, value, source, def.kind, include_docs.then_some(def.doc)).with_synonyms(synonyms)
         })
         .collect()
+}
+
+/// One writable config of a DescribeConfigs answer, without synonyms.
+fn entry(
+    name: impl Into<String>,
+    value: Option<String>,
+    source: i8,
+    kind: ConfigType,
+    doc: Option<&'static str>,
+) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(str_bytes(name))
+        .with_value(value.map(str_bytes))
+        .with_read_only(false)
+        .with_config_source(source)
+        .with_config_type(kind.code())
+        .with_documentation(doc.map(str_bytes))
 }
 
 fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSynonym {
