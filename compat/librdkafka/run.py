@@ -108,7 +108,7 @@ class Brokers:
 
 
 def load_expected():
-    """expected.txt rows: test, expectation (pass/fail/skip), brokers, set, reason."""
+    """expected.txt rows: test, expectation (pass/fail/race/skip), brokers, set, reason."""
     rows = {}
     for line in (HERE / "expected.txt").read_text().splitlines():
         line = line.strip()

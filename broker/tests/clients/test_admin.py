@@ -119,6 +119,15 @@ def test_invalid_topic_names_are_rejected(broker, name):
     assert error_of(a.create_topics([NewTopic(name, 1, 1)])[name]) == KafkaError.TOPIC_EXCEPTION
 
 
+def test_metadata_for_an_invalid_topic_name_is_invalid_topic_and_creates_nothing(broker):
+    # What librdkafka's 0057 checks, without its race: even with auto-creation on, a
+    # Metadata request for an invalid name is INVALID_TOPIC_EXCEPTION, as in Kafka.
+    a = admin(broker)
+    bad = "invalid_topic$#!"
+    assert a.list_topics(topic=bad, timeout=10).topics[bad].error.code() == KafkaError.TOPIC_EXCEPTION
+    assert bad not in a.list_topics(timeout=10).topics
+
+
 def test_bad_topic_requests_get_their_error_codes(broker):
     a = admin(broker)
     assert error_of(a.create_topics([NewTopic("zero", 0, 1)])["zero"]) == KafkaError.INVALID_PARTITIONS
