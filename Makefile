@@ -7,9 +7,12 @@ export SKEIN_BROKER_BIN := $(BROKER)
 export SKEINCTL_BIN := $(TARGET_DIR)/release/skeinctl
 # Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
 ARGS ?=
+# The container image `make image` builds (and e2e/ runs).
+IMAGE ?= localhost/skein:dev
+export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -20,11 +23,16 @@ cluster: build
 build:
 	$(CARGO) build --release -p skein-broker -p skeinctl
 
+# The container image, FROM scratch with static binaries built here (Dockerfile
+# for `docker build .` where images can be pulled). Installs podman if missing.
+image:
+	./image/build.sh $(IMAGE)
+
 # The path of the skeinctl binary (`make -s print-skeinctl`).
 print-skeinctl:
 	@echo $(SKEINCTL_BIN)
 
-test: build
+test: build image
 	./scripts/setup-test-env.sh
 	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
 	.venv/bin/python -m pytest -q -p no:cacheprovider
@@ -33,7 +41,7 @@ test: build
 test-unit: build
 	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
 
-test-clients: build
+test-clients: build image
 	./scripts/setup-test-env.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 

@@ -26,9 +26,10 @@ for ((i = 0; i < N; i++)); do
   "$BIN" --set node.id="$i" \
     --set listeners="PLAINTEXT://localhost:$((9092 + 2 * i)),CONTROLLER://localhost:$((9093 + 2 * i))" \
     --set controller.quorum.voters="$voters" \
+    --set http.listener="localhost:$((9644 + i))" \
     --set log.dirs="$DATA/node$i" ${EXTRA:-} >"$DATA/node$i.log" 2>&1 &
   pids+=($!)
-  echo "broker $i: localhost:$((9092 + 2 * i)) (log: $DATA/node$i.log)"
+  echo "broker $i: localhost:$((9092 + 2 * i)), http://localhost:$((9644 + i))/v1/status (log: $DATA/node$i.log)"
 done
 echo "bootstrap servers: $bootstrap"
 wait

@@ -77,6 +77,8 @@ impl Broker {
             .arg(format!("log.dirs={}", dir.display()))
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+            .arg("--set")
+            .arg("http.listener=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for s in sets {

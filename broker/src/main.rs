@@ -7,6 +7,7 @@ use clap::Parser;
 use skein_broker::cluster::{self, Broker};
 use skein_broker::config::BrokerConfig;
 use skein_broker::controller::Controller;
+use skein_broker::log::meta_properties;
 use skein_broker::server;
 
 /// A Kafka-compatible broker. Configuration uses Kafka's property names.
@@ -56,12 +57,27 @@ fn main() -> ExitCode {
 
 async fn run(config: BrokerConfig) -> std::io::Result<()> {
     let started = std::time::Instant::now();
+    // Before anything is written to the log dir: is it ours?
+    meta_properties::ensure(&config.log_dir(), &config.cluster_id(), config.node_id())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let controller = Controller::start(&config).await?;
     let c = config.clone();
     let broker = cluster::blocking(move || Broker::open(c, controller)).await?;
+    // Up before the logs are opened, so probes and /v1/status see start-up progress.
+    let http = match config.http_listener() {
+        Some((host, port)) => {
+            let listener = tokio::net::TcpListener::bind((host.as_str(), port))
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port} (http.listener): {e}")))?;
+            tracing::info!(node_id = broker.node_id, "http endpoint on {}", listener.local_addr()?);
+            Some(tokio::spawn(skein_broker::http::serve(broker.clone(), listener)))
+        }
+        None => None,
+    };
     broker.start().await?;
     let mut servers = Vec::new();
     let admission = server::Admission::new(&config);
+    let advertised = config.advertised_listeners();
     for l in config.listeners() {
         let host = if l.host.is_empty() {
             "0.0.0.0".to_string()
@@ -71,15 +87,16 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind((host.as_str(), l.port))
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port)))?;
+        let told = advertised.iter().find(|a| a.name == l.name).map_or(String::new(), |a| format!("{}:{}", a.host, a.port));
         tracing::info!(
             node_id = broker.node_id,
-            "listening on {} (advertised as {}:{}), started in {} ms",
+            "listener {} on {} (advertised as {told}), started in {} ms",
+            l.name,
             listener.local_addr()?,
-            config.advertised_listener().host,
-            config.advertised_listener().port,
             started.elapsed().as_millis()
         );
-        servers.push(tokio::spawn(server::serve(broker.clone(), listener, admission.clone())));
+        let name: std::sync::Arc<str> = l.name.clone().into();
+        servers.push(tokio::spawn(server::serve(broker.clone(), name, listener, admission.clone())));
     }
     broker.spawn_background();
     skein_broker::group::GroupCoordinator::spawn_timer(&broker);
@@ -88,6 +105,9 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
     broker.controlled_shutdown().await;
     for s in &servers {
         s.abort();
+    }
+    if let Some(h) = &http {
+        h.abort();
     }
     let b = broker.clone();
     cluster::blocking(move || b.shutdown()).await

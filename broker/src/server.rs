@@ -160,8 +160,8 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections until the task is dropped.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, admission: Arc<Admission>) {
+/// Accepts connections on the listener named `name` until the task is dropped.
+pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, admission: Arc<Admission>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -175,8 +175,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, admission: Arc<Ad
                 };
                 let broker = Arc::clone(&broker);
                 let admission = Arc::clone(&admission);
+                let name = Arc::clone(&name);
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream, peer, &admission).await {
+                    if let Err(e) = connection(broker, stream, peer, name, &admission).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                     drop(slot);
@@ -202,6 +203,7 @@ async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<str>,
     admission: &Admission,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
@@ -232,7 +234,7 @@ async fn connection(
         // bytes has room for all of it; until then its bytes wait in the socket.
         let permit = admission.reserve(len as usize).await;
         let frame = read_frame(&mut rd, len as usize, idle).await?;
-        let handled = protocol::handle_frame(Arc::clone(&broker), peer, frame).await;
+        let handled = protocol::handle_frame(Arc::clone(&broker), peer, Arc::clone(&listener), frame).await;
         drop(permit);
         match handled {
             Ok(Some(response)) => {

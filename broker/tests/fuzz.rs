@@ -334,6 +334,7 @@ fn write_fuzz_seed_corpora() {
             host: "h".into(),
             port: 9092,
             rack: Some("r".into()),
+            endpoints: Vec::new(),
         },
         Command::CreateTopic {
             name: "c".into(),

@@ -86,6 +86,8 @@ pub const LONG_MAX: &str = "9223372036854775807";
 pub enum ConfigError {
     #[error("unknown config `{0}`")]
     Unknown(String),
+    #[error("environment variable {var} names unknown config `{key}`")]
+    UnknownEnv { var: String, key: String },
     #[error("invalid value `{value}` for config `{key}`: {reason}")]
     Invalid { key: String, value: String, reason: String },
     #[error("malformed line {line} in {path}: `{text}` (expected key=value)")]

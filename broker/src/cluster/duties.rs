@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::controller::image::{Command, Reply};
+use crate::controller::image::{Command, Endpoint, Reply};
 use crate::controller::{Heartbeat, HeartbeatReply};
 use crate::log::checkpoint;
 
@@ -21,6 +21,16 @@ impl Broker {
                 host: l.host.clone(),
                 port: l.port,
                 rack: self.config.get("broker.rack").filter(|r| !r.is_empty()),
+                endpoints: self
+                    .config
+                    .advertised_listeners()
+                    .into_iter()
+                    .map(|a| Endpoint {
+                        listener: a.name,
+                        host: a.host,
+                        port: a.port,
+                    })
+                    .collect(),
             };
             match self.controller.propose(cmd).await {
                 Ok(Reply::BrokerEpoch(epoch)) => {
@@ -84,6 +94,7 @@ impl Broker {
     /// Leader: asks the controller to set a partition's ISR.
     pub async fn propose_isr(self: &Arc<Self>, p: &Arc<Partition>, isr: Vec<i32>) {
         let st = p.replica_state();
+        let shrink = isr.len() < st.isr.len();
         let cmd = Command::AlterPartition {
             topic: p.topic.clone(),
             partition: p.index,
@@ -94,6 +105,11 @@ impl Broker {
         };
         match self.controller.propose(cmd).await.and_then(refused) {
             Ok(_) => {
+                if shrink {
+                    self.metrics.isr_shrinks.inc();
+                } else {
+                    self.metrics.isr_expands.inc();
+                }
                 // Apply at once so that the next change starts from the new partition epoch.
                 self.reconcile().await;
             }

@@ -17,7 +17,7 @@ mod replica_host;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ use crate::config::BrokerConfig;
 use crate::controller::image::{MetadataImage, Reply};
 use crate::controller::Controller;
 use crate::log::checkpoint;
+use crate::metrics::{Metrics, TopicMetrics};
 use crate::replication::fetcher::ReplicaFetchers;
 use crate::replication::throttle::Throttle;
 pub use partition::{Partition, RoleChange, StartOffsets};
@@ -47,6 +48,8 @@ pub struct Topic {
     pub overrides: RwLock<BTreeMap<String, String>>,
     /// Partitions in the cluster, hosted here or not.
     count: AtomicI32,
+    /// Records and bytes in and out (`kafka_server_brokertopicmetrics_*`).
+    pub metrics: TopicMetrics,
 }
 
 impl Topic {
@@ -118,6 +121,21 @@ pub struct Broker {
     producer_id_lock: tokio::sync::Mutex<()>,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Metrics,
+    /// Segment files in the log dir at start-up: the denominator of recovery progress.
+    segments_at_start: usize,
+    /// Set once start-up is done: logs recovered, registered, unfenced (or timed out waiting).
+    started: AtomicBool,
+}
+
+/// How far opening the hosted logs has got (`/v1/status` during start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartupProgress {
+    pub segments_opened: usize,
+    pub segments_total: usize,
+    pub recovered_segments: usize,
+    pub done: bool,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +146,19 @@ struct Checkpoints {
 }
 
 const CLEAN_SHUTDOWN: &str = ".kafka_cleanshutdown";
+
+/// Segment files in the partition directories under `log_dir` (not the metadata log's).
+fn count_segments(log_dir: &std::path::Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(log_dir) else {
+        return 0;
+    };
+    dirs.filter_map(Result::ok)
+        .filter(|d| d.file_name() != "__cluster_metadata-0")
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .flat_map(|files| files.filter_map(Result::ok))
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
@@ -167,6 +198,7 @@ impl Broker {
             high_watermark: checkpoint::read(&log_dir.join(HIGH_WATERMARK_CHECKPOINT))?,
         };
         let (appended, _) = watch::channel(0);
+        let segments_at_start = count_segments(&log_dir);
         Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),
@@ -191,7 +223,33 @@ impl Broker {
                 config.consumer_group_timeouts(),
             ),
             config,
+            metrics: Metrics::new(),
+            segments_at_start,
+            started: AtomicBool::new(false),
         }))
+    }
+
+    /// How far start-up has got opening (and, after a crash, recovering) the logs.
+    pub fn startup_progress(&self) -> StartupProgress {
+        let stats = *self.open_stats.lock().unwrap_or_else(|e| e.into_inner());
+        StartupProgress {
+            segments_opened: stats.segments,
+            segments_total: self.segments_at_start.max(stats.segments),
+            recovered_segments: stats.recovered_segments,
+            done: self.started.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Ready for clients (`/readyz`): started, and registered and unfenced in the
+    /// metadata this broker has applied (the controller unfences a broker only
+    /// once it has caught up with the metadata log).
+    pub fn is_ready(&self) -> bool {
+        let me = self.node_id;
+        let epoch = self.broker_epoch.load(Ordering::SeqCst);
+        self.started.load(Ordering::SeqCst)
+            && self
+                .controller
+                .with_image(|img| img.brokers.get(&me).is_some_and(|b| !b.fenced && b.epoch == epoch))
     }
 
     /// Joins the cluster: registers with the controller, waits for the metadata
@@ -237,6 +295,7 @@ impl Broker {
         }
         // Take the roles the unfencing gave this broker before clients arrive.
         self.reconcile().await;
+        self.started.store(true, Ordering::SeqCst);
         Ok(())
     }
 

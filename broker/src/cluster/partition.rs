@@ -59,6 +59,8 @@ pub enum RoleChange {
 pub struct Partition {
     pub topic: String,
     pub index: i32,
+    /// The topic's counters (records and bytes in and out).
+    pub metrics: crate::metrics::TopicMetrics,
     dir: PathBuf,
     log: Arc<Mutex<Log>>,
     /// Last offset + 1 of committed data: replicated to every ISR member.
@@ -98,6 +100,7 @@ impl Partition {
         let p = Partition {
             topic: topic.to_string(),
             index,
+            metrics: Default::default(),
             dir: dir.to_path_buf(),
             high_watermark: AtomicI64::new(hw),
             hw_changed: watch::channel(hw).0,

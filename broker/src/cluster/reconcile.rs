@@ -41,6 +41,7 @@ impl Broker {
         let changes = replica_changes(&image, me, &local);
         for name in &changes.delete_topics {
             let removed = self.topics_write().remove(name);
+            self.metrics.remove_topic(name);
             if let Some(t) = removed {
                 let parts = t.all_partitions();
                 self.remove_replicas(&t.name, parts).await;
@@ -58,6 +59,7 @@ impl Broker {
                         partitions: RwLock::new(BTreeMap::new()),
                         overrides: RwLock::new(ti.configs.clone()),
                         count: AtomicI32::new(0),
+                        metrics: self.metrics.topic(name),
                     }),
                     true,
                 ),
@@ -171,6 +173,8 @@ impl Broker {
                 "recovered the log after an unclean shutdown"
             );
         }
+        let mut p = p;
+        p.metrics = self.metrics.topic(topic);
         Ok(Arc::new(p))
     }
 
@@ -300,6 +304,7 @@ mod tests {
                 host: "localhost".into(),
                 port: 9092,
                 rack: None,
+                endpoints: Vec::new(),
             }) else {
                 panic!("registration refused")
             };

@@ -39,6 +39,9 @@ impl ReplicaHost for Broker {
     fn follower_throttle(&self) -> &Mutex<Throttle> {
         &self.follower_throttle
     }
+    fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
 
     fn may_join_isr(&self, replica: i32) -> bool {
         self.controller.with_image(|img| img.can_lead(replica))

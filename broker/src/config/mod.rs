@@ -5,10 +5,13 @@
 //! start-up parsing (`--config`, `--set`), DescribeConfigs, and config
 //! validation in CreateTopics and AlterConfigs, so the three can never disagree.
 
+mod environment;
 mod group;
 mod kafka_keys;
+mod listeners;
 
 pub use group::{group_config_value, validate_group_config, GROUP_CONFIGS};
+pub use listeners::{parse_listener, Listener};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,14 +42,42 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         T::List,
         Some("PLAINTEXT://:9092,CONTROLLER://:9093"),
         None,
-        "Comma-separated listener URIs the broker binds to: PLAINTEXT for clients, CONTROLLER for the metadata quorum. An empty host binds every interface.",
+        "Comma-separated NAME://host:port listeners the broker binds to: the one named by controller.listener.names serves the metadata quorum, every other one serves clients. An empty host binds every interface.",
     ),
     def(
         "advertised.listeners",
         T::List,
         None,
         None,
-        "Listeners given to clients in Metadata. Defaults to listeners, with an empty host replaced by localhost.",
+        "Per client listener, the NAME://host:port its clients are told in Metadata. A listener not named here advertises its own address, with an empty host as localhost.",
+    ),
+    def(
+        "listener.security.protocol.map",
+        T::List,
+        Some(listeners::DEFAULT_PROTOCOL_MAP),
+        None,
+        "Listener name to security protocol, NAME:PROTOCOL. Skein serves PLAINTEXT listeners only so far.",
+    ),
+    def(
+        "inter.broker.listener.name",
+        T::String,
+        None,
+        None,
+        "The client listener brokers reach each other on (replication). Defaults to PLAINTEXT, else the first client listener.",
+    ),
+    def(
+        "process.roles",
+        T::List,
+        None,
+        None,
+        "broker,controller for a voter of controller.quorum.voters, broker for a node outside them (it follows the metadata log as a learner). Unset: decided by controller.quorum.voters.",
+    ),
+    def(
+        "http.listener",
+        T::String,
+        Some("0.0.0.0:9644"),
+        None,
+        "host:port of the HTTP endpoint (/healthz, /readyz, /metrics, /v1/status); empty turns it off. Port 0 picks a free port (logged at start-up).",
     ),
     def(
         "controller.quorum.voters",
@@ -57,7 +88,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     def(
         "controller.listener.names",
-        T::String,
+        T::List,
         Some("CONTROLLER"),
         None,
         "The listener name the metadata quorum's gRPC uses.",
@@ -516,6 +547,32 @@ pub static BROKER_ALIASES: &[(&str, &str)] = &[
     ("segment.ms", "log.roll.ms"),
 ];
 
+/// Kafka 4.0's `controller.quorum.bootstrap.servers` (a KIP-853 dynamic quorum) is
+/// accepted in its single-node form, where Skein's default (this node alone is
+/// the quorum) means the same; several servers without `controller.quorum.voters`
+/// would leave every node a quorum of its own, so that is refused.
+fn check_quorum_bootstrap(raw: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let Some(servers) = raw.get("controller.quorum.bootstrap.servers") else {
+        return Ok(());
+    };
+    let voters_set = raw.get("controller.quorum.voters").is_some_and(|v| !v.trim().is_empty());
+    if !voters_set && servers.split(',').filter(|s| !s.trim().is_empty()).count() > 1 {
+        return Err(ConfigError::Invalid {
+            key: "controller.quorum.bootstrap.servers".into(),
+            value: servers.clone(),
+            reason: "Skein's quorum is static: name its voters in controller.quorum.voters (id@host:port) \
+                     instead; dynamic quorums (KIP-853) are not supported"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `key` is a broker config Skein knows: its own, an alias, or a Kafka one it does not act on.
+fn is_known_broker_key(key: &str) -> bool {
+    find(BROKER_CONFIGS, key).is_some() || BROKER_ALIASES.iter().any(|(a, _)| *a == key) || is_kafka_only_broker_key(key)
+}
+
 /// Whether `key` is a Kafka broker config that Skein accepts and does not act on.
 pub fn is_kafka_only_broker_key(key: &str) -> bool {
     kafka_keys::KAFKA_ONLY_BROKER_KEYS.contains(&key)
@@ -538,40 +595,12 @@ pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), Conf
     validate(def, value)
 }
 
-/// A listener: the address to bind and the one to tell clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
 /// A voter of the metadata quorum (`controller.quorum.voters`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voter {
     pub id: i32,
     /// host:port of its CONTROLLER listener.
     pub address: String,
-}
-
-fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
-    let bad = |reason: &str| ConfigError::Invalid {
-        key: key.to_string(),
-        value: s.to_string(),
-        reason: reason.to_string(),
-    };
-    let rest = s.split_once("://").ok_or_else(|| bad("expected NAME://host:port"))?;
-    if rest.0 != "PLAINTEXT" && rest.0 != "CONTROLLER" {
-        return Err(bad("only PLAINTEXT and CONTROLLER listeners are supported"));
-    }
-    let (host, port) = rest.1.rsplit_once(':').ok_or_else(|| bad("missing :port"))?;
-    let port: u16 = port.parse().map_err(|_| bad("port must be 0-65535"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok(Listener {
-        name: rest.0.to_string(),
-        host,
-        port,
-    })
 }
 
 /// The broker's configuration: the explicitly set properties, validated, plus typed accessors.
@@ -581,8 +610,20 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
-    /// Builds a config from `server.properties` text (if any) and `--set` overrides.
+    /// Builds a config from `server.properties` text (if any), `SKEIN_*` environment
+    /// variables and `--set` overrides, in that order of precedence (last wins).
     pub fn load(file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars(), sets, &environment::Host::current())
+    }
+
+    /// [`BrokerConfig::load`] with the environment and host given: `${HOSTNAME}` and
+    /// `${ORDINAL}` in any value are replaced from `host`.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        sets: &[String],
+        host: &environment::Host,
+    ) -> Result<Self, ConfigError> {
         let mut values = BTreeMap::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
@@ -602,6 +643,14 @@ impl BrokerConfig {
                 values.insert(k.trim().to_string(), v.trim().to_string());
             }
         }
+        for (var, v) in env {
+            if let Some(key) = environment::property_of(&var) {
+                if !is_known_broker_key(&key) {
+                    return Err(ConfigError::UnknownEnv { var, key });
+                }
+                values.insert(key, v.trim().to_string());
+            }
+        }
         for s in sets {
             let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::Malformed {
                 path: "--set".into(),
@@ -610,11 +659,25 @@ impl BrokerConfig {
             })?;
             values.insert(k.trim().to_string(), v.trim().to_string());
         }
+        for (k, v) in values.iter_mut() {
+            *v = host.substitute(k, v)?;
+        }
         Self::from_map(values)
     }
 
     /// Validates every key and value.
     pub fn from_map(raw: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        check_quorum_bootstrap(&raw)?;
+        if let Some(v) = raw.get("http.listener").filter(|v| !v.trim().is_empty()) {
+            let ok = v.trim().rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "http.listener".into(),
+                    value: v.clone(),
+                    reason: "expected host:port (an empty host binds every interface), or empty to turn it off".into(),
+                });
+            }
+        }
         let mut values = BTreeMap::new();
         for (k, v) in raw {
             let key = BROKER_ALIASES
@@ -622,18 +685,16 @@ impl BrokerConfig {
                 .find(|(alias, _)| *alias == k)
                 .map(|(_, canonical)| canonical.to_string())
                 .unwrap_or(k);
+            if is_kafka_only_broker_key(&key) {
+                tracing::warn!("{key}={v}: a Kafka broker config that Skein accepts and does not act on");
+                continue;
+            }
             let def = find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
             validate(def, &v)?;
             values.insert(key, v);
         }
         let cfg = BrokerConfig { values };
-        for key in ["listeners", "advertised.listeners"] {
-            if let Some(v) = cfg.values.get(key) {
-                for l in v.split(',').filter(|s| !s.trim().is_empty()) {
-                    parse_listener(key, l.trim())?;
-                }
-            }
-        }
+        cfg.check_listeners()?;
         cfg.voters()?;
         if !cfg.voters()?.is_empty() && cfg.controller_listener().is_none() {
             return Err(ConfigError::Invalid {
@@ -653,13 +714,7 @@ impl BrokerConfig {
             }
         }
         group::check_broker_bounds(&cfg)?;
-        if cfg.listeners().is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "listeners".into(),
-                value: cfg.get("listeners").unwrap_or_default(),
-                reason: "at least one listener is required".into(),
-            });
-        }
+        cfg.check_process_roles()?;
         Ok(cfg)
     }
 
@@ -700,26 +755,6 @@ impl BrokerConfig {
             _ => self.get("log.dirs").unwrap_or_default(),
         };
         PathBuf::from(dirs.split(',').next().unwrap_or("./data").trim())
-    }
-    fn all_listeners(&self) -> Vec<Listener> {
-        self.get("listeners")
-            .unwrap_or_default()
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .filter_map(|l| parse_listener("listeners", l.trim()).ok())
-            .collect()
-    }
-    /// The client (PLAINTEXT) listeners.
-    pub fn listeners(&self) -> Vec<Listener> {
-        self.all_listeners()
-            .into_iter()
-            .filter(|l| l.name == "PLAINTEXT")
-            .collect()
-    }
-    /// The metadata quorum's listener, if this broker has one.
-    pub fn controller_listener(&self) -> Option<Listener> {
-        let name = self.get("controller.listener.names").unwrap_or_default();
-        self.all_listeners().into_iter().find(|l| l.name == name)
     }
     /// `controller.quorum.voters`, parsed. Empty means this broker alone.
     pub fn voters(&self) -> Result<Vec<Voter>, ConfigError> {
@@ -788,21 +823,13 @@ impl BrokerConfig {
     pub fn leader_imbalance_check_interval_ms(&self) -> u64 {
         (self.num("leader.imbalance.check.interval.seconds") as u64).saturating_mul(1000)
     }
-    /// Where clients should connect: advertised.listeners, else listeners with a concrete host.
-    pub fn advertised_listener(&self) -> Listener {
-        let advertised = self
-            .get("advertised.listeners")
-            .and_then(|v| {
-                v.split(',')
-                    .find(|s| !s.trim().is_empty())
-                    .map(|s| s.trim().to_string())
-            })
-            .and_then(|l| parse_listener("advertised.listeners", &l).ok());
-        let mut l = advertised.unwrap_or_else(|| self.listeners()[0].clone());
-        if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-            l.host = "localhost".into();
-        }
-        l
+    /// `http.listener` as (host, port), or None when turned off.
+    pub fn http_listener(&self) -> Option<(String, u16)> {
+        let v = self.get("http.listener").unwrap_or_default();
+        let (host, port) = v.trim().rsplit_once(':')?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        Some((host.to_string(), port.parse().ok()?))
     }
     pub fn num_partitions(&self) -> i32 {
         self.num("num.partitions") as i32
@@ -987,7 +1014,7 @@ impl Default for LogConfig {
 mod tests {
     use super::*;
 
-    fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
+    pub(super) fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
         BrokerConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
@@ -1012,6 +1039,93 @@ mod tests {
         assert_eq!(lc.retention_ms, 7 * 24 * 3_600_000);
         assert_eq!(lc.max_message_bytes, 1_048_588);
         assert_eq!(lc.flush_messages, i64::MAX);
+    }
+
+    /// The settings of Apache Kafka 4.0's `config/server.properties` (KRaft, combined mode).
+    const KAFKA_4_SERVER_PROPERTIES: &str = "
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=localhost:9093
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+inter.broker.listener.name=PLAINTEXT
+advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+";
+
+    fn load_env(file: Option<&str>, env: &[(&str, &str)], sets: &[&str], host: &str) -> Result<BrokerConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        BrokerConfig::load_from(
+            file.map(|_| path.as_path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &environment::Host { name: host.into() },
+        )
+    }
+
+    #[test]
+    fn kafka_4_server_properties_start_skein_unchanged() {
+        let c = load_env(Some(KAFKA_4_SERVER_PROPERTIES), &[], &[], "laptop").unwrap();
+        assert_eq!(c.node_id(), 1);
+        assert_eq!(c.log_dir(), PathBuf::from("/tmp/kraft-combined-logs"));
+        assert_eq!(c.advertised_listener().port, 9092);
+        assert_eq!(c.controller_listener().unwrap().port, 9093);
+        assert!(c.voters().unwrap().is_empty());
+        let several = KAFKA_4_SERVER_PROPERTIES.replace("servers=localhost:9093", "servers=a:9093,b:9093");
+        let err = load_env(Some(&several), &[], &[], "laptop").unwrap_err().to_string();
+        assert!(err.contains("controller.quorum.voters"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_set_overrides_the_environment() {
+        let file = "num.partitions=2\nlog.dirs=/from/file\n";
+        let env = [("SKEIN_NUM_PARTITIONS", "3"), ("SKEIN_LOG_DIRS", "/from/env"), ("PATH", "/bin")];
+        let c = load_env(Some(file), &env, &["num.partitions=4"], "laptop").unwrap();
+        assert_eq!(c.num_partitions(), 4);
+        assert_eq!(c.log_dir(), PathBuf::from("/from/env"));
+        let err = load_env(None, &[("SKEIN_NUM_PARTITONS", "3")], &[], "laptop").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable SKEIN_NUM_PARTITONS names unknown config `num.partitons`"
+        );
+        assert!(matches!(
+            load_env(None, &[("SKEIN_NUM_PARTITIONS", "many")], &[], "laptop"),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(load_env(None, &[("SKEIN_BROKER_BIN", "/x")], &[], "laptop").is_ok());
+    }
+
+    #[test]
+    fn node_id_and_advertised_address_come_from_the_pod_name() {
+        let env = [
+            ("SKEIN_NODE_ID", "${ORDINAL}"),
+            ("SKEIN_ADVERTISED_LISTENERS", "PLAINTEXT://${HOSTNAME}.kc-brokers.ns.svc:9092"),
+        ];
+        let c = load_env(None, &env, &[], "kc-broker-4").unwrap();
+        assert_eq!(c.node_id(), 4);
+        assert_eq!(c.advertised_listener().host, "kc-broker-4.kc-brokers.ns.svc");
+        let err = load_env(None, &env, &[], "workstation").unwrap_err().to_string();
+        assert!(err.contains("needs a host name ending in -N"), "{err}");
     }
 
     #[test]
@@ -1050,6 +1164,8 @@ mod tests {
                 T::Double => "0.5".into(),
                 T::String | T::List => match d.name {
                     "listeners" | "advertised.listeners" => "PLAINTEXT://127.0.0.1:9999".into(),
+                    "inter.broker.listener.name" => "PLAINTEXT".into(),
+                    "process.roles" => "broker,controller".into(),
                     "log.message.timestamp.type" => "LogAppendTime".into(),
                     "log.cleanup.policy" => "delete".into(),
                     _ => d.default.unwrap_or("x").to_string(),

@@ -20,14 +20,38 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub id: i32,
+    /// The inter-broker listener's advertised address: where peers replicate from.
     pub host: String,
     pub port: u16,
+    /// Every client listener's advertised address, by listener name (empty in
+    /// registrations written before Skein had named listeners).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     /// Bumped at every registration, so a restarted broker is told apart from its old self.
     pub epoch: i64,
     pub fenced: bool,
     /// Set by a controlled shutdown: the broker leads nothing and is not chosen as leader.
     pub shutting_down: bool,
+}
+
+/// A client listener's advertised address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerRegistration {
+    /// The address to give a client connected to `listener`: that listener's
+    /// endpoint, else the inter-broker one.
+    pub fn address_for(&self, listener: &str) -> (&str, u16) {
+        match self.endpoints.iter().find(|e| e.listener == listener) {
+            Some(e) => (&e.host, e.port),
+            None => (&self.host, self.port),
+        }
+    }
 }
 
 /// One partition's replicas, ISR and leader.
@@ -123,6 +147,8 @@ pub enum Command {
         host: String,
         port: u16,
         rack: Option<String>,
+        #[serde(default)]
+        endpoints: Vec<Endpoint>,
     },
     /// The controller saw no heartbeat within `broker.session.timeout.ms`.
     FenceBroker {
@@ -197,6 +223,10 @@ pub enum Command {
         group: String,
         configs: BTreeMap<String, String>,
     },
+    /// UnregisterBroker: forgets a stopped broker that holds no replicas.
+    UnregisterBroker {
+        id: i32,
+    },
 }
 
 /// What applying a command returned to its proposer.
@@ -249,10 +279,57 @@ impl MetadataImage {
             .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)))
     }
 
+    /// Removes a broker's registration, so Metadata and DescribeCluster stop
+    /// listing it: only a stopped one (fenced, or after its controlled shutdown;
+    /// a running broker would register again) and only one that holds no
+    /// replica, so no partition is left pointing at a broker that is gone.
+    fn unregister(&mut self, id: i32) -> Reply {
+        let Some(b) = self.brokers.get(&id) else {
+            return refuse(E::BrokerIdNotRegistered, format!("broker {id} is not registered"));
+        };
+        if !b.fenced && !b.shutting_down {
+            return refuse(
+                E::InvalidRequest,
+                format!("broker {id} is running (registered and unfenced); stop it before unregistering it"),
+            );
+        }
+        let held: Vec<String> = self
+            .topics
+            .iter()
+            .flat_map(|(name, t)| {
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.replicas.contains(&id) || p.adding.contains(&id))
+                    .map(move |(i, _)| format!("{name}-{i}"))
+            })
+            .collect();
+        if !held.is_empty() {
+            let shown: Vec<&str> = held.iter().take(5).map(String::as_str).collect();
+            return refuse(
+                E::InvalidRequest,
+                format!(
+                    "broker {id} still holds replicas of {} partition(s) ({}{}); reassign them to other brokers first",
+                    held.len(),
+                    shown.join(", "),
+                    if held.len() > shown.len() { ", ..." } else { "" }
+                ),
+            );
+        }
+        self.brokers.remove(&id);
+        Reply::Ok
+    }
+
     /// Applies one committed command. Deterministic: every broker gets the same image.
     pub fn apply(&mut self, cmd: Command) -> Reply {
         match cmd {
-            Command::RegisterBroker { id, host, port, rack } => {
+            Command::RegisterBroker {
+                id,
+                host,
+                port,
+                rack,
+                endpoints,
+            } => {
                 self.next_broker_epoch += 1;
                 let epoch = self.next_broker_epoch;
                 // A (re)registered broker starts fenced; its first heartbeat after
@@ -264,6 +341,7 @@ impl MetadataImage {
                         id,
                         host,
                         port,
+                        endpoints,
                         rack,
                         epoch,
                         fenced,
@@ -402,6 +480,7 @@ impl MetadataImage {
                 }
                 Reply::Ok
             }
+            Command::UnregisterBroker { id } => self.unregister(id),
             Command::SetGroupConfigs { group, configs } => {
                 if configs.is_empty() {
                     self.group_configs.remove(&group);
@@ -717,6 +796,7 @@ mod tests {
             host: "localhost".into(),
             port: 9092 + id as u16,
             rack: None,
+            endpoints: Vec::new(),
         }) else {
             panic!("registration refused")
         };
@@ -746,6 +826,29 @@ mod tests {
 
     fn epoch(img: &MetadataImage, id: i32) -> i64 {
         img.brokers[&id].epoch
+    }
+
+    #[test]
+    fn only_a_stopped_broker_without_replicas_is_unregistered() {
+        let mut img = cluster(4);
+        create(&mut img, "t", 3, 3); // brokers 0, 1, 2
+        let refused = |r: Reply| match r {
+            Reply::Error { code, message } => (code, message),
+            other => panic!("not refused: {other:?}"),
+        };
+        let (code, msg) = refused(img.apply(Command::UnregisterBroker { id: 9 }));
+        assert_eq!(code, E::BrokerIdNotRegistered.code(), "{msg}");
+        let (code, msg) = refused(img.apply(Command::UnregisterBroker { id: 3 }));
+        assert_eq!(code, E::InvalidRequest.code());
+        assert!(msg.contains("is running"), "{msg}");
+        let e = epoch(&img, 1);
+        img.apply(Command::FenceBroker { id: 1, epoch: e });
+        let (_, msg) = refused(img.apply(Command::UnregisterBroker { id: 1 }));
+        assert!(msg.contains("still holds replicas of 3 partition(s) (t-0, t-1, t-2)"), "{msg}");
+        let e = epoch(&img, 3);
+        img.apply(Command::FenceBroker { id: 3, epoch: e });
+        assert_eq!(img.apply(Command::UnregisterBroker { id: 3 }), Reply::Ok);
+        assert!(!img.brokers.contains_key(&3));
     }
 
     #[test]

@@ -95,6 +95,22 @@ fn io_error(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// One node's view of the metadata quorum.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuorumStatus {
+    pub node_id: i32,
+    /// leader, follower, candidate, learner or shutdown.
+    pub role: &'static str,
+    pub leader: Option<i32>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub last_applied: u64,
+    pub voters: Vec<i32>,
+    pub learners: Vec<i32>,
+    /// On the leader: the last log index each other member has replicated.
+    pub matched: BTreeMap<i32, u64>,
+}
+
 impl Controller {
     /// Opens the metadata log, starts the Raft node and its gRPC listener, and
     /// joins the quorum (initialising it on first start, or asking to learn).
@@ -222,6 +238,33 @@ impl Controller {
     /// The active controller's node id, if known.
     pub fn active_controller(&self) -> Option<i32> {
         self.raft.metrics().borrow().current_leader.map(|l| l as i32)
+    }
+
+    /// This node's view of the metadata quorum (`/v1/status`, DescribeQuorum).
+    pub fn quorum_status(&self) -> QuorumStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let role = match m.state {
+            openraft::ServerState::Leader => "leader",
+            openraft::ServerState::Candidate => "candidate",
+            openraft::ServerState::Follower => "follower",
+            openraft::ServerState::Learner => "learner",
+            openraft::ServerState::Shutdown => "shutdown",
+        };
+        QuorumStatus {
+            node_id: self.node_id,
+            role,
+            leader: m.current_leader.map(|l| l as i32),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            voters: membership.voter_ids().map(|id| id as i32).collect(),
+            learners: membership.learner_ids().map(|id| id as i32).collect(),
+            matched: m
+                .replication
+                .map(|r| r.into_iter().map(|(id, log)| (id as i32, log.map_or(0, |l| l.index))).collect())
+                .unwrap_or_default(),
+        }
     }
 
     fn is_active(&self) -> bool {

@@ -11,6 +11,7 @@ pub mod cleaner;
 pub mod compression;
 pub mod index;
 pub mod leader_epoch;
+pub mod meta_properties;
 pub mod producer_state;
 pub mod segment;
 

@@ -17,6 +17,9 @@ use crate::cluster::Broker;
 pub struct RequestContext {
     pub header: RequestHeader,
     pub peer: SocketAddr,
+    /// The name of the listener the client connected to: its brokers' addresses
+    /// are that listener's (`advertised.listeners`).
+    pub listener: Arc<str>,
     /// File ranges to send with `sendfile` in place of placeholders (Fetch).
     pub zero_copy: ZeroCopy,
 }

@@ -20,6 +20,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, VersionRange};
 
 use crate::cluster::Broker;
+use crate::metrics::Timed;
 use frame::SpliceBuf;
 pub use frame::{Frame, FramePart, ZeroCopy};
 pub use handler::{Handler, RequestContext};
@@ -218,15 +219,29 @@ pub fn decode_frame(frame: Bytes) -> Result<(), ProtocolError> {
 }
 
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
-pub async fn handle_frame(broker: Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Result<Option<Frame>, ProtocolError> {
+pub async fn handle_frame(
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    frame: Bytes,
+) -> Result<Option<Frame>, ProtocolError> {
     match parse_frame(frame)? {
         Parsed::Request { entry, header, body } => {
+            let key = entry.key;
+            broker.metrics.request(key, header.request_api_version);
+            let started = std::time::Instant::now();
             let ctx = RequestContext {
                 header,
                 peer,
+                listener,
                 zero_copy: ZeroCopy::default(),
             };
-            (entry.call)(broker, ctx, body).await
+            let result = (entry.call)(Arc::clone(&broker), ctx, body).await;
+            // Fetch records its own time, as FetchConsumer or FetchFollower.
+            if key != ApiKey::Fetch {
+                broker.metrics.request_time(Timed::Api(key), started.elapsed());
+            }
+            result
         }
         Parsed::Answered(b) => Ok(Some(Frame::from_bytes(b))),
     }

@@ -24,6 +24,8 @@ pub trait ReplicaHost: Send + Sync + 'static {
     fn dynamic_u64(&self, key: &str) -> u64;
     fn leader_throttle(&self) -> &Mutex<Throttle>;
     fn follower_throttle(&self) -> &Mutex<Throttle>;
+    /// The broker's metrics (throttled replication bytes).
+    fn metrics(&self) -> &crate::metrics::Metrics;
     /// Whether `replica` may join an ISR: live and not shutting down (KIP-841).
     fn may_join_isr(&self, replica: i32) -> bool;
     /// Proposes a new ISR for `p` to the controller.

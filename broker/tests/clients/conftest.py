@@ -36,10 +36,19 @@ def free_port() -> int:
 class BrokerProcess:
     """One broker process; can be killed and restarted on the same data."""
 
-    def __init__(self, data_dir: str, settings: dict):
+    def __init__(self, data_dir: str, settings: dict, env=None):
         self.data_dir = data_dir
+        self.env = env or {}
         self.port = free_port()
-        self.settings = {"log.dirs": data_dir, "listeners": f"PLAINTEXT://127.0.0.1:{self.port}", **settings}
+        self.http_port = free_port()
+        self.settings = {
+            "log.dirs": data_dir,
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "http.listener": f"127.0.0.1:{self.http_port}",
+            **settings,
+        }
+        # With listeners given, the first one is where clients (and wait_ready) connect.
+        self.port = int(self.settings["listeners"].split(",")[0].rsplit(":", 1)[1])
         self.proc = None
         self.log_path = os.path.join(data_dir, "..", f"broker-{self.port}.log")
         self.startup_seconds = None
@@ -47,6 +56,17 @@ class BrokerProcess:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def http(self, path: str, timeout=5):
+        """GET path on the broker's HTTP endpoint: (status, body text)."""
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def start(self, timeout=30):
         return self.launch().wait_ready(timeout)
@@ -58,7 +78,7 @@ class BrokerProcess:
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
         self._t0 = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         return self
 
     def wait_ready(self, timeout=30):
@@ -120,10 +140,10 @@ def broker_factory():
     made = []
     root = tempfile.mkdtemp(prefix="skein-test-")
 
-    def make(**settings):
+    def make(env=None, **settings):
         data = os.path.join(root, f"data{len(made)}")
         os.makedirs(data)
-        b = BrokerProcess(data, {k.replace("_", "."): v for k, v in settings.items()})
+        b = BrokerProcess(data, {k.replace("_", "."): v for k, v in settings.items()}, env)
         made.append(b)
         return b.start()
 

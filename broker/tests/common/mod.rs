@@ -27,6 +27,8 @@ impl BrokerProcess {
             .arg(format!("log.dirs={}", dir.path().display()))
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+            .arg("--set")
+            .arg("http.listener=127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for e in extra {

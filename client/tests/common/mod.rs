@@ -60,7 +60,11 @@ impl Cluster {
         for i in 0..n {
             let data = dir.path().join(format!("node{i}"));
             std::fs::create_dir_all(&data).unwrap();
-            let mut settings = vec![format!("log.dirs={}", data.display()), format!("node.id={i}")];
+            let mut settings = vec![
+                format!("log.dirs={}", data.display()),
+                format!("node.id={i}"),
+                "http.listener=127.0.0.1:0".to_string(),
+            ];
             if n == 1 {
                 settings.push(format!("listeners=PLAINTEXT://127.0.0.1:{}", ports[i]));
             } else {

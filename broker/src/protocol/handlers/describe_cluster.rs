@@ -19,7 +19,7 @@ impl Handler for DescribeCluster {
 
     async fn handle(
         broker: Arc<Broker>,
-        _: RequestContext,
+        ctx: RequestContext,
         req: DescribeClusterRequest,
     ) -> Option<DescribeClusterResponse> {
         let mut resp = DescribeClusterResponse::default()
@@ -42,10 +42,11 @@ impl Handler for DescribeCluster {
                 .values()
                 .filter(|b| !b.fenced)
                 .map(|b| {
+                    let (host, port) = b.address_for(&ctx.listener);
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(b.id))
-                        .with_host(str_bytes(b.host.clone()))
-                        .with_port(b.port as i32)
+                        .with_host(str_bytes(host.to_string()))
+                        .with_port(port as i32)
                         .with_rack(b.rack.clone().map(str_bytes))
                 })
                 .collect()

@@ -10,12 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::protocol::VersionRange;
 use tokio::time::Instant;
 
 use super::read_error_code;
-use crate::cluster::Broker;
+use crate::cluster::{Broker, Partition};
+use crate::metrics::Timed;
 use crate::protocol::handler::{Handler, RequestContext};
 use crate::replication::leader::{self, LeaderThrottle};
 
@@ -29,6 +30,7 @@ impl Handler for Fetch {
     const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
     async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<FetchResponse> {
+        let started = Instant::now();
         let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
         let deadline = Instant::now() + wait;
         let min_bytes = req.min_bytes.max(0) as usize;
@@ -57,10 +59,11 @@ impl Handler for Fetch {
         // Subscribe before the first read so an append in between is not missed.
         let mut appended = broker.subscribe_appends();
         loop {
-            let (responses, bytes, any_error) = read_all(&broker, &ctx, &req, max_bytes, read_committed).await;
+            let pass = read_all(&broker, &ctx, &req, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
-            if bytes >= min_bytes.max(1) || any_error || expired || wait.is_zero() {
-                return Some(FetchResponse::default().with_responses(responses).with_session_id(0));
+            if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
+                record_metrics(&broker, &pass, replica >= 0, started);
+                return Some(FetchResponse::default().with_responses(pass.responses).with_session_id(0));
             }
             if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
                 continue; // deadline: one last read, then answer
@@ -69,15 +72,46 @@ impl Handler for Fetch {
     }
 }
 
-/// One pass over the requested partitions: (responses, record bytes, any error).
+/// What one pass over the requested partitions read.
+struct Pass {
+    responses: Vec<FetchableTopicResponse>,
+    /// Record bytes in the response.
+    bytes: usize,
+    any_error: bool,
+    /// Record bytes per partition read, for the topics' BytesOut.
+    sent: Vec<(Arc<Partition>, usize)>,
+}
+
+/// Counts the answered fetch: its time, its partitions' errors, and for
+/// consumers (not followers) the bytes each topic sent.
+fn record_metrics(broker: &Broker, pass: &Pass, follower: bool, started: Instant) {
+    let m = &broker.metrics;
+    m.request_time(
+        if follower { Timed::FetchFollower } else { Timed::FetchConsumer },
+        started.elapsed(),
+    );
+    if pass.any_error {
+        for p in pass.responses.iter().flat_map(|t| &t.partitions) {
+            m.error(ApiKey::Fetch, p.error_code);
+        }
+    }
+    if !follower {
+        for (p, bytes) in &pass.sent {
+            p.metrics.bytes_out.inc_by(*bytes as u64);
+        }
+    }
+}
+
+/// One pass over the requested partitions.
 async fn read_all(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: &FetchRequest,
     max_bytes: usize,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> Pass {
     ctx.zero_copy.clear();
+    let mut sent = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -140,8 +174,10 @@ async fn read_all(
                 Ok(Some(slice)) => {
                     if let Some(t) = &throttle {
                         t.charge(slice.len);
+                        broker.metrics.leader_reassignment_bytes.inc_by(slice.len as u64);
                     }
                     total += slice.len;
+                    sent.push((Arc::clone(&p), slice.len));
                     pd.records = Some(ctx.zero_copy.placeholder(slice));
                 }
                 Ok(None) => {}
@@ -158,5 +194,10 @@ async fn read_all(
                 .with_partitions(partitions),
         );
     }
-    (responses, total, any_error)
+    Pass {
+        responses,
+        bytes: total,
+        any_error,
+        sent,
+    }
 }

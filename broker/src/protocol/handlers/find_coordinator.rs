@@ -48,7 +48,8 @@ impl Handler for FindCoordinator {
             broker.controller.with_image(|img| {
                 let leader = img.partition(crate::group::OFFSETS_TOPIC, index)?.leader;
                 let b = img.brokers.get(&leader).filter(|b| !b.fenced)?;
-                Some((leader, b.host.clone(), b.port as i32))
+                let (host, port) = b.address_for(&ctx.listener);
+                Some((leader, host.to_string(), port as i32))
             })
         };
         let resp = FindCoordinatorResponse::default();

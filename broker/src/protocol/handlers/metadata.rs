@@ -56,10 +56,11 @@ impl Handler for Metadata {
                 .values()
                 .filter(|b| !b.fenced)
                 .map(|b| {
+                    let (host, port) = b.address_for(&ctx.listener);
                     MetadataResponseBroker::default()
                         .with_node_id(BrokerId(b.id))
-                        .with_host(str_bytes(b.host.clone()))
-                        .with_port(b.port as i32)
+                        .with_host(str_bytes(host.to_string()))
+                        .with_port(port as i32)
                         .with_rack(if version >= 1 {
                             b.rack.clone().map(str_bytes)
                         } else {

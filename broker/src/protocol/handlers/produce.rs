@@ -9,7 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{append_error_code, str_bytes};
@@ -46,13 +46,20 @@ impl Handler for Produce {
             topics.push((topic_data.name, partitions));
         }
         if acks == 0 {
+            for (_, partitions) in &topics {
+                for pending in partitions {
+                    if let Pending::Done(r) = pending {
+                        broker.metrics.error(ApiKey::Produce, r.error_code);
+                    }
+                }
+            }
             return None;
         }
         let mut responses = Vec::with_capacity(topics.len());
         for (name, partitions) in topics {
             let mut partition_responses = Vec::with_capacity(partitions.len());
             for pending in partitions {
-                partition_responses.push(match pending {
+                let r = match pending {
                     Pending::Done(r) => r,
                     Pending::Replicating(r, p, end) => match p.wait_for_replication(end, timeout).await {
                         Ok(()) => r.with_log_start_offset(p.log_start_offset()),
@@ -63,7 +70,9 @@ impl Handler for Produce {
                             format!("{code:?} while waiting for the in-sync replicas"),
                         ),
                     },
-                });
+                };
+                broker.metrics.error(ApiKey::Produce, r.error_code);
+                partition_responses.push(r);
             }
             responses.push(
                 TopicProduceResponse::default()
@@ -131,8 +140,13 @@ async fn append(
             "records are null".into(),
         ));
     };
+    let size = records.len();
     match p.append(broker, records).await {
         Ok(info) => {
+            if !info.duplicate {
+                p.metrics.messages_in.inc_by((info.last_offset - info.base_offset + 1).max(0) as u64);
+                p.metrics.bytes_in.inc_by(size as u64);
+            }
             let r = r
                 .with_base_offset(info.base_offset)
                 .with_log_append_time_ms(info.log_append_time);
