@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 name=${1:-localhost/skein:dev}
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || [ ! -x /usr/lib/podman/aardvark-dns ]; then
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1 \
+  || [ ! -x /usr/lib/podman/aardvark-dns ]; then
   echo "image: installing podman"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    podman runc netavark aardvark-dns uidmap slirp4netns fuse-overlayfs >/dev/null
+    podman runc netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs >/dev/null
 fi
 if [ ! -f /etc/containers/containers.conf ]; then
   echo "image: writing /etc/containers/containers.conf (runc, no default ulimits)"

@@ -58,7 +58,11 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::TcpListener) -> st
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found: try /healthz, /readyz, /metrics or /v1/status\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        "not found: try /healthz, /readyz, /metrics or /v1/status\n",
+    )
+        .into_response()
 }
 
 async fn healthz(State(e): State<Endpoint>) -> Response {
@@ -102,7 +106,10 @@ async fn metrics(State(e): State<Endpoint>) -> Response {
         Err(err) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{err}\n")).into_response(),
     };
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()

@@ -68,7 +68,9 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         Some((host, port)) => {
             let listener = tokio::net::TcpListener::bind((host.as_str(), port))
                 .await
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port} (http.listener): {e}")))?;
+                .map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port} (http.listener): {e}"))
+                })?;
             tracing::info!(node_id = broker.node_id, "http endpoint on {}", listener.local_addr()?);
             Some(tokio::spawn(skein_broker::http::serve(broker.clone(), listener)))
         }
@@ -87,7 +89,10 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind((host.as_str(), l.port))
             .await
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{}: {e}", l.port)))?;
-        let told = advertised.iter().find(|a| a.name == l.name).map_or(String::new(), |a| format!("{}:{}", a.host, a.port));
+        let told = advertised
+            .iter()
+            .find(|a| a.name == l.name)
+            .map_or(String::new(), |a| format!("{}:{}", a.host, a.port));
         tracing::info!(
             node_id = broker.node_id,
             "listener {} on {} (advertised as {told}), started in {} ms",
@@ -96,7 +101,12 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
             started.elapsed().as_millis()
         );
         let name: std::sync::Arc<str> = l.name.clone().into();
-        servers.push(tokio::spawn(server::serve(broker.clone(), name, listener, admission.clone())));
+        servers.push(tokio::spawn(server::serve(
+            broker.clone(),
+            name,
+            listener,
+            admission.clone(),
+        )));
     }
     broker.spawn_background();
     skein_broker::group::GroupCoordinator::spawn_timer(&broker);

@@ -309,7 +309,9 @@ impl Metrics {
 
     /// The counters of `topic`, made on first use.
     pub fn topic(&self, topic: &str) -> TopicMetrics {
-        let labels = TopicLabels { topic: topic.to_string() };
+        let labels = TopicLabels {
+            topic: topic.to_string(),
+        };
         TopicMetrics {
             messages_in: self.messages_in.get_or_create_owned(&labels),
             bytes_in: self.bytes_in.get_or_create_owned(&labels),
@@ -319,7 +321,9 @@ impl Metrics {
 
     /// Forgets a deleted topic's series.
     pub fn remove_topic(&self, topic: &str) {
-        let labels = TopicLabels { topic: topic.to_string() };
+        let labels = TopicLabels {
+            topic: topic.to_string(),
+        };
         self.messages_in.remove(&labels);
         self.bytes_in.remove(&labels);
         self.bytes_out.remove(&labels);
@@ -349,7 +353,13 @@ mod tests {
         let t = m.topic("orders");
         t.messages_in.inc_by(10);
         t.bytes_in.inc_by(1000);
-        m.state.log_size.get_or_create(&PartitionLabels { topic: "orders".into(), partition: 2 }).set(4096);
+        m.state
+            .log_size
+            .get_or_create(&PartitionLabels {
+                topic: "orders".into(),
+                partition: 2,
+            })
+            .set(4096);
         let text = m.encode();
         for line in [
             "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"9\"} 2",

@@ -198,6 +198,34 @@ pub struct OngoingReassignment {
     pub removing: Vec<i32>,
 }
 
+/// A member of the metadata quorum (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumMember {
+    pub id: i32,
+    /// How far it has replicated the metadata log (a Raft log index); -1 if unknown.
+    pub log_end_offset: i64,
+}
+
+/// The metadata quorum as its leader reports it (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumMember>,
+    /// Brokers that follow the metadata log without voting.
+    pub observers: Vec<QuorumMember>,
+}
+
+impl QuorumInfo {
+    /// How many entries `id` is behind the leader's log end; None if not a member.
+    pub fn lag(&self, id: i32) -> Option<i64> {
+        let end = self.voters.iter().find(|m| m.id == self.leader_id)?.log_end_offset;
+        let m = self.voters.iter().chain(&self.observers).find(|m| m.id == id)?;
+        Some((end - m.log_end_offset).max(0))
+    }
+}
+
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
@@ -625,6 +653,58 @@ impl Admin {
                 .first()
                 .ok_or_else(|| Error::Protocol("no topic in DeleteTopics response".into()))?;
             check(t.error_code, t.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// UnregisterBroker: forgets a stopped broker that holds no replicas, so it
+    /// is no longer listed. Refused for a running broker or one with replicas.
+    pub async fn unregister_broker(&self, id: i32) -> Result<(), Error> {
+        self.retry("unregister broker", async || {
+            let r = self
+                .send(&Route::Controller, &|_| {
+                    UnregisterBrokerRequest::default().with_broker_id(BrokerId(id))
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())
+        })
+        .await
+    }
+
+    /// DescribeQuorum: the metadata quorum's leader, voters and observers with
+    /// how far each has replicated the metadata log.
+    pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        self.retry("describe quorum", async || {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                        .with_topic_name(topic_name("__cluster_metadata"))
+                        .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            let p = r
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or_else(|| Error::Protocol("no partition in DescribeQuorum response".into()))?;
+            check(p.error_code, p.error_message.as_ref())?;
+            let members = |v: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+                v.iter()
+                    .map(|m| QuorumMember {
+                        id: m.replica_id.0,
+                        log_end_offset: m.log_end_offset,
+                    })
+                    .collect()
+            };
+            Ok(QuorumInfo {
+                leader_id: p.leader_id.0,
+                leader_epoch: p.leader_epoch,
+                high_watermark: p.high_watermark,
+                voters: members(&p.current_voters),
+                observers: members(&p.observers),
+            })
         })
         .await
     }

@@ -242,4 +242,49 @@ async fn three_brokers_route_requests_and_drain_a_broker_by_the_plan() {
         .map(|c| (c.name, c.value))
         .collect();
     assert_eq!(configs["leader.replication.throttled.rate"].as_deref(), Some("1048576"));
+
+    // The metadata quorum: three voters, one leader, every voter caught up soon.
+    let t0 = Instant::now();
+    let quorum = loop {
+        let q = a.describe_quorum().await.unwrap();
+        if [0, 1, 2].iter().all(|id| q.lag(*id) == Some(0)) {
+            break q;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "voters did not catch up: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut voters: Vec<i32> = quorum.voters.iter().map(|m| m.id).collect();
+    voters.sort();
+    assert_eq!(voters, [0, 1, 2]);
+    assert!((0..3).contains(&quorum.leader_id));
+    assert!(quorum.high_watermark > 0 && quorum.leader_epoch >= 1);
+    assert!(quorum.observers.is_empty());
+
+    // UnregisterBroker: refused for an unknown or a running broker; broker 2,
+    // drained above, is forgotten once it has stopped.
+    assert_eq!(
+        code(a.unregister_broker(7).await),
+        Some(ResponseError::BrokerIdNotRegistered)
+    );
+    let running = a.unregister_broker(2).await.unwrap_err();
+    assert_eq!(running.code(), Some(ResponseError::InvalidRequest));
+    assert!(running.to_string().contains("is running"), "{running}");
+    let mut c = c;
+    c.kill(2);
+    let t0 = Instant::now();
+    loop {
+        let cluster = a.describe_cluster().await.unwrap();
+        if cluster.brokers.iter().any(|b| b.id == 2 && b.fenced) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "broker 2 not fenced: {cluster:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.unregister_broker(2).await.unwrap();
+    let cluster = a.describe_cluster().await.unwrap();
+    let ids: Vec<i32> = cluster.brokers.iter().map(|b| b.id).collect();
+    assert_eq!(ids, [0, 1], "{cluster:?}");
 }

@@ -128,6 +128,13 @@ impl Broker {
         }
     }
 
+    /// UnregisterBroker: forgets a stopped broker that holds no replicas.
+    pub async fn unregister_broker(self: &Arc<Self>, id: i32) -> Result<(), AdminError> {
+        refused(self.controller.propose(Command::UnregisterBroker { id }).await?)?;
+        tracing::info!(broker = id, "unregistered broker");
+        Ok(())
+    }
+
     /// Deletes a topic through the controller; every replica's data is removed when the brokers apply it.
     pub async fn delete_topic(self: &Arc<Self>, name: &str) -> Result<(), AdminError> {
         if !self.config.delete_topic_enable() {

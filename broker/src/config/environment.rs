@@ -10,7 +10,12 @@ pub const PREFIX: &str = "SKEIN_";
 
 /// `SKEIN_*` variables that are not properties: the paths and knobs the
 /// project's own scripts and tests pass to one another.
-const NOT_PROPERTIES: &[&str] = &["SKEIN_BROKER_BIN", "SKEIN_BOOTSTRAP_SERVER", "SKEIN_CACHE", "SKEIN_FUZZ_SEED"];
+const NOT_PROPERTIES: &[&str] = &[
+    "SKEIN_BROKER_BIN",
+    "SKEIN_BOOTSTRAP_SERVER",
+    "SKEIN_CACHE",
+    "SKEIN_FUZZ_SEED",
+];
 
 /// The property an environment variable names, Kafka-image style: after the
 /// prefix, `_` is `.`, `__` is `_` and `___` is `-`; the rest is lower-cased.
@@ -109,10 +114,14 @@ mod tests {
         let h = host("kc-broker-2");
         assert_eq!(h.substitute("node.id", "${ORDINAL}").unwrap(), "2");
         assert_eq!(
-            h.substitute("advertised.listeners", "INTERNAL://${HOSTNAME}.kc-brokers:9092").unwrap(),
+            h.substitute("advertised.listeners", "INTERNAL://${HOSTNAME}.kc-brokers:9092")
+                .unwrap(),
             "INTERNAL://kc-broker-2.kc-brokers:9092"
         );
-        let err = host("laptop").substitute("node.id", "${ORDINAL}").unwrap_err().to_string();
+        let err = host("laptop")
+            .substitute("node.id", "${ORDINAL}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("this host is `laptop`"), "{err}");
     }
 }

@@ -39,7 +39,9 @@ pub fn parse_listener(key: &str, s: &str) -> Result<Listener, ConfigError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(invalid(key, s, "a listener name is letters, digits, '_' or '-'"));
     }
-    let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid(key, s, "missing :port"))?;
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, s, "missing :port"))?;
     let port: u16 = port.parse().map_err(|_| invalid(key, s, "port must be 0-65535"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
     Ok(Listener {
@@ -76,7 +78,8 @@ impl BrokerConfig {
             .map(|(n, p)| (n.trim().to_ascii_uppercase(), p.trim().to_ascii_uppercase()))
             .collect();
         // As in Kafka's KRaft mode, an unmapped controller listener is PLAINTEXT.
-        map.entry(self.controller_listener_name()).or_insert_with(|| "PLAINTEXT".into());
+        map.entry(self.controller_listener_name())
+            .or_insert_with(|| "PLAINTEXT".into());
         map
     }
 
@@ -136,21 +139,31 @@ impl BrokerConfig {
     pub fn advertised_listener(&self) -> Listener {
         let name = self.inter_broker_listener_name();
         let all = self.advertised_listeners();
-        all.iter().find(|l| l.name == name).or(all.first()).cloned().unwrap_or(Listener {
-            name,
-            host: "localhost".into(),
-            port: 9092,
-        })
+        all.iter()
+            .find(|l| l.name == name)
+            .or(all.first())
+            .cloned()
+            .unwrap_or(Listener {
+                name,
+                host: "localhost".into(),
+                port: 9092,
+            })
     }
 
     /// Checks the listener settings together; called once at load.
     pub(super) fn check_listeners(&self) -> Result<(), ConfigError> {
         let listeners_raw = self.get("listeners").unwrap_or_default();
         let all = parse_list("listeners", &listeners_raw)?;
-        let advertised = parse_list("advertised.listeners", &self.get("advertised.listeners").unwrap_or_default())?;
+        let advertised = parse_list(
+            "advertised.listeners",
+            &self.get("advertised.listeners").unwrap_or_default(),
+        )?;
         let map_raw = self.get("listener.security.protocol.map").unwrap_or_default();
         for entry in map_raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            if entry.split_once(':').is_none_or(|(n, p)| n.trim().is_empty() || p.trim().is_empty()) {
+            if entry
+                .split_once(':')
+                .is_none_or(|(n, p)| n.trim().is_empty() || p.trim().is_empty())
+            {
                 return Err(invalid(
                     "listener.security.protocol.map",
                     &map_raw,
@@ -166,7 +179,10 @@ impl BrokerConfig {
                     return Err(invalid(
                         "listeners",
                         &listeners_raw,
-                        format!("listener {} uses {protocol}; Skein supports only PLAINTEXT listeners so far", l.name),
+                        format!(
+                            "listener {} uses {protocol}; Skein supports only PLAINTEXT listeners so far",
+                            l.name
+                        ),
                     ))
                 }
                 None => {
@@ -181,7 +197,11 @@ impl BrokerConfig {
         let controller = self.controller_listener_name();
         let clients = self.listeners();
         if clients.is_empty() {
-            return Err(invalid("listeners", &listeners_raw, "at least one client listener is required"));
+            return Err(invalid(
+                "listeners",
+                &listeners_raw,
+                "at least one client listener is required",
+            ));
         }
         // Kafka 4.0's own server.properties advertises its CONTROLLER listener
         // (for KIP-853); clients are never told it, so it is accepted and unused.
@@ -266,7 +286,8 @@ mod tests {
     #[test]
     fn listener_mistakes_are_startup_errors() {
         let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
-        assert!(err(&["listeners=INTERNAL://:9092,CONTROLLER://:9093"]).contains("no entry in listener.security.protocol.map"));
+        assert!(err(&["listeners=INTERNAL://:9092,CONTROLLER://:9093"])
+            .contains("no entry in listener.security.protocol.map"));
         assert!(err(&["listeners=SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).contains("only PLAINTEXT"));
         assert!(err(&["listeners=PLAINTEXT://:9092,PLAINTEXT://:9094"]).contains("appears twice"));
         assert!(err(&["advertised.listeners=OTHER://x:1"]).contains("not one of listeners"));

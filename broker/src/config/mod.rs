@@ -555,7 +555,9 @@ fn check_quorum_bootstrap(raw: &BTreeMap<String, String>) -> Result<(), ConfigEr
     let Some(servers) = raw.get("controller.quorum.bootstrap.servers") else {
         return Ok(());
     };
-    let voters_set = raw.get("controller.quorum.voters").is_some_and(|v| !v.trim().is_empty());
+    let voters_set = raw
+        .get("controller.quorum.voters")
+        .is_some_and(|v| !v.trim().is_empty());
     if !voters_set && servers.split(',').filter(|s| !s.trim().is_empty()).count() > 1 {
         return Err(ConfigError::Invalid {
             key: "controller.quorum.bootstrap.servers".into(),
@@ -570,7 +572,9 @@ fn check_quorum_bootstrap(raw: &BTreeMap<String, String>) -> Result<(), ConfigEr
 
 /// Whether `key` is a broker config Skein knows: its own, an alias, or a Kafka one it does not act on.
 fn is_known_broker_key(key: &str) -> bool {
-    find(BROKER_CONFIGS, key).is_some() || BROKER_ALIASES.iter().any(|(a, _)| *a == key) || is_kafka_only_broker_key(key)
+    find(BROKER_CONFIGS, key).is_some()
+        || BROKER_ALIASES.iter().any(|(a, _)| *a == key)
+        || is_kafka_only_broker_key(key)
 }
 
 /// Whether `key` is a Kafka broker config that Skein accepts and does not act on.
@@ -669,7 +673,10 @@ impl BrokerConfig {
     pub fn from_map(raw: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         check_quorum_bootstrap(&raw)?;
         if let Some(v) = raw.get("http.listener").filter(|v| !v.trim().is_empty()) {
-            let ok = v.trim().rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+            let ok = v
+                .trim()
+                .rsplit_once(':')
+                .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
             if !ok {
                 return Err(ConfigError::Invalid {
                     key: "http.listener".into(),
@@ -1069,7 +1076,12 @@ log.segment.bytes=1073741824
 log.retention.check.interval.ms=300000
 ";
 
-    fn load_env(file: Option<&str>, env: &[(&str, &str)], sets: &[&str], host: &str) -> Result<BrokerConfig, ConfigError> {
+    fn load_env(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        sets: &[&str],
+        host: &str,
+    ) -> Result<BrokerConfig, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server.properties");
         if let Some(text) = file {
@@ -1099,7 +1111,11 @@ log.retention.check.interval.ms=300000
     #[test]
     fn environment_overrides_the_file_and_set_overrides_the_environment() {
         let file = "num.partitions=2\nlog.dirs=/from/file\n";
-        let env = [("SKEIN_NUM_PARTITIONS", "3"), ("SKEIN_LOG_DIRS", "/from/env"), ("PATH", "/bin")];
+        let env = [
+            ("SKEIN_NUM_PARTITIONS", "3"),
+            ("SKEIN_LOG_DIRS", "/from/env"),
+            ("PATH", "/bin"),
+        ];
         let c = load_env(Some(file), &env, &["num.partitions=4"], "laptop").unwrap();
         assert_eq!(c.num_partitions(), 4);
         assert_eq!(c.log_dir(), PathBuf::from("/from/env"));
@@ -1119,7 +1135,10 @@ log.retention.check.interval.ms=300000
     fn node_id_and_advertised_address_come_from_the_pod_name() {
         let env = [
             ("SKEIN_NODE_ID", "${ORDINAL}"),
-            ("SKEIN_ADVERTISED_LISTENERS", "PLAINTEXT://${HOSTNAME}.kc-brokers.ns.svc:9092"),
+            (
+                "SKEIN_ADVERTISED_LISTENERS",
+                "PLAINTEXT://${HOSTNAME}.kc-brokers.ns.svc:9092",
+            ),
         ];
         let c = load_env(None, &env, &[], "kc-broker-4").unwrap();
         assert_eq!(c.node_id(), 4);

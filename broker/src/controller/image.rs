@@ -844,7 +844,10 @@ mod tests {
         let e = epoch(&img, 1);
         img.apply(Command::FenceBroker { id: 1, epoch: e });
         let (_, msg) = refused(img.apply(Command::UnregisterBroker { id: 1 }));
-        assert!(msg.contains("still holds replicas of 3 partition(s) (t-0, t-1, t-2)"), "{msg}");
+        assert!(
+            msg.contains("still holds replicas of 3 partition(s) (t-0, t-1, t-2)"),
+            "{msg}"
+        );
         let e = epoch(&img, 3);
         img.apply(Command::FenceBroker { id: 3, epoch: e });
         assert_eq!(img.apply(Command::UnregisterBroker { id: 3 }), Reply::Ok);

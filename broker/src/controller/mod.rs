@@ -67,6 +67,9 @@ pub enum HeartbeatReply {
 const PROPOSE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one attempt at committing a proposal waits before trying again.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a learner may be without a broker registration before the active
+/// controller stops replicating to it (a joining broker registers within it).
+const LEARNER_GRACE: Duration = Duration::from_secs(30);
 
 /// This broker's Raft node and, while it leads, the active controller's duties.
 pub struct Controller {
@@ -262,7 +265,11 @@ impl Controller {
             learners: membership.learner_ids().map(|id| id as i32).collect(),
             matched: m
                 .replication
-                .map(|r| r.into_iter().map(|(id, log)| (id as i32, log.map_or(0, |l| l.index))).collect())
+                .map(|r| {
+                    r.into_iter()
+                        .map(|(id, log)| (id as i32, log.map_or(0, |l| l.index)))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -453,6 +460,41 @@ impl Controller {
             .map_or(self.unclean_leader_election, |v| v.trim().eq_ignore_ascii_case("true"))
     }
 
+    /// Stops replicating the metadata log to learners whose broker was unregistered
+    /// (UnregisterBroker). A learner joins before it registers, so only one
+    /// missing from the registrations for a while is removed.
+    async fn forget_unregistered_learners(&self, since: &mut HashMap<u64, Instant>) {
+        let learners: Vec<u64> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .learner_ids()
+            .collect();
+        let now = Instant::now();
+        since.retain(|id, _| learners.contains(id));
+        let mut gone = std::collections::BTreeSet::new();
+        for id in learners {
+            if self.with_image(|img| img.brokers.contains_key(&(id as i32))) {
+                since.remove(&id);
+            } else if now.duration_since(*since.entry(id).or_insert(now)) > LEARNER_GRACE {
+                gone.insert(id);
+            }
+        }
+        if gone.is_empty() {
+            return;
+        }
+        tracing::info!(learners = ?gone, "no longer replicating the metadata log to unregistered brokers");
+        if let Err(e) = self
+            .raft
+            .change_membership(openraft::ChangeMembers::RemoveNodes(gone), false)
+            .await
+        {
+            tracing::warn!("removing unregistered learners failed: {e}");
+        }
+    }
+
     /// While this node is the active controller: fence brokers whose heartbeats
     /// stopped, elect unclean leaders where that is allowed and needed, and move
     /// leadership back to preferred replicas.
@@ -460,6 +502,7 @@ impl Controller {
         let tick = (self.session_timeout / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
         let mut leading_since: Option<Instant> = None;
         let mut last_rebalance = Instant::now();
+        let mut unregistered_since: HashMap<u64, Instant> = HashMap::new();
         loop {
             tokio::time::sleep(tick).await;
             if !self.is_active() {
@@ -497,6 +540,7 @@ impl Controller {
                     tracing::warn!(broker = id, "fencing not committed: {e}");
                 }
             }
+            self.forget_unregistered_learners(&mut unregistered_since).await;
             let unclean = self.with_image(|img| {
                 img.unclean_election_candidates()
                     .into_iter()

@@ -24,7 +24,11 @@ pub enum MetaPropertiesError {
         "{path} says this log dir belongs to cluster `{found}`, but cluster.id is `{configured}`: \
          a volume of another cluster must not join this one (give it an empty log dir, or the right cluster.id)"
     )]
-    WrongCluster { path: PathBuf, found: String, configured: String },
+    WrongCluster {
+        path: PathBuf,
+        found: String,
+        configured: String,
+    },
     #[error(
         "{path} says this log dir belongs to node {found}, but node.id is {configured}: \
          one broker's data must not be served as another's (give it its own log dir)"
@@ -145,9 +149,21 @@ mod tests {
         ensure(dir.path(), "c1", 3).unwrap();
         let e = ensure(dir.path(), "c2", 3).unwrap_err();
         assert!(matches!(e, MetaPropertiesError::WrongCluster { .. }), "{e}");
-        assert!(e.to_string().contains("belongs to cluster `c1`, but cluster.id is `c2`"));
+        assert!(e
+            .to_string()
+            .contains("belongs to cluster `c1`, but cluster.id is `c2`"));
         let e = ensure(dir.path(), "c1", 4).unwrap_err();
-        assert!(matches!(e, MetaPropertiesError::WrongNode { found: 3, configured: 4, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                MetaPropertiesError::WrongNode {
+                    found: 3,
+                    configured: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -346,7 +346,10 @@ async fn fetch<H: ReplicaHost>(
             if let Some(records) = pd.records.filter(|r| !r.is_empty()) {
                 if throttled(f) {
                     lock(broker.follower_throttle()).charge(records.len());
-                    broker.metrics().follower_reassignment_bytes.inc_by(records.len() as u64);
+                    broker
+                        .metrics()
+                        .follower_reassignment_bytes
+                        .inc_by(records.len() as u64);
                 }
                 if let Err(e) = f.partition.append_replicated(records).await {
                     tracing::warn!(topic = %key.0, partition = key.1, "cannot append replicated batches: {e}");

@@ -15,7 +15,7 @@ pub struct DescribeCluster;
 
 impl Handler for DescribeCluster {
     type Request = DescribeClusterRequest;
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
     async fn handle(
         broker: Arc<Broker>,
@@ -37,10 +37,12 @@ impl Handler for DescribeCluster {
                     .with_error_message(Some(str_bytes("Only endpoint type 1 (brokers) is supported."))),
             );
         }
+        // v2 (KIP-1073) may ask for fenced brokers too, marked as such.
+        let include_fenced = ctx.api_version() >= 2 && req.include_fenced_brokers;
         resp.brokers = broker.controller.with_image(|img| {
             img.brokers
                 .values()
-                .filter(|b| !b.fenced)
+                .filter(|b| include_fenced || !b.fenced)
                 .map(|b| {
                     let (host, port) = b.address_for(&ctx.listener);
                     DescribeClusterBroker::default()
@@ -48,6 +50,7 @@ impl Handler for DescribeCluster {
                         .with_host(str_bytes(host.to_string()))
                         .with_port(port as i32)
                         .with_rack(b.rack.clone().map(str_bytes))
+                        .with_is_fenced(b.fenced)
                 })
                 .collect()
         });

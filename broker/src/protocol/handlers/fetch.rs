@@ -63,7 +63,11 @@ impl Handler for Fetch {
             let expired = Instant::now() >= deadline;
             if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
                 record_metrics(&broker, &pass, replica >= 0, started);
-                return Some(FetchResponse::default().with_responses(pass.responses).with_session_id(0));
+                return Some(
+                    FetchResponse::default()
+                        .with_responses(pass.responses)
+                        .with_session_id(0),
+                );
             }
             if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
                 continue; // deadline: one last read, then answer
@@ -87,7 +91,11 @@ struct Pass {
 fn record_metrics(broker: &Broker, pass: &Pass, follower: bool, started: Instant) {
     let m = &broker.metrics;
     m.request_time(
-        if follower { Timed::FetchFollower } else { Timed::FetchConsumer },
+        if follower {
+            Timed::FetchFollower
+        } else {
+            Timed::FetchConsumer
+        },
         started.elapsed(),
     );
     if pass.any_error {

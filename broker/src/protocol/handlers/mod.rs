@@ -14,6 +14,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -32,6 +33,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod unregister_broker;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;

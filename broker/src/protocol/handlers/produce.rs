@@ -144,7 +144,9 @@ async fn append(
     match p.append(broker, records).await {
         Ok(info) => {
             if !info.duplicate {
-                p.metrics.messages_in.inc_by((info.last_offset - info.base_offset + 1).max(0) as u64);
+                p.metrics
+                    .messages_in
+                    .inc_by((info.last_offset - info.base_offset + 1).max(0) as u64);
                 p.metrics.bytes_in.inc_by(size as u64);
             }
             let r = r
