@@ -12,6 +12,10 @@ use crate::controller::image::{Command, Endpoint, Reply};
 use crate::controller::{Heartbeat, HeartbeatReply};
 use crate::log::checkpoint;
 
+/// The longest a controlled shutdown waits for the controller to move leadership
+/// away (a pod's termination grace period must cover it plus the final flush).
+pub const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Broker {
     pub(super) async fn register(&self) -> io::Result<i64> {
         let l = self.config.advertised_listener();
@@ -178,22 +182,30 @@ impl Broker {
 
     /// SIGTERM in a cluster: ask the controller to move leadership away, so
     /// clients fail over before this broker stops rather than after it is fenced.
+    /// Waits at most [`CONTROLLED_SHUTDOWN_TIMEOUT`], then stops anyway.
     pub async fn controlled_shutdown(self: &Arc<Self>) {
         if !self.config.controlled_shutdown_enable() {
             return;
         }
         let me = self.node_id;
-        let others = self
-            .controller
-            .with_image(|img| img.live_brokers().iter().any(|&b| b != me));
-        if !others {
+        // Nothing to hand over: no other live broker, or no replica here.
+        let (others, holds_replicas) = self.controller.with_image(|img| {
+            (
+                img.live_brokers().iter().any(|&b| b != me),
+                img.topics
+                    .values()
+                    .flat_map(|t| &t.partitions)
+                    .any(|p| p.replicas.contains(&me)),
+            )
+        });
+        if !others || !holds_replicas {
             return;
         }
         let cmd = Command::ControlledShutdown {
             id: me,
             epoch: self.broker_epoch.load(Ordering::SeqCst),
         };
-        let done = tokio::time::timeout(Duration::from_secs(5), self.controller.propose(cmd)).await;
+        let done = tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT, self.controller.propose(cmd)).await;
         match done {
             Ok(Ok(_)) => {
                 self.reconcile().await;

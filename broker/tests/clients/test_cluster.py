@@ -586,6 +586,18 @@ def test_sigterm_moves_leadership_away_before_the_broker_stops(cluster_factory):
     )
 
 
+def test_sigterm_stops_a_broker_without_replicas_at_once(cluster_factory):
+    cluster = cluster_factory(3)
+    create_topic(cluster, "elsewhere", 1, rf=2)  # on brokers 0 and 1 only
+    assert all(2 not in replicas for _, replicas, _ in partitions_of(cluster, "elsewhere").values())
+    b = cluster.brokers[2]
+    t0 = time.monotonic()
+    b.stop()
+    # Nothing to hand over: no controlled shutdown to wait for (a bound, not a benchmark).
+    assert time.monotonic() - t0 < 3, b.log_tail()
+    assert "clean shutdown complete" in b.log()
+
+
 def test_elect_leaders_restores_the_preferred_leader(cluster_factory):
     from confluent_kafka import ElectionType
 
