@@ -375,4 +375,52 @@ mod tests {
         m.remove_topic("orders");
         assert!(!m.encode().contains("topic=\"orders\"} 10"));
     }
+
+    #[test]
+    fn every_metric_the_grafana_dashboard_reads_is_exported() {
+        let m = Metrics::new();
+        // A family without samples is not listed: give each one a sample.
+        m.request(ApiKey::Fetch, 12);
+        m.error(ApiKey::Fetch, 6);
+        m.request_time(Timed::FetchConsumer, Duration::from_millis(1));
+        let t = m.topic("t");
+        t.messages_in.inc();
+        t.bytes_in.inc();
+        t.bytes_out.inc();
+        m.state
+            .log_size
+            .get_or_create(&PartitionLabels {
+                topic: "t".into(),
+                partition: 0,
+            })
+            .set(1);
+        m.state
+            .consumer_lag
+            .get_or_create(&LagLabels {
+                consumergroup: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+            })
+            .set(1);
+        let text = m.encode();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboards/skein.json");
+        let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut read = 0;
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for name in expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("kafka_"))
+                {
+                    read += 1;
+                    assert!(
+                        text.contains(&format!("\n{name}")),
+                        "the dashboard reads {name}, which is not exported"
+                    );
+                }
+            }
+        }
+        assert!(read >= 15, "{read}");
+    }
 }

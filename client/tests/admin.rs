@@ -149,6 +149,27 @@ async fn an_unreachable_cluster_is_a_timeout_not_a_hang() {
     assert!(t0.elapsed() < Duration::from_secs(10));
 }
 
+/// DescribeQuorum sent to one broker, on a connection of its own: the leader it reports.
+async fn describe_quorum_at(port: u16) -> i32 {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut c = skein_client::Connection::connect(
+        &format!("127.0.0.1:{port}"),
+        "test".into(),
+        Duration::from_secs(5),
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let r = c.call(2, &req, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    r.topics[0].partitions[0].leader_id.0
+}
+
 /// Waits until no reassignment is in progress.
 async fn wait_reassigned(a: &Admin) {
     let t0 = Instant::now();
@@ -259,6 +280,11 @@ async fn three_brokers_route_requests_and_drain_a_broker_by_the_plan() {
     assert!((0..3).contains(&quorum.leader_id));
     assert!(quorum.high_watermark > 0 && quorum.leader_epoch >= 1);
     assert!(quorum.observers.is_empty());
+    // Asked of any broker, DescribeQuorum comes from the leader: followers forward it.
+    for port in &c.ports {
+        let leader = describe_quorum_at(*port).await;
+        assert_eq!(leader, quorum.leader_id, "broker on port {port}");
+    }
 
     // UnregisterBroker: refused for an unknown or a running broker; broker 2,
     // drained above, is forgotten once it has stopped.

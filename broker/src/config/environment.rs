@@ -9,12 +9,14 @@ use super::ConfigError;
 pub const PREFIX: &str = "SKEIN_";
 
 /// `SKEIN_*` variables that are not properties: the paths and knobs the
-/// project's own scripts and tests pass to one another.
+/// project's own tools and tests pass to one another (the brokers they start
+/// inherit them).
 const NOT_PROPERTIES: &[&str] = &[
     "SKEIN_BROKER_BIN",
     "SKEIN_BOOTSTRAP_SERVER",
     "SKEIN_CACHE",
     "SKEIN_FUZZ_SEED",
+    "SKEIN_IMAGE",
 ];
 
 /// The property an environment variable names, Kafka-image style: after the

@@ -1021,8 +1021,16 @@ impl Default for LogConfig {
 mod tests {
     use super::*;
 
+    /// Loads `--set` values alone: the tests' own environment must not leak in.
     pub(super) fn load(sets: &[&str]) -> Result<BrokerConfig, ConfigError> {
-        BrokerConfig::load(None, &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        BrokerConfig::load_from(
+            None,
+            std::iter::empty(),
+            &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &environment::Host {
+                name: "test-host".into(),
+            },
+        )
     }
 
     #[test]
