@@ -229,6 +229,12 @@ fn every_api_answers_at_every_served_version() {
                 }
                 ApiKey::ListPartitionReassignments => check!(ListPartitionReassignmentsRequest::default()),
                 ApiKey::DescribeLogDirs => check!(DescribeLogDirsRequest::default()),
+                ApiKey::DescribeQuorum => check!(DescribeQuorumRequest::default().with_topics(vec![
+                    describe_quorum_request::TopicData::default()
+                        .with_topic_name(tn("__cluster_metadata"))
+                        .with_partitions(vec![describe_quorum_request::PartitionData::default()])
+                ])),
+                ApiKey::UnregisterBroker => check!(UnregisterBrokerRequest::default().with_broker_id(BrokerId(42))),
                 other => panic!("no version test for {other:?}"),
             }
         }
