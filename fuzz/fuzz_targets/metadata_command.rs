@@ -20,6 +20,7 @@ fn base_image() -> &'static MetadataImage {
                 host: "127.0.0.1".into(),
                 port: 9092 + id as u16,
                 rack: None,
+                endpoints: Vec::new(),
             });
             let epoch = image.brokers[&id].epoch;
             image.apply(Command::UnfenceBroker { id, epoch });
