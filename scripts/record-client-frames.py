@@ -145,7 +145,7 @@ def main():
     recorder = Recorder(proxy_port, broker_port)
     proc = subprocess.Popen(
         [binary, "--set", f"log.dirs={data}", "--set", f"listeners=PLAINTEXT://127.0.0.1:{broker_port}",
-         "--set", f"advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}", "--set", "http.listener=127.0.0.1:0"],
+         "--set", f"advertised.listeners=PLAINTEXT://127.0.0.1:{proxy_port}", "--set", "http.listener="],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30

@@ -78,7 +78,7 @@ impl Broker {
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
             .arg("--set")
-            .arg("http.listener=127.0.0.1:0")
+            .arg("http.listener=")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for s in sets {

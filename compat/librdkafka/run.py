@@ -61,7 +61,7 @@ class Brokers:
             settings = {
                 "log.dirs": str(data),
                 "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]}",
-                "http.listener": "127.0.0.1:0",
+                "http.listener": "",
                 "num.partitions": "4",
                 "auto.create.topics.enable": "true" if auto_create else "false",
             }

@@ -28,7 +28,8 @@ impl BrokerProcess {
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
             .arg("--set")
-            .arg("http.listener=127.0.0.1:0")
+            // No HTTP endpoint: its port would be one more that parallel tests could collide on.
+            .arg("http.listener=")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for e in extra {
