@@ -22,7 +22,7 @@ use axum::Router;
 use serde::Serialize;
 
 use crate::clock::now_ms;
-use crate::cluster::{Broker, StartupProgress};
+use crate::cluster::{Broker, Partition, StartupProgress};
 use crate::controller::image::NO_LEADER;
 use crate::controller::QuorumStatus;
 use crate::metrics::{LagLabels, PartitionLabels};
@@ -115,34 +115,53 @@ async fn metrics(State(e): State<Endpoint>) -> Response {
         .into_response()
 }
 
+/// The partitions this broker hosts, and which of them it leads.
+struct Roles {
+    hosted: Vec<Arc<Partition>>,
+    led: usize,
+    /// Led here with an ISR smaller than the replica set, as `topic-partition`.
+    under_replicated: Vec<String>,
+}
+
+impl Roles {
+    fn of(broker: &Broker) -> Roles {
+        let hosted: Vec<Arc<Partition>> = broker.topics().iter().flat_map(|t| t.all_partitions()).collect();
+        let (mut led, mut under_replicated) = (0, Vec::new());
+        for p in &hosted {
+            let st = p.replica_state();
+            if st.leader == broker.node_id {
+                led += 1;
+                if st.isr.len() < st.replicas.len() {
+                    under_replicated.push(format!("{}-{}", p.topic, p.index));
+                }
+            }
+        }
+        Roles {
+            hosted,
+            led,
+            under_replicated,
+        }
+    }
+}
+
 /// Sets the state gauges from what the broker hosts now.
 fn refresh_gauges(broker: &Broker) {
     let me = broker.node_id;
     let s = &broker.metrics.state;
-    let (mut leaders, mut hosted, mut under) = (0, 0, 0);
+    let roles = Roles::of(broker);
     s.log_size.clear();
-    for t in broker.topics() {
-        for p in t.all_partitions() {
-            hosted += 1;
-            let st = p.replica_state();
-            if st.leader == me {
-                leaders += 1;
-                if st.isr.len() < st.replicas.len() {
-                    under += 1;
-                }
-            }
-            let (size, _) = p.size_and_lag(me);
-            s.log_size
-                .get_or_create(&PartitionLabels {
-                    topic: p.topic.clone(),
-                    partition: p.index,
-                })
-                .set(size);
-        }
+    for p in &roles.hosted {
+        let (size, _) = p.size_and_lag(me);
+        s.log_size
+            .get_or_create(&PartitionLabels {
+                topic: p.topic.clone(),
+                partition: p.index,
+            })
+            .set(size);
     }
-    s.leader_count.set(leaders);
-    s.partition_count.set(hosted);
-    s.under_replicated_partitions.set(under);
+    s.leader_count.set(roles.led as i64);
+    s.partition_count.set(roles.hosted.len() as i64);
+    s.under_replicated_partitions.set(roles.under_replicated.len() as i64);
     let active = broker.controller.active_controller() == Some(me);
     s.active_controller.set(i64::from(active));
     let offline = if active {
@@ -213,28 +232,15 @@ impl From<StartupProgress> for Startup {
 
 async fn status(State(e): State<Endpoint>) -> Response {
     let b = &e.broker;
-    let (mut led, mut followed, mut under) = (0, 0, Vec::new());
-    for t in b.topics() {
-        for p in t.all_partitions() {
-            let st = p.replica_state();
-            if st.leader == b.node_id {
-                led += 1;
-                if st.isr.len() < st.replicas.len() {
-                    under.push(format!("{}-{}", p.topic, p.index));
-                }
-            } else {
-                followed += 1;
-            }
-        }
-    }
+    let roles = Roles::of(b);
     let status = Status {
         node_id: b.node_id,
         cluster_id: b.cluster_id.clone(),
         ready: b.is_ready(),
         quorum: b.controller.quorum_status(),
-        partitions_led: led,
-        partitions_followed: followed,
-        under_replicated: under,
+        partitions_led: roles.led,
+        partitions_followed: roles.hosted.len() - roles.led,
+        under_replicated: roles.under_replicated,
         startup: b.startup_progress().into(),
     };
     match serde_json::to_string_pretty(&status) {

@@ -68,6 +68,8 @@ def test_metrics_match_the_records_bytes_and_requests_of_real_clients(broker):
     assert s["kafka_controller_kafkacontroller_activecontrollercount"] == 1
     assert s["kafka_controller_kafkacontroller_offlinepartitionscount"] == 0
     assert s["kafka_coordinator_group_groupmetadatamanager_numgroups"] == 1
+    # The reader committed all 500 on close: no lag.
+    assert s['kafka_consumergroup_lag{consumergroup="metered-reader",topic="metered",partition="0"}'] == 0
 
 
 def test_produce_errors_are_counted_by_kafka_error_name(broker):

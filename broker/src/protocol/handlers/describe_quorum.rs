@@ -19,6 +19,7 @@ use super::str_bytes;
 use crate::cluster::Broker;
 use crate::controller::QuorumStatus;
 use crate::protocol::handler::{Handler, RequestContext};
+use crate::replication::ReplicaHost;
 
 pub struct DescribeQuorum;
 
@@ -53,11 +54,7 @@ impl Handler for DescribeQuorum {
             return Some(describe(&broker, &q, version));
         }
         let forwarded = ctx.header.client_id.as_ref().is_some_and(|c| c.as_str() == FORWARDED);
-        let leader_address = q.leader.filter(|_| !forwarded).and_then(|l| {
-            broker
-                .controller
-                .with_image(|img| img.brokers.get(&l).map(|b| format!("{}:{}", b.host, b.port)))
-        });
+        let leader_address = q.leader.filter(|_| !forwarded).and_then(|l| broker.broker_address(l));
         let Some(address) = leader_address else {
             return Some(error(
                 ResponseError::NotLeaderOrFollower,

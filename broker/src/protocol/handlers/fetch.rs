@@ -82,7 +82,7 @@ struct Pass {
     /// Record bytes in the response.
     bytes: usize,
     any_error: bool,
-    /// Record bytes per partition read, for the topics' BytesOut.
+    /// Record bytes per partition read for a consumer, for the topics' BytesOut.
     sent: Vec<(Arc<Partition>, usize)>,
 }
 
@@ -185,7 +185,9 @@ async fn read_all(
                         broker.metrics.leader_reassignment_bytes.inc_by(slice.len as u64);
                     }
                     total += slice.len;
-                    sent.push((Arc::clone(&p), slice.len));
+                    if req.replica_id.0 < 0 {
+                        sent.push((Arc::clone(&p), slice.len));
+                    }
                     pd.records = Some(ctx.zero_copy.placeholder(slice));
                 }
                 Ok(None) => {}
