@@ -27,10 +27,20 @@ def broker_binary() -> str:
     return release_binary("skein-broker", "SKEIN_BROKER_BIN")
 
 
+_handed_out = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never one this process handed out before: the
+    kernel may offer a just-released port again, and two listeners of one
+    broker (or of two) must not be given the same number."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class BrokerProcess:
