@@ -34,12 +34,12 @@ print-skeinctl:
 
 test: build image
 	./scripts/setup-test-env.sh
-	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
+	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 	$(MAKE) fuzz-check compat-fast
 
 test-unit: build
-	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker
+	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
 
 test-clients: build image
 	./scripts/setup-test-env.sh

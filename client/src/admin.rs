@@ -276,6 +276,37 @@ struct Metadata {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Peer>>>;
 
+/// Runs `$body` (a block that may `.await` and use `?`) until it succeeds, fails
+/// for good, or the admin's deadline passes; metadata is refreshed before each retry.
+///
+/// A macro rather than a method taking an async closure: rustc cannot prove the
+/// future of an `AsyncFnMut` argument `Send` for every lifetime, and the operator
+/// runs admin calls on a multi-threaded runtime.
+macro_rules! retry {
+    ($admin:expr, $what:expr, $body:block) => {{
+        let admin: &Admin = $admin;
+        let what: &str = $what;
+        let deadline = Instant::now() + admin.opts.timeout;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let attempt: Result<_, Error> = async $body.await;
+            match attempt {
+                Ok(v) => break Ok(v),
+                Err(e) if e.is_retriable() => {
+                    if Instant::now() + backoff >= deadline {
+                        break Err(Error::Timeout(format!("{what}: {e}")));
+                    }
+                    tracing::debug!(what, error = %e, "retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let _ = admin.refresh_metadata().await;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
 /// A Kafka admin client.
 pub struct Admin {
     bootstrap: Vec<String>,
@@ -327,7 +358,11 @@ impl Admin {
 
     /// Sends one request to `address`, opening (and negotiating) a connection
     /// first if needed; a failed connection is dropped so the next call reopens it.
-    async fn call_at<R: Request>(&self, address: &str, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+    async fn call_at<R: Request>(
+        &self,
+        address: &str,
+        build: &(dyn Fn(i16) -> R + Sync),
+    ) -> Result<R::Response, Error> {
         let slot = self.slot(address);
         let mut guard = slot.lock().await;
         let peer = match guard.as_mut() {
@@ -411,7 +446,7 @@ impl Admin {
     }
 
     /// Sends one request along a route.
-    async fn send<R: Request>(&self, route: &Route, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+    async fn send<R: Request>(&self, route: &Route, build: &(dyn Fn(i16) -> R + Sync)) -> Result<R::Response, Error> {
         match route {
             Route::Any => self.send_to_any(build).await,
             _ => {
@@ -422,7 +457,7 @@ impl Admin {
     }
 
     /// Sends one request to the first broker that answers.
-    async fn send_to_any<R: Request>(&self, build: &dyn Fn(i16) -> R) -> Result<R::Response, Error> {
+    async fn send_to_any<R: Request>(&self, build: &(dyn Fn(i16) -> R + Sync)) -> Result<R::Response, Error> {
         let mut last = None;
         for a in self.any_addresses() {
             match self.call_at(&a, build).await {
@@ -435,28 +470,6 @@ impl Admin {
             last.map(|e| e.to_string())
                 .unwrap_or_else(|| "no bootstrap servers".into()),
         ))
-    }
-
-    /// Runs `op` until it succeeds, fails for good, or the deadline passes;
-    /// metadata is refreshed before each retry.
-    async fn retry<T>(&self, what: &str, mut op: impl AsyncFnMut() -> Result<T, Error>) -> Result<T, Error> {
-        let deadline = Instant::now() + self.opts.timeout;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retriable() => {
-                    if Instant::now() + backoff >= deadline {
-                        return Err(Error::Timeout(format!("{what}: {e}")));
-                    }
-                    tracing::debug!(what, error = %e, "retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    let _ = self.refresh_metadata().await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     /// Reloads the broker list and the controller id.
@@ -488,7 +501,7 @@ impl Admin {
 
     /// The cluster id, the controller and every broker (fenced ones included).
     pub async fn describe_cluster(&self) -> Result<ClusterInfo, Error> {
-        self.retry("describe cluster", async || {
+        retry!(self, "describe cluster", {
             let r = self
                 .send(&Route::Any, &|v| {
                     // Fenced brokers are listed from v2 (KIP-1073).
@@ -512,7 +525,6 @@ impl Admin {
                     .collect(),
             })
         })
-        .await
     }
 
     /// Topics with their partitions: all of them (None) or the ones named, in
@@ -523,7 +535,7 @@ impl Admin {
                 .map(|t| MetadataRequestTopic::default().with_name(Some(topic_name(t))))
                 .collect::<Vec<_>>()
         });
-        self.retry("describe topics", async || {
+        retry!(self, "describe topics", {
             let resp = self.metadata_request(topics.clone()).await?;
             self.learn(&resp);
             let mut out = Vec::new();
@@ -553,7 +565,6 @@ impl Admin {
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })
-        .await
     }
 
     /// Creates a topic; `validate_only` checks it without creating it.
@@ -592,7 +603,7 @@ impl Admin {
                     .collect(),
             );
         let timeout_ms = self.timeout_ms();
-        self.retry("create topic", async || {
+        retry!(self, "create topic", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     CreateTopicsRequest::default()
@@ -607,13 +618,12 @@ impl Admin {
                 .ok_or_else(|| Error::Protocol("no topic in CreateTopics response".into()))?;
             check(t.error_code, t.error_message.as_ref())
         })
-        .await
     }
 
     /// Raises a topic's partition count to `count`.
     pub async fn create_partitions(&self, topic: &str, count: i32, validate_only: bool) -> Result<(), Error> {
         let timeout_ms = self.timeout_ms();
-        self.retry("create partitions", async || {
+        retry!(self, "create partitions", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     CreatePartitionsRequest::default()
@@ -631,13 +641,12 @@ impl Admin {
                 .ok_or_else(|| Error::Protocol("no topic in CreatePartitions response".into()))?;
             check(t.error_code, t.error_message.as_ref())
         })
-        .await
     }
 
     /// Deletes a topic.
     pub async fn delete_topic(&self, topic: &str) -> Result<(), Error> {
         let timeout_ms = self.timeout_ms();
-        self.retry("delete topic", async || {
+        retry!(self, "delete topic", {
             let r = self
                 .send(&Route::Controller, &|v| {
                     let req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
@@ -654,13 +663,12 @@ impl Admin {
                 .ok_or_else(|| Error::Protocol("no topic in DeleteTopics response".into()))?;
             check(t.error_code, t.error_message.as_ref())
         })
-        .await
     }
 
     /// UnregisterBroker: forgets a stopped broker that holds no replicas, so it
     /// is no longer listed. Refused for a running broker or one with replicas.
     pub async fn unregister_broker(&self, id: i32) -> Result<(), Error> {
-        self.retry("unregister broker", async || {
+        retry!(self, "unregister broker", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     UnregisterBrokerRequest::default().with_broker_id(BrokerId(id))
@@ -668,14 +676,13 @@ impl Admin {
                 .await?;
             check(r.error_code, r.error_message.as_ref())
         })
-        .await
     }
 
     /// DescribeQuorum: the metadata quorum's leader, voters and observers with
     /// how far each has replicated the metadata log.
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, Error> {
         use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-        self.retry("describe quorum", async || {
+        retry!(self, "describe quorum", {
             let r = self
                 .send(&Route::Any, &|_| {
                     DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
@@ -706,12 +713,11 @@ impl Admin {
                 observers: members(&p.observers),
             })
         })
-        .await
     }
 
     /// Every config of a resource with its value and source.
     pub async fn describe_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>, Error> {
-        self.retry("describe configs", async || {
+        retry!(self, "describe configs", {
             let r = self
                 .send(&resource.route(), &|_| {
                     DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
@@ -737,7 +743,6 @@ impl Admin {
                 })
                 .collect())
         })
-        .await
     }
 
     /// Applies SET/DELETE/APPEND/SUBTRACT operations to a resource's configs.
@@ -748,7 +753,7 @@ impl Admin {
         validate_only: bool,
     ) -> Result<(), Error> {
         let wire: Vec<AlterableConfig> = ops.iter().map(AlterOp::to_wire).collect();
-        self.retry("alter configs", async || {
+        retry!(self, "alter configs", {
             let r = self
                 .send(&resource.route(), &|_| {
                     IncrementalAlterConfigsRequest::default()
@@ -765,7 +770,6 @@ impl Admin {
                 .ok_or_else(|| Error::Protocol("no resource in IncrementalAlterConfigs response".into()))?;
             check(res.error_code, res.error_message.as_ref())
         })
-        .await
     }
 
     /// Starts (Some(replicas)) or cancels (None) reassignments; one result per partition.
@@ -790,7 +794,7 @@ impl Admin {
             })
             .collect();
         let timeout_ms = self.timeout_ms();
-        self.retry("alter partition reassignments", async || {
+        retry!(self, "alter partition reassignments", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     AlterPartitionReassignmentsRequest::default()
@@ -811,13 +815,12 @@ impl Admin {
                 })
                 .collect())
         })
-        .await
     }
 
     /// Every reassignment in progress.
     pub async fn list_partition_reassignments(&self) -> Result<Vec<OngoingReassignment>, Error> {
         let timeout_ms = self.timeout_ms();
-        self.retry("list partition reassignments", async || {
+        retry!(self, "list partition reassignments", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     ListPartitionReassignmentsRequest::default()
@@ -840,7 +843,6 @@ impl Admin {
                 })
                 .collect())
         })
-        .await
     }
 
     /// Elects preferred (or, with `preferred` false, unclean) leaders of the
@@ -861,7 +863,7 @@ impl Admin {
                 .collect::<Vec<_>>()
         });
         let timeout_ms = self.timeout_ms();
-        self.retry("elect leaders", async || {
+        retry!(self, "elect leaders", {
             let r = self
                 .send(&Route::Controller, &|_| {
                     ElectLeadersRequest::default()
@@ -885,12 +887,11 @@ impl Admin {
                 })
                 .collect())
         })
-        .await
     }
 
     /// Sizes in bytes of the partitions a broker holds, by (topic, partition).
     pub async fn describe_log_dirs(&self, broker: i32) -> Result<BTreeMap<(String, i32), i64>, Error> {
-        self.retry("describe log dirs", async || {
+        retry!(self, "describe log dirs", {
             let r = self
                 .send(&Route::Broker(broker), &|_| {
                     DescribeLogDirsRequest::default().with_topics(None)
@@ -908,7 +909,6 @@ impl Admin {
             }
             Ok(sizes)
         })
-        .await
     }
 
     /// The size of every partition: the largest of its replicas' sizes (a
@@ -930,11 +930,9 @@ impl Admin {
         let cluster = self.describe_cluster().await?;
         let mut out = Vec::new();
         for b in cluster.brokers.iter().filter(|b| !b.fenced) {
-            let r = self
-                .retry("list groups", async || {
-                    self.send(&Route::Broker(b.id), &|_| ListGroupsRequest::default()).await
-                })
-                .await?;
+            let r = retry!(self, "list groups", {
+                self.send(&Route::Broker(b.id), &|_| ListGroupsRequest::default()).await
+            })?;
             check(r.error_code, None)?;
             out.extend(r.groups.iter().map(|g| GroupListing {
                 group_id: g.group_id.0.to_string(),
@@ -970,7 +968,7 @@ impl Admin {
 
     /// A group's state and members, from its coordinator.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription, Error> {
-        self.retry("describe group", async || {
+        retry!(self, "describe group", {
             let coordinator = self.coordinator(group).await?;
             let r = self
                 .send(&Route::Broker(coordinator), &|_| {
@@ -999,12 +997,11 @@ impl Admin {
                     .collect(),
             })
         })
-        .await
     }
 
     /// A group's committed offsets, by (topic, partition).
     pub async fn committed_offsets(&self, group: &str) -> Result<BTreeMap<(String, i32), i64>, Error> {
-        self.retry("fetch committed offsets", async || {
+        retry!(self, "fetch committed offsets", {
             let coordinator = self.coordinator(group).await?;
             let r = self
                 .send(&Route::Broker(coordinator), &|v| {
@@ -1055,7 +1052,6 @@ impl Admin {
             }
             Ok(out)
         })
-        .await
     }
 
     /// The log end offsets (high watermarks) of partitions, asked of their leaders.
@@ -1066,7 +1062,7 @@ impl Admin {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        self.retry("list offsets", async || {
+        retry!(self, "list offsets", {
             let topics = self.describe_topics(Some(&names)).await?;
             let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
             for (t, p) in partitions {
@@ -1116,7 +1112,6 @@ impl Admin {
             }
             Ok(out)
         })
-        .await
     }
 
     fn timeout_ms(&self) -> i32 {

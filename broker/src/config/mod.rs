@@ -6,6 +6,7 @@
 //! validation in CreateTopics and AlterConfigs, so the three can never disagree.
 
 mod environment;
+pub use environment::Host;
 mod group;
 mod kafka_keys;
 mod listeners;

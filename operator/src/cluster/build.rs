@@ -1,0 +1,544 @@
+//! The desired Kubernetes objects of a KafkaCluster: pure functions of the spec.
+//!
+//! Golden tests pin their YAML (`operator/tests/golden/`); `skein-operator render`
+//! prints them for any KafkaCluster file.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+use sha2::{Digest, Sha256};
+
+use crate::crd::{KafkaCluster, DEFAULT_IMAGE};
+
+/// Port of the client (and inter-broker) listener.
+pub const KAFKA_PORT: i32 = 9092;
+/// Port of the metadata quorum listener.
+pub const CONTROLLER_PORT: i32 = 9093;
+/// Port of the broker's HTTP endpoint (probes, /metrics).
+pub const HTTP_PORT: i32 = 9644;
+/// Where each broker's volume is mounted; the log dir is `data/` under it.
+pub const DATA_MOUNT: &str = "/var/lib/skein";
+/// Pod annotation holding the hash of `server.properties`.
+pub const CONFIG_HASH_ANNOTATION: &str = "skein.dev/config-hash";
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "skein-operator";
+/// Controlled shutdown waits at most 5 s for the controller, then the broker
+/// flushes and closes its logs; 60 s covers both with room for slow disks.
+pub const TERMINATION_GRACE_SECONDS: i64 = 60;
+
+/// How objects are built beyond the spec: the operator's own settings and what the API server serves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Image of brokers whose spec names none.
+    pub broker_image: String,
+    /// The cluster's DNS domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// `policy/v1` or, on API servers before 1.21, `policy/v1beta1`.
+    pub pdb_api_version: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            broker_image: DEFAULT_IMAGE.into(),
+            cluster_domain: "cluster.local".into(),
+            pdb_api_version: "policy/v1".into(),
+        }
+    }
+}
+
+/// The names of a cluster's objects and of its brokers in DNS.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub name: String,
+    pub namespace: String,
+    /// The headless Service that gives each pod its DNS name.
+    pub headless: String,
+    /// The Service clients bootstrap from.
+    pub bootstrap: String,
+    /// The ConfigMap holding `server.properties`.
+    pub config: String,
+    domain: String,
+}
+
+impl Names {
+    pub fn new(cluster: &KafkaCluster, domain: &str) -> Names {
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        Names {
+            namespace: cluster.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+            headless: format!("{name}-brokers"),
+            bootstrap: format!("{name}-bootstrap"),
+            config: format!("{name}-config"),
+            domain: domain.to_string(),
+            name,
+        }
+    }
+
+    /// Pod `ordinal`'s name.
+    pub fn pod(&self, ordinal: i32) -> String {
+        format!("{}-{ordinal}", self.name)
+    }
+
+    /// Pod `ordinal`'s DNS name through the headless Service.
+    pub fn pod_host(&self, ordinal: i32) -> String {
+        format!(
+            "{}.{}.{}.svc.{}",
+            self.pod(ordinal),
+            self.headless,
+            self.namespace,
+            self.domain
+        )
+    }
+
+    /// The address clients bootstrap from.
+    pub fn bootstrap_servers(&self) -> String {
+        format!("{}.{}.svc.{}:{KAFKA_PORT}", self.bootstrap, self.namespace, self.domain)
+    }
+
+    /// Labels every object of the cluster carries.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut l = self.selector();
+        l.insert("app.kubernetes.io/managed-by".into(), FIELD_MANAGER.into());
+        l
+    }
+
+    /// Labels that select the cluster's broker pods.
+    pub fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_string(), "skein".to_string()),
+            ("app.kubernetes.io/instance".to_string(), self.name.clone()),
+            ("app.kubernetes.io/component".to_string(), "broker".to_string()),
+        ])
+    }
+
+    /// The selector as a string (status.selector, for the scale subresource).
+    pub fn selector_string(&self) -> String {
+        self.selector()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The cluster id of a KafkaCluster: its uid as Kafka writes ids (22 base64url
+/// characters), so it is stable for the object's life and new for a new object.
+pub fn cluster_id(cluster: &KafkaCluster) -> String {
+    use base64::Engine;
+    let uid = cluster.metadata.uid.clone().unwrap_or_default();
+    let hex: String = uid.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    if bytes.len() == 16 {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    } else {
+        // No uid (a file given to `render`): an id from the name, still 22 characters.
+        let digest = Sha256::digest(cluster.metadata.name.clone().unwrap_or_default().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+    }
+}
+
+/// Every broker's `server.properties`: the operator's settings, then the spec's
+/// config, one key per line in order. `${ORDINAL}` and `${HOSTNAME}` are
+/// filled in by each broker from its pod name.
+pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str) -> String {
+    let voters = (0..cluster.spec.controllers)
+        .map(|i| format!("{i}@{}:{CONTROLLER_PORT}", names.pod_host(i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let host = format!(
+        "${{HOSTNAME}}.{}.{}.svc.{}",
+        names.headless, names.namespace, names.domain
+    );
+    let mut out = format!(
+        "# Written by skein-operator for KafkaCluster {}/{}: edits here are overwritten.\n",
+        names.namespace, names.name
+    );
+    let mut push = |k: &str, v: &str| out.push_str(&format!("{k}={v}\n"));
+    push("cluster.id", cluster_id);
+    push("node.id", "${ORDINAL}");
+    push("controller.quorum.voters", &voters);
+    push(
+        "listeners",
+        &format!("PLAINTEXT://:{KAFKA_PORT},CONTROLLER://:{CONTROLLER_PORT}"),
+    );
+    push("advertised.listeners", &format!("PLAINTEXT://{host}:{KAFKA_PORT}"));
+    push(
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    );
+    push("inter.broker.listener.name", "PLAINTEXT");
+    push("controller.listener.names", "CONTROLLER");
+    push("log.dirs", &format!("{DATA_MOUNT}/data"));
+    push("http.listener", &format!("0.0.0.0:{HTTP_PORT}"));
+    for (k, v) in &cluster.spec.config {
+        push(k, v);
+    }
+    out
+}
+
+/// The hex SHA-256 of a text (the config hash on the pod template).
+pub fn hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every object a KafkaCluster needs, ready for server-side apply.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub service_account: ServiceAccount,
+    pub headless: Service,
+    pub bootstrap: Service,
+    pub config: ConfigMap,
+    pub statefulset: StatefulSet,
+    /// A PodDisruptionBudget in the API version the server serves.
+    pub pdb: serde_json::Value,
+}
+
+impl Desired {
+    /// The objects as JSON with apiVersion and kind, in apply order.
+    pub fn objects(&self) -> Vec<serde_json::Value> {
+        fn typed<K: Resource<DynamicType = ()> + serde::Serialize>(k: &K) -> serde_json::Value {
+            let mut v = serde_json::to_value(k).expect("k8s-openapi objects serialize");
+            v["apiVersion"] = K::api_version(&()).into();
+            v["kind"] = K::kind(&()).into();
+            v
+        }
+        vec![
+            typed(&self.service_account),
+            typed(&self.headless),
+            typed(&self.bootstrap),
+            typed(&self.config),
+            typed(&self.statefulset),
+            self.pdb.clone(),
+        ]
+    }
+
+    /// The objects as one YAML stream (golden tests, `render`).
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        for o in self.objects() {
+            out.push_str("---\n");
+            out.push_str(&serde_yaml::to_string(&o).expect("JSON values serialize"));
+        }
+        out
+    }
+}
+
+fn meta(cluster: &KafkaCluster, names: &Names, name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: Some(names.namespace.clone()),
+        labels: Some(names.labels()),
+        owner_references: owner_reference(cluster).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+fn owner_reference(cluster: &KafkaCluster) -> Option<OwnerReference> {
+    let mut o = cluster.controller_owner_ref(&())?;
+    o.block_owner_deletion = Some(true);
+    Some(o)
+}
+
+/// Builds the desired objects of `cluster` (validated first).
+pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
+    let names = Names::new(cluster, &settings.cluster_domain);
+    let id = cluster_id(cluster);
+    let properties = server_properties(cluster, &names, &id);
+    let spec = &cluster.spec;
+    let overrides = spec.pod_template.clone().unwrap_or_default();
+
+    let service_account = ServiceAccount {
+        metadata: meta(cluster, &names, &names.name),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    let port = |name: &str, port: i32| ServicePort {
+        name: Some(name.into()),
+        port,
+        target_port: Some(IntOrString::String(name.into())),
+        ..Default::default()
+    };
+    let headless = Service {
+        metadata: meta(cluster, &names, &names.headless),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            // The quorum must form before any broker is ready.
+            publish_not_ready_addresses: Some(true),
+            selector: Some(names.selector()),
+            ports: Some(vec![port("kafka", KAFKA_PORT), port("controller", CONTROLLER_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let bootstrap = Service {
+        metadata: meta(cluster, &names, &names.bootstrap),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            selector: Some(names.selector()),
+            ports: Some(vec![port("kafka", KAFKA_PORT)]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let config = ConfigMap {
+        metadata: meta(cluster, &names, &names.config),
+        data: Some(BTreeMap::from([("server.properties".to_string(), properties.clone())])),
+        ..Default::default()
+    };
+
+    let mut pod_labels = overrides.labels.clone();
+    pod_labels.extend(names.labels());
+    let mut pod_annotations = overrides.annotations.clone();
+    pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), hash(&properties));
+    let http_probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Default::default()
+    };
+    let container_port = |name: &str, port: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: port,
+        ..Default::default()
+    };
+    let container = Container {
+        name: "broker".into(),
+        image: Some(spec.image.clone().unwrap_or_else(|| settings.broker_image.clone())),
+        args: Some(vec!["--config".into(), "/etc/skein/server.properties".into()]),
+        ports: Some(vec![
+            container_port("kafka", KAFKA_PORT),
+            container_port("controller", CONTROLLER_PORT),
+            container_port("http", HTTP_PORT),
+        ]),
+        // Ready once logs are recovered and the broker is registered and unfenced.
+        readiness_probe: Some(http_probe("/readyz", 2, 3)),
+        // /healthz only says the runtime turns, so a long log recovery is not killed.
+        liveness_probe: Some(Probe {
+            initial_delay_seconds: Some(10),
+            ..http_probe("/healthz", 10, 6)
+        }),
+        resources: spec.resources.clone(),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_MOUNT.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "config".into(),
+                mount_path: "/etc/skein".into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    };
+    let pod_spec = PodSpec {
+        containers: vec![container],
+        service_account_name: Some(names.name.clone()),
+        automount_service_account_token: Some(false),
+        // Service links would put Docker-style *_PORT variables in the environment,
+        // and the broker reads SKEIN_* variables as config.
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+            fs_group: Some(1000),
+            run_as_non_root: Some(true),
+            ..Default::default()
+        }),
+        volumes: Some(vec![Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.config.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        affinity: overrides.affinity.clone(),
+        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        node_selector: (!overrides.node_selector.is_empty()).then(|| overrides.node_selector.clone()),
+        priority_class_name: overrides.priority_class_name.clone(),
+        ..Default::default()
+    };
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(names.labels()),
+            ..Default::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: spec.storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(spec.storage.size.clone()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let statefulset = StatefulSet {
+        metadata: meta(cluster, &names, &names.name),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(names.headless.clone()),
+            // Every broker starts at once: the quorum needs its voters together.
+            pod_management_policy: Some("Parallel".into()),
+            // The operator restarts brokers itself, one at a time, ISR-aware.
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".into()),
+                ..Default::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..Default::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            // Kubernetes 1.27+; older servers drop it and the operator deletes claims itself.
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some(spec.storage.when_deleted.as_str().into()),
+                when_scaled: Some(spec.storage.when_scaled.as_str().into()),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let pdb = PodDisruptionBudget {
+        metadata: meta(cluster, &names, &names.name),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut pdb = serde_json::to_value(&pdb).expect("k8s-openapi objects serialize");
+    pdb["apiVersion"] = settings.pdb_api_version.clone().into();
+    pdb["kind"] = "PodDisruptionBudget".into();
+    Desired {
+        service_account,
+        headless,
+        bootstrap,
+        config,
+        statefulset,
+        pdb,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The KafkaCluster of the golden files.
+    pub(crate) fn fixture() -> KafkaCluster {
+        serde_yaml::from_str(include_str!("../../tests/golden/cluster.yaml")).expect("fixture parses")
+    }
+
+    #[test]
+    fn desired_objects_match_the_golden_file() {
+        let got = build(&fixture(), &Settings::default()).to_yaml();
+        let want = include_str!("../../tests/golden/cluster.objects.yaml");
+        pretty_assertions::assert_eq!(
+            want,
+            got,
+            "regenerate: cargo run -p skein-operator -- render operator/tests/golden/cluster.yaml > operator/tests/golden/cluster.objects.yaml"
+        );
+    }
+
+    #[test]
+    fn a_config_change_changes_the_pod_template_hash() {
+        let a = build(&fixture(), &Settings::default());
+        let mut kc = fixture();
+        kc.spec.config.insert("log.retention.ms".into(), "1000".into());
+        let b = build(&kc, &Settings::default());
+        let hash_of = |d: &Desired| {
+            d.statefulset
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        assert_ne!(hash_of(&a), hash_of(&b));
+        // A replica count change is not a config change.
+        kc = fixture();
+        kc.spec.replicas += 2;
+        assert_eq!(hash_of(&a), hash_of(&build(&kc, &Settings::default())));
+    }
+
+    #[test]
+    fn voters_are_the_first_controllers_ordinals() {
+        let mut kc = fixture();
+        kc.spec.controllers = 3;
+        kc.spec.replicas = 5;
+        let names = Names::new(&kc, "cluster.local");
+        let p = server_properties(&kc, &names, "x");
+        let voters = p.lines().find(|l| l.starts_with("controller.quorum.voters=")).unwrap();
+        assert_eq!(voters.matches('@').count(), 3);
+        assert!(voters.contains("2@demo-2.demo-brokers.kafka.svc.cluster.local:9093"));
+        assert!(!voters.contains("3@"));
+    }
+
+    #[test]
+    fn the_cluster_id_is_the_uid_in_kafka_form() {
+        let mut kc = fixture();
+        kc.metadata.uid = Some("9c6d1a3e-2f4b-4a8e-9d1c-7b5e3f2a1c0d".into());
+        let id = cluster_id(&kc);
+        assert_eq!(id.len(), 22);
+        kc.metadata.uid = Some("00000000-2f4b-4a8e-9d1c-7b5e3f2a1c0d".into());
+        assert_ne!(cluster_id(&kc), id);
+    }
+
+    #[test]
+    fn the_pdb_follows_the_servers_api_version() {
+        let settings = Settings {
+            pdb_api_version: "policy/v1beta1".into(),
+            ..Settings::default()
+        };
+        assert_eq!(build(&fixture(), &settings).pdb["apiVersion"], "policy/v1beta1");
+    }
+}

@@ -1,0 +1,229 @@
+//! Validation of a KafkaCluster spec: pure, run before anything is built or applied.
+//!
+//! A refused spec changes nothing that runs; the reconciler turns the errors into
+//! a `Ready=False, reason=InvalidSpec` condition and an Event.
+
+use std::collections::BTreeMap;
+
+use skein_broker::config::{BrokerConfig, Host};
+
+use super::build::{server_properties, Names};
+use crate::crd::KafkaCluster;
+
+/// Broker properties the operator sets itself: a spec that names one is refused.
+pub const OPERATOR_OWNED_KEYS: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "process.roles",
+    "cluster.id",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "controller.listener.names",
+    "log.dirs",
+    "log.dir",
+    "http.listener",
+];
+
+/// Longest KafkaCluster name: `NAME-brokers` must be a DNS label (63).
+pub const MAX_NAME_LEN: usize = 63 - "-brokers".len();
+
+/// Every reason `cluster` cannot be run as specified, or none.
+pub fn validate(cluster: &KafkaCluster, recorded_controllers: Option<i32>) -> Vec<String> {
+    let spec = &cluster.spec;
+    let mut errors = Vec::new();
+    let name = cluster.metadata.name.clone().unwrap_or_default();
+    if name.len() > MAX_NAME_LEN {
+        errors.push(format!(
+            "metadata.name: at most {MAX_NAME_LEN} characters (pods are NAME-N.NAME-brokers)"
+        ));
+    }
+    if spec.replicas < 1 {
+        errors.push(format!("replicas: must be at least 1, got {}", spec.replicas));
+    }
+    if ![1, 3, 5].contains(&spec.controllers) {
+        errors.push(format!("controllers: must be 1, 3 or 5, got {}", spec.controllers));
+    }
+    if spec.replicas < spec.controllers {
+        errors.push(format!(
+            "replicas: {} is fewer than controllers ({}); every voter is a broker",
+            spec.replicas, spec.controllers
+        ));
+    }
+    if let Some(recorded) = recorded_controllers.filter(|r| *r != spec.controllers) {
+        errors.push(format!(
+            "controllers: immutable, the cluster was created with {recorded} (spec says {})",
+            spec.controllers
+        ));
+    }
+    if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+        errors.push("image: must not be empty".into());
+    }
+    if let Err(e) = parse_quantity(&spec.storage.size) {
+        errors.push(format!("storage.size: {e}"));
+    }
+    let owned: Vec<&str> = spec
+        .config
+        .keys()
+        .map(String::as_str)
+        .filter(|k| OPERATOR_OWNED_KEYS.contains(k))
+        .collect();
+    if !owned.is_empty() {
+        errors.push(format!(
+            "config: {} set by the operator (listeners, quorum and identity follow the pods)",
+            owned.join(", ")
+        ));
+    } else if errors.is_empty() {
+        // The broker's own parser over the exact file every pod gets, as pod 0 sees it.
+        let names = Names::new(cluster, "cluster.local");
+        let text = server_properties(cluster, &names, "validation");
+        if let Err(e) = check_with_broker(&text, &format!("{name}-0")) {
+            errors.push(format!("config: {e}"));
+        }
+    }
+    errors
+}
+
+/// Parses `server.properties` text as the broker will, on a host called `host`.
+fn check_with_broker(text: &str, host: &str) -> Result<(), String> {
+    let mut sets = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        sets.push(line.to_string());
+    }
+    let env: BTreeMap<String, String> = BTreeMap::new();
+    BrokerConfig::load_from(None, env, &sets, &Host { name: host.to_string() })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A Kubernetes quantity in bytes (`10Gi`, `500M`, `1e9`).
+pub fn parse_quantity(q: &str) -> Result<u64, String> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let q = q.trim();
+    let (num, mult) = SUFFIXES
+        .iter()
+        .find_map(|(s, m)| q.strip_suffix(s).map(|n| (n, *m)))
+        .unwrap_or((q, 1.0));
+    let bad = || format!("{q:?} is not a quantity of bytes (like 10Gi)");
+    if num.is_empty()
+        || !num
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || b == b'+')
+    {
+        return Err(bad());
+    }
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::build::tests::fixture;
+
+    fn errors_of(edit: impl FnOnce(&mut KafkaCluster)) -> Vec<String> {
+        let mut kc = fixture();
+        edit(&mut kc);
+        validate(&kc, None)
+    }
+
+    #[test]
+    fn the_fixture_is_valid() {
+        assert_eq!(errors_of(|_| {}), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_unknown_config_key_is_refused() {
+        let e = errors_of(|kc| {
+            kc.spec.config.insert("no.such.key".into(), "1".into());
+        });
+        assert!(e[0].contains("no.such.key"), "{e:?}");
+    }
+
+    #[test]
+    fn a_bad_config_value_is_refused() {
+        let e = errors_of(|kc| {
+            kc.spec.config.insert("log.segment.bytes".into(), "lots".into());
+        });
+        assert!(e[0].contains("log.segment.bytes"), "{e:?}");
+    }
+
+    #[test]
+    fn an_operator_owned_key_is_refused() {
+        let e = errors_of(|kc| {
+            kc.spec.config.insert("listeners".into(), "PLAINTEXT://:1".into());
+        });
+        assert!(
+            e[0].contains("listeners") && e[0].contains("set by the operator"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn fewer_replicas_than_controllers_is_refused() {
+        let e = errors_of(|kc| {
+            kc.spec.controllers = 3;
+            kc.spec.replicas = 2;
+        });
+        assert!(e.iter().any(|m| m.contains("fewer than controllers")), "{e:?}");
+    }
+
+    #[test]
+    fn controllers_other_than_one_three_or_five_are_refused() {
+        let e = errors_of(|kc| kc.spec.controllers = 2);
+        assert!(e.iter().any(|m| m.contains("1, 3 or 5")), "{e:?}");
+    }
+
+    #[test]
+    fn changing_controllers_after_creation_is_refused() {
+        let kc = fixture();
+        let e = validate(&kc, Some(1));
+        assert!(e.iter().any(|m| m.contains("immutable")), "{e:?}");
+    }
+
+    #[test]
+    fn a_bad_storage_size_and_an_empty_image_are_refused() {
+        let e = errors_of(|kc| {
+            kc.spec.storage.size = "ten gigs".into();
+            kc.spec.image = Some(" ".into());
+        });
+        assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn a_name_too_long_for_pod_dns_is_refused() {
+        let e = errors_of(|kc| kc.metadata.name = Some("x".repeat(60)));
+        assert!(e.iter().any(|m| m.contains("metadata.name")), "{e:?}");
+    }
+
+    #[test]
+    fn quantities_parse_as_kubernetes_does() {
+        assert_eq!(parse_quantity("10Gi"), Ok(10 << 30));
+        assert_eq!(parse_quantity("500M"), Ok(500_000_000));
+        assert_eq!(parse_quantity("1e3"), Ok(1000));
+        assert_eq!(parse_quantity("1.5Ki"), Ok(1536));
+        assert!(parse_quantity("").is_err());
+        assert!(parse_quantity("-1Gi").is_err());
+        assert!(parse_quantity("Gi").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! What every reconcile shares: the API client, build settings, the event
+//! recorder, metrics, and one Kafka admin client per cluster.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use skein_client::{Admin, AdminOptions};
+use tokio::sync::Mutex;
+
+use crate::cluster::build::Settings;
+use crate::telemetry::Metrics;
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// How often a Ready topic is compared with the cluster (drift check).
+    pub drift_interval: Duration,
+    admins: Mutex<HashMap<String, Arc<Admin>>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        drift_interval: Duration,
+        instance: String,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "skein-operator".into(),
+            instance: Some(instance),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            drift_interval,
+            admins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The admin client of the cluster bootstrapping from `bootstrap` (one per address, reused).
+    pub async fn admin(&self, bootstrap: &str) -> Arc<Admin> {
+        let mut admins = self.admins.lock().await;
+        admins
+            .entry(bootstrap.to_string())
+            .or_insert_with(|| {
+                Arc::new(Admin::new(
+                    bootstrap,
+                    AdminOptions {
+                        client_id: "skein-operator".into(),
+                        request_timeout: Duration::from_secs(10),
+                        timeout: Duration::from_secs(15),
+                    },
+                ))
+            })
+            .clone()
+    }
+
+    /// Forgets a cluster's admin client (the cluster is gone).
+    pub async fn forget_admin(&self, bootstrap: &str) {
+        self.admins.lock().await.remove(bootstrap);
+    }
+
+    /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
+        let ev = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(object = %obj.meta().name.clone().unwrap_or_default(), "cannot publish event {reason}: {e}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! `KafkaCluster`: a cluster of Skein brokers run as one StatefulSet.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// The image brokers run when `spec.image` is not set.
+pub const DEFAULT_IMAGE: &str = "localhost/skein:dev";
+
+/// A cluster of Skein brokers. Broker `node.id` is the pod ordinal; the Raft
+/// voters are ordinals `0..controllers`, so scaling never removes a voter.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "skein.dev",
+    version = "v1alpha1",
+    kind = "KafkaCluster",
+    namespaced,
+    shortname = "kc",
+    status = "KafkaClusterStatus",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Bootstrap", type_ = "string", json_path = ".status.bootstrapServers"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.replicas >= self.controllers").message("replicas must be at least controllers"))]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterSpec {
+    /// Number of brokers.
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+    /// Raft voters (ordinals 0..controllers): 1, 3 or 5, fixed at creation.
+    #[serde(default = "default_controllers")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("controllers is immutable"))]
+    pub controllers: i32,
+    /// Broker image (default: the operator's `--broker-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Broker properties by Kafka's names, checked against the broker's own table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+    /// The brokers' persistent volumes.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Broker container resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Additions to the broker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplateOverrides>,
+    /// How partitions move when the cluster is scaled.
+    #[serde(default)]
+    pub rebalance: RebalanceSpec,
+}
+
+fn default_controllers() -> i32 {
+    1
+}
+
+/// One PersistentVolumeClaim per broker, for its log directory.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each broker's volume (a Kubernetes quantity).
+    #[serde(default = "default_size")]
+    pub size: String,
+    /// StorageClass of the claims (default: the cluster's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+    /// What happens to the volumes of brokers removed by a scale-down.
+    #[serde(default)]
+    pub when_scaled: VolumePolicy,
+    /// What happens to the volumes when the KafkaCluster is deleted.
+    #[serde(default)]
+    pub when_deleted: VolumePolicy,
+}
+
+fn default_size() -> String {
+    "10Gi".into()
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            size: default_size(),
+            storage_class_name: None,
+            when_scaled: VolumePolicy::Retain,
+            when_deleted: VolumePolicy::Retain,
+        }
+    }
+}
+
+/// Keep or delete a volume whose broker is gone.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VolumePolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+impl VolumePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumePolicy::Retain => "Retain",
+            VolumePolicy::Delete => "Delete",
+        }
+    }
+}
+
+/// What the broker pods get on top of the operator's template.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateOverrides {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+/// Limits on partition moves when brokers are added or removed.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Replication throttle while partitions move, bytes per second per broker.
+    #[serde(default = "default_throttle")]
+    #[schemars(range(min = 1))]
+    pub throttle_bytes_per_second: i64,
+    /// Partition moves in flight at once.
+    #[serde(default = "default_moves")]
+    #[schemars(range(min = 1))]
+    pub max_moves_in_flight: i32,
+}
+
+fn default_throttle() -> i64 {
+    50 * 1024 * 1024
+}
+
+fn default_moves() -> i32 {
+    4
+}
+
+impl Default for RebalanceSpec {
+    fn default() -> Self {
+        RebalanceSpec {
+            throttle_bytes_per_second: default_throttle(),
+            max_moves_in_flight: default_moves(),
+        }
+    }
+}
+
+/// What the operator last saw of the cluster.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaClusterStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Degraded, Invalid or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Broker pods that exist.
+    #[serde(default)]
+    pub replicas: i32,
+    /// Broker pods that are Ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Label selector of the broker pods (the scale subresource's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// The voters this cluster was created with (controllers is immutable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controllers: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerStatus>,
+    /// The address clients bootstrap from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// One broker as the operator last saw it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerStatus {
+    pub id: i32,
+    pub pod: String,
+    pub ready: bool,
+    /// Partitions this broker leads (absent when the cluster could not be asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions_led: Option<i32>,
+    /// Partitions it hosts with fewer in-sync replicas than replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_replicated: Option<i32>,
+}
+
+/// metav1 Condition's schema with `type` as the list-map key, so server-side
+/// apply merges conditions by type.
+pub(crate) fn conditions_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = <Vec<Condition> as schemars::JsonSchema>::json_schema(g);
+    s.insert("x-kubernetes-list-type".into(), "map".into());
+    s.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    s
+}

@@ -1,0 +1,157 @@
+//! The operator's `/metrics`, `/healthz` and `/readyz`, and its structured logs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    kind: &'static str,
+    reason: &'static str,
+}
+
+/// Reconcile counters and gauges, exported at `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<KindLabel, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: Family<KindLabel, Histogram>,
+    /// KafkaClusters being managed.
+    pub clusters: Gauge,
+    /// Topic resources being managed.
+    pub topics: Gauge,
+    /// 1 while this replica holds the leader Lease.
+    pub leader: Gauge,
+    ready: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("skein_operator");
+        let reconciles = Family::<KindLabel, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        let clusters = Gauge::default();
+        let topics = Gauge::default();
+        let leader = Gauge::default();
+        registry.register("reconciliations", "Reconciles run, by kind", reconciles.clone());
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that failed, by kind and reason",
+            failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            duration.clone(),
+        );
+        registry.register("managed_clusters", "KafkaCluster resources managed", clusters.clone());
+        registry.register("managed_topics", "Topic resources managed", topics.clone());
+        registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        Metrics {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            clusters,
+            topics,
+            leader,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Times one reconcile; `finish` records it.
+pub struct ReconcileTimer {
+    metrics: Arc<Metrics>,
+    kind: &'static str,
+    start: Instant,
+}
+
+impl Metrics {
+    pub fn start(self: &Arc<Self>, kind: &'static str) -> ReconcileTimer {
+        self.reconciles.get_or_create(&KindLabel { kind }).inc();
+        ReconcileTimer {
+            metrics: self.clone(),
+            kind,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn failure(&self, kind: &'static str, reason: &'static str) {
+        self.failures.get_or_create(&FailureLabels { kind, reason }).inc();
+    }
+
+    /// Marks the process ready (watches started).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+impl ReconcileTimer {
+    pub fn finish(self) {
+        self.metrics
+            .duration
+            .get_or_create(&KindLabel { kind: self.kind })
+            .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process ends.
+pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move { m.encode() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                if m.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+        .with_state(metrics);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app).await
+}
+
+/// Logs as JSON lines (`--log-format json`) or text, filtered by `RUST_LOG`-style `level`.
+pub fn init_logging(level: &str, json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
