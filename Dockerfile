@@ -1,4 +1,4 @@
-# Skein's container image: skein-broker and skeinctl, static, on an empty base.
+# Skein's container image: skein-broker, skeinctl and skein-operator, static, on an empty base.
 #
 #   docker build .        on a machine that can pull the Rust image: builds here
 #   make image            on one that cannot: builds on the host, then packages
@@ -12,7 +12,7 @@ COPY . .
 # glibc linked statically (crt-static) so the last stage needs no libc.
 ENV RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols"
 RUN target="$(rustc -vV | sed -n 's/^host: //p')" \
- && cargo build --release --locked --target "$target" -p skein-broker -p skeinctl \
+ && cargo build --release --locked --target "$target" -p skein-broker -p skeinctl -p skein-operator \
  && image/rootfs.sh /image/rootfs "target/$target/release"
 
 # Keep in step with image/Containerfile (e2e/test_containers.py compares them).
@@ -28,5 +28,5 @@ VOLUME /var/lib/skein
 EXPOSE 9092 9093 9644
 ENTRYPOINT ["/usr/local/bin/skein-broker"]
 LABEL org.opencontainers.image.title="skein" \
-      org.opencontainers.image.description="Skein: a Kafka-compatible broker (skein-broker, skeinctl)" \
+      org.opencontainers.image.description="Skein: a Kafka-compatible broker (skein-broker, skeinctl, skein-operator)" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -5,6 +5,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BROKER := $(TARGET_DIR)/release/skein-broker
 export SKEIN_BROKER_BIN := $(BROKER)
 export SKEINCTL_BIN := $(TARGET_DIR)/release/skeinctl
+export SKEIN_OPERATOR_BIN := $(TARGET_DIR)/release/skein-operator
 # Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
 ARGS ?=
 # The container image `make image` builds (and e2e/ runs).
@@ -21,7 +22,7 @@ cluster: build
 	SKEIN_BROKER_BIN=$(BROKER) ./scripts/local-cluster.sh
 
 build:
-	$(CARGO) build --release -p skein-broker -p skeinctl
+	$(CARGO) build --release -p skein-broker -p skeinctl -p skein-operator
 
 # The container image, FROM scratch with static binaries built here (Dockerfile
 # for `docker build .` where images can be pulled). Installs podman if missing.
@@ -34,6 +35,8 @@ print-skeinctl:
 
 test: build image
 	./scripts/setup-test-env.sh
+	./scripts/check-chart.sh
+	./e2e/k8s/build-kubernetes.sh >/dev/null
 	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 	$(MAKE) fuzz-check compat-fast

@@ -28,7 +28,7 @@ target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 triple=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps RUSTFLAGS off build scripts and proc macros, which cannot be static.
 RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" \
-  cargo build --release --locked --target "$triple" -p skein-broker -p skeinctl
+  cargo build --release --locked --target "$triple" -p skein-broker -p skeinctl -p skein-operator
 context="$target_dir/image-context"
 image/rootfs.sh "$context/rootfs" "$target_dir/$triple/release"
 cp image/Containerfile "$context/Containerfile"

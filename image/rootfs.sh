@@ -8,7 +8,7 @@ set -euo pipefail
 out=$1 bin=$2
 rm -rf "$out"
 mkdir -p "$out/usr/local/bin" "$out/etc" "$out/tmp" "$out/var/lib/skein/data"
-for b in skein-broker skeinctl; do
+for b in skein-broker skeinctl skein-operator; do
   install -m 0755 "$bin/$b" "$out/usr/local/bin/$b"
 done
 # No shell or libc files in the image: the binaries are static. These two files

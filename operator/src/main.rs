@@ -162,10 +162,14 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "policy/v1beta1"
     };
+    let version = client.apiserver_version().await?;
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap_or(0);
+    tracing::info!(version = %version.git_version, "API server");
     let settings = Settings {
         broker_image: args.broker_image.clone(),
         cluster_domain: args.cluster_domain.clone(),
         pdb_api_version: pdb_api_version.into(),
+        pvc_retention_policy: version.major == "1" && minor >= 27,
     };
     let ctx = Arc::new(context::Context::new(
         client.clone(),

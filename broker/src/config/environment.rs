@@ -13,10 +13,13 @@ pub const PREFIX: &str = "SKEIN_";
 /// inherit them).
 const NOT_PROPERTIES: &[&str] = &[
     "SKEIN_BROKER_BIN",
+    "SKEIN_BROKER_IMAGE",
     "SKEIN_BOOTSTRAP_SERVER",
     "SKEIN_CACHE",
     "SKEIN_FUZZ_SEED",
     "SKEIN_IMAGE",
+    "SKEIN_OPERATOR_BIN",
+    "SKEIN_OPERATOR_NAMESPACES",
 ];
 
 /// The property an environment variable names, Kafka-image style: after the

@@ -47,6 +47,9 @@ pub struct Settings {
     pub cluster_domain: String,
     /// `policy/v1` or, on API servers before 1.21, `policy/v1beta1`.
     pub pdb_api_version: String,
+    /// Whether the server knows StatefulSet's persistentVolumeClaimRetentionPolicy
+    /// (1.27+); older servers refuse it in an apply, and the operator deletes claims itself.
+    pub pvc_retention_policy: bool,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             broker_image: DEFAULT_IMAGE.into(),
             cluster_domain: "cluster.local".into(),
             pdb_api_version: "policy/v1".into(),
+            pvc_retention_policy: true,
         }
     }
 }
@@ -269,9 +273,12 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         automount_service_account_token: Some(false),
         ..Default::default()
     };
+    // Protocol spelled out: it is a list-map key, and servers before 1.21 refuse
+    // an applied port without it.
     let port = |name: &str, port: i32| ServicePort {
         name: Some(name.into()),
         port,
+        protocol: Some("TCP".into()),
         target_port: Some(IntOrString::String(name.into())),
         ..Default::default()
     };
@@ -321,6 +328,7 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
     let container_port = |name: &str, port: i32| ContainerPort {
         name: Some(name.into()),
         container_port: port,
+        protocol: Some("TCP".into()),
         ..Default::default()
     };
     let container = Container {
@@ -429,10 +437,11 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
                 spec: Some(pod_spec),
             },
             volume_claim_templates: Some(vec![claim]),
-            // Kubernetes 1.27+; older servers drop it and the operator deletes claims itself.
-            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
-                when_deleted: Some(spec.storage.when_deleted.as_str().into()),
-                when_scaled: Some(spec.storage.when_scaled.as_str().into()),
+            persistent_volume_claim_retention_policy: settings.pvc_retention_policy.then(|| {
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(spec.storage.when_deleted.as_str().into()),
+                    when_scaled: Some(spec.storage.when_scaled.as_str().into()),
+                }
             }),
             ..Default::default()
         }),
@@ -531,6 +540,16 @@ pub(crate) mod tests {
         assert_eq!(id.len(), 22);
         kc.metadata.uid = Some("00000000-2f4b-4a8e-9d1c-7b5e3f2a1c0d".into());
         assert_ne!(cluster_id(&kc), id);
+    }
+
+    #[test]
+    fn the_claim_retention_policy_is_left_out_for_servers_without_it() {
+        let settings = Settings {
+            pvc_retention_policy: false,
+            ..Settings::default()
+        };
+        let d = build(&fixture(), &settings);
+        assert!(d.statefulset.spec.unwrap().persistent_volume_claim_retention_policy.is_none());
     }
 
     #[test]

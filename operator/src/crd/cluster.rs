@@ -46,7 +46,8 @@ pub struct KafkaClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Broker properties by Kafka's names, checked against the broker's own table.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "super::null_as_empty")]
+    #[schemars(extend("nullable" = true))]
     pub config: BTreeMap<String, String>,
     /// The brokers' persistent volumes.
     #[serde(default)]

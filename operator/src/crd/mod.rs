@@ -11,6 +11,13 @@ pub use cluster::*;
 pub use condition::{condition, set_condition, Condition};
 pub use topic::*;
 
+/// A map that may arrive as null: server-side apply on servers before 1.22
+/// stores a map whose last key an apply removed as null, not as `{}`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::deserialize(d)?.unwrap_or_default())
+}
+
 /// The CustomResourceDefinitions as one YAML stream (`skein-operator crd`, `crds/`).
 pub fn crds_yaml() -> String {
     use kube::CustomResourceExt;

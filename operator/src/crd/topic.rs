@@ -44,7 +44,8 @@ pub struct TopicSpec {
     #[schemars(range(min = 1))]
     pub replication_factor: i16,
     /// Topic configs by Kafka's names; a key removed goes back to its default.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "super::null_as_empty")]
+    #[schemars(extend("nullable" = true))]
     pub config: BTreeMap<String, String>,
     /// Whether deleting this resource deletes the topic.
     #[serde(default)]

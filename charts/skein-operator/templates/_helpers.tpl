@@ -1,0 +1,59 @@
+{{- define "skein-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "skein-operator.labels" -}}
+app.kubernetes.io/name: skein-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "skein-operator.selector" -}}
+app.kubernetes.io/name: skein-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "skein-operator.serviceAccount" -}}
+{{- default (include "skein-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "skein-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository .Values.image.tag -}}
+{{- end -}}
+
+{{/* The rules the operator needs in a namespace it manages: nothing more. */}}
+{{- define "skein-operator.rules" -}}
+- apiGroups: ["skein.dev"]
+  resources: ["kafkaclusters", "topics"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["skein.dev"]
+  resources: ["kafkaclusters/status", "topics/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["skein.dev"]
+  resources: ["kafkaclusters/finalizers", "topics/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["services", "configmaps", "serviceaccounts"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
