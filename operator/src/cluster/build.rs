@@ -549,7 +549,12 @@ pub(crate) mod tests {
             ..Settings::default()
         };
         let d = build(&fixture(), &settings);
-        assert!(d.statefulset.spec.unwrap().persistent_volume_claim_retention_policy.is_none());
+        assert!(d
+            .statefulset
+            .spec
+            .unwrap()
+            .persistent_volume_claim_retention_policy
+            .is_none());
     }
 
     #[test]

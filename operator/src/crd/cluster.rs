@@ -13,6 +13,8 @@ pub const DEFAULT_IMAGE: &str = "localhost/skein:dev";
 
 /// A cluster of Skein brokers. Broker `node.id` is the pod ordinal; the Raft
 /// voters are ordinals `0..controllers`, so scaling never removes a voter.
+// printcolumn(...) repeats `type_ = "..."`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "skein.dev",
@@ -46,7 +48,11 @@ pub struct KafkaClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Broker properties by Kafka's names, checked against the broker's own table.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "super::null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "super::null_as_empty"
+    )]
     #[schemars(extend("nullable" = true))]
     pub config: BTreeMap<String, String>,
     /// The brokers' persistent volumes.

@@ -13,7 +13,9 @@ pub use topic::*;
 
 /// A map that may arrive as null: server-side apply on servers before 1.22
 /// stores a map whose last key an apply removed as null, not as `{}`.
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
     use serde::Deserialize;
     Ok(Option::deserialize(d)?.unwrap_or_default())
 }
@@ -42,6 +44,37 @@ mod tests {
             on_disk == crds_yaml(),
             "crds/skein.dev.yaml is stale: run `cargo run -p skein-operator -- crd > crds/skein.dev.yaml`"
         );
+    }
+
+    /// The rules API servers with CEL (1.25+) enforce at admission, evaluated here.
+    #[test]
+    fn cel_rules_refuse_a_partition_decrease_and_immutable_changes() {
+        use kube::core::cel::{validate_cel, validate_cel_update};
+        let topic: Topic = serde_yaml::from_str(
+            "apiVersion: skein.dev/v1alpha1\nkind: Topic\nmetadata: {name: t}\nspec: {cluster: c, partitions: 6, replicationFactor: 3}",
+        )
+        .unwrap();
+        let mut fewer = topic.clone();
+        fewer.spec.partitions = 4;
+        assert!(validate_cel_update(&fewer, &topic).is_err());
+        let mut more = topic.clone();
+        more.spec.partitions = 8;
+        assert!(validate_cel_update(&more, &topic).is_ok());
+        let mut moved = topic.clone();
+        moved.spec.cluster = "other".into();
+        assert!(validate_cel_update(&moved, &topic).is_err());
+
+        let kc: KafkaCluster = serde_yaml::from_str(
+            "apiVersion: skein.dev/v1alpha1\nkind: KafkaCluster\nmetadata: {name: k}\nspec: {replicas: 3, controllers: 3}",
+        )
+        .unwrap();
+        assert!(validate_cel(&kc).is_ok());
+        let mut too_few = kc.clone();
+        too_few.spec.replicas = 2;
+        assert!(validate_cel(&too_few).is_err());
+        let mut voters = kc.clone();
+        voters.spec.controllers = 1;
+        assert!(validate_cel_update(&voters, &kc).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use super::cluster::conditions_schema;
 use super::Condition;
 
 /// A Kafka topic, created, grown and configured declaratively.
+// printcolumn(...) repeats `type_ = "..."`, which clippy takes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "skein.dev",
@@ -44,7 +46,11 @@ pub struct TopicSpec {
     #[schemars(range(min = 1))]
     pub replication_factor: i16,
     /// Topic configs by Kafka's names; a key removed goes back to its default.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "super::null_as_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "super::null_as_empty"
+    )]
     #[schemars(extend("nullable" = true))]
     pub config: BTreeMap<String, String>,
     /// Whether deleting this resource deletes the topic.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use kafka_protocol::ResponseError;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
@@ -88,11 +89,10 @@ async fn current(admin: &Admin, name: &str) -> Result<Option<Current>, Error> {
     let info = match admin.describe_topics(Some(&[name.to_string()])).await {
         Ok(mut v) if !v.is_empty() => v.remove(0),
         Ok(_) => return Ok(None),
-        Err(skein_client::Error::Kafka { code, .. })
-            if code == kafka_protocol::ResponseError::UnknownTopicOrPartition =>
-        {
-            return Ok(None)
-        }
+        Err(skein_client::Error::Kafka {
+            code: ResponseError::UnknownTopicOrPartition,
+            ..
+        }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let configs = admin
@@ -190,8 +190,10 @@ async fn apply(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
                 match admin.create_topic(&t, false).await {
                     Ok(()) => ctx.event(kt, false, "Created", format!("topic {name} created")).await,
                     // Created between our look and now (another operator replica, a client): adopt it.
-                    Err(skein_client::Error::Kafka { code, .. })
-                        if code == kafka_protocol::ResponseError::TopicAlreadyExists => {}
+                    Err(skein_client::Error::Kafka {
+                        code: ResponseError::TopicAlreadyExists,
+                        ..
+                    }) => {}
                     Err(e) => return fail(&api, kt, st, "CreateFailed", e).await,
                 }
             }
@@ -317,8 +319,10 @@ async fn cleanup(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
     let admin = ctx.admin(&bootstrap).await;
     match admin.delete_topic(&name).await {
         Ok(()) => {}
-        Err(skein_client::Error::Kafka { code, .. })
-            if code == kafka_protocol::ResponseError::UnknownTopicOrPartition => {}
+        Err(skein_client::Error::Kafka {
+            code: ResponseError::UnknownTopicOrPartition,
+            ..
+        }) => {}
         Err(e) => return Err(e.into()),
     }
     tracing::info!(topic = %name, "topic deleted (deletionPolicy: Delete)");

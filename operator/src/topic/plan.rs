@@ -105,7 +105,7 @@ pub fn plan(spec: &TopicSpec, current: Option<&Current>, synced: bool) -> Plan {
 
 /// Of the Topic resources naming one Kafka topic, the one that manages it: the
 /// oldest, then by name. Entries are (creation timestamp as RFC 3339, name).
-pub fn owner<'a>(claimants: &'a [(String, String)]) -> Option<&'a str> {
+pub fn owner(claimants: &[(String, String)]) -> Option<&str> {
     claimants.iter().min().map(|(_, name)| name.as_str())
 }
 
