@@ -13,7 +13,7 @@ IMAGE ?= localhost/skein:dev
 export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build image print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench bench-operator lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -70,6 +70,12 @@ compat-fast: build
 compat: build
 	compat/librdkafka/run.py --tests-dir "$$(./scripts/build-librdkafka-tests.sh)" --set full \
 		--report docs/librdkafka-compat.md
+
+# The operator on the local API-server tier: apply-to-Ready, spec change to
+# applied, and RSS/CPU with 10 clusters and 1,000 Topics (bench-results/operator.json).
+bench-operator: build image
+	./scripts/setup-test-env.sh
+	.venv/bin/python e2e/k8s/bench_operator.py
 
 bench: build
 	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) \

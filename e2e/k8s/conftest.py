@@ -46,9 +46,11 @@ class Harness:
         self.tmp = tempfile.mkdtemp(prefix="skein-e2e-")
         self.external = os.environ.get("E2E_KUBECONFIG")
         self.cp = self.agent = self.operator = None
+        self.operators = []
 
     # -- set-up ------------------------------------------------------------
-    def start(self):
+    def start(self, drift_seconds=2):
+        self.drift_seconds = drift_seconds
         if self.external:
             self.kubeconfig = self.external
             server, token = self._external_credentials()
@@ -129,30 +131,40 @@ class Harness:
             return None
         return self.kube.wait("the operator's ServiceAccount token", token, timeout=60)
 
-    def start_operator(self):
+    def start_operator(self, identity="e2e-operator"):
+        """Starts an operator process (another one joins the leader election)."""
         kubeconfig = self.cp.kubeconfig(self.operator_token(), os.path.join(self.tmp, "operator.kubeconfig"))
-        self.operator_log = open(os.path.join(self.tmp, "operator.log"), "wb")
-        self.operator_http = free_port()
+        log = open(os.path.join(self.tmp, f"{identity}.log"), "wb")
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKEIN_")}
         env.update(KUBECONFIG=kubeconfig, RUST_LOG="info,kube=warn", POD_NAMESPACE=OPERATOR_NS)
-        self.operator = subprocess.Popen(
-            [operator_bin(), "run", f"--http-addr=127.0.0.1:{self.operator_http}", f"--broker-image={IMAGE}",
-             "--drift-interval-seconds=2", "--identity=e2e-operator"],
-            stdout=self.operator_log, stderr=subprocess.STDOUT, env=env)
+        p = subprocess.Popen(
+            [operator_bin(), "run", f"--http-addr=127.0.0.1:{port}", f"--broker-image={IMAGE}",
+             f"--drift-interval-seconds={self.drift_seconds}", f"--identity={identity}"],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
+        p.http_port, p.identity = port, identity
+        self.operators.append(p)
+        if self.operator is None:
+            self.operator = p
+        return p
 
     def operator_logs(self, tail=4000):
         if self.external:
             return self.kubectl("logs", "-n", OPERATOR_NS, f"deploy/{RELEASE}", "--tail=200", check=False)
-        with open(os.path.join(self.tmp, "operator.log"), errors="replace") as f:
-            return f.read()[-tail:]
+        out = ""
+        for p in self.operators:
+            with open(os.path.join(self.tmp, f"{p.identity}.log"), errors="replace") as f:
+                out += f"[{p.identity}]\n" + f.read()[-tail:]
+        return out
 
     def close(self):
-        if self.operator is not None:
-            self.operator.send_signal(signal.SIGTERM)
-            try:
-                self.operator.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
+        for p in self.operators:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         if self.agent is not None:
             self.agent.close()
         if self.cp is not None:
@@ -193,6 +205,11 @@ class Harness:
         except AssertionError as e:
             raise AssertionError(f"{e}\n--- operator log:\n{self.operator_logs()}\n--- agent errors: "
                                  f"{(self.agent.errors[-5:] if self.agent else '')}") from None
+
+    def operator_metrics(self, p):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/metrics", timeout=5) as r:
+            return r.read().decode()
 
     def events(self, ns, name):
         evs = self.kube.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events")["items"]

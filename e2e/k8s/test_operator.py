@@ -235,3 +235,32 @@ def test_deleting_a_cluster_removes_its_objects_and_volumes_follow_the_policy(k8
                   and not [s for s in k8s.kube.get(f"/api/v1/namespaces/{ns}/services")["items"]]
                   and not k8s.kube.get(f"/api/v1/namespaces/{ns}/pods")["items"], timeout=90)
     k8s.kube.wait("the Delete cluster's claim deleted", lambda: claims() == {"data-kept-0"}, timeout=60)
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.mark.skipif("E2E_KUBECONFIG" in __import__("os").environ, reason="processes of the local tier")
+def test_two_operators_elect_one_leader_and_the_standby_takes_over(k8s, demo):
+    ns, kc = demo
+    first = k8s.operator
+    text = k8s.operator_metrics(first)
+    assert metric(text, "skein_operator_leader") == 1
+    assert metric(text, "skein_operator_managed_clusters") >= 1
+    assert 'skein_operator_reconciliations_total{kind="KafkaCluster"}' in text
+    second = k8s.start_operator("e2e-operator-2")
+    k8s.kube.wait("the second operator up", lambda: metric(k8s.operator_metrics(second), "skein_operator_leader") == 0)
+    lease = k8s.kube.get("/apis/coordination.k8s.io/v1/namespaces/skein-system/leases/skein-operator")
+    assert lease["spec"]["holderIdentity"] == "e2e-operator"
+    first.kill()
+    first.wait()
+    k8s.kube.wait("the standby leading", lambda: metric(k8s.operator_metrics(second), "skein_operator_leader") == 1,
+                  timeout=40)
+    k8s.operator = second
+    # The new leader reconciles: a Topic made now becomes Ready.
+    k8s.apply(topic(ns, "after-failover", 1))
+    k8s.wait_condition("topics", ns, "after-failover", "Ready")

@@ -22,6 +22,8 @@ pub struct Context {
     /// How often a Ready topic is compared with the cluster (drift check).
     pub drift_interval: Duration,
     admins: Mutex<HashMap<String, Arc<Admin>>>,
+    /// Consecutive failed reconciles per object, for the retry backoff.
+    failures: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -43,6 +45,7 @@ impl Context {
             metrics,
             drift_interval,
             admins: Mutex::new(HashMap::new()),
+            failures: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -62,6 +65,19 @@ impl Context {
                 ))
             })
             .clone()
+    }
+
+    /// The delay before retrying `key` after one more failure: 2 s doubling to 5 minutes.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_secs(2u64.saturating_mul(1 << (*n - 1).min(8)).min(300))
+    }
+
+    /// Clears `key`'s failures after a reconcile that succeeded.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
     /// Forgets a cluster's admin client (the cluster is gone).

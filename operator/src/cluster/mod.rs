@@ -36,6 +36,7 @@ pub const FINALIZER: &str = "skein.dev/cluster";
 pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.metrics.start("KafkaCluster");
     let ns = kc.namespace().unwrap_or_default();
+    let name = kc.name_any();
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, kc, |event| async {
         match event {
@@ -47,14 +48,34 @@ pub async fn reconcile(kc: Arc<KafkaCluster>, ctx: Arc<Context>) -> Result<Actio
     .await
     .map_err(Error::from);
     timer.finish();
+    let key = format!("KafkaCluster/{ns}/{name}");
+    match &result {
+        Ok(_) => ctx.succeeded(&key),
+        Err(e) => report_failure(&api, &name, e).await,
+    }
     result
+}
+
+/// A failed reconcile shows on the resource: `Reconciling=True` with the error's category.
+async fn report_failure(api: &Api<KafkaCluster>, name: &str, e: &Error) {
+    let Ok(Some(kc)) = api.get_opt(name).await else { return };
+    let mut st = kc.status.clone().unwrap_or_default();
+    let g = kc.metadata.generation;
+    crate::crd::set_condition(
+        &mut st.conditions,
+        crate::crd::condition("Reconciling", true, e.reason(), e.to_string(), g),
+    );
+    if let Err(e) = write_status(api, name, &st).await {
+        tracing::debug!(cluster = %name, "cannot report the failure in status: {e}");
+    }
 }
 
 /// What the controller does after a failed reconcile: count it, back off.
 pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure("KafkaCluster", error.reason());
     tracing::warn!(cluster = %kc.name_any(), namespace = %kc.namespace().unwrap_or_default(), reason = error.reason(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(5))
+    let key = format!("KafkaCluster/{}/{}", kc.namespace().unwrap_or_default(), kc.name_any());
+    Action::requeue(ctx.backoff(&key))
 }
 
 async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {

@@ -31,6 +31,7 @@ pub const FINALIZER: &str = "skein.dev/topic";
 /// Reconciles one Topic.
 pub async fn reconcile(kt: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Error> {
     let timer = ctx.metrics.start("Topic");
+    let key = format!("Topic/{}/{}", kt.namespace().unwrap_or_default(), kt.name_any());
     let api: Api<Topic> = Api::namespaced(ctx.client.clone(), &kt.namespace().unwrap_or_default());
     let result = finalizer(&api, FINALIZER, kt, |event| async {
         match event {
@@ -42,6 +43,9 @@ pub async fn reconcile(kt: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Erro
     .await
     .map_err(Error::from);
     timer.finish();
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
     result
 }
 
@@ -49,7 +53,8 @@ pub async fn reconcile(kt: Arc<Topic>, ctx: Arc<Context>) -> Result<Action, Erro
 pub fn error_policy(kt: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failure("Topic", error.reason());
     tracing::warn!(topic = %kt.name_any(), namespace = %kt.namespace().unwrap_or_default(), reason = error.reason(), "reconcile failed: {error}");
-    Action::requeue(Duration::from_secs(5))
+    let key = format!("Topic/{}/{}", kt.namespace().unwrap_or_default(), kt.name_any());
+    Action::requeue(ctx.backoff(&key))
 }
 
 /// The resource's cluster, if it exists and is not being deleted.
