@@ -207,9 +207,13 @@ class Harness:
                                  f"{(self.agent.errors[-5:] if self.agent else '')}") from None
 
     def operator_metrics(self, p):
+        """The operator's /metrics text, or "" while it does not answer yet."""
         import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/metrics", timeout=5) as r:
-            return r.read().decode()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/metrics", timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            return ""
 
     def events(self, ns, name):
         evs = self.kube.get(f"/apis/events.k8s.io/v1/namespaces/{ns}/events")["items"]

@@ -145,7 +145,9 @@ def test_a_topic_is_created_grown_placed_by_the_rule_and_kept_as_declared(k8s, d
         r = ConfigResource("topic", "orders")
         return a.describe_configs([r])[r].result(10)["retention.ms"].value
     k8s.kube.wait("retention.ms reverted", lambda: retention() == "3600000", timeout=30)
-    assert k8s.condition(k8s.get("topics", ns, "orders"), "DriftReverted")["status"] == "True"
+    # The status is written just after the revert.
+    k8s.kube.wait("DriftReverted condition",
+                  lambda: (k8s.condition(k8s.get("topics", ns, "orders"), "DriftReverted") or {}).get("status") == "True")
     assert any(e["reason"] == "DriftReverted" for e in k8s.events(ns, "orders"))
 
     # A key removed from the spec goes back to its default.
