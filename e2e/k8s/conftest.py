@@ -137,7 +137,7 @@ class Harness:
         log = open(os.path.join(self.tmp, f"{identity}.log"), "wb")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKEIN_")}
-        env.update(KUBECONFIG=kubeconfig, RUST_LOG="info,kube=warn", POD_NAMESPACE=OPERATOR_NS)
+        env.update(KUBECONFIG=kubeconfig, RUST_LOG="info,kube=warn,kube_client=error", POD_NAMESPACE=OPERATOR_NS)
         p = subprocess.Popen(
             [operator_bin(), "run", f"--http-addr=127.0.0.1:{port}", f"--broker-image={IMAGE}",
              f"--drift-interval-seconds={self.drift_seconds}", f"--identity={identity}"],
