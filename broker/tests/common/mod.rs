@@ -19,7 +19,20 @@ pub struct BrokerProcess {
 }
 
 impl BrokerProcess {
+    /// Starts a broker on a free port. Tests run in parallel and some open
+    /// thousands of connections, so the port picked can be taken (by another
+    /// test's client socket) before the broker binds it: then the broker exits
+    /// and this tries again on another port.
     pub fn start(extra: &[&str]) -> BrokerProcess {
+        for _ in 0..5 {
+            if let Some(b) = Self::try_start(extra) {
+                return b;
+            }
+        }
+        panic!("broker did not start on any of 5 ports");
+    }
+
+    fn try_start(extra: &[&str]) -> Option<BrokerProcess> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein-broker"));
@@ -36,13 +49,16 @@ impl BrokerProcess {
             cmd.arg("--set").arg(e);
         }
         let child = cmd.spawn().expect("spawn broker");
-        let b = BrokerProcess { child, port, dir };
+        let mut b = BrokerProcess { child, port, dir };
         let t0 = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !listening(port) {
+            if !b.alive() {
+                return None;
+            }
             assert!(t0.elapsed() < Duration::from_secs(20), "broker did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        b
+        Some(b)
     }
 
     pub fn connect(&self) -> Client {
@@ -65,6 +81,16 @@ impl Drop for BrokerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Whether something listens on 127.0.0.1:`port`. A connect from an ephemeral
+/// port equal to `port` itself "succeeds" (TCP simultaneous open with itself),
+/// so a connection to ourselves does not count.
+pub fn listening(port: u16) -> bool {
+    match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s.local_addr().ok() != s.peer_addr().ok(),
+        Err(_) => false,
     }
 }
 

@@ -87,7 +87,8 @@ impl Cluster {
         }
         let t0 = Instant::now();
         for p in &ports {
-            while TcpStream::connect(("127.0.0.1", *p)).is_err() {
+            // A connect from an ephemeral port equal to *p reaches itself: not the broker.
+            while !TcpStream::connect(("127.0.0.1", *p)).is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok()) {
                 assert!(
                     t0.elapsed() < Duration::from_secs(60),
                     "broker on port {p} did not start"
