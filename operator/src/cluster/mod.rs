@@ -116,7 +116,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
 
     // Observe, then write status.
     let names = Names::new(kc, &ctx.settings.cluster_domain);
-    let observed = observe(kc, ctx, &names).await?;
+    let observed = observe(ctx, &names).await?;
     let st = status::next_status(
         kc,
         &observed,
@@ -172,7 +172,7 @@ async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
 }
 
 /// The pods and, when any broker is ready, what the brokers report.
-async fn observe(kc: &KafkaCluster, ctx: &Context, names: &Names) -> Result<status::Observed, Error> {
+async fn observe(ctx: &Context, names: &Names) -> Result<status::Observed, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let mut observed = status::Observed::default();
     let prefix = format!("{}-", names.name);
@@ -220,7 +220,6 @@ async fn observe(kc: &KafkaCluster, ctx: &Context, names: &Names) -> Result<stat
             Err(_) => tracing::info!(cluster = %names.name, "brokers did not answer within 5 s"),
         }
     }
-    let _ = kc;
     Ok(observed)
 }
 
