@@ -72,7 +72,7 @@ impl Context {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = f.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        Duration::from_secs(2u64.saturating_mul(1 << (*n - 1).min(8)).min(300))
+        backoff_after(*n)
     }
 
     /// Clears `key`'s failures after a reconcile that succeeded.
@@ -97,5 +97,23 @@ impl Context {
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(object = %obj.meta().name.clone().unwrap_or_default(), "cannot publish event {reason}: {e}");
         }
+    }
+}
+
+/// The retry delay after `failures` consecutive failures (1 or more): 2 s doubling, at most 5 minutes.
+fn backoff_after(failures: u32) -> Duration {
+    Duration::from_secs(2u64.saturating_mul(1 << failures.saturating_sub(1).min(8)).min(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_after;
+    use std::time::Duration;
+
+    #[test]
+    fn retries_back_off_from_two_seconds_to_five_minutes() {
+        let delays: Vec<u64> = (1..=10).map(|n| backoff_after(n).as_secs()).collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff_after(u32::MAX), Duration::from_secs(300));
     }
 }

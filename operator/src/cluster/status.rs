@@ -230,6 +230,17 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_cluster_says_so_and_keeps_the_rest_of_its_status() {
+        let mut kc = fixture();
+        kc.status = Some(phase_after(&kc, &[true, true, true]));
+        let st = paused_status(&kc);
+        assert_eq!(st.phase.as_deref(), Some("Paused"));
+        let r = st.conditions.iter().find(|c| c.type_ == "Reconciling").unwrap();
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("False", "Paused"));
+        assert_eq!(st.ready_replicas, 3);
+    }
+
+    #[test]
     fn an_invalid_spec_sets_ready_false_with_the_reason() {
         let st = invalid_status(&fixture(), &["config: unknown".into()]);
         let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
