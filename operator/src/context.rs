@@ -21,6 +21,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// How often a Ready topic is compared with the cluster (drift check).
     pub drift_interval: Duration,
+    /// How long moves in flight may go without progress before a scale is reported stalled.
+    pub stall_after: jiff::SignedDuration,
     admins: Mutex<HashMap<String, Arc<Admin>>>,
     /// Consecutive failed reconciles per object, for the retry backoff.
     failures: std::sync::Mutex<HashMap<String, u32>>,
@@ -32,6 +34,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         drift_interval: Duration,
+        stall_after: jiff::SignedDuration,
         instance: String,
     ) -> Self {
         let reporter = Reporter {
@@ -44,6 +47,7 @@ impl Context {
             settings,
             metrics,
             drift_interval,
+            stall_after,
             admins: Mutex::new(HashMap::new()),
             failures: std::sync::Mutex::new(HashMap::new()),
         }

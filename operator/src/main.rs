@@ -70,6 +70,10 @@ struct RunArgs {
     /// Seconds between checks of a Ready topic against its resource (drift).
     #[arg(long, default_value_t = 60)]
     drift_interval_seconds: u64,
+    /// Seconds partition moves in flight may go without progress before the
+    /// scale is reported as stalled (it is waited on, never skipped).
+    #[arg(long, default_value_t = 300)]
+    stall_seconds: u64,
     /// Elect a leader through a Lease, so replicas can run side by side.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -176,6 +180,7 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         settings,
         metrics.clone(),
         Duration::from_secs(args.drift_interval_seconds.max(1)),
+        jiff::SignedDuration::from_secs(args.stall_seconds.max(1) as i64),
         identity.clone(),
     ));
 

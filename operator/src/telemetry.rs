@@ -21,6 +21,12 @@ struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    namespace: String,
+    cluster: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     kind: &'static str,
     reason: &'static str,
@@ -38,6 +44,9 @@ pub struct Metrics {
     pub topics: Gauge,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
+    scaling_bytes_left: Family<ClusterLabels, Gauge>,
+    scaling_partitions_left: Family<ClusterLabels, Gauge>,
+    scaling_stalled: Family<ClusterLabels, Gauge>,
     ready: AtomicBool,
 }
 
@@ -66,6 +75,24 @@ impl Default for Metrics {
         registry.register("managed_clusters", "KafkaCluster resources managed", clusters.clone());
         registry.register("managed_topics", "Topic resources managed", topics.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        let scaling_bytes_left = Family::<ClusterLabels, Gauge>::default();
+        let scaling_partitions_left = Family::<ClusterLabels, Gauge>::default();
+        let scaling_stalled = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "scaling_bytes_left",
+            "Bytes the partition moves of a scale still copy",
+            scaling_bytes_left.clone(),
+        );
+        registry.register(
+            "scaling_partitions_left",
+            "Partition moves of a scale not done yet",
+            scaling_partitions_left.clone(),
+        );
+        registry.register(
+            "scaling_stalled",
+            "1 while a scale's moves in flight make no progress",
+            scaling_stalled.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -74,6 +101,9 @@ impl Default for Metrics {
             clusters,
             topics,
             leader,
+            scaling_bytes_left,
+            scaling_partitions_left,
+            scaling_stalled,
             ready: AtomicBool::new(false),
         }
     }
@@ -98,6 +128,21 @@ impl Metrics {
 
     pub fn failure(&self, kind: &'static str, reason: &'static str) {
         self.failures.get_or_create(&FailureLabels { kind, reason }).inc();
+    }
+
+    /// Publishes a cluster's scaling progress.
+    pub fn scaling(&self, namespace: &str, cluster: &str, st: &crate::crd::ScalingStatus) {
+        let l = ClusterLabels {
+            namespace: namespace.into(),
+            cluster: cluster.into(),
+        };
+        self.scaling_bytes_left
+            .get_or_create(&l)
+            .set((st.bytes_total - st.bytes_done).max(0));
+        self.scaling_partitions_left
+            .get_or_create(&l)
+            .set((st.partitions_total - st.partitions_done).max(0));
+        self.scaling_stalled.get_or_create(&l).set(i64::from(st.stalled));
     }
 
     /// Marks the process ready (watches started).

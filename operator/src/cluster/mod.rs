@@ -6,6 +6,7 @@
 //! volume unless the spec's storage policy says so.
 
 pub mod build;
+pub mod scale;
 pub mod status;
 pub mod validate;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -21,6 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
+use skein_client::{AlterOp, ConfigResource};
 
 use crate::context::Context;
 use crate::crd::{KafkaCluster, KafkaClusterStatus, VolumePolicy};
@@ -29,6 +32,8 @@ use build::{Names, FIELD_MANAGER};
 
 /// Annotation that pauses reconciliation of one cluster (`"true"`).
 pub const PAUSE_ANNOTATION: &str = "skein.dev/paused";
+/// Annotation that cancels the reassignments of a scale in progress and holds it (`"true"`).
+pub const CANCEL_SCALING_ANNOTATION: &str = "skein.dev/cancel-scaling";
 /// Finalizer that lets the operator apply the volume policy when a cluster is deleted.
 pub const FINALIZER: &str = "skein.dev/cluster";
 
@@ -102,8 +107,65 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
+    // Observe: the StatefulSet's size now, the pods, the claims, the brokers.
+    let names = Names::new(kc, &ctx.settings.cluster_domain);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = statefulsets
+        .get_opt(&names.name)
+        .await?
+        .and_then(|s| s.spec.and_then(|s| s.replicas));
+    let previous = kc.status.as_ref().and_then(|s| s.scaling.clone());
+    let scaling = current.is_some_and(|n| n != kc.spec.replicas) || previous.as_ref().is_some_and(scale::active);
+    let observed = observe(ctx, &names, scaling).await?;
+    let claims = claim_ordinals(ctx, &names).await?;
+
+    // Decide the next scaling step (pure), then act.
+    let pods: Vec<(i32, bool)> = observed.pods.iter().map(|p| (p.0, p.2)).collect();
+    let decision = scale::decide(&scale::Input {
+        target: kc.spec.replicas,
+        generation: kc.metadata.generation.unwrap_or(0),
+        statefulset: current,
+        pods: &pods,
+        brokers: observed.view.as_ref(),
+        claims: &claims,
+        delete_claims: kc.spec.storage.when_scaled == VolumePolicy::Delete,
+        max_moves_in_flight: kc.spec.rebalance.max_moves_in_flight.max(1) as usize,
+        throttle: kc.spec.rebalance.throttle_bytes_per_second.max(1),
+        cancel: kc.annotations().get(CANCEL_SCALING_ANNOTATION).map(String::as_str) == Some("true"),
+        previous: previous.as_ref(),
+        now: jiff::Timestamp::now(),
+        stall_after: ctx.stall_after,
+    });
+    let st = |decision: &scale::Decision| {
+        status::next_status(
+            kc,
+            &observed,
+            decision.statefulset_replicas,
+            decision.status.clone(),
+            names.bootstrap_servers(),
+            build::cluster_id(kc),
+            names.selector_string(),
+        )
+    };
+    if decision.statefulset_replicas > current.unwrap_or(kc.spec.replicas) {
+        // Recorded before the StatefulSet grows: a restart then knows the new
+        // brokers are a scale-up whose partitions must move.
+        write_status(&api, &name, &st(&decision)).await?;
+    }
+    if let Some(sc) = &decision.status {
+        ctx.metrics.scaling(&ns, &name, sc);
+    }
+    if let Some((warning, reason, note)) = &decision.event {
+        tracing::info!(cluster = %name, namespace = %ns, reason, "{note}");
+        ctx.event(kc, *warning, reason, note.clone()).await;
+    }
+    execute(ctx, kc, &names, &decision).await?;
+
     // Build, then apply every object under one field manager.
-    let desired = build::build(kc, &ctx.settings);
+    let mut desired = build::build(kc, &ctx.settings);
+    if let Some(spec) = desired.statefulset.spec.as_mut() {
+        spec.replicas = Some(decision.statefulset_replicas);
+    }
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let mut keep: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for obj in desired.objects() {
@@ -114,16 +176,7 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     }
     delete_unneeded(ctx, kc, &keep).await?;
 
-    // Observe, then write status.
-    let names = Names::new(kc, &ctx.settings.cluster_domain);
-    let observed = observe(ctx, &names).await?;
-    let st = status::next_status(
-        kc,
-        &observed,
-        names.bootstrap_servers(),
-        build::cluster_id(kc),
-        names.selector_string(),
-    );
+    let st = st(&decision);
     let old_phase = kc.status.as_ref().and_then(|s| s.phase.clone());
     if st.phase != old_phase {
         let phase = st.phase.clone().unwrap_or_default();
@@ -143,9 +196,102 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .await;
         tracing::info!(cluster = %name, namespace = %ns, %phase, "phase changed");
     }
-    let ready = st.phase.as_deref() == Some("Ready");
+    let settled = st.phase.as_deref() == Some("Ready") && !st.scaling.as_ref().is_some_and(scale::active);
     write_status(&api, &name, &st).await?;
-    Ok(Action::requeue(Duration::from_secs(if ready { 60 } else { 5 })))
+    Ok(Action::requeue(Duration::from_secs(if settled { 60 } else { 5 })))
+}
+
+/// Carries out one scaling decision's steps against the brokers and the API server.
+async fn execute(ctx: &Context, kc: &KafkaCluster, names: &Names, decision: &scale::Decision) -> Result<(), Error> {
+    if decision.steps.is_empty() {
+        return Ok(());
+    }
+    let admin = ctx.admin(&names.bootstrap_servers()).await;
+    let plan_id = decision.status.as_ref().map(|s| s.plan_id.clone()).unwrap_or_default();
+    let cluster = &names.name;
+    let throttle_keys = [
+        "leader.replication.throttled.rate",
+        "follower.replication.throttled.rate",
+    ];
+    for step in &decision.steps {
+        match step {
+            scale::Step::Reassign(moves) => {
+                for (t, p, target) in moves {
+                    tracing::info!(%cluster, plan = %plan_id, topic = %t, partition = p, ?target, "reassigning partition");
+                }
+                let changes: Vec<(String, i32, Option<Vec<i32>>)> =
+                    moves.iter().map(|(t, p, r)| (t.clone(), *p, Some(r.clone()))).collect();
+                for ((t, p), r) in admin.alter_partition_reassignments(&changes).await? {
+                    if let Err(e) = r {
+                        tracing::warn!(%cluster, topic = %t, partition = p, "reassignment refused: {e}");
+                    }
+                }
+            }
+            scale::Step::Cancel(keys) => {
+                tracing::info!(%cluster, plan = %plan_id, moves = keys.len(), "cancelling reassignments");
+                let changes: Vec<(String, i32, Option<Vec<i32>>)> =
+                    keys.iter().map(|(t, p)| (t.clone(), *p, None)).collect();
+                admin.alter_partition_reassignments(&changes).await?;
+            }
+            scale::Step::SetThrottle(rate) => {
+                let ops: Vec<AlterOp> = throttle_keys
+                    .iter()
+                    .map(|k| AlterOp::Set(k.to_string(), rate.to_string()))
+                    .collect();
+                admin
+                    .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+                    .await?;
+            }
+            scale::Step::ClearThrottle => {
+                let ops: Vec<AlterOp> = throttle_keys.iter().map(|k| AlterOp::Delete(k.to_string())).collect();
+                admin
+                    .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+                    .await?;
+            }
+            scale::Step::ElectPreferredLeaders => {
+                for ((t, p), r) in admin.elect_leaders(true, None).await? {
+                    if let Err(e) = r {
+                        tracing::debug!(%cluster, topic = %t, partition = p, "preferred leader not elected: {e}");
+                    }
+                }
+            }
+            scale::Step::Unregister(ids) => {
+                for id in ids {
+                    tracing::info!(%cluster, plan = %plan_id, broker = id, "unregistering broker");
+                    admin.unregister_broker(*id).await?;
+                }
+            }
+            scale::Step::DeleteClaims(ordinals) => {
+                let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+                for o in ordinals {
+                    let claim = format!("data-{}", names.pod(*o));
+                    tracing::info!(%cluster, %claim, "deleting volume (storage.whenScaled: Delete)");
+                    match pvcs.delete(&claim, &DeleteParams::default()).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(e)) if e.code == 404 => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+    let _ = kc;
+    Ok(())
+}
+
+/// Ordinals of this cluster's volume claims (`data-NAME-ORDINAL`).
+async fn claim_ordinals(ctx: &Context, names: &Names) -> Result<Vec<i32>, Error> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let prefix = format!("data-{}-", names.name);
+    let mut out: Vec<i32> = pvcs
+        .list(&ListParams::default().labels(&names.selector_string()))
+        .await?
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter_map(|c| c.name_any().strip_prefix(&prefix).and_then(|o| o.parse().ok()))
+        .collect();
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// A deleted cluster: owner references take its objects; the claims follow the policy.
@@ -171,8 +317,9 @@ async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// The pods and, when any broker is ready, what the brokers report.
-async fn observe(ctx: &Context, names: &Names) -> Result<status::Observed, Error> {
+/// The pods and, when any broker is ready, what the brokers report; with
+/// `scaling`, also reassignments in flight and the bytes each broker holds.
+async fn observe(ctx: &Context, names: &Names, scaling: bool) -> Result<status::Observed, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
     let mut observed = status::Observed::default();
     let prefix = format!("{}-", names.name);
@@ -197,30 +344,71 @@ async fn observe(ctx: &Context, names: &Names) -> Result<status::Observed, Error
     observed.pods.sort();
     if observed.pods.iter().any(|p| p.2) {
         let admin = ctx.admin(&names.bootstrap_servers()).await;
-        let ask = async {
-            let cluster = admin.describe_cluster().await?;
-            let topics = admin.describe_topics(None).await?;
-            Ok::<_, skein_client::Error>((cluster, topics))
-        };
-        match tokio::time::timeout(Duration::from_secs(5), ask).await {
-            Ok(Ok((cluster, topics))) => {
-                observed.registered = Some(cluster.brokers.iter().map(|b| b.id).collect());
+        match tokio::time::timeout(Duration::from_secs(10), brokers(&admin, scaling)).await {
+            Ok(Ok(view)) => {
+                observed.registered = Some(view.registered.keys().copied().collect());
                 let mut counts: BTreeMap<i32, (i32, i32)> = BTreeMap::new();
-                for p in topics.iter().flat_map(|t| t.partitions.iter()) {
-                    counts.entry(p.leader).or_default().0 += 1;
-                    if p.under_replicated() {
-                        for r in &p.replicas {
-                            counts.entry(*r).or_default().1 += 1;
+                for (key, leader) in &view.leaders {
+                    counts.entry(*leader).or_default().0 += 1;
+                    let replicas = view.assignments.get(&key.0).and_then(|ps| ps.get(key.1 as usize));
+                    let isr = view.isr.get(key);
+                    if let (Some(r), Some(isr)) = (replicas, isr) {
+                        if isr.len() < r.len() {
+                            for b in r {
+                                counts.entry(*b).or_default().1 += 1;
+                            }
                         }
                     }
                 }
                 observed.partitions = Some(counts);
+                observed.view = Some(view);
             }
             Ok(Err(e)) => tracing::info!(cluster = %names.name, "brokers not answering yet: {e}"),
-            Err(_) => tracing::info!(cluster = %names.name, "brokers did not answer within 5 s"),
+            Err(_) => tracing::info!(cluster = %names.name, "brokers did not answer within 10 s"),
         }
     }
     Ok(observed)
+}
+
+/// What the brokers report for status and scaling.
+async fn brokers(admin: &skein_client::Admin, scaling: bool) -> Result<scale::BrokerView, skein_client::Error> {
+    let cluster = admin.describe_cluster().await?;
+    let topics = admin.describe_topics(None).await?;
+    let mut view = scale::BrokerView {
+        registered: cluster.brokers.iter().map(|b| (b.id, b.fenced)).collect(),
+        ..Default::default()
+    };
+    for t in &topics {
+        let mut replicas = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let key = (t.name.clone(), p.partition);
+            view.isr.insert(key.clone(), p.isr.clone());
+            view.leaders.insert(key, p.leader);
+            replicas.push(p.replicas.clone());
+        }
+        view.assignments.insert(t.name.clone(), replicas);
+    }
+    if scaling {
+        for r in admin.list_partition_reassignments().await? {
+            let target = r.replicas.iter().copied().filter(|b| !r.removing.contains(b)).collect();
+            view.ongoing.insert(
+                (r.topic, r.partition),
+                scale::InFlight {
+                    target,
+                    adding: r.adding,
+                },
+            );
+        }
+        for b in cluster.brokers.iter().filter(|b| !b.fenced) {
+            for ((t, p), size) in admin.describe_log_dirs(b.id).await? {
+                let size = size.max(0) as u64;
+                let s = view.sizes.entry((t.clone(), p)).or_insert(0);
+                *s = (*s).max(size);
+                view.held.insert((b.id, t, p), size);
+            }
+        }
+    }
+    Ok(view)
 }
 
 /// Deletes Services and ConfigMaps of this cluster that the spec no longer needs.

@@ -1,6 +1,6 @@
 //! The status of a KafkaCluster from what was observed: pure.
 
-use crate::crd::{condition, set_condition, BrokerStatus, KafkaCluster, KafkaClusterStatus};
+use crate::crd::{condition, set_condition, BrokerStatus, KafkaCluster, KafkaClusterStatus, ScalingStatus};
 
 /// What the reconciler saw of the running cluster.
 #[derive(Debug, Clone, Default)]
@@ -12,12 +12,18 @@ pub struct Observed {
     pub partitions: Option<std::collections::BTreeMap<i32, (i32, i32)>>,
     /// Broker ids registered with the quorum, when known.
     pub registered: Option<Vec<i32>>,
+    /// What the brokers reported, when they could be asked.
+    pub view: Option<crate::cluster::scale::BrokerView>,
 }
 
-/// The next status: phase, the three conditions, counts and per-broker rows.
+/// The next status: phase, the four conditions, counts and per-broker rows.
+/// `want` is the brokers the StatefulSet runs now (during a scale-down, more
+/// than `spec.replicas` until the drain is done); `scaling` the change under way.
 pub fn next_status(
     kc: &KafkaCluster,
     observed: &Observed,
+    want: i32,
+    scaling: Option<ScalingStatus>,
     bootstrap: String,
     cluster_id: String,
     selector: String,
@@ -50,7 +56,6 @@ pub fn next_status(
         })
         .collect();
 
-    let want = kc.spec.replicas;
     let under_replicated: i32 = st.brokers.iter().filter_map(|b| b.under_replicated).sum();
     let all_registered = observed
         .registered
@@ -68,6 +73,16 @@ pub fn next_status(
         ("Degraded", format!("{} of {want} brokers ready", st.ready_replicas))
     } else {
         ("Reconciling", String::new())
+    };
+    let scaling_active = scaling.as_ref().is_some_and(|s| {
+        crate::cluster::scale::active(s)
+            && s.phase != crate::cluster::scale::REFUSED
+            && s.phase != crate::cluster::scale::CANCELLED
+    });
+    let phase = if scaling_active && phase != "Degraded" {
+        "Scaling"
+    } else {
+        phase
     };
     let g = generation;
     let ready_msg = format!("{} of {want} brokers ready", st.ready_replicas);
@@ -117,6 +132,19 @@ pub fn next_status(
             g,
         ),
     );
+    let (scaling_true, reason, message) = match &scaling {
+        Some(s) if s.stalled => (true, "ReassignmentStalled", s.message.clone()),
+        Some(s) if s.phase == crate::cluster::scale::REFUSED => (false, "ScaleDownRefused", s.message.clone()),
+        Some(s) if s.phase == crate::cluster::scale::CANCELLED => (false, "Cancelled", s.message.clone()),
+        Some(s) if crate::cluster::scale::active(s) => (true, s.phase.as_str(), s.message.clone()),
+        Some(s) => (false, "Completed", format!("{} -> {} brokers", s.from, s.to)),
+        None => (false, "Stable", String::new()),
+    };
+    set_condition(
+        &mut st.conditions,
+        condition("Scaling", scaling_true, reason, message, g),
+    );
+    st.scaling = scaling;
     st.phase = Some(phase.into());
     st
 }
@@ -181,11 +209,20 @@ mod tests {
                 .collect(),
             partitions: None,
             registered: None,
+            view: None,
         }
     }
 
     fn phase_after(kc: &KafkaCluster, ready: &[bool]) -> KafkaClusterStatus {
-        next_status(kc, &observe(ready), "b:9092".into(), "id".into(), "s".into())
+        next_status(
+            kc,
+            &observe(ready),
+            kc.spec.replicas,
+            None,
+            "b:9092".into(),
+            "id".into(),
+            "s".into(),
+        )
     }
 
     #[test]
@@ -213,7 +250,7 @@ mod tests {
         let kc = fixture();
         let mut o = observe(&[true, true, true]);
         o.partitions = Some([(0, (3, 0)), (1, (3, 2)), (2, (3, 0))].into());
-        let st = next_status(&kc, &o, "b".into(), "i".into(), "s".into());
+        let st = next_status(&kc, &o, kc.spec.replicas, None, "b".into(), "i".into(), "s".into());
         assert_eq!(st.phase.as_deref(), Some("Degraded"));
         assert_eq!(st.brokers[1].under_replicated, Some(2));
         assert_eq!(st.brokers[1].partitions_led, Some(3));

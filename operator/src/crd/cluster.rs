@@ -203,6 +203,50 @@ pub struct KafkaClusterStatus {
     pub bootstrap_servers: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// The last or current change of the broker count, with its reassignment progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingStatus>,
+}
+
+/// One change of the broker count: where it stands, and how much data it moves.
+/// Everything here can be recomputed from the cluster except the target and the
+/// progress already reported, so an operator restarted mid-way carries on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingStatus {
+    /// AddingBrokers, Rebalancing, Draining, RemovingBrokers, Unregistering,
+    /// ReleasingVolumes, ElectingLeaders, Completed, Refused or Cancelled.
+    pub phase: String,
+    /// Brokers when the change started.
+    pub from: i32,
+    /// Brokers wanted.
+    pub to: i32,
+    /// The plan's identity: `FROM-to-TO-gGENERATION`.
+    pub plan_id: String,
+    /// Partition moves of the plan, done and still in flight.
+    #[serde(default)]
+    pub partitions_total: i64,
+    #[serde(default)]
+    pub partitions_done: i64,
+    #[serde(default)]
+    pub partitions_in_flight: i64,
+    /// Bytes the moves copy, and copied so far (never decreases).
+    #[serde(default)]
+    pub bytes_total: i64,
+    #[serde(default)]
+    pub bytes_done: i64,
+    /// Bytes left over the replication throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_seconds_left: Option<i64>,
+    /// When progress last moved (a move that does not is reported as stalled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_progress_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// True while moves are in flight and none progressed for the stall period.
+    #[serde(default)]
+    pub stalled: bool,
+    /// What the change waits for, or why it is refused.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// One broker as the operator last saw it.
