@@ -82,7 +82,7 @@ class Harness:
             "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
             "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "Immediate",
             "allowVolumeExpansion": True})
-        for i in range(24):
+        for i in range(32):
             path = os.path.join(self.tmp, "volumes", f"pv-{i}")
             os.makedirs(path, exist_ok=True)
             self.kube.post("/api/v1/persistentvolumes", {
@@ -134,7 +134,7 @@ class Harness:
     def start_operator(self, identity="e2e-operator"):
         """Starts an operator process (another one joins the leader election)."""
         kubeconfig = self.cp.kubeconfig(self.operator_token(), os.path.join(self.tmp, "operator.kubeconfig"))
-        log = open(os.path.join(self.tmp, f"{identity}.log"), "wb")
+        log = open(os.path.join(self.tmp, f"{identity}.log"), "ab")  # a restart appends
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SKEIN_")}
         env.update(KUBECONFIG=kubeconfig, RUST_LOG="info,kube=warn,kube_client=error", POD_NAMESPACE=OPERATOR_NS)
@@ -152,9 +152,9 @@ class Harness:
         if self.external:
             return self.kubectl("logs", "-n", OPERATOR_NS, f"deploy/{RELEASE}", "--tail=200", check=False)
         out = ""
-        for p in self.operators:
-            with open(os.path.join(self.tmp, f"{p.identity}.log"), errors="replace") as f:
-                out += f"[{p.identity}]\n" + f.read()[-tail:]
+        for identity in dict.fromkeys(p.identity for p in self.operators):  # a restart shares its log
+            with open(os.path.join(self.tmp, f"{identity}.log"), errors="replace") as f:
+                out += f"[{identity}]\n" + f.read()[-tail:]
         return out
 
     def close(self):

@@ -184,9 +184,22 @@ def test_topics_are_adopted_deduplicated_and_deleted_as_their_policy_says(k8s, d
     k8s.kube.wait("dropped deleted from Kafka", lambda: "dropped" not in a.list_topics(timeout=10).topics)
     assert "kept" in a.list_topics(timeout=10).topics
 
-    # A replication factor change is accepted and waits for reassignment (a condition, not an error loop).
+    # A replication factor change is carried out by reassignment onto the classic placement; no data is lost.
     k8s.apply(topic(ns, "legacy", 2, rf=2))
-    k8s.wait_condition("topics", ns, "legacy", "ReplicationFactorPending", "True", "AwaitingReassignment")
+    k8s.kube.wait("the replication factor change done",
+                  lambda: k8s.condition(k8s.get("topics", ns, "legacy"), "ReplicationFactorPending") is not None
+                  and k8s.condition(k8s.get("topics", ns, "legacy"), "ReplicationFactorPending")["status"] == "False"
+                  and k8s.get("topics", ns, "legacy")["status"].get("replicationFactor") == 2, timeout=120)
+    md = a.list_topics(timeout=10)
+    assert placement_ok(md.topics["legacy"], [0, 1, 2]) is None, placement_ok(md.topics["legacy"], [0, 1, 2])
+    assert all(len(p.replicas) == 2 for p in md.topics["legacy"].partitions.values())
+    assert any(e["reason"] == "ReplicationFactorChanged" for e in k8s.events(ns, "legacy"))
+    assert len(consume_all(kc, "legacy", 100)) == 100
+    # Beyond the brokers there are: refused with a condition.
+    k8s.apply(topic(ns, "legacy", 2, rf=4))
+    k8s.wait_condition("topics", ns, "legacy", "ReplicationFactorPending", "True", "ReplicationFactorRefused")
+    k8s.apply(topic(ns, "legacy", 2, rf=2))
+    k8s.wait_condition("topics", ns, "legacy", "ReplicationFactorPending", "False", "AsSpecified")
 
 
 def test_an_invalid_spec_sets_a_condition_and_changes_nothing(k8s):

@@ -104,6 +104,27 @@ impl BrokerConfig {
         self.listener_list("listeners").into_iter().find(|l| l.name == name)
     }
 
+    /// Where the other quorum members reach this node's controller listener:
+    /// its `advertised.listeners` entry, else the listener with an unspecified
+    /// host taken from the advertised inter-broker listener (a broker outside
+    /// the voters gives this address to the active controller, which must be
+    /// able to replicate the metadata log to it, so a wildcard will not do).
+    pub fn advertised_controller_address(&self) -> Option<String> {
+        let listener = self.controller_listener()?;
+        let advertised = self
+            .listener_list("advertised.listeners")
+            .into_iter()
+            .find(|a| a.name == listener.name);
+        let (host, port) = match advertised {
+            Some(a) if !(a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::") => (a.host, a.port),
+            _ if listener.host.is_empty() || listener.host == "0.0.0.0" || listener.host == "::" => {
+                (self.advertised_listener().host, listener.port)
+            }
+            _ => (listener.host, listener.port),
+        };
+        Some(format!("{host}:{port}"))
+    }
+
     /// `inter.broker.listener.name`: the listener peers replicate over. Defaults,
     /// as in Kafka, to the one named PLAINTEXT, else to the first client listener.
     pub fn inter_broker_listener_name(&self) -> String {
@@ -281,6 +302,11 @@ mod tests {
         assert_eq!((a[0].host.as_str(), a[0].port), ("skein-0.skein", 9092));
         assert_eq!((a[1].host.as_str(), a[1].port), ("localhost", 31094));
         assert_eq!(c.advertised_listener().name, "INTERNAL");
+        // The controller listener's wildcard host is the advertised inter-broker host:
+        // a learner gives this address to the active controller.
+        assert_eq!(c.advertised_controller_address().as_deref(), Some("skein-0.skein:9093"));
+        let local = load(&[]).unwrap();
+        assert_eq!(local.advertised_controller_address().as_deref(), Some("localhost:9093"));
     }
 
     #[test]

@@ -121,17 +121,9 @@ impl Controller {
         let node_id = config.node_id();
         let dir = config.log_dir().join("__cluster_metadata-0");
         let listener = config.controller_listener();
-        let address = listener.as_ref().map_or_else(
-            || "127.0.0.1:0".to_string(),
-            |l| {
-                let host = if l.host.is_empty() || l.host == "0.0.0.0" {
-                    "localhost"
-                } else {
-                    &l.host
-                };
-                format!("{host}:{}", l.port)
-            },
-        );
+        let address = config
+            .advertised_controller_address()
+            .unwrap_or_else(|| "127.0.0.1:0".to_string());
         let mut voters = config.voters().map_err(io_error)?;
         if voters.is_empty() {
             voters.push(crate::config::Voter {

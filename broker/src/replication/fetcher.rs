@@ -287,12 +287,18 @@ async fn fetch<H: ReplicaHost>(
     let rate = broker.dynamic_u64("follower.replication.throttled.rate");
     let now = crate::clock::now_ms();
     let throttled = |f: &Followed<H::Replica>| f.partition.is_adding(broker.node_id());
-    let may_throttled = lock(broker.follower_throttle()).may_read(rate, now);
+    // Replicas a reassignment is adding fetch at follower.replication.throttled.rate:
+    // this fetch reads at most what it reserved of the bucket, split between them.
+    let adding = followed.iter().filter(|(_, f)| throttled(f)).count() as u64;
+    let reserved = (adding > 0)
+        .then(|| lock(broker.follower_throttle()).reserve(rate, now, max.max(1) as u64 * adding))
+        .flatten();
+    let throttled_max = reserved.map_or(0, |r| (r / adding.max(1)).clamp(1, max.max(1) as u64) as i32);
     for (key, f) in followed {
-        // A replica a reassignment is adding fetches at follower.replication.throttled.rate.
-        if throttled(f) && !may_throttled {
+        if throttled(f) && reserved.is_none() {
             continue;
         }
+        let max = if throttled(f) { throttled_max } else { max };
         topics.entry(key.0.clone()).or_default().push(
             FetchPartition::default()
                 .with_partition(key.1)
@@ -371,6 +377,9 @@ async fn fetch<H: ReplicaHost>(
                 }
             }
         }
+    }
+    if let Some(r) = reserved {
+        lock(broker.follower_throttle()).refund(r);
     }
     Ok(all_ok)
 }

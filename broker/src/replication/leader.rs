@@ -48,12 +48,18 @@ impl<'a> LeaderThrottle<'a> {
         })
     }
 
-    /// Whether a read may start now.
-    pub fn admit(&self) -> bool {
+    /// Reserves up to `want` bytes for one read, or None when the bucket is
+    /// empty (concurrent followers' reads then share it instead of each
+    /// overdrawing it); `refund` returns the reservation after `charge`.
+    pub fn reserve(&self, want: u64) -> Option<u64> {
         self.bucket
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .may_read(self.rate, now_ms())
+            .reserve(self.rate, now_ms(), want)
+    }
+
+    pub fn refund(&self, reserved: u64) {
+        self.bucket.lock().unwrap_or_else(|e| e.into_inner()).refund(reserved);
     }
 
     /// Charges the bytes a read returned.

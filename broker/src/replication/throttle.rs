@@ -35,6 +35,29 @@ impl Throttle {
         self.tokens > 0.0
     }
 
+    /// Takes up to `want` bytes of what the bucket holds now, or None when it
+    /// is empty. Concurrent readers (one fetcher per leader) each size their
+    /// read by what they took, so together they cannot overdraw it more than
+    /// the batches a fetch must return whole; `refund` gives the reservation
+    /// back once the bytes actually read are charged.
+    pub fn reserve(&mut self, rate: u64, now_ms: i64, want: u64) -> Option<u64> {
+        if rate == u64::MAX || rate >= i64::MAX as u64 {
+            return Some(want);
+        }
+        self.refill(rate, now_ms);
+        if self.tokens < 1.0 {
+            return None;
+        }
+        let granted = (self.tokens as u64).min(want).max(1);
+        self.tokens -= granted as f64;
+        Some(granted)
+    }
+
+    /// Returns a reservation (the bytes read are charged separately).
+    pub fn refund(&mut self, reserved: u64) {
+        self.tokens += reserved as f64;
+    }
+
     /// Charges `bytes` that were read.
     pub fn charge(&mut self, bytes: usize) {
         self.tokens -= bytes as f64;
@@ -61,6 +84,18 @@ mod tests {
         // 10 s at 1000 B/s, plus at most one read of overdraft.
         assert!(moved <= 10_000 + 1500, "moved {moved}");
         assert!(moved >= 8_500, "moved {moved}");
+    }
+
+    #[test]
+    fn reservations_share_the_bucket_between_concurrent_readers() {
+        let mut t = Throttle::new(0);
+        // One second's worth: the first reader takes it all, the second none.
+        assert_eq!(t.reserve(1000, 1000, 5000), Some(1000));
+        assert_eq!(t.reserve(1000, 1000, 5000), None);
+        // The first read 600 of its 1000: charged, reservation refunded.
+        t.charge(600);
+        t.refund(1000);
+        assert_eq!(t.reserve(1000, 1000, 5000), Some(400));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Resource;
+use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::crd::{KafkaCluster, DEFAULT_IMAGE};
@@ -32,6 +32,8 @@ pub const HTTP_PORT: i32 = 9644;
 pub const DATA_MOUNT: &str = "/var/lib/skein";
 /// Pod annotation holding the hash of `server.properties`.
 pub const CONFIG_HASH_ANNOTATION: &str = "skein.dev/config-hash";
+/// On a KafkaCluster, any new value restarts every broker, one at a time.
+pub const RESTART_ANNOTATION: &str = "skein.dev/restart";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "skein-operator";
 /// Controlled shutdown waits at most 5 s for the controller, then the broker
@@ -194,6 +196,18 @@ pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str
     out
 }
 
+/// The lines of `server.properties` that only a restart applies.
+pub fn static_part(properties: &str) -> String {
+    properties
+        .lines()
+        .filter(|l| {
+            !l.split_once('=')
+                .is_some_and(|(k, _)| skein_broker::config::DYNAMIC_BROKER_CONFIGS.contains(&k))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// The hex SHA-256 of a text (the config hash on the pod template).
 pub fn hash(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -313,7 +327,12 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
     let mut pod_labels = overrides.labels.clone();
     pod_labels.extend(names.labels());
     let mut pod_annotations = overrides.annotations.clone();
-    pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), hash(&properties));
+    // Keys the brokers take dynamically are applied with IncrementalAlterConfigs
+    // and left out of the hash: changing them restarts nothing.
+    pod_annotations.insert(CONFIG_HASH_ANNOTATION.into(), hash(&static_part(&properties)));
+    if let Some(v) = cluster.annotations().get(RESTART_ANNOTATION) {
+        pod_annotations.insert(RESTART_ANNOTATION.into(), v.clone());
+    }
     let http_probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -517,6 +536,20 @@ pub(crate) mod tests {
         kc = fixture();
         kc.spec.replicas += 2;
         assert_eq!(hash_of(&a), hash_of(&build(&kc, &Settings::default())));
+        // Nor is a key the brokers take dynamically (it is applied, not restarted).
+        kc = fixture();
+        kc.spec
+            .config
+            .insert("unclean.leader.election.enable".into(), "true".into());
+        let c = build(&kc, &Settings::default());
+        assert_eq!(hash_of(&a), hash_of(&c));
+        assert!(c.config.data.as_ref().unwrap()["server.properties"].contains("unclean.leader.election.enable=true"));
+        // The restart annotation restarts.
+        kc = fixture();
+        kc.annotations_mut().insert(RESTART_ANNOTATION.into(), "1".into());
+        let d = build(&kc, &Settings::default());
+        let annotations = d.statefulset.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.clone().unwrap();
+        assert_eq!(annotations[RESTART_ANNOTATION], "1");
     }
 
     #[test]

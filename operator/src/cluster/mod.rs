@@ -6,6 +6,7 @@
 //! volume unless the spec's storage policy says so.
 
 pub mod build;
+pub mod roll;
 pub mod scale;
 pub mod status;
 pub mod validate;
@@ -83,18 +84,41 @@ pub fn error_policy(kc: Arc<KafkaCluster>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(ctx.backoff(&key))
 }
 
-async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
-    let ns = kc.namespace().unwrap_or_default();
-    let name = kc.name_any();
+async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
     let api: Api<KafkaCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    // The object as the API server has it now: the controller's cache can trail
+    // this reconciler's own last status write, and scaling progress, roll state
+    // and phase transitions build on that write.
+    let Some(fresh) = api.get_opt(&name).await? else {
+        return Ok(Action::await_change());
+    };
+    let kc = &fresh;
     if kc.annotations().get(PAUSE_ANNOTATION).map(String::as_str) == Some("true") {
         write_status(&api, &name, &status::paused_status(kc)).await?;
         return Ok(Action::await_change());
     }
 
+    let names = Names::new(kc, &ctx.settings.cluster_domain);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let sts = statefulsets.get_opt(&names.name).await?;
+    if sts.as_ref().is_some_and(|s| s.metadata.deletion_timestamp.is_some()) {
+        // Being replaced (orphan cascade, for a new volume size): wait for it to go.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let volume_size = sts.as_ref().and_then(claim_template_size);
+
     // Validate: a refused spec changes nothing that runs.
     let recorded = kc.status.as_ref().and_then(|s| s.controllers);
-    let errors = validate::validate(kc, recorded);
+    let mut errors = validate::validate(kc, recorded);
+    let grow_volumes = match validate::storage_change(&kc.spec.storage.size, volume_size.as_deref()) {
+        Ok(grow) => grow,
+        Err(e) => {
+            errors.push(e);
+            false
+        }
+    };
     if !errors.is_empty() {
         let st = status::invalid_status(kc, &errors);
         if kc.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Invalid")
@@ -107,13 +131,30 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
+    if grow_volumes && !kc.status.as_ref().and_then(|s| s.scaling.as_ref()).is_some_and(scale::active) {
+        return grow_storage(ctx, kc, &names, &statefulsets).await;
+    }
+
     // Observe: the StatefulSet's size now, the pods, the claims, the brokers.
-    let names = Names::new(kc, &ctx.settings.cluster_domain);
-    let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let current = statefulsets
-        .get_opt(&names.name)
-        .await?
-        .and_then(|s| s.spec.and_then(|s| s.replicas));
+    let observed_pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = match sts.as_ref().and_then(|s| s.spec.as_ref().and_then(|s| s.replicas)) {
+        Some(n) => Some(n),
+        // A StatefulSet replaced for a new volume size left its pods running.
+        None => observed_pods
+            .list(&ListParams::default().labels(&names.selector_string()))
+            .await?
+            .iter()
+            .filter_map(|p| p.name_any().rsplit_once('-').and_then(|(_, o)| o.parse::<i32>().ok()))
+            .max()
+            .map(|o| o + 1),
+    };
+    // The revision pods roll onto, once the StatefulSet controller has seen the template.
+    let update_revision = sts.as_ref().and_then(|s| {
+        let st = s.status.as_ref()?;
+        (st.observed_generation == s.metadata.generation)
+            .then(|| st.update_revision.clone())
+            .flatten()
+    });
     let previous = kc.status.as_ref().and_then(|s| s.scaling.clone());
     let scaling = current.is_some_and(|n| n != kc.spec.replicas) || previous.as_ref().is_some_and(scale::active);
     let observed = observe(ctx, &names, scaling).await?;
@@ -160,6 +201,17 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         ctx.event(kc, *warning, reason, note.clone()).await;
     }
     execute(ctx, kc, &names, &decision).await?;
+    let scaling_active = decision.status.as_ref().is_some_and(scale::active);
+    if let Some(view) = &observed.view {
+        apply_dynamic_configs(ctx, kc, &names, view, scaling_active).await?;
+    }
+
+    // A rolling restart, when no scale is under way.
+    let roll = if scaling_active {
+        kc.status.as_ref().and_then(|s| s.roll.clone())
+    } else {
+        roll_step(ctx, kc, &names, &observed, update_revision.as_deref(), decision.statefulset_replicas).await?
+    };
 
     // Build, then apply every object under one field manager.
     let mut desired = build::build(kc, &ctx.settings);
@@ -176,7 +228,8 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     }
     delete_unneeded(ctx, kc, &keep).await?;
 
-    let st = st(&decision);
+    let mut st = st(&decision);
+    status::with_roll(&mut st, roll, kc.metadata.generation);
     let old_phase = kc.status.as_ref().and_then(|s| s.phase.clone());
     if st.phase != old_phase {
         let phase = st.phase.clone().unwrap_or_default();
@@ -196,7 +249,9 @@ async fn apply(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         .await;
         tracing::info!(cluster = %name, namespace = %ns, %phase, "phase changed");
     }
-    let settled = st.phase.as_deref() == Some("Ready") && !st.scaling.as_ref().is_some_and(scale::active);
+    let settled = st.phase.as_deref() == Some("Ready")
+        && !st.scaling.as_ref().is_some_and(scale::active)
+        && !st.roll.as_ref().is_some_and(|r| r.phase != roll::COMPLETED);
     write_status(&api, &name, &st).await?;
     Ok(Action::requeue(Duration::from_secs(if settled { 60 } else { 5 })))
 }
@@ -279,6 +334,175 @@ async fn execute(ctx: &Context, kc: &KafkaCluster, names: &Names, decision: &sca
     Ok(())
 }
 
+/// Sets the brokers' dynamic keys of `spec.config` as cluster-wide dynamic
+/// defaults, and removes the ones the spec no longer has (the replication
+/// throttle is the scale's while one is under way).
+async fn apply_dynamic_configs(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &Names,
+    view: &scale::BrokerView,
+    scaling: bool,
+) -> Result<(), Error> {
+    if view.registered.is_empty() {
+        return Ok(());
+    }
+    let admin = ctx.admin(&names.bootstrap_servers()).await;
+    let current: BTreeMap<String, String> = admin
+        .describe_configs(&ConfigResource::Broker(None))
+        .await?
+        .into_iter()
+        .filter_map(|c| c.value.map(|v| (c.name, v)))
+        .collect();
+    let throttle = |k: &str| k.ends_with(".replication.throttled.rate");
+    let mut ops = Vec::new();
+    for key in skein_broker::config::DYNAMIC_BROKER_CONFIGS {
+        if scaling && throttle(key) {
+            continue;
+        }
+        match (kc.spec.config.get(*key), current.get(*key)) {
+            (Some(want), have) if have != Some(want) => ops.push(AlterOp::Set(key.to_string(), want.clone())),
+            (None, Some(_)) => ops.push(AlterOp::Delete(key.to_string())),
+            _ => {}
+        }
+    }
+    if !ops.is_empty() {
+        tracing::info!(cluster = %names.name, ?ops, "applying dynamic broker configs (no restart)");
+        admin
+            .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Decides and carries out the next step of a rolling restart.
+async fn roll_step(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &Names,
+    observed: &status::Observed,
+    update_revision: Option<&str>,
+    replicas: i32,
+) -> Result<Option<crate::crd::RollStatus>, Error> {
+    let previous = kc.status.as_ref().and_then(|s| s.roll.clone());
+    let outdated = update_revision.is_some_and(|r| observed.revisions.values().any(|p| p.revision.as_deref() != Some(r)));
+    let rolling = previous.as_ref().is_some_and(|p| p.phase != roll::COMPLETED);
+    if !outdated && !rolling {
+        return Ok(previous);
+    }
+    let admin = ctx.admin(&names.bootstrap_servers()).await;
+    let mut min_isr = BTreeMap::new();
+    let mut quorum_leader = None;
+    if let Some(view) = &observed.view {
+        for t in view.assignments.keys() {
+            let configs = admin.describe_configs(&ConfigResource::Topic(t.clone())).await?;
+            let min = configs
+                .iter()
+                .find(|c| c.name == "min.insync.replicas")
+                .and_then(|c| c.value.as_deref()?.parse().ok())
+                .unwrap_or(1);
+            min_isr.insert(t.clone(), min);
+        }
+        quorum_leader = admin.describe_quorum().await.ok().map(|q| q.leader_id);
+    }
+    let pods: Vec<roll::PodState> = observed.revisions.values().cloned().collect();
+    let decision = roll::decide(&roll::Input {
+        pods: &pods,
+        update_revision,
+        replicas,
+        brokers: observed.view.as_ref(),
+        min_isr: &min_isr,
+        quorum_leader,
+        allow_unavailable: &kc.spec.rolling_update.allow_unavailable_topics,
+        previous: previous.as_ref(),
+    });
+    if let Some((warning, reason, note)) = &decision.event {
+        tracing::info!(cluster = %names.name, reason, "{note}");
+        ctx.event(kc, *warning, reason, note.clone()).await;
+    }
+    if let Some(k) = decision.delete_pod {
+        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &names.namespace);
+        tracing::info!(cluster = %names.name, broker = k, "restarting broker (rolling update)");
+        pod_api.delete(&names.pod(k), &DeleteParams::default()).await?;
+    }
+    if decision.elect_preferred {
+        admin.elect_leaders(true, None).await?;
+    }
+    Ok(decision.status)
+}
+
+/// The volume size of the StatefulSet's claim template.
+fn claim_template_size(sts: &StatefulSet) -> Option<String> {
+    sts.spec
+        .as_ref()?
+        .volume_claim_templates
+        .as_ref()?
+        .first()?
+        .spec
+        .as_ref()?
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("storage")
+        .map(|q| q.0.clone())
+}
+
+/// A larger `storage.size`: grows every claim smaller than it (the storage
+/// class must allow expansion; claims grown outside the operator are left as
+/// they are), then deletes the StatefulSet with orphan cascade so the next
+/// reconcile recreates it with the new claim template, its pods running on.
+async fn grow_storage(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &Names,
+    statefulsets: &Api<StatefulSet>,
+) -> Result<Action, Error> {
+    let size = &kc.spec.storage.size;
+    let want = validate::parse_quantity(size).unwrap_or(0);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    for pvc in pvcs
+        .list(&ListParams::default().labels(&names.selector_string()))
+        .await?
+    {
+        let have = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref()?.requests.as_ref()?.get("storage").cloned())
+            .and_then(|q| validate::parse_quantity(&q.0).ok())
+            .unwrap_or(0);
+        if have >= want {
+            continue;
+        }
+        let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        tracing::info!(cluster = %names.name, claim = %pvc.name_any(), %size, "growing volume");
+        if let Err(e) = pvcs
+            .patch(&pvc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            ctx.event(
+                kc,
+                true,
+                "VolumeExpansionFailed",
+                format!("claim {} cannot grow to {size}: {e}", pvc.name_any()),
+            )
+            .await;
+            return Err(e.into());
+        }
+    }
+    ctx.event(
+        kc,
+        false,
+        "VolumesGrown",
+        format!("volumes grown to {size}; recreating the StatefulSet (its pods keep running)"),
+    )
+    .await;
+    statefulsets
+        .delete(&names.name, &DeleteParams::orphan())
+        .await?;
+    Ok(Action::requeue(Duration::from_secs(1)))
+}
+
 /// Ordinals of this cluster's volume claims (`data-NAME-ORDINAL`).
 async fn claim_ordinals(ctx: &Context, names: &Names) -> Result<Vec<i32>, Error> {
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
@@ -339,6 +563,15 @@ async fn observe(ctx: &Context, names: &Names, scaling: bool) -> Result<status::
                         .flatten()
                         .any(|c| c.type_ == "Ready" && c.status == "True")
             });
+        observed.revisions.insert(
+            ordinal,
+            roll::PodState {
+                ordinal,
+                ready,
+                terminating: pod.metadata.deletion_timestamp.is_some(),
+                revision: pod.labels().get("controller-revision-hash").cloned(),
+            },
+        );
         observed.pods.push((ordinal, pod_name, ready));
     }
     observed.pods.sort();

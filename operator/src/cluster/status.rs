@@ -14,6 +14,28 @@ pub struct Observed {
     pub registered: Option<Vec<i32>>,
     /// What the brokers reported, when they could be asked.
     pub view: Option<crate::cluster::scale::BrokerView>,
+    /// Each pod's revision and state, for rolling restarts.
+    pub revisions: std::collections::BTreeMap<i32, crate::cluster::roll::PodState>,
+}
+
+/// Records a rolling restart: status.roll, the RollingUpdate condition, and
+/// phase Rolling while it runs (a broker down for its restart is the roll's, not a fault).
+pub fn with_roll(st: &mut KafkaClusterStatus, roll: Option<crate::crd::RollStatus>, generation: Option<i64>) {
+    use crate::cluster::roll::{BLOCKED, COMPLETED};
+    let (active, reason, message) = match &roll {
+        Some(r) if r.phase == BLOCKED => (false, "RollBlocked", r.message.clone()),
+        Some(r) if r.phase != COMPLETED => (true, r.phase.as_str(), r.message.clone()),
+        Some(r) => (false, "Completed", format!("brokers {:?} restarted", r.restarted)),
+        None => (false, "UpToDate", String::new()),
+    };
+    set_condition(
+        &mut st.conditions,
+        condition("RollingUpdate", active, reason, message, generation),
+    );
+    if active && matches!(st.phase.as_deref(), Some("Ready") | Some("Degraded") | Some("Reconciling")) {
+        st.phase = Some("Rolling".into());
+    }
+    st.roll = roll;
 }
 
 /// The next status: phase, the four conditions, counts and per-broker rows.
@@ -210,6 +232,7 @@ mod tests {
             partitions: None,
             registered: None,
             view: None,
+            revisions: Default::default(),
         }
     }
 

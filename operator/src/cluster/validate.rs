@@ -100,6 +100,24 @@ fn check_with_broker(text: &str, host: &str) -> Result<(), String> {
 }
 
 /// A Kubernetes quantity in bytes (`10Gi`, `500M`, `1e9`).
+/// A change of `storage.size` against the volumes' size now: Ok(true) to grow
+/// them, Ok(false) for nothing to do, an error for a smaller size (volumes
+/// cannot shrink).
+pub fn storage_change(spec: &str, current: Option<&str>) -> Result<bool, String> {
+    let (Some(current), Ok(want)) = (current, parse_quantity(spec)) else {
+        return Ok(false);
+    };
+    let Ok(have) = parse_quantity(current) else {
+        return Ok(false);
+    };
+    if want < have {
+        return Err(format!(
+            "storage.size: {spec} is smaller than the volumes' {current}; volumes cannot shrink"
+        ));
+    }
+    Ok(want > have)
+}
+
 pub fn parse_quantity(q: &str) -> Result<u64, String> {
     const SUFFIXES: &[(&str, f64)] = &[
         ("Ki", 1024.0),
@@ -145,6 +163,15 @@ mod tests {
         let mut kc = fixture();
         edit(&mut kc);
         validate(&kc, None)
+    }
+
+    #[test]
+    fn volumes_grow_never_shrink() {
+        assert_eq!(storage_change("2Gi", Some("1Gi")), Ok(true));
+        assert_eq!(storage_change("1Gi", Some("1024Mi")), Ok(false));
+        assert_eq!(storage_change("1Gi", None), Ok(false));
+        let e = storage_change("500Mi", Some("1Gi")).unwrap_err();
+        assert!(e.contains("cannot shrink") && e.contains("500Mi"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,26 @@ pub struct KafkaClusterSpec {
     /// How partitions move when the cluster is scaled.
     #[serde(default)]
     pub rebalance: RebalanceSpec,
+    /// How brokers are restarted when their static config or image changes.
+    #[serde(default, skip_serializing_if = "RollingUpdateSpec::is_default")]
+    pub rolling_update: RollingUpdateSpec,
+}
+
+/// Rolling restarts: one broker at a time, never below `min.insync.replicas`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdateSpec {
+    /// Topics that may become unavailable while their broker restarts (their
+    /// replication factor leaves no spare in-sync replica, for example 1).
+    /// Without them listed such a topic blocks the roll; `*` lists all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_unavailable_topics: Vec<String>,
+}
+
+impl RollingUpdateSpec {
+    fn is_default(&self) -> bool {
+        self == &RollingUpdateSpec::default()
+    }
 }
 
 fn default_controllers() -> i32 {
@@ -206,6 +226,28 @@ pub struct KafkaClusterStatus {
     /// The last or current change of the broker count, with its reassignment progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingStatus>,
+    /// The last or current rolling restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
+}
+
+/// A rolling restart of the brokers onto the StatefulSet's update revision.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RollStatus {
+    /// Rolling, Waiting, Blocked, ElectingLeaders or Completed.
+    pub phase: String,
+    /// The StatefulSet revision the brokers roll onto.
+    pub revision: String,
+    /// Brokers restarted onto it, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarted: Vec<i32>,
+    /// Brokers still on an older revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<i32>,
+    /// What the roll waits for, or why it is blocked.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// One change of the broker count: where it stands, and how much data it moves.

@@ -152,7 +152,7 @@ async fn apply(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
     let bootstrap = kc.status.as_ref().and_then(|s| s.bootstrap_servers.clone());
     let cluster_up = matches!(
         kc.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Ready" | "Degraded")
+        Some("Ready" | "Degraded" | "Scaling" | "Rolling")
     );
     let Some(bootstrap) = bootstrap.filter(|_| cluster_up) else {
         not_ready(
@@ -265,27 +265,101 @@ async fn apply(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
         (None, true) => set_condition(&mut st.conditions, condition("Ready", true, "TopicReady", "", g)),
         (None, false) => not_ready(&mut st, "Creating", format!("topic {name} not visible yet")),
     }
-    let pending = plan.rf_pending.clone();
+    // A replication factor change: partition reassignments by the classic rule.
+    let was_pending = condition::is_true(&st.conditions, "ReplicationFactorPending");
+    let pending = if after.is_some() && (plan.rf_pending.is_some() || was_pending) {
+        replicate(&admin, kt, &kc, &name).await?
+    } else {
+        None
+    };
     set_condition(
         &mut st.conditions,
-        condition(
-            "ReplicationFactorPending",
-            pending.is_some(),
-            if pending.is_some() {
-                "AwaitingReassignment"
-            } else {
-                "AsSpecified"
-            },
-            pending.unwrap_or_default(),
-            g,
-        ),
+        match &pending {
+            Some((reason, msg)) => condition("ReplicationFactorPending", true, reason, msg.clone(), g),
+            None => condition("ReplicationFactorPending", false, "AsSpecified", "", g),
+        },
     );
+    if was_pending && pending.is_none() {
+        ctx.event(
+            kt,
+            false,
+            "ReplicationFactorChanged",
+            format!("every partition has {} replicas", kt.spec.replication_factor),
+        )
+        .await;
+    }
     write_status(&api, kt, &st).await?;
-    Ok(Action::requeue(if after.is_some() {
+    Ok(Action::requeue(if pending.is_some() {
+        Duration::from_secs(3)
+    } else if after.is_some() {
         ctx.drift_interval
     } else {
         Duration::from_secs(2)
     }))
+}
+
+/// One round of a replication factor change: starts the moves the cluster's
+/// in-flight limit allows; returns the condition's (reason, message) while the
+/// change is under way, None once every partition is on its target.
+async fn replicate(
+    admin: &skein_client::Admin,
+    kt: &Topic,
+    kc: &KafkaCluster,
+    name: &str,
+) -> Result<Option<(&'static str, String)>, Error> {
+    let rf = kt.spec.replication_factor;
+    let info = admin.describe_topics(Some(&[name.to_string()])).await?;
+    let replicas: Vec<Vec<i32>> = info
+        .first()
+        .map(|t| t.partitions.iter().map(|p| p.replicas.clone()).collect())
+        .unwrap_or_default();
+    let in_flight: std::collections::BTreeSet<i32> = admin
+        .list_partition_reassignments()
+        .await?
+        .into_iter()
+        .filter(|r| r.topic == name)
+        .map(|r| r.partition)
+        .collect();
+    let mut brokers: Vec<i32> = admin
+        .describe_cluster()
+        .await?
+        .brokers
+        .iter()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    brokers.sort_unstable();
+    let limit = kc.spec.rebalance.max_moves_in_flight.max(1) as usize;
+    let moves = match plan::rf_moves(&replicas, &in_flight, &brokers, rf, limit) {
+        Ok(m) => m,
+        Err(e) => return Ok(Some(("ReplicationFactorRefused", e))),
+    };
+    if moves.left == 0 {
+        return Ok(None);
+    }
+    if !moves.start.is_empty() {
+        let changes: Vec<(String, i32, Option<Vec<i32>>)> = moves
+            .start
+            .iter()
+            .map(|(p, r)| (name.to_string(), *p, Some(r.clone())))
+            .collect();
+        for (p, target) in &moves.start {
+            tracing::info!(topic = %name, partition = p, ?target, "reassigning partition for replication factor {rf}");
+        }
+        for ((t, p), r) in admin.alter_partition_reassignments(&changes).await? {
+            if let Err(e) = r {
+                tracing::warn!(topic = %t, partition = p, "reassignment refused: {e}");
+            }
+        }
+    }
+    Ok(Some((
+        "Reassigning",
+        format!(
+            "replication factor -> {rf}: {} of {} partitions still moving",
+            moves.left,
+            replicas.len()
+        ),
+    )))
 }
 
 /// A Kafka error that the spec can cause: reported on the resource, retried later.

@@ -103,6 +103,43 @@ pub fn plan(spec: &TopicSpec, current: Option<&Current>, synced: bool) -> Plan {
     plan
 }
 
+/// Partition moves that give a topic `rf` replicas per partition on the
+/// classic placement over `brokers`: the same rule and the same in-flight limit
+/// as a scale's reassignments (partitions in flight are left to finish).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RfMoves {
+    /// (partition, target replicas) to start now.
+    pub start: Vec<(i32, Vec<i32>)>,
+    /// Partitions not yet at their target, in flight or waiting.
+    pub left: usize,
+}
+
+pub fn rf_moves(
+    replicas: &[Vec<i32>],
+    in_flight: &std::collections::BTreeSet<i32>,
+    brokers: &[i32],
+    rf: i16,
+    max_in_flight: usize,
+) -> Result<RfMoves, String> {
+    let targets = skein_model::placement::assign_replicas(brokers, 0, replicas.len() as i32, rf)
+        .map_err(|e| format!("replication factor {rf}: {e}"))?;
+    let mut out = RfMoves::default();
+    let mut slots = max_in_flight.max(1).saturating_sub(in_flight.len());
+    for (p, (current, target)) in replicas.iter().zip(targets).enumerate() {
+        let p = p as i32;
+        if in_flight.contains(&p) {
+            out.left += 1;
+        } else if current != &target {
+            out.left += 1;
+            if slots > 0 {
+                slots -= 1;
+                out.start.push((p, target));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Of the Topic resources naming one Kafka topic, the one that manages it: the
 /// oldest, then by name. Entries are (creation timestamp as RFC 3339, name).
 pub fn owner(claimants: &[(String, String)]) -> Option<&str> {
@@ -196,6 +233,25 @@ mod tests {
                 "2000".into()
             )])]
         );
+    }
+
+    #[test]
+    fn a_replication_factor_change_moves_partitions_by_the_classic_rule_a_few_at_a_time() {
+        use std::collections::BTreeSet;
+        let brokers = [0, 1, 2, 3];
+        let now = skein_model::placement::assign_replicas(&brokers, 0, 6, 2).unwrap();
+        let m = rf_moves(&now, &BTreeSet::new(), &brokers, 3, 4).unwrap();
+        assert_eq!(m.left, 6);
+        assert_eq!(m.start.len(), 4);
+        assert_eq!(m.start[0], (0, vec![0, 1, 2]));
+        // Two in flight: two more start; the rest wait.
+        let m = rf_moves(&now, &BTreeSet::from([0, 1]), &brokers, 3, 4).unwrap();
+        assert_eq!(m.start.iter().map(|s| s.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(m.left, 6);
+        // Done: nothing to move.
+        let done = skein_model::placement::assign_replicas(&brokers, 0, 6, 3).unwrap();
+        assert_eq!(rf_moves(&done, &BTreeSet::new(), &brokers, 3, 4).unwrap(), RfMoves::default());
+        assert!(rf_moves(&done, &BTreeSet::new(), &brokers, 5, 4).unwrap_err().contains("replication factor 5"));
     }
 
     #[test]

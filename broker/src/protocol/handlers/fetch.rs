@@ -172,13 +172,24 @@ async fn read_all(
             }
             // A replica being added by a reassignment is fed at leader.replication.throttled.rate.
             let throttle = LeaderThrottle::for_replica(broker.as_ref(), &p, req.replica_id.0);
-            if throttle.as_ref().is_some_and(|t| !t.admit()) {
-                partitions.push(pd);
-                continue;
-            }
+            let reserved = match &throttle {
+                Some(t) => match t.reserve(budget.max(1) as u64) {
+                    Some(r) => Some(r),
+                    None => {
+                        partitions.push(pd);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let budget = reserved.map_or(budget, |r| budget.min(r as usize));
             // Consumers read only what every in-sync replica has; followers read to the log end.
             let limit = if req.replica_id.0 >= 0 { i64::MAX } else { hw };
-            match p.read_slice(fp.fetch_offset, budget, min_one, limit).await {
+            let read = p.read_slice(fp.fetch_offset, budget, min_one, limit).await;
+            if let (Some(t), Some(r)) = (&throttle, reserved) {
+                t.refund(r);
+            }
+            match read {
                 Ok(Some(slice)) => {
                     if let Some(t) = &throttle {
                         t.charge(slice.len);
