@@ -216,7 +216,17 @@ class Agent:
                     os.chown(volumes[v["name"]], sc.get("runAsUser", 0), sc["fsGroup"])
         hostname = spec.get("hostname") or name
         container = f"k8s_{ns}_{name}_{meta['uid'][:8]}"
-        args = ["run", "-d", "--name", container, "--network", NETWORK, "--hostname", hostname]
+        # Podman seeds a container's /etc/hosts from the host's, where this agent
+        # publishes pod names for the test clients; a container would then keep
+        # a peer's old address after the peer's restart (kubelet's pods resolve
+        # peers through cluster DNS only). Its own file holds localhost; peers
+        # resolve through the network's DNS and its aliases.
+        hosts = os.path.join(self.dir, f"hosts-{container}")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost\n")
+        os.chmod(hosts, 0o644)
+        args = ["run", "-d", "--name", container, "--network", NETWORK, "--hostname", hostname,
+                "--no-hosts", "-v", f"{hosts}:/etc/hosts:ro"]
         if spec.get("subdomain"):
             args += ["--network-alias", f"{hostname}.{spec['subdomain']}.{ns}.svc.{DOMAIN}"]
         if sc.get("runAsUser") is not None:

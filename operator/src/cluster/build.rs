@@ -548,7 +548,18 @@ pub(crate) mod tests {
         kc = fixture();
         kc.annotations_mut().insert(RESTART_ANNOTATION.into(), "1".into());
         let d = build(&kc, &Settings::default());
-        let annotations = d.statefulset.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.clone().unwrap();
+        let annotations = d
+            .statefulset
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+            .unwrap();
         assert_eq!(annotations[RESTART_ANNOTATION], "1");
     }
 

@@ -131,7 +131,13 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
-    if grow_volumes && !kc.status.as_ref().and_then(|s| s.scaling.as_ref()).is_some_and(scale::active) {
+    if grow_volumes
+        && !kc
+            .status
+            .as_ref()
+            .and_then(|s| s.scaling.as_ref())
+            .is_some_and(scale::active)
+    {
         return grow_storage(ctx, kc, &names, &statefulsets).await;
     }
 
@@ -200,7 +206,7 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         tracing::info!(cluster = %name, namespace = %ns, reason, "{note}");
         ctx.event(kc, *warning, reason, note.clone()).await;
     }
-    execute(ctx, kc, &names, &decision).await?;
+    execute(ctx, &names, &decision).await?;
     let scaling_active = decision.status.as_ref().is_some_and(scale::active);
     if let Some(view) = &observed.view {
         apply_dynamic_configs(ctx, kc, &names, view, scaling_active).await?;
@@ -210,7 +216,15 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let roll = if scaling_active {
         kc.status.as_ref().and_then(|s| s.roll.clone())
     } else {
-        roll_step(ctx, kc, &names, &observed, update_revision.as_deref(), decision.statefulset_replicas).await?
+        roll_step(
+            ctx,
+            kc,
+            &names,
+            &observed,
+            update_revision.as_deref(),
+            decision.statefulset_replicas,
+        )
+        .await?
     };
 
     // Build, then apply every object under one field manager.
@@ -251,13 +265,13 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     }
     let settled = st.phase.as_deref() == Some("Ready")
         && !st.scaling.as_ref().is_some_and(scale::active)
-        && !st.roll.as_ref().is_some_and(|r| r.phase != roll::COMPLETED);
+        && st.roll.as_ref().is_none_or(|r| r.phase == roll::COMPLETED);
     write_status(&api, &name, &st).await?;
     Ok(Action::requeue(Duration::from_secs(if settled { 60 } else { 5 })))
 }
 
 /// Carries out one scaling decision's steps against the brokers and the API server.
-async fn execute(ctx: &Context, kc: &KafkaCluster, names: &Names, decision: &scale::Decision) -> Result<(), Error> {
+async fn execute(ctx: &Context, names: &Names, decision: &scale::Decision) -> Result<(), Error> {
     if decision.steps.is_empty() {
         return Ok(());
     }
@@ -330,7 +344,6 @@ async fn execute(ctx: &Context, kc: &KafkaCluster, names: &Names, decision: &sca
             }
         }
     }
-    let _ = kc;
     Ok(())
 }
 
@@ -385,7 +398,8 @@ async fn roll_step(
     replicas: i32,
 ) -> Result<Option<crate::crd::RollStatus>, Error> {
     let previous = kc.status.as_ref().and_then(|s| s.roll.clone());
-    let outdated = update_revision.is_some_and(|r| observed.revisions.values().any(|p| p.revision.as_deref() != Some(r)));
+    let outdated =
+        update_revision.is_some_and(|r| observed.revisions.values().any(|p| p.revision.as_deref() != Some(r)));
     let rolling = previous.as_ref().is_some_and(|p| p.phase != roll::COMPLETED);
     if !outdated && !rolling {
         return Ok(previous);
@@ -497,9 +511,7 @@ async fn grow_storage(
         format!("volumes grown to {size}; recreating the StatefulSet (its pods keep running)"),
     )
     .await;
-    statefulsets
-        .delete(&names.name, &DeleteParams::orphan())
-        .await?;
+    statefulsets.delete(&names.name, &DeleteParams::orphan()).await?;
     Ok(Action::requeue(Duration::from_secs(1)))
 }
 

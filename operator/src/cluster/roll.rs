@@ -207,9 +207,8 @@ fn not_preferred(view: &BrokerView) -> usize {
         .iter()
         .flat_map(|(t, ps)| ps.iter().enumerate().map(move |(p, r)| ((t.clone(), p as i32), r)))
         .filter(|(key, r)| {
-            r.first().is_some_and(|b| {
-                view.isr.get(key).is_some_and(|i| i.contains(b)) && view.leaders.get(key) != Some(b)
-            })
+            r.first()
+                .is_some_and(|b| view.isr.get(key).is_some_and(|i| i.contains(b)) && view.leaders.get(key) != Some(b))
         })
         .count()
 }
@@ -358,7 +357,12 @@ mod tests {
                     *t -= 1;
                 }
             }
-            let ready: Vec<i32> = self.pods.iter().filter(|(_, (_, t))| *t == 0).map(|(o, _)| *o).collect();
+            let ready: Vec<i32> = self
+                .pods
+                .iter()
+                .filter(|(_, (_, t))| *t == 0)
+                .map(|(o, _)| *o)
+                .collect();
             self.lag.retain(|b, n| {
                 if ready.contains(b) {
                     *n -= 1;
@@ -394,7 +398,11 @@ mod tests {
         assert_eq!(order, vec![2, 0, 1], "highest first, quorum leader (1) last");
         assert_eq!(st.restarted, vec![2, 0, 1]);
         assert!(w.pods.values().all(|(r, _)| r == "r2"));
-        assert!(w.view.leaders.iter().all(|((t, p), l)| w.view.assignments[t][*p as usize][0] == *l));
+        assert!(w
+            .view
+            .leaders
+            .iter()
+            .all(|((t, p), l)| w.view.assignments[t][*p as usize][0] == *l));
     }
 
     #[test]
@@ -433,7 +441,15 @@ mod tests {
     fn nothing_to_do_when_every_pod_runs_the_update_revision() {
         let w = World::new(3, &[("t", 3, 3, 2)]);
         let d = w.decide(None, &[]);
-        assert_eq!(d, Decision { delete_pod: None, elect_preferred: false, status: None, event: None });
+        assert_eq!(
+            d,
+            Decision {
+                delete_pod: None,
+                elect_preferred: false,
+                status: None,
+                event: None
+            }
+        );
     }
 
     proptest! {

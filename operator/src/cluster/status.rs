@@ -32,7 +32,12 @@ pub fn with_roll(st: &mut KafkaClusterStatus, roll: Option<crate::crd::RollStatu
         &mut st.conditions,
         condition("RollingUpdate", active, reason, message, generation),
     );
-    if active && matches!(st.phase.as_deref(), Some("Ready") | Some("Degraded") | Some("Reconciling")) {
+    if active
+        && matches!(
+            st.phase.as_deref(),
+            Some("Ready") | Some("Degraded") | Some("Reconciling")
+        )
+    {
         st.phase = Some("Rolling".into());
     }
     st.roll = roll;

@@ -250,8 +250,13 @@ mod tests {
         assert_eq!(m.left, 6);
         // Done: nothing to move.
         let done = skein_model::placement::assign_replicas(&brokers, 0, 6, 3).unwrap();
-        assert_eq!(rf_moves(&done, &BTreeSet::new(), &brokers, 3, 4).unwrap(), RfMoves::default());
-        assert!(rf_moves(&done, &BTreeSet::new(), &brokers, 5, 4).unwrap_err().contains("replication factor 5"));
+        assert_eq!(
+            rf_moves(&done, &BTreeSet::new(), &brokers, 3, 4).unwrap(),
+            RfMoves::default()
+        );
+        assert!(rf_moves(&done, &BTreeSet::new(), &brokers, 5, 4)
+            .unwrap_err()
+            .contains("replication factor 5"));
     }
 
     #[test]
