@@ -497,10 +497,13 @@ def test_a_dynamic_key_is_applied_without_a_restart_and_a_static_one_rolls_one_b
 def test_a_broker_that_dies_mid_roll_pauses_the_roll_until_it_is_back(k8s, grow):
     ns, kc = grow
     k8s.kube.merge(f"/apis/skein.dev/v1alpha1/namespaces/{ns}/kafkaclusters/{NAME}",
-                   {"metadata": {"annotations": {"skein.dev/restart": str(time.time())}}})
-    k8s.kube.wait("the first broker restarted", lambda: len(roll(k8s, ns).get("restarted", [])) == 1
-                  and roll(k8s, ns).get("phase") != "Completed", timeout=120)
-    first = roll(k8s, ns)["restarted"][0]
+                   {"metadata": {"annotations": {"skein.dev/restart": str(time.time())}},
+                    "spec": {"rollingUpdate": {"allowUnavailableTopics": ["bulk"]}}})
+    # While the first restarted broker is not ready yet the roll cannot move on: kill another then.
+    r = k8s.kube.wait("the first broker restarting", lambda: (r := roll(k8s, ns)).get("phase") == "Waiting"
+                      and len(r.get("restarted", [])) == 1 and "to be ready" in r.get("message", "") and r,
+                      timeout=120, interval=0.1)
+    first = r["restarted"][0]
     victim = [o for o in roll(k8s, ns)["pending"] if o != first][0]
     containers = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     name = [c for c in containers.split() if f"_{NAME}-{victim}_" in c][0]
