@@ -517,7 +517,7 @@ pub(crate) mod tests {
         let mut kc = fixture();
         kc.spec.config.insert("log.retention.ms".into(), "1000".into());
         let b = build(&kc, &Settings::default());
-        let hash_of = |d: &Desired| {
+        let annotation = |d: &Desired, key: &str| {
             d.statefulset
                 .spec
                 .as_ref()
@@ -528,9 +528,10 @@ pub(crate) mod tests {
                 .unwrap()
                 .annotations
                 .as_ref()
-                .unwrap()[CONFIG_HASH_ANNOTATION]
+                .unwrap()[key]
                 .clone()
         };
+        let hash_of = |d: &Desired| annotation(d, CONFIG_HASH_ANNOTATION);
         assert_ne!(hash_of(&a), hash_of(&b));
         // A replica count change is not a config change.
         kc = fixture();
@@ -548,19 +549,7 @@ pub(crate) mod tests {
         kc = fixture();
         kc.annotations_mut().insert(RESTART_ANNOTATION.into(), "1".into());
         let d = build(&kc, &Settings::default());
-        let annotations = d
-            .statefulset
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .clone()
-            .unwrap();
-        assert_eq!(annotations[RESTART_ANNOTATION], "1");
+        assert_eq!(annotation(&d, RESTART_ANNOTATION), "1");
     }
 
     #[test]

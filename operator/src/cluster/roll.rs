@@ -128,7 +128,7 @@ fn step(i: &Input, outdated: &[i32], st: &mut RollStatus, d: &mut Decision) {
         st.message = "waiting for the brokers to answer".into();
         return;
     };
-    let lagging = lagging(view);
+    let lagging = view.not_in_sync();
     if !lagging.is_empty() {
         st.phase = WAITING.into();
         st.message = format!(
@@ -139,7 +139,7 @@ fn step(i: &Input, outdated: &[i32], st: &mut RollStatus, d: &mut Decision) {
         return;
     }
     if outdated.is_empty() {
-        if not_preferred(view) > 0 && st.phase != ELECTING_LEADERS {
+        if view.not_preferred() > 0 && st.phase != ELECTING_LEADERS {
             st.phase = ELECTING_LEADERS.into();
             st.message = "restoring preferred leaders".into();
             d.elect_preferred = true;
@@ -186,31 +186,6 @@ fn step(i: &Input, outdated: &[i32], st: &mut RollStatus, d: &mut Decision) {
         st.restarted.push(next);
     }
     d.delete_pod = Some(next);
-}
-
-/// Partitions whose ISR lacks one of their replicas.
-fn lagging(view: &BrokerView) -> Vec<String> {
-    let mut out = Vec::new();
-    for (t, ps) in &view.assignments {
-        for (p, r) in ps.iter().enumerate() {
-            let isr = view.isr.get(&(t.clone(), p as i32));
-            if r.iter().any(|b| !isr.is_some_and(|i| i.contains(b))) {
-                out.push(format!("{t}-{p}"));
-            }
-        }
-    }
-    out
-}
-
-fn not_preferred(view: &BrokerView) -> usize {
-    view.assignments
-        .iter()
-        .flat_map(|(t, ps)| ps.iter().enumerate().map(move |(p, r)| ((t.clone(), p as i32), r)))
-        .filter(|(key, r)| {
-            r.first()
-                .is_some_and(|b| view.isr.get(key).is_some_and(|i| i.contains(b)) && view.leaders.get(key) != Some(b))
-        })
-        .count()
 }
 
 /// Partitions that broker `k` is in sync for and that would go below their

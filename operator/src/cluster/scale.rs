@@ -75,7 +75,7 @@ impl BrokerView {
     }
 
     /// Partitions whose ISR lacks one of their replicas.
-    fn not_in_sync(&self) -> Vec<String> {
+    pub(crate) fn not_in_sync(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (t, ps) in &self.assignments {
             for (p, r) in ps.iter().enumerate() {
@@ -89,7 +89,7 @@ impl BrokerView {
     }
 
     /// Partitions whose preferred replica is in sync but does not lead.
-    fn not_preferred(&self) -> usize {
+    pub(crate) fn not_preferred(&self) -> usize {
         self.assignments
             .iter()
             .flat_map(|(t, ps)| ps.iter().enumerate().map(move |(p, r)| (t.clone(), p as i32, r)))
