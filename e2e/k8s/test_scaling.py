@@ -64,7 +64,7 @@ class Load:
         self.topic, self.bs = topic_name, bootstrap(kc)
         self.prefix = uuid.uuid4().hex[:8]  # the topic holds earlier tests' records too
         self.acked, self.errors, self.received = [], [], []
-        self.stop = threading.Event()
+        self.stop, self.produced = threading.Event(), threading.Event()
         self.longest_gap = 0.0
         self.threads = [threading.Thread(target=self._produce, daemon=True),
                         threading.Thread(target=self._consume, daemon=True)]
@@ -89,7 +89,10 @@ class Load:
             p.produce(self.topic, key=str(i), value=f"{self.prefix}-{i}", on_delivery=delivered)
             i += 1
             p.poll(0.02)
-        assert p.flush(120) == 0
+        left = p.flush(120)
+        if left:
+            self.errors.append(f"{left} records neither acknowledged nor failed after 120 s")
+        self.produced.set()
 
     def _consume(self):
         c = Consumer({"bootstrap.servers": self.bs, "group.id": f"load-{uuid.uuid4().hex[:6]}",
@@ -103,11 +106,10 @@ class Load:
                 if m.value().decode().startswith(self.prefix):
                     self.received.append(m.value().decode())
                 quiet_since = None
-            elif self.stop.is_set():
+            elif self.produced.is_set():
+                # Every acknowledgement is in: read until the group has them all.
                 quiet_since = quiet_since or time.time()
-                if time.time() - quiet_since > 10 and set(self.acked) <= set(self.received):
-                    break
-                if time.time() - quiet_since > 60:
+                if set(self.acked) <= set(self.received) or time.time() - quiet_since > 90:
                     break
         c.close()
 
@@ -118,7 +120,6 @@ class Load:
         assert self.errors == [], self.errors[:3]
         assert len(self.acked) > 100, "the producer made no progress"
         missing = set(self.acked) - set(self.received)
-        assert not missing, f"{len(missing)} acknowledged records never reached the group: {sorted(missing)[:5]}"
         # Every acknowledged record is in the log exactly once.
         c = Consumer({"bootstrap.servers": self.bs, "group.id": f"audit-{uuid.uuid4().hex[:6]}",
                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
@@ -134,8 +135,11 @@ class Load:
                     seen.append(m.value().decode())
         c.close()
         dupes = len(seen) - len(set(seen))
+        lost = set(self.acked) - set(seen)
+        assert not lost, f"{len(lost)} acknowledged records are not in the log: {sorted(lost)[:5]}"
         assert dupes == 0, f"{dupes} records in the log twice"
-        assert set(self.acked) <= set(seen)
+        assert not missing, (f"{len(missing)} acknowledged records (in the log) never reached the group: "
+                             f"{sorted(missing)[:5]}")
         return len(self.acked)
 
 
