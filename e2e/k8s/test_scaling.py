@@ -503,22 +503,37 @@ def test_a_broker_that_dies_mid_roll_pauses_the_roll_until_it_is_back(k8s, grow)
     k8s.kube.merge(f"/apis/skein.dev/v1alpha1/namespaces/{ns}/kafkaclusters/{NAME}",
                    {"metadata": {"annotations": {"skein.dev/restart": str(time.time())}},
                     "spec": {"rollingUpdate": {"allowUnavailableTopics": ["bulk"]}}})
-    # While the first restarted broker is not ready yet the roll cannot move on: kill another then.
+    # While the first restarted broker is not ready yet the roll cannot move on: kill the
+    # broker it restarts last (the quorum leader) then.
     r = k8s.kube.wait("the first broker restarting", lambda: (r := roll(k8s, ns)).get("phase") == "Waiting"
                       and len(r.get("restarted", [])) == 1 and "to be ready" in r.get("message", "") and r,
                       timeout=120, interval=0.1)
     first = r["restarted"][0]
-    victim = [o for o in roll(k8s, ns)["pending"] if o != first][0]
+    victim = quorum_leader(k8s, ns)
+    assert victim != first and victim in r["pending"], (victim, r)
     containers = subprocess.run(["podman", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
     name = [c for c in containers.split() if f"_{NAME}-{victim}_" in c][0]
     subprocess.run(["podman", "kill", name], check=True, capture_output=True)
-    paused = k8s.kube.wait("the roll waiting for the dead broker",
-                           lambda: (r := roll(k8s, ns)).get("phase") == "Waiting" and str(victim) in r.get("message", "")
-                           and r, timeout=60)
-    assert len(paused["restarted"]) == 1, paused
-    k8s.kube.wait("the roll completed", lambda: roll(k8s, ns).get("phase") == "Completed", timeout=420, interval=1)
+
+    def victim_ready():
+        pod = k8s.kube.get(f"/api/v1/namespaces/{ns}/pods/{NAME}-{victim}")
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+    # Until the roll completes: no broker is restarted while the victim is seen down.
+    samples, down_seen, deadline = [], 0, time.time() + 420
+    while time.time() < deadline:
+        st, ready = roll(k8s, ns), victim_ready()
+        down_seen += not ready
+        if samples and not samples[-1][1]:
+            grew = [o for o in st.get("restarted", []) if o not in samples[-1][0]]
+            assert not [o for o in grew if o != victim], f"broker(s) {grew} restarted while broker {victim} was down: {st}"
+        samples.append((st.get("restarted", []), ready))
+        if st.get("phase") == "Completed":
+            break
+        time.sleep(0.2)
     st = roll(k8s, ns)
-    assert sorted(st["restarted"]) == [0, 1, 2], st
+    print(f"roll with broker {victim} killed: down in {down_seen} of {len(samples)} samples; order {st.get('restarted')}")
+    assert st.get("phase") == "Completed" and sorted(st["restarted"]) == [0, 1, 2], st
+    assert st["restarted"][-1] == victim, st
 
 
 def test_a_larger_storage_size_grows_the_claims_in_place_and_a_smaller_one_is_refused(k8s, grow):
