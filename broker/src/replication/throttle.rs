@@ -26,15 +26,6 @@ impl Throttle {
         self.last_ms = now_ms;
     }
 
-    /// Whether a read may start now at `rate` bytes/s.
-    pub fn may_read(&mut self, rate: u64, now_ms: i64) -> bool {
-        if rate == u64::MAX || rate >= i64::MAX as u64 {
-            return true;
-        }
-        self.refill(rate, now_ms);
-        self.tokens > 0.0
-    }
-
     /// Takes up to `want` bytes of what the bucket holds now, or None when it
     /// is empty. Concurrent readers (one fetcher per leader) each size their
     /// read by what they took, so together they cannot overdraw it more than
@@ -75,8 +66,9 @@ mod tests {
         let mut moved = 0usize;
         let mut now = 0;
         while now <= 10_000 {
-            if t.may_read(rate, now) {
+            if let Some(r) = t.reserve(rate, now, 1500) {
                 t.charge(1500);
+                t.refund(r);
                 moved += 1500;
             }
             now += 10;
@@ -101,8 +93,8 @@ mod tests {
     #[test]
     fn an_unset_rate_never_throttles() {
         let mut t = Throttle::new(0);
-        assert!(t.may_read(i64::MAX as u64, 0));
+        assert_eq!(t.reserve(i64::MAX as u64, 0, 7), Some(7));
         t.charge(1 << 30);
-        assert!(t.may_read(i64::MAX as u64, 0));
+        assert_eq!(t.reserve(i64::MAX as u64, 0, 7), Some(7));
     }
 }
