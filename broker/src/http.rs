@@ -164,6 +164,9 @@ fn refresh_gauges(broker: &Broker) {
     s.under_replicated_partitions.set(roles.under_replicated.len() as i64);
     let active = broker.controller.active_controller() == Some(me);
     s.active_controller.set(i64::from(active));
+    let quorum = broker.controller.quorum_status();
+    s.metadata_log_end_offset.set(quorum.last_log_index as i64);
+    s.metadata_current_epoch.set(quorum.term as i64);
     let offline = if active {
         broker.controller.with_image(|img| {
             let live = img.live_brokers();
@@ -204,6 +207,8 @@ struct Status {
     node_id: i32,
     cluster_id: String,
     ready: bool,
+    /// Whether this broker's metadata is known to be current (it serves as leader only then).
+    metadata_current: bool,
     quorum: QuorumStatus,
     partitions_led: usize,
     partitions_followed: usize,
@@ -237,6 +242,7 @@ async fn status(State(e): State<Endpoint>) -> Response {
         node_id: b.node_id,
         cluster_id: b.cluster_id.clone(),
         ready: b.is_ready(),
+        metadata_current: b.metadata_is_current(),
         quorum: b.controller.quorum_status(),
         partitions_led: roles.led,
         partitions_followed: roles.hosted.len() - roles.led,

@@ -129,6 +129,9 @@ pub struct StateGauges {
     pub leader_count: Gauge,
     pub partition_count: Gauge,
     pub groups: Gauge,
+    /// The metadata log's last index and this node's Raft term.
+    pub metadata_log_end_offset: Gauge,
+    pub metadata_current_epoch: Gauge,
     pub log_size: Family<PartitionLabels, Gauge>,
     pub consumer_lag: Family<LagLabels, Gauge>,
 }
@@ -251,6 +254,16 @@ impl Metrics {
             s.active_controller.clone(),
         );
         r.register(
+            "kafka_server_raftmetrics_log_end_offset",
+            "Index of the last entry in this node's metadata log (its growth is metadata changes)",
+            s.metadata_log_end_offset.clone(),
+        );
+        r.register(
+            "kafka_server_raftmetrics_current_epoch",
+            "This node's term in the metadata quorum (it moves only with elections)",
+            s.metadata_current_epoch.clone(),
+        );
+        r.register(
             "kafka_server_replicamanager_leadercount",
             "Partitions this broker leads",
             s.leader_count.clone(),
@@ -274,6 +287,17 @@ impl Metrics {
             "kafka_consumergroup_lag",
             "Records between a group's committed offset and the partition's high watermark, for groups coordinated and partitions hosted here",
             s.consumer_lag.clone(),
+        );
+        self
+    }
+
+    /// Registers the active controller's count of refused proposals (the
+    /// controller owns the counter; it is made before the metrics are).
+    pub fn with_controller_counters(mut self, refused_proposals: Counter) -> Metrics {
+        self.registry.register(
+            "kafka_controller_kafkacontroller_proposalsrefused",
+            "Metadata proposals this node refused as the active controller (before or after committing them)",
+            refused_proposals,
         );
         self
     }

@@ -55,12 +55,16 @@ impl Broker {
 
     pub(super) async fn heartbeat_loop(self: Arc<Self>) {
         let every = Duration::from_millis(self.config.broker_heartbeat_interval_ms());
+        // Failures are logged when they start, every 10 s while they last, and when they end.
+        let mut failing_since: Option<std::time::Instant> = None;
+        let mut last_warned = std::time::Instant::now();
         loop {
             let hb = Heartbeat {
                 id: self.node_id,
                 epoch: self.broker_epoch.load(Ordering::SeqCst),
+                applied: *self.controller.subscribe().borrow(),
             };
-            match self.controller.heartbeat(hb).await {
+            let failure = match self.controller.heartbeat(hb).await {
                 Ok(HeartbeatReply::StaleEpoch) => {
                     tracing::warn!("the controller no longer knows this broker's epoch: registering again");
                     if let Err(e) = self.register().await {
@@ -68,8 +72,35 @@ impl Broker {
                     }
                     continue;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::debug!("heartbeat failed: {e}"),
+                Ok(HeartbeatReply::Ok { fenced }) => {
+                    self.heartbeat_answered(fenced);
+                    None
+                }
+                Ok(HeartbeatReply::NotController) => Some("the broker asked is not the active controller".to_string()),
+                Err(e) => Some(e),
+            };
+            match (failure, failing_since) {
+                (None, Some(since)) => {
+                    tracing::info!(
+                        failed_for_ms = since.elapsed().as_millis() as u64,
+                        "heartbeats reach the active controller again"
+                    );
+                    failing_since = None;
+                }
+                (None, None) => {}
+                (Some(e), None) => {
+                    tracing::warn!("heartbeat to the active controller failed: {e}");
+                    failing_since = Some(std::time::Instant::now());
+                    last_warned = std::time::Instant::now();
+                }
+                (Some(e), Some(since)) if last_warned.elapsed() >= Duration::from_secs(10) => {
+                    tracing::warn!(
+                        failing_for_ms = since.elapsed().as_millis() as u64,
+                        "heartbeats to the active controller still fail (it fences brokers it does not hear from): {e}"
+                    );
+                    last_warned = std::time::Instant::now();
+                }
+                (Some(_), Some(_)) => {}
             }
             tokio::time::sleep(every).await;
         }
@@ -107,7 +138,7 @@ impl Broker {
             partition_epoch: st.partition_epoch,
             isr,
         };
-        match self.controller.propose(cmd).await.and_then(refused) {
+        let accepted = match self.controller.propose(cmd).await.and_then(refused) {
             Ok(_) => {
                 if shrink {
                     self.metrics.isr_shrinks.inc();
@@ -116,10 +147,14 @@ impl Broker {
                 }
                 // Apply at once so that the next change starts from the new partition epoch.
                 self.reconcile().await;
+                true
             }
-            Err(e) => tracing::debug!(topic = %p.topic, partition = p.index, "ISR change refused: {e}"),
-        }
-        p.isr_change_done();
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, "ISR change refused, backing off: {e}");
+                false
+            }
+        };
+        p.isr_change_done(accepted);
     }
 
     /// Writes the recovery-point, log-start and high-watermark checkpoints.

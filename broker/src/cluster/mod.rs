@@ -102,6 +102,11 @@ pub struct Broker {
     pub controller: Arc<Controller>,
     /// This broker's registration epoch with the controller.
     broker_epoch: AtomicI64,
+    /// When a heartbeat last reached the active controller (ms), and whether
+    /// its answer said this broker is fenced: what tells a broker that its
+    /// image may be stale (see `metadata_is_current`).
+    heartbeat_ok_ms: AtomicI64,
+    fenced_by_controller: AtomicBool,
     /// Serialises applying the metadata image to local replicas.
     reconcile_lock: tokio::sync::Mutex<()>,
     fetchers: ReplicaFetchers<Partition>,
@@ -199,6 +204,7 @@ impl Broker {
         };
         let (appended, _) = watch::channel(0);
         let segments_at_start = count_segments(&log_dir);
+        let metrics = Metrics::new().with_controller_counters(controller.refused_proposals.clone());
         Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),
@@ -206,6 +212,8 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             controller,
             broker_epoch: AtomicI64::new(-1),
+            heartbeat_ok_ms: AtomicI64::new(now_ms()),
+            fenced_by_controller: AtomicBool::new(false),
             reconcile_lock: tokio::sync::Mutex::new(()),
             fetchers: ReplicaFetchers::default(),
             leader_throttle: std::sync::Mutex::new(Throttle::new(now_ms())),
@@ -223,7 +231,7 @@ impl Broker {
                 config.consumer_group_timeouts(),
             ),
             config,
-            metrics: Metrics::new(),
+            metrics,
             segments_at_start,
             started: AtomicBool::new(false),
         }))
@@ -244,12 +252,34 @@ impl Broker {
     /// metadata this broker has applied (the controller unfences a broker only
     /// once it has caught up with the metadata log).
     pub fn is_ready(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && self.is_registered_and_unfenced()
+    }
+
+    /// Whether this broker may act on the leadership its image gives it: the
+    /// image has it registered and unfenced, a heartbeat reached the active
+    /// controller within `broker.session.timeout.ms`, and the controller's last
+    /// answer did not say it is fenced. A broker cut off from the quorum (the
+    /// controller fences it after that timeout), or back but not yet caught up
+    /// with the metadata log, may have been replaced as leader without its image
+    /// showing it yet; it must not send clients to itself meanwhile.
+    pub fn metadata_is_current(&self) -> bool {
+        let quiet = now_ms() - self.heartbeat_ok_ms.load(Ordering::SeqCst);
+        quiet <= self.config.broker_session_timeout_ms() as i64
+            && !self.fenced_by_controller.load(Ordering::SeqCst)
+            && self.is_registered_and_unfenced()
+    }
+
+    fn is_registered_and_unfenced(&self) -> bool {
         let me = self.node_id;
         let epoch = self.broker_epoch.load(Ordering::SeqCst);
-        self.started.load(Ordering::SeqCst)
-            && self
-                .controller
-                .with_image(|img| img.brokers.get(&me).is_some_and(|b| !b.fenced && b.epoch == epoch))
+        self.controller
+            .with_image(|img| img.brokers.get(&me).is_some_and(|b| !b.fenced && b.epoch == epoch))
+    }
+
+    /// Records the active controller's answer to a heartbeat.
+    pub(super) fn heartbeat_answered(&self, fenced: bool) {
+        self.heartbeat_ok_ms.store(now_ms(), Ordering::SeqCst);
+        self.fenced_by_controller.store(fenced, Ordering::SeqCst);
     }
 
     /// Joins the cluster: registers with the controller, waits for the metadata
@@ -324,10 +354,11 @@ impl Broker {
     }
 
     /// The local replica of a partition this broker leads, or the error a client gets:
-    /// UNKNOWN_TOPIC_OR_PARTITION if it does not exist, NOT_LEADER_OR_FOLLOWER if another broker leads it.
+    /// UNKNOWN_TOPIC_OR_PARTITION if it does not exist, NOT_LEADER_OR_FOLLOWER if another
+    /// broker leads it or this broker's metadata may be stale (`metadata_is_current`).
     pub fn leader_partition(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ResponseError> {
         match self.partition(topic, index).filter(|p| !p.is_deleted()) {
-            Some(p) if p.is_leader(self.node_id) => Ok(p),
+            Some(p) if p.is_leader(self.node_id) && self.metadata_is_current() => Ok(p),
             Some(_) => Err(ResponseError::NotLeaderOrFollower),
             None => {
                 let exists = self.controller.with_image(|img| img.partition(topic, index).is_some());

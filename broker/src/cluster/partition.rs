@@ -32,6 +32,9 @@ pub struct ReplicaState {
     pub followers: BTreeMap<i32, FollowerProgress>,
     /// An AlterPartition for this partition is on its way to the controller.
     pub isr_change_in_flight: bool,
+    /// ISR changes the controller refused in a row, and when the next may be proposed.
+    pub isr_refusals: u32,
+    pub isr_retry_at_ms: i64,
 }
 
 /// The offsets checkpointed for a partition at the last run.
@@ -124,6 +127,8 @@ impl Partition {
                 adding: Vec::new(),
                 followers: BTreeMap::new(),
                 isr_change_in_flight: false,
+                isr_refusals: 0,
+                isr_retry_at_ms: 0,
             }),
         };
         Ok((p, stats))
@@ -179,6 +184,8 @@ impl Partition {
         st.leader = img.leader;
         st.leader_epoch = img.leader_epoch;
         st.isr_change_in_flight = false;
+        st.isr_refusals = 0;
+        st.isr_retry_at_ms = 0;
         self.leader_epoch.store(img.leader_epoch, Ordering::SeqCst);
         if img.leader == me {
             st.followers = img
@@ -228,8 +235,16 @@ impl Partition {
         }
     }
 
-    /// Leader: records a follower's fetch. Returns an ISR to propose if the follower may join it.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, log_start_offset: i64) -> Option<Vec<i32>> {
+    /// Leader: records a follower's fetch. Returns an ISR to propose if the
+    /// follower may join it (caught up within `lag_max_ms`) and no change is in
+    /// flight or backing off after a refusal.
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        lag_max_ms: i64,
+    ) -> Option<Vec<i32>> {
         let now = now_ms();
         let end = self.log_end_offset.load(Ordering::SeqCst);
         {
@@ -250,23 +265,26 @@ impl Partition {
         let hw = self.update_high_watermark(Some(end));
         let epoch_start = self.epoch_start.load(Ordering::SeqCst);
         let mut st = self.replica();
-        let joining = isr::replicas_ready_to_join(&st.replicas, &st.isr, &st.followers, hw, epoch_start);
-        if joining.is_empty() || st.isr_change_in_flight {
+        if st.isr_change_in_flight || now < st.isr_retry_at_ms {
+            return None;
+        }
+        if !isr::may_join(replica, &st.isr, &st.followers, hw, epoch_start, now, lag_max_ms) {
             return None;
         }
         st.isr_change_in_flight = true;
         let mut isr = st.isr.clone();
-        isr.extend(joining);
+        isr.push(replica);
         Some(isr)
     }
 
     /// Leader: the ISR without members that lag past `lag_max_ms`, if any do.
     pub fn shrink_candidate(&self, lag_max_ms: i64) -> Option<Vec<i32>> {
         let mut st = self.replica();
-        if st.isr_change_in_flight {
+        let now = now_ms();
+        if st.isr_change_in_flight || now < st.isr_retry_at_ms {
             return None;
         }
-        let lagging = isr::lagging_replicas(st.leader, &st.isr, &st.followers, now_ms(), lag_max_ms);
+        let lagging = isr::lagging_replicas(st.leader, &st.isr, &st.followers, now, lag_max_ms);
         if lagging.is_empty() {
             return None;
         }
@@ -274,9 +292,18 @@ impl Partition {
         Some(st.isr.iter().copied().filter(|r| !lagging.contains(r)).collect())
     }
 
-    /// The proposed ISR change was committed or refused: another may be sent.
-    pub fn isr_change_done(&self) {
-        self.replica().isr_change_in_flight = false;
+    /// The proposed ISR change was committed (`accepted`), or refused or
+    /// abandoned: another may be sent, after a backoff that grows with refusals.
+    pub fn isr_change_done(&self, accepted: bool) {
+        let mut st = self.replica();
+        st.isr_change_in_flight = false;
+        if accepted {
+            st.isr_refusals = 0;
+            st.isr_retry_at_ms = 0;
+        } else {
+            st.isr_refusals = st.isr_refusals.saturating_add(1);
+            st.isr_retry_at_ms = now_ms() + isr::isr_retry_backoff_ms(st.isr_refusals);
+        }
     }
 
     /// Leader, acks=all: waits until every ISR member has `offset`. Fails if
@@ -319,6 +346,9 @@ impl Partition {
 
     /// Follower: takes the leader's high watermark (never past this replica's end).
     pub fn follower_high_watermark(&self, leader_hw: i64) {
+        if leader_hw < 0 {
+            return; // the leader does not know it yet (an error answer, or a leader just elected)
+        }
         let end = self.log_end_offset.load(Ordering::SeqCst);
         self.leader_high_watermark.store(leader_hw, Ordering::SeqCst);
         let hw = leader_hw.min(end);

@@ -89,12 +89,18 @@ impl Replica for Partition {
         Partition::end_offset_for_epoch(self, epoch)
     }
 
-    fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, log_start_offset: i64) -> Option<Vec<i32>> {
-        Partition::record_follower_fetch(self, replica, fetch_offset, log_start_offset)
+    fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        lag_max_ms: i64,
+    ) -> Option<Vec<i32>> {
+        Partition::record_follower_fetch(self, replica, fetch_offset, log_start_offset, lag_max_ms)
     }
 
-    fn isr_change_done(&self) {
-        Partition::isr_change_done(self)
+    fn isr_change_done(&self, accepted: bool) {
+        Partition::isr_change_done(self, accepted)
     }
 
     async fn append_replicated(&self, records: Bytes) -> Result<i64, AppendError> {

@@ -597,6 +597,71 @@ impl MetadataImage {
         true
     }
 
+    /// The refusal a command would get if applied now, for commands a broker
+    /// retries on its own (AlterPartition), so the active controller can answer
+    /// without a log entry. None: propose it. A refusal from an image that
+    /// trails a just-committed entry is harmless: the proposer retries.
+    pub fn precheck(&self, cmd: &Command) -> Option<Reply> {
+        match cmd {
+            Command::AlterPartition {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self
+                .check_alter_partition(topic, *partition, *leader, *leader_epoch, *partition_epoch, isr)
+                .err(),
+            _ => None,
+        }
+    }
+
+    fn check_alter_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: &[i32],
+    ) -> Result<(), Reply> {
+        let Some(p) = self.partition(topic, partition) else {
+            return Err(refuse(
+                E::UnknownTopicOrPartition,
+                format!("{topic}-{partition} does not exist"),
+            ));
+        };
+        if p.leader != leader || p.leader_epoch != leader_epoch {
+            return Err(refuse(
+                E::FencedLeaderEpoch,
+                format!("{topic}-{partition}: leader {leader} epoch {leader_epoch} is not current"),
+            ));
+        }
+        if p.partition_epoch != partition_epoch {
+            return Err(refuse(
+                E::InvalidUpdateVersion,
+                format!("{topic}-{partition}: partition epoch {partition_epoch} is not current"),
+            ));
+        }
+        if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
+            return Err(refuse(
+                E::InvalidRequest,
+                format!("{topic}-{partition}: invalid ISR {isr:?}"),
+            ));
+        }
+        // A fenced broker, or one in controlled shutdown (KIP-841), may leave
+        // the ISR but not join it: a stopping broker still fetches until it exits.
+        let eligible = self.placeable_brokers();
+        if isr.iter().any(|r| !p.isr.contains(r) && !eligible.contains(r)) {
+            return Err(refuse(
+                E::IneligibleReplica,
+                format!("{topic}-{partition}: ISR {isr:?} names a fenced or shutting-down broker"),
+            ));
+        }
+        Ok(())
+    }
+
     fn alter_partition(
         &mut self,
         topic: &str,
@@ -606,7 +671,10 @@ impl MetadataImage {
         partition_epoch: i32,
         isr: Vec<i32>,
     ) -> Reply {
-        let eligible: Vec<i32> = self.placeable_brokers();
+        if let Err(refusal) = self.check_alter_partition(topic, partition, leader, leader_epoch, partition_epoch, &isr)
+        {
+            return refusal;
+        }
         let Some(p) = self
             .topics
             .get_mut(topic)
@@ -617,29 +685,6 @@ impl MetadataImage {
                 format!("{topic}-{partition} does not exist"),
             );
         };
-        if p.leader != leader || p.leader_epoch != leader_epoch {
-            return refuse(
-                E::FencedLeaderEpoch,
-                format!("{topic}-{partition}: leader {leader} epoch {leader_epoch} is not current"),
-            );
-        }
-        if p.partition_epoch != partition_epoch {
-            return refuse(
-                E::InvalidUpdateVersion,
-                format!("{topic}-{partition}: partition epoch {partition_epoch} is not current"),
-            );
-        }
-        if !isr.contains(&leader) || isr.iter().any(|r| !p.replicas.contains(r)) {
-            return refuse(E::InvalidRequest, format!("{topic}-{partition}: invalid ISR {isr:?}"));
-        }
-        // A fenced broker, or one in controlled shutdown (KIP-841), may leave
-        // the ISR but not join it: a stopping broker still fetches until it exits.
-        if isr.iter().any(|r| !p.isr.contains(r) && !eligible.contains(r)) {
-            return refuse(
-                E::IneligibleReplica,
-                format!("{topic}-{partition}: ISR {isr:?} names a fenced or shutting-down broker"),
-            );
-        }
         p.isr = isr;
         p.partition_epoch += 1;
         self.maybe_complete_reassignment(topic, partition);

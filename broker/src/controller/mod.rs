@@ -11,6 +11,7 @@
 
 pub mod image;
 pub mod network;
+pub mod pre_vote;
 pub mod store;
 
 /// Code generated from `proto/quorum.proto`.
@@ -49,6 +50,11 @@ openraft::declare_raft_types!(
 pub struct Heartbeat {
     pub id: i32,
     pub epoch: i64,
+    /// The last metadata log index the broker has applied (Kafka's
+    /// `currentMetadataOffset`): a fenced broker is unfenced only once it has
+    /// caught up, so that it never serves with an image older than its fencing.
+    #[serde(default)]
+    pub applied: u64,
 }
 
 /// The active controller's answer to a heartbeat.
@@ -82,7 +88,23 @@ pub struct Controller {
     voters: Vec<crate::config::Voter>,
     /// Active controller only: when each broker last heartbeat.
     last_seen: Mutex<HashMap<i32, Instant>>,
+    /// Active controller only: the metadata log index a fenced broker must
+    /// have applied before it is unfenced (this controller's applied index at
+    /// the broker's first heartbeat while fenced).
+    catch_up: Mutex<HashMap<i32, u64>>,
+    /// Proposals this node refused as the active controller, before or after
+    /// committing them (`kafka_controller_kafkacontroller_proposalsrefused`).
+    pub refused_proposals: prometheus_client::metrics::counter::Counter,
     session_timeout: Duration,
+    /// The metadata log, read for its last entry (pre-votes compare logs).
+    log: store::LogStore,
+    /// When this voter last heard from a leader (or led, or granted a vote).
+    leader_contact: Mutex<Instant>,
+    /// openraft's leader lease (`election_timeout_max`): a voter that heard
+    /// from a leader within it refuses votes, and pre-votes.
+    lease: Duration,
+    /// The spread of election waits past the lease (`election_timeout_min`).
+    election_spread: Duration,
     /// This node's static `unclean.leader.election.enable`, used while it is
     /// the active controller (topic configs and dynamic configs override it).
     unclean_leader_election: bool,
@@ -141,6 +163,8 @@ impl Controller {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.metadata_entries_between_snapshots()),
             // A follower further behind than this gets the snapshot instead.
             max_in_snapshot_log_to_keep: config.metadata_entries_between_snapshots().min(1000),
+            // Elections are started by `elect_when_leader_lost`, after a pre-vote.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -149,6 +173,7 @@ impl Controller {
         let image = Arc::new(RwLock::new(MetadataImage::default()));
         let (applied_tx, applied) = watch::channel(0u64);
         let sm = store::StateMachine::open(&dir, Arc::clone(&image), applied_tx)?;
+        let log_reader = log.clone();
         let raft = Raft::new(node_id as u64, Arc::new(raft_config), network::Network, log, sm)
             .await
             .map_err(io_error)?;
@@ -160,6 +185,12 @@ impl Controller {
             address: address.clone(),
             voters: voters.clone(),
             last_seen: Mutex::new(HashMap::new()),
+            catch_up: Mutex::new(HashMap::new()),
+            refused_proposals: Default::default(),
+            log: log_reader,
+            leader_contact: Mutex::new(Instant::now()),
+            lease: Duration::from_millis(election * 2),
+            election_spread: Duration::from_millis(election),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms()),
             unclean_leader_election: config.unclean_leader_election_enable(),
         });
@@ -198,6 +229,8 @@ impl Controller {
             let c = Arc::clone(&controller);
             tokio::spawn(async move { c.join_as_learner().await });
         }
+        let c = Arc::clone(&controller);
+        tokio::spawn(async move { c.elect_when_leader_lost().await });
         let c = Arc::clone(&controller);
         let auto_rebalance = config
             .auto_leader_rebalance_enable()
@@ -345,8 +378,24 @@ impl Controller {
     /// applies), so an unbounded wait could hang, e.g. a restarting broker's
     /// registration.
     pub async fn commit_local(&self, cmd: Command) -> Result<(Reply, u64), String> {
+        // A command the image refuses now is answered without a log entry: a
+        // refused proposal retried in a loop must not grow the metadata log.
+        if let Some(refusal) = self
+            .is_active()
+            .then(|| self.with_image(|img| img.precheck(&cmd)))
+            .flatten()
+        {
+            self.refused_proposals.inc();
+            return Ok((refusal, *self.applied.borrow()));
+        }
         match tokio::time::timeout(ATTEMPT_TIMEOUT, self.raft.client_write(cmd)).await {
-            Ok(written) => written.map(|r| (r.data, r.log_id.index)).map_err(|e| e.to_string()),
+            Ok(Ok(r)) => {
+                if matches!(r.data, Reply::Error { .. }) {
+                    self.refused_proposals.inc();
+                }
+                Ok((r.data, r.log_id.index))
+            }
+            Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("not committed within {ATTEMPT_TIMEOUT:?}")),
         }
     }
@@ -395,6 +444,99 @@ impl Controller {
         }
     }
 
+    /// Notes that this voter heard from a leader (an accepted AppendEntries or
+    /// snapshot) or granted a vote: its election wait starts again.
+    pub fn leader_contact(&self) {
+        *self.leader_contact.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn since_leader_contact(&self) -> Duration {
+        self.leader_contact.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+
+    /// Answers a pre-vote: would this node vote for the candidate now?
+    pub fn pre_vote_local(&self, req: &pre_vote::PreVoteRequest) -> pre_vote::PreVoteResponse {
+        let i_lead = self.is_active();
+        let since = self.since_leader_contact();
+        let granted = pre_vote::grant(i_lead, since, self.lease, req.last_log_id, self.log.last_log_id());
+        tracing::debug!(
+            candidate = req.candidate,
+            granted,
+            since_ms = since.as_millis() as u64,
+            "pre-vote"
+        );
+        pre_vote::PreVoteResponse { granted }
+    }
+
+    /// The election timer (openraft's own is off): a voter that has not heard
+    /// from a leader for a random wait past the lease asks the other voters for
+    /// a pre-vote and starts an election only when a majority would vote for
+    /// it. A voter cut off from the others therefore never raises the term,
+    /// and cannot depose a healthy leader when it comes back.
+    async fn elect_when_leader_lost(self: Arc<Self>) {
+        let tick = (self.election_spread / 4).max(Duration::from_millis(5));
+        let mut wait = self.next_election_wait();
+        loop {
+            tokio::time::sleep(tick).await;
+            let m = self.raft.metrics().borrow().clone();
+            if m.state == openraft::ServerState::Leader {
+                self.leader_contact();
+                continue;
+            }
+            let me = self.node_id as u64;
+            let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+            if !voters.contains(&me) || self.since_leader_contact() < wait {
+                continue;
+            }
+            let req = pre_vote::PreVoteRequest {
+                candidate: me,
+                last_log_id: self.log.last_log_id(),
+            };
+            let asks = voters.iter().filter(|&&v| v != me).map(|&v| self.ask_pre_vote(v, &req));
+            let granted = 1 + futures_util::future::join_all(asks)
+                .await
+                .into_iter()
+                .filter(|&g| g)
+                .count();
+            if pre_vote::won(granted, voters.len()) {
+                tracing::info!(
+                    granted,
+                    voters = voters.len(),
+                    term = m.current_term,
+                    "pre-vote won: standing for election"
+                );
+                if let Err(e) = self.raft.trigger().elect().await {
+                    tracing::warn!("cannot start an election: {e}");
+                }
+            } else {
+                tracing::debug!(granted, voters = voters.len(), "pre-vote lost: the term stays");
+            }
+            // Whatever came of it, the next attempt waits a fresh random while.
+            self.leader_contact();
+            wait = self.next_election_wait();
+        }
+    }
+
+    fn next_election_wait(&self) -> Duration {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_i32(self.node_id);
+        pre_vote::election_wait(self.lease, self.election_spread, h.finish())
+    }
+
+    async fn ask_pre_vote(&self, voter: u64, req: &pre_vote::PreVoteRequest) -> bool {
+        let Some(address) = self.address_of(voter as i32) else {
+            return false;
+        };
+        let (Ok(mut client), Ok(p)) = (network::client(&address), network::payload(req)) else {
+            return false;
+        };
+        match tokio::time::timeout(self.election_spread, client.pre_vote(p)).await {
+            Ok(Ok(reply)) => network::decode::<pre_vote::PreVoteResponse>(reply.get_ref()).is_ok_and(|r| r.granted),
+            _ => false,
+        }
+    }
+
     /// Active controller: records a broker's heartbeat; unfences it if it is back.
     pub async fn heartbeat_local(&self, hb: Heartbeat) -> HeartbeatReply {
         if !self.is_active() {
@@ -407,16 +549,36 @@ impl Controller {
         let reg = self.with_image(|img| img.brokers.get(&hb.id).cloned());
         match reg {
             Some(b) if b.epoch == hb.epoch => {
-                if b.fenced {
-                    let cmd = Command::UnfenceBroker {
-                        id: hb.id,
-                        epoch: hb.epoch,
-                    };
-                    if let Err(e) = self.propose_local(cmd).await {
+                if !b.fenced {
+                    return HeartbeatReply::Ok { fenced: false };
+                }
+                let target = *self
+                    .catch_up
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(hb.id)
+                    .or_insert_with(|| *self.applied.borrow());
+                if hb.applied < target {
+                    return HeartbeatReply::Ok { fenced: true };
+                }
+                let cmd = Command::UnfenceBroker {
+                    id: hb.id,
+                    epoch: hb.epoch,
+                };
+                match self.propose_local(cmd).await {
+                    Ok(Reply::Ok) => {
+                        self.catch_up.lock().unwrap_or_else(|e| e.into_inner()).remove(&hb.id);
+                        HeartbeatReply::Ok { fenced: false }
+                    }
+                    Ok(other) => {
+                        tracing::debug!(broker = hb.id, "unfencing refused: {other:?}");
+                        HeartbeatReply::Ok { fenced: true }
+                    }
+                    Err(e) => {
                         tracing::debug!(broker = hb.id, "unfencing not committed: {e}");
+                        HeartbeatReply::Ok { fenced: true }
                     }
                 }
-                HeartbeatReply::Ok { fenced: b.fenced }
             }
             _ => HeartbeatReply::StaleEpoch,
         }
@@ -425,7 +587,25 @@ impl Controller {
     /// Sends a heartbeat to the active controller.
     pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, String> {
         match self.active_controller() {
-            Some(id) if id == self.node_id => Ok(self.heartbeat_local(hb).await),
+            Some(id) if id == self.node_id => {
+                // A leader cut off from the other voters still believes it
+                // leads; its own broker must not take its stale image for current.
+                let voters = self
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .count();
+                if voters > 1 {
+                    match tokio::time::timeout(Duration::from_secs(1), self.raft.ensure_linearizable()).await {
+                        Ok(Ok(_)) => {}
+                        _ => return Err("this node leads the metadata quorum but no majority answers it".into()),
+                    }
+                }
+                Ok(self.heartbeat_local(hb).await)
+            }
             Some(id) => {
                 let address = self.address_of(id).ok_or("no address for the active controller")?;
                 let mut client = network::client(&address).map_err(|e| e.to_string())?;
@@ -506,6 +686,7 @@ impl Controller {
                 // A new active controller gives every broker a full session to check in.
                 leading_since = Some(now);
                 last_rebalance = now;
+                self.catch_up.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 let mut seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
                 seen.clear();
                 for id in self.with_image(|img| img.brokers.keys().copied().collect::<Vec<_>>()) {

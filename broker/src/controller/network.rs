@@ -135,19 +135,34 @@ impl Quorum for QuorumService {
     async fn append_entries(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(req.get_ref())?;
         let result = self.controller.raft.append_entries(rpc).await;
+        // Anything but a higher vote comes from the current leader.
+        if matches!(&result, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.controller.leader_contact();
+        }
         payload(&result).map(tonic::Response::new)
     }
 
     async fn vote(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
         let rpc: VoteRequest<NodeId> = decode(req.get_ref())?;
         let result = self.controller.raft.vote(rpc).await;
+        if matches!(&result, Ok(r) if r.vote_granted) {
+            self.controller.leader_contact();
+        }
         payload(&result).map(tonic::Response::new)
     }
 
     async fn install_snapshot(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(req.get_ref())?;
         let result = self.controller.raft.install_snapshot(rpc).await;
+        if result.is_ok() {
+            self.controller.leader_contact();
+        }
         payload(&result).map(tonic::Response::new)
+    }
+
+    async fn pre_vote(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let rpc: super::pre_vote::PreVoteRequest = decode(req.get_ref())?;
+        payload(&self.controller.pre_vote_local(&rpc)).map(tonic::Response::new)
     }
 
     async fn propose(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {

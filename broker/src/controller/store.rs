@@ -132,6 +132,12 @@ impl LogStore {
         })
     }
 
+    /// The id of the last entry in the log (or of the last purged one).
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let inner = self.lock();
+        inner.entries.values().next_back().map(|e| e.log_id).or(inner.purged)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -161,10 +167,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
-        let inner = self.lock();
-        let last = inner.entries.values().next_back().map(|e| e.log_id).or(inner.purged);
+        let last = self.last_log_id();
         Ok(LogState {
-            last_purged_log_id: inner.purged,
+            last_purged_log_id: self.lock().purged,
             last_log_id: last,
         })
     }

@@ -241,14 +241,13 @@ async fn truncate<H: ReplicaHost>(
                 }
                 let p = &f.partition;
                 let mine = p.latest_epoch().map_or(-1, |(e, _)| e);
-                let target = if pr.leader_epoch < 0 || pr.end_offset < 0 {
-                    // The leader knows no epoch this old: keep only what was committed.
-                    p.high_watermark()
-                } else if pr.leader_epoch < mine {
-                    pr.end_offset.min(p.end_offset_for_epoch(pr.leader_epoch).1)
-                } else {
-                    pr.end_offset
-                };
+                let target = truncation_target(
+                    (pr.leader_epoch, pr.end_offset),
+                    mine,
+                    p.high_watermark(),
+                    p.log_start_offset(),
+                    |epoch| p.end_offset_for_epoch(epoch).1,
+                );
                 if target < p.log_end_offset() {
                     tracing::info!(
                         topic = %key.0,
@@ -272,6 +271,29 @@ async fn truncate<H: ReplicaHost>(
         }
     }
     Ok(all_ok)
+}
+
+/// Where a follower cuts its log before following a new leader, from the
+/// leader's OffsetForLeaderEpoch answer `(epoch, end offset)`: the leader's end
+/// of that epoch (bounded by this log's own end of it when the leader's epoch
+/// is older than this log's latest), or, when the leader knows no epoch this
+/// old, the high watermark. Never below this log's start: the records below it
+/// are gone already, and an unknown (-1) offset is no place to cut.
+pub fn truncation_target(
+    (leader_epoch, leader_end): (i32, i64),
+    my_latest_epoch: i32,
+    high_watermark: i64,
+    log_start: i64,
+    my_end_for_epoch: impl Fn(i32) -> i64,
+) -> i64 {
+    let target = if leader_epoch < 0 || leader_end < 0 {
+        high_watermark
+    } else if leader_epoch < my_latest_epoch {
+        leader_end.min(my_end_for_epoch(leader_epoch))
+    } else {
+        leader_end
+    };
+    target.max(log_start)
 }
 
 /// One Fetch for every followed partition; appends what comes back.
@@ -382,4 +404,41 @@ async fn fetch<H: ReplicaHost>(
         lock(broker.follower_throttle()).refund(r);
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncation_target;
+
+    #[test]
+    fn an_empty_partition_is_never_cut_to_minus_one() {
+        // Empty log (start 0, end 0), high watermark not known yet (-1).
+        assert_eq!(truncation_target((-1, -1), -1, -1, 0, |_| -1), 0);
+        assert_eq!(truncation_target((3, -1), -1, -1, 0, |_| -1), 0);
+        assert_eq!(
+            truncation_target((2, 10), 5, 0, 0, |_| -1),
+            0,
+            "this log has no end for the epoch"
+        );
+    }
+
+    #[test]
+    fn a_follower_cuts_to_the_leaders_end_of_the_epoch() {
+        assert_eq!(truncation_target((4, 120), 4, 100, 0, |_| 130), 120);
+        assert_eq!(
+            truncation_target((3, 120), 4, 100, 0, |_| 110),
+            110,
+            "its own end of the older epoch"
+        );
+        assert_eq!(
+            truncation_target((-1, -1), 4, 100, 0, |_| 110),
+            100,
+            "the high watermark"
+        );
+        assert_eq!(
+            truncation_target((3, 40), 4, 30, 50, |_| 60),
+            50,
+            "never below the log start"
+        );
+    }
 }

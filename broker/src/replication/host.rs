@@ -47,10 +47,18 @@ pub trait Replica: Send + Sync + 'static {
     fn latest_epoch(&self) -> Option<(i32, i64)>;
     /// (epoch, end offset) of `epoch` in this log, as OffsetForLeaderEpoch answers.
     fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64);
-    /// Leader: records a follower's fetch; Some(new ISR) when it rejoins.
-    fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, log_start_offset: i64) -> Option<Vec<i32>>;
-    /// Leader: the ISR change in flight is over (proposed or abandoned).
-    fn isr_change_done(&self);
+    /// Leader: records a follower's fetch; Some(new ISR) when it rejoins
+    /// (caught up within `lag_max_ms`).
+    fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        log_start_offset: i64,
+        lag_max_ms: i64,
+    ) -> Option<Vec<i32>>;
+    /// Leader: the ISR change in flight is over: committed (`accepted`), or
+    /// refused or abandoned (the next one then backs off).
+    fn isr_change_done(&self, accepted: bool);
     /// Follower: appends batches fetched from the leader; returns the new log end.
     fn append_replicated(&self, records: Bytes) -> impl Future<Output = Result<i64, AppendError>> + Send;
     /// Follower: takes the leader's high watermark.

@@ -96,25 +96,37 @@ pub fn lagging_replicas(
         .collect()
 }
 
-/// Replicas outside the ISR that may join it: caught up to the high watermark
-/// and into the leader's current epoch (Kafka's `isFollowerInSync`).
-pub fn replicas_ready_to_join(
-    replicas: &[i32],
+/// Whether `replica`, which has just fetched, may join the ISR (Kafka's
+/// `isFollowerInSync`): outside it, caught up to the high watermark and into
+/// the leader's current epoch, and caught up with the leader within
+/// `lag_max_ms`. Only the replica that is fetching is judged: what the leader
+/// knows of the others may be arbitrarily old (on an idle partition a replica
+/// cut off long ago still looks caught up), and proposing them floods the
+/// controller with changes it must refuse.
+pub fn may_join(
+    replica: i32,
     isr: &[i32],
     followers: &BTreeMap<i32, FollowerProgress>,
     high_watermark: i64,
     epoch_start: i64,
-) -> Vec<i32> {
-    replicas
-        .iter()
-        .copied()
-        .filter(|r| !isr.contains(r))
-        .filter(|r| {
-            followers
-                .get(r)
-                .is_some_and(|f| f.log_end_offset >= high_watermark && f.log_end_offset >= epoch_start)
+    now_ms: i64,
+    lag_max_ms: i64,
+) -> bool {
+    !isr.contains(&replica)
+        && followers.get(&replica).is_some_and(|f| {
+            f.log_end_offset >= high_watermark
+                && f.log_end_offset >= epoch_start
+                && now_ms - f.last_fetch_ms <= lag_max_ms
+                && now_ms - f.last_caught_up_ms <= lag_max_ms
         })
-        .collect()
+}
+
+/// How long a leader waits before proposing another ISR change after the
+/// controller refused `refusals` in a row: 500 ms, doubling to 30 s. A refusal
+/// (a fenced replica, a stale partition epoch) is not cured by asking again at
+/// once, and each proposal is a metadata log entry.
+pub fn isr_retry_backoff_ms(refusals: u32) -> i64 {
+    (500i64 << refusals.saturating_sub(1).min(6)).min(30_000)
 }
 
 #[cfg(test)]
@@ -199,10 +211,27 @@ mod tests {
     #[test]
     fn a_replica_joins_once_it_reaches_the_high_watermark_in_this_epoch() {
         let f = BTreeMap::from([(1, progress(100, 0)), (2, progress(99, 0)), (3, progress(100, 0))]);
-        assert_eq!(replicas_ready_to_join(&[0, 1, 2], &[0], &f, 100, 0), vec![1]);
-        assert_eq!(
-            replicas_ready_to_join(&[0, 1, 2, 3], &[0], &f, 100, 101),
-            Vec::<i32>::new()
-        );
+        assert!(may_join(1, &[0], &f, 100, 0, 0, 10_000));
+        assert!(!may_join(2, &[0], &f, 100, 0, 0, 10_000), "short of the high watermark");
+        assert!(!may_join(3, &[0], &f, 100, 101, 0, 10_000), "not into this epoch");
+        assert!(!may_join(1, &[0, 1], &f, 100, 0, 0, 10_000), "already a member");
+        assert!(!may_join(4, &[0], &f, 100, 0, 0, 10_000), "never fetched");
+    }
+
+    #[test]
+    fn a_replica_last_seen_long_ago_does_not_join_however_caught_up_it_looked() {
+        // Replica 2 was cut off at 1 s with the log end it had then; the
+        // partition is idle, so its old offset still equals the high watermark.
+        let f = BTreeMap::from([(1, progress(100, 60_000)), (2, progress(100, 1_000))]);
+        assert!(may_join(1, &[0], &f, 100, 0, 60_000, 10_000));
+        assert!(!may_join(2, &[0], &f, 100, 0, 60_000, 10_000));
+    }
+
+    #[test]
+    fn refused_isr_changes_back_off_to_thirty_seconds() {
+        let waits: Vec<i64> = (1..=10).map(isr_retry_backoff_ms).collect();
+        assert_eq!(&waits[..4], &[500, 1_000, 2_000, 4_000]);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(isr_retry_backoff_ms(u32::MAX), 30_000);
     }
 }

@@ -20,11 +20,13 @@ pub fn record_follower_fetch<H: ReplicaHost>(
     fetch_offset: i64,
     log_start_offset: i64,
 ) {
-    let Some(isr) = p.record_follower_fetch(replica, fetch_offset, log_start_offset) else {
+    let lag_max_ms = host.config().replica_lag_time_max_ms();
+    let Some(isr) = p.record_follower_fetch(replica, fetch_offset, log_start_offset, lag_max_ms) else {
         return;
     };
     if !host.may_join_isr(replica) {
-        p.isr_change_done();
+        // Fenced or shutting down: the controller would refuse it.
+        p.isr_change_done(false);
         return;
     }
     tracing::info!(topic = %p.topic(), partition = p.index(), ?isr, "expanding the ISR");

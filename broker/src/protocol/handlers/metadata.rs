@@ -111,6 +111,10 @@ fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
 }
 
 fn describe(broker: &Broker, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    // A broker whose image may be stale does not name itself leader (read
+    // before the image's lock is taken: the check reads the image too).
+    let me_current = broker.metadata_is_current();
+    let me = broker.node_id;
     let partitions = broker.controller.with_image(|img| {
         let Some(t) = img.topics.get(&topic.name) else {
             return Vec::new();
@@ -122,7 +126,7 @@ fn describe(broker: &Broker, topic: &Topic, version: i16) -> MetadataResponseTop
             .map(|(i, p)| {
                 let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
                 let offline: Vec<i32> = p.replicas.iter().copied().filter(|r| !live.contains(r)).collect();
-                let leader_alive = live.contains(&p.leader);
+                let leader_alive = live.contains(&p.leader) && (p.leader != me || me_current);
                 let r = MetadataResponsePartition::default()
                     .with_partition_index(i as i32)
                     .with_leader_id(BrokerId(if leader_alive { p.leader } else { -1 }))
