@@ -13,7 +13,7 @@ IMAGE ?= localhost/skein:dev
 export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build image print-skeinctl test test-unit test-clients fuzz-check fuzz fuzz-seed compat-fast compat bench bench-operator bench-scaling lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-operator bench-scaling lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -47,6 +47,15 @@ test-unit: build
 test-clients: build image
 	./scripts/setup-test-env.sh
 	.venv/bin/python -m pytest -q -p no:cacheprovider
+
+# Fault runs longer than `make test` holds (e2e/faults: network namespaces,
+# iptables, SIGSTOP/SIGKILL, a clock jump; root): CHAOS_RUNS random schedules of
+# CHAOS_FAULTS faults each, results appended to docs/FAULTS.md.
+CHAOS_RUNS ?= 3
+CHAOS_FAULTS ?= 12
+chaos: build
+	./scripts/setup-test-env.sh
+	.venv/bin/python e2e/faults/chaos.py --runs $(CHAOS_RUNS) --faults $(CHAOS_FAULTS) --report docs/FAULTS.md
 
 # Coverage-guided fuzzing (fuzz/, cargo-fuzz): each target briefly over its
 # checked-in corpus, or a campaign of FUZZ_SECONDS per target.

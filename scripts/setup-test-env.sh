@@ -4,11 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kcat >/dev/null 2>&1; then
-  echo "setup: installing kcat"
+# kcat; iptables and faketime for the fault tier (e2e/faults).
+missing=""
+command -v kcat >/dev/null 2>&1 || missing="$missing kcat"
+command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kcat >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 REQ=broker/tests/clients/requirements.txt
