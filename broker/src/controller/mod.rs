@@ -474,7 +474,8 @@ impl Controller {
     /// it. A voter cut off from the others therefore never raises the term,
     /// and cannot depose a healthy leader when it comes back.
     async fn elect_when_leader_lost(self: Arc<Self>) {
-        let tick = (self.election_spread / 4).max(Duration::from_millis(5));
+        // Fine enough that two voters' random waits rarely fall in one tick.
+        let tick = (self.election_spread / 20).max(Duration::from_millis(5));
         let mut wait = self.next_election_wait();
         loop {
             tokio::time::sleep(tick).await;
@@ -492,13 +493,14 @@ impl Controller {
                 candidate: me,
                 last_log_id: self.log.last_log_id(),
             };
-            let asks = voters.iter().filter(|&&v| v != me).map(|&v| self.ask_pre_vote(v, &req));
-            let granted = 1 + futures_util::future::join_all(asks)
-                .await
-                .into_iter()
-                .filter(|&g| g)
-                .count();
-            if pre_vote::won(granted, voters.len()) {
+            let started = Instant::now();
+            let granted = self.pre_vote_round(&voters, &req).await;
+            // A leader heard from (or a vote granted) while the round ran makes
+            // its answers stale: standing now would depose a leader just elected.
+            let interrupted = self.since_leader_contact() < started.elapsed();
+            if interrupted {
+                tracing::debug!("a leader appeared during the pre-vote: not standing");
+            } else if pre_vote::won(granted, voters.len()) {
                 tracing::info!(
                     granted,
                     voters = voters.len(),
@@ -515,6 +517,26 @@ impl Controller {
             self.leader_contact();
             wait = self.next_election_wait();
         }
+    }
+
+    /// Asks the other voters for a pre-vote; returns the grants, this node's
+    /// own included, as soon as they are a majority or all have answered.
+    async fn pre_vote_round(&self, voters: &[u64], req: &pre_vote::PreVoteRequest) -> usize {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut asks: FuturesUnordered<_> = voters
+            .iter()
+            .filter(|&&v| v != req.candidate)
+            .map(|&v| self.ask_pre_vote(v, req))
+            .collect();
+        let mut granted = 1;
+        while !pre_vote::won(granted, voters.len()) {
+            match asks.next().await {
+                Some(true) => granted += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        granted
     }
 
     fn next_election_wait(&self) -> Duration {
