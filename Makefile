@@ -2,10 +2,18 @@
 # what the tests need and runs every test. CARGO_TARGET_DIR is honoured.
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-BROKER := $(TARGET_DIR)/release/skein-broker
+# One release build serves the tests, the benchmarks and the image: linked
+# statically (the image is FROM scratch), for the host triple named explicitly
+# so that build scripts and proc macros stay dynamic. The tests build with the
+# same flags, so they reuse it instead of compiling everything a second time.
+HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+export SKEIN_STATIC_RUSTFLAGS := -C target-feature=+crt-static
+STATIC := RUSTFLAGS="$(SKEIN_STATIC_RUSTFLAGS)" $(CARGO)
+RELEASE_DIR := $(TARGET_DIR)/$(HOST_TRIPLE)/release
+BROKER := $(RELEASE_DIR)/skein-broker
 export SKEIN_BROKER_BIN := $(BROKER)
-export SKEINCTL_BIN := $(TARGET_DIR)/release/skeinctl
-export SKEIN_OPERATOR_BIN := $(TARGET_DIR)/release/skein-operator
+export SKEINCTL_BIN := $(RELEASE_DIR)/skeinctl
+export SKEIN_OPERATOR_BIN := $(RELEASE_DIR)/skein-operator
 # Extra broker settings for `make run`, e.g. ARGS="--set num.partitions=3".
 ARGS ?=
 # The container image `make image` builds (and e2e/ runs).
@@ -22,11 +30,11 @@ cluster: build
 	SKEIN_BROKER_BIN=$(BROKER) ./scripts/local-cluster.sh
 
 build:
-	$(CARGO) build --release -p skein-broker -p skeinctl -p skein-operator
+	$(STATIC) build --release --target $(HOST_TRIPLE) -p skein-broker -p skeinctl -p skein-operator
 
 # The container image, FROM scratch with static binaries built here (Dockerfile
 # for `docker build .` where images can be pulled). Installs podman if missing.
-image:
+image: build
 	./image/build.sh $(IMAGE)
 
 # The path of the skeinctl binary (`make -s print-skeinctl`).
@@ -37,12 +45,12 @@ test: build image
 	./scripts/setup-test-env.sh
 	./scripts/check-chart.sh
 	./e2e/k8s/build-kubernetes.sh >/dev/null
-	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
+	$(STATIC) test --release --target $(HOST_TRIPLE) -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
 	.venv/bin/python -m pytest -q -p no:cacheprovider
 	$(MAKE) fuzz-check compat-fast
 
 test-unit: build
-	$(CARGO) test --release -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
+	$(STATIC) test --release --target $(HOST_TRIPLE) -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
 
 test-clients: build image
 	./scripts/setup-test-env.sh

@@ -10,6 +10,8 @@ rm -rf "$out"
 mkdir -p "$out/usr/local/bin" "$out/etc" "$out/tmp" "$out/var/lib/skein/data"
 for b in skein-broker skeinctl skein-operator; do
   install -m 0755 "$bin/$b" "$out/usr/local/bin/$b"
+  # The release build keeps line tables for backtraces; the image does without.
+  if command -v strip >/dev/null 2>&1; then strip "$out/usr/local/bin/$b"; fi
 done
 # No shell or libc files in the image: the binaries are static. These two files
 # give uid 1000 a name for tools that look it up.

@@ -15,7 +15,7 @@ diff -q dashboards/skein.json $chart/dashboards/skein.json >/dev/null || {
   echo "check-chart: $chart/dashboards/skein.json differs from dashboards/skein.json" >&2; exit 1; }
 for f in $chart/examples/*.yaml; do
   grep -q "^kind: KafkaCluster" "$f" || continue
-  "${CARGO_TARGET_DIR:-target}/release/skein-operator" render "$f" >/dev/null
+  "${SKEIN_OPERATOR_BIN:-${CARGO_TARGET_DIR:-target}/release/skein-operator}" render "$f" >/dev/null
 done
 
 "$helm" lint --strict "$chart"

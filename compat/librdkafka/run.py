@@ -43,7 +43,10 @@ def broker_binary():
     explicit = os.environ.get("SKEIN_BROKER_BIN")
     if explicit:
         return explicit
-    return str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/skein-broker")
+    # The Makefile's static build (target/<triple>/release), else a plain release build.
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    built = sorted(target.glob("*-linux-*/release/skein-broker"), key=lambda p: p.stat().st_mtime)
+    return str(built[-1] if built else target / "release/skein-broker")
 
 
 class Brokers:

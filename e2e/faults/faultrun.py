@@ -41,8 +41,10 @@ SETTINGS = {
 def release_binary(name, env):
     if os.environ.get(env):
         return os.environ[env]
+    # The Makefile's static build (target/<triple>/release), else a plain release build.
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / name)
+    built = sorted(target.glob(f"*-linux-*/release/{name}"), key=lambda p: p.stat().st_mtime)
+    return str(built[-1] if built else target / "release" / name)
 
 
 def python():

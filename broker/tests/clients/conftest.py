@@ -19,8 +19,10 @@ def release_binary(name: str, env: str) -> str:
     explicit = os.environ.get(env)
     if explicit:
         return explicit
+    # The Makefile's static build (target/<triple>/release), else a plain release build.
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return str(target / "release" / name)
+    built = sorted(target.glob(f"*-linux-*/release/{name}"), key=lambda p: p.stat().st_mtime)
+    return str(built[-1] if built else target / "release" / name)
 
 
 def broker_binary() -> str:
