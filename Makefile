@@ -7,8 +7,9 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 # so that build scripts and proc macros stay dynamic. The tests build with the
 # same flags, so they reuse it instead of compiling everything a second time.
 HOST_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
-export SKEIN_STATIC_RUSTFLAGS := -C target-feature=+crt-static
-STATIC := RUSTFLAGS="$(SKEIN_STATIC_RUSTFLAGS)" $(CARGO)
+# Not SKEIN_*: the broker reads every SKEIN_* variable as a config key.
+export RELEASE_RUSTFLAGS := -C target-feature=+crt-static
+STATIC := RUSTFLAGS="$(RELEASE_RUSTFLAGS)" $(CARGO)
 RELEASE_DIR := $(TARGET_DIR)/$(HOST_TRIPLE)/release
 BROKER := $(RELEASE_DIR)/skein-broker
 export SKEIN_BROKER_BIN := $(BROKER)

@@ -29,7 +29,7 @@ triple=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps RUSTFLAGS off build scripts and proc macros, which cannot be
 # static. The flags are `make build`'s, so after it this build has nothing to do;
 # symbols are stripped from the copies in the image (image/rootfs.sh).
-RUSTFLAGS="${SKEIN_STATIC_RUSTFLAGS:--C target-feature=+crt-static}" \
+RUSTFLAGS="${RELEASE_RUSTFLAGS:--C target-feature=+crt-static}" \
   cargo build --release --locked --target "$triple" -p skein-broker -p skeinctl -p skein-operator
 context="$target_dir/image-context"
 image/rootfs.sh "$context/rootfs" "$target_dir/$triple/release"
