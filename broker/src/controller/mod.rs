@@ -620,13 +620,15 @@ impl Controller {
                     .membership()
                     .voter_ids()
                     .count();
+                // Recorded first: its broker is alive, and is never fenced by its own controller.
+                let reply = self.heartbeat_local(hb).await;
                 if voters > 1 {
-                    match tokio::time::timeout(Duration::from_secs(1), self.raft.ensure_linearizable()).await {
+                    match tokio::time::timeout(Duration::from_secs(2), self.raft.ensure_linearizable()).await {
                         Ok(Ok(_)) => {}
                         _ => return Err("this node leads the metadata quorum but no majority answers it".into()),
                     }
                 }
-                Ok(self.heartbeat_local(hb).await)
+                Ok(reply)
             }
             Some(id) => {
                 let address = self.address_of(id).ok_or("no address for the active controller")?;

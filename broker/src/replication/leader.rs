@@ -25,8 +25,10 @@ pub fn record_follower_fetch<H: ReplicaHost>(
         return;
     };
     if !host.may_join_isr(replica) {
-        // Fenced or shutting down: the controller would refuse it.
-        p.isr_change_done(false);
+        // Fenced or shutting down: the controller would refuse it. Not a
+        // refusal to back off from: the check is local and the replica joins
+        // on its first fetch after it is unfenced.
+        p.isr_change_done(true);
         return;
     }
     tracing::info!(topic = %p.topic(), partition = p.index(), ?isr, "expanding the ISR");
