@@ -279,6 +279,12 @@ impl MetadataImage {
             .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)))
     }
 
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionImage> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+    }
+
     /// Removes a broker's registration, so Metadata and DescribeCluster stop
     /// listing it: only a stopped one (fenced, or after its controlled shutdown;
     /// a running broker would register again) and only one that holds no
@@ -675,11 +681,7 @@ impl MetadataImage {
         {
             return refusal;
         }
-        let Some(p) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
-        else {
+        let Some(p) = self.partition_mut(topic, partition) else {
             return refuse(
                 E::UnknownTopicOrPartition,
                 format!("{topic}-{partition} does not exist"),
@@ -693,11 +695,7 @@ impl MetadataImage {
 
     fn reassign(&mut self, topic: &str, partition: i32, target: Option<Vec<i32>>) -> Reply {
         let brokers: Vec<i32> = self.brokers.keys().copied().collect();
-        let Some(p) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
-        else {
+        let Some(p) = self.partition_mut(topic, partition) else {
             return refuse(
                 E::UnknownTopicOrPartition,
                 format!("{topic}-{partition} does not exist"),
