@@ -8,6 +8,7 @@ of progress it reaches."""
 
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -306,6 +307,30 @@ def test_a_scale_down_below_the_largest_replication_factor_is_refused_and_change
     k8s.kube.wait("wide deleted", lambda: "wide" not in describe(kc).topics, timeout=60)
 
 
+def watch_objects(k8s, collection, name, rv, stop, on_object):
+    """Streams every version of one object from the API server's watch (each
+    status write, not a sample of them) to on_object, from resourceVersion rv
+    until stop() is true."""
+    kube = k8s.kube
+    while not stop():
+        url = (f"{kube.server}{collection}?watch=1"
+               f"&fieldSelector=metadata.name%3D{name}&resourceVersion={rv}&timeoutSeconds=30")
+        req = urllib.request.Request(url)
+        req.add_header("Authorization", f"Bearer {kube.token}")
+        try:
+            with urllib.request.urlopen(req, context=kube.ctx, timeout=40) as r:
+                for line in r:
+                    ev = json.loads(line)
+                    if ev["type"] == "ERROR":
+                        break
+                    rv = ev["object"]["metadata"]["resourceVersion"]
+                    on_object(ev["object"])
+                    if stop():
+                        return
+        except OSError:
+            time.sleep(0.5)
+
+
 class StatefulSetWatch:
     """Watches the StatefulSet; when its replicas drop, asks the brokers at once which hold replicas."""
 
@@ -313,37 +338,42 @@ class StatefulSetWatch:
         self.k8s, self.ns, self.kc = k8s, ns, kc
         self.history, self.at_shrink = [], None
         sts = k8s.kube.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets/{NAME}")
-        self.rv = sts["metadata"]["resourceVersion"]
         self.replicas = sts["spec"]["replicas"]
         self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(
+            target=watch_objects, daemon=True,
+            args=(k8s, f"/apis/apps/v1/namespaces/{ns}/statefulsets", NAME, sts["metadata"]["resourceVersion"],
+                  lambda: self.stop, self._seen))
         self.thread.start()
 
-    def _run(self):
-        kube = self.k8s.kube
-        while not self.stop:
-            url = (f"{kube.server}/apis/apps/v1/namespaces/{self.ns}/statefulsets?watch=1"
-                   f"&fieldSelector=metadata.name%3D{NAME}&resourceVersion={self.rv}&timeoutSeconds=30")
-            req = urllib.request.Request(url)
-            req.add_header("Authorization", f"Bearer {kube.token}")
-            try:
-                with urllib.request.urlopen(req, context=kube.ctx, timeout=40) as r:
-                    for line in r:
-                        ev = json.loads(line)
-                        obj = ev["object"]
-                        if ev["type"] == "ERROR":
-                            break
-                        self.rv = obj["metadata"]["resourceVersion"]
-                        replicas = obj["spec"]["replicas"]
-                        if replicas != self.replicas:
-                            self.history.append((time.time(), self.replicas, replicas))
-                            if replicas < self.replicas and self.at_shrink is None:
-                                md = describe(self.kc)
-                                self.at_shrink = {(t, pid): list(p.replicas) for t, m in md.topics.items()
-                                                  for pid, p in m.partitions.items()}
-                            self.replicas = replicas
-            except OSError:
-                time.sleep(0.5)
+    def _seen(self, obj):
+        replicas = obj["spec"]["replicas"]
+        if replicas != self.replicas:
+            self.history.append((time.time(), self.replicas, replicas))
+            if replicas < self.replicas and self.at_shrink is None:
+                md = describe(self.kc)
+                self.at_shrink = {(t, pid): list(p.replicas) for t, m in md.topics.items()
+                                  for pid, p in m.partitions.items()}
+            self.replicas = replicas
+
+
+class ScalingWatch:
+    """Watches the KafkaCluster and queues every scaling point (phase and
+    progress) its status shows, so a phase the operator passes through in one
+    reconcile is seen as surely as a long one."""
+
+    def __init__(self, k8s, ns):
+        self.points = queue.Queue()
+        self.stop = False
+        kc = k8s.get("kafkaclusters", ns, NAME)
+        self.thread = threading.Thread(
+            target=watch_objects, daemon=True,
+            args=(k8s, f"/apis/skein.dev/v1alpha1/namespaces/{ns}/kafkaclusters", NAME,
+                  kc["metadata"]["resourceVersion"], lambda: self.stop, self._seen))
+        self.thread.start()
+
+    def _seen(self, obj):
+        self.points.put((obj.get("status") or {}).get("scaling") or {})
 
 
 def kill_operator(k8s):
@@ -359,23 +389,26 @@ def test_scaling_down_drains_first_then_shrinks_and_survives_the_operator_killed
     load = Load(kc, "events")
     time.sleep(3)
     watch = StatefulSetWatch(k8s, ns, kc)
+    points = ScalingWatch(k8s, ns)
     sampler = Sampler(k8s, ns, [0, 1, 2])
     scale_spec(k8s, ns, 3)
     kill_operator(k8s)  # before the operator has seen the new spec
     kills = ["before any step"]
     deadline = time.time() + 600
     while time.time() < deadline:
-        st = scaling(k8s, ns)
+        try:
+            st = points.points.get(timeout=1)
+        except queue.Empty:
+            continue
         if st.get("to") == 3 and st.get("phase") == "Completed":
             break
         point = f"{st.get('phase')} {st.get('partitionsDone')}/{st.get('partitionsTotal')}"
         if st.get("to") == 3 and point not in kills:
             kill_operator(k8s)
             kills.append(point)
-        time.sleep(0.3)
     else:
         raise AssertionError(f"scale-down not completed: {scaling(k8s, ns)}\n{k8s.operator_logs()}")
-    watch.stop = True
+    watch.stop = points.stop = True
     sampler.finish()
     print(f"5 -> 3 with the operator killed at {len(kills)} points: {kills}")
     acked = load.finish()
