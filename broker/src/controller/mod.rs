@@ -160,6 +160,8 @@ impl Controller {
             election_timeout_max: election * 2,
             heartbeat_interval: (election / 5).max(5),
             install_snapshot_timeout: 10_000,
+            snapshot_max_chunk_size: network::SNAPSHOT_CHUNK_BYTES,
+            max_payload_entries: network::MAX_PAYLOAD_ENTRIES,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.metadata_entries_between_snapshots()),
             // A follower further behind than this gets the snapshot instead.
             max_in_snapshot_log_to_keep: config.metadata_entries_between_snapshots().min(1000),
@@ -202,7 +204,9 @@ impl Controller {
             tracing::info!(node_id, "metadata quorum listening on {}", tcp.local_addr()?);
             let service = proto::quorum_server::QuorumServer::new(network::QuorumService {
                 controller: Arc::clone(&controller),
-            });
+            })
+            .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
             let incoming = tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
             tokio::spawn(async move {
                 if let Err(e) = tonic::transport::Server::builder()

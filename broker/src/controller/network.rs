@@ -22,6 +22,21 @@ use super::{Controller, TypeConfig};
 
 type NodeId = u64;
 
+/// The largest quorum message either end sends or accepts. tonic's default of
+/// 4 MiB is too small once payloads are JSON: a snapshot chunk of bytes
+/// encodes as up to four characters per byte, and an AppendEntries carries up
+/// to `MAX_PAYLOAD_ENTRIES` entries, each a command of at most 10,000 new
+/// partitions (CreateTopics refuses more). Peers are still bounded: a larger
+/// message is refused, never allocated.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Snapshot bytes per InstallSnapshot request (openraft sends a snapshot in
+/// chunks of this size): at most 4 MiB of JSON each.
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
+/// Log entries per AppendEntries request.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 64;
+
 /// JSON-encodes a value into a gRPC payload.
 pub fn payload<T: Serialize>(v: &T) -> Result<Payload, tonic::Status> {
     serde_json::to_vec(v)
@@ -40,7 +55,9 @@ pub fn client(address: &str) -> Result<QuorumClient<Channel>, tonic::Status> {
         .map_err(|e| tonic::Status::invalid_argument(format!("bad address {address}: {e}")))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true);
-    Ok(QuorumClient::new(endpoint.connect_lazy()))
+    Ok(QuorumClient::new(endpoint.connect_lazy())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
 }
 
 /// Makes one openraft network client per peer.
@@ -181,5 +198,71 @@ impl Quorum for QuorumService {
         let hb = decode(req.get_ref())?;
         let result = self.controller.heartbeat_local(hb).await;
         payload(&result).map(tonic::Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, SnapshotMeta, StoredMembership, Vote};
+
+    use super::*;
+    use crate::controller::image::Command;
+
+    /// What travels on the wire for a payload: the JSON and gRPC's 5-byte frame header.
+    fn wire_len<T: Serialize>(v: &T) -> usize {
+        payload(v).unwrap().json.len() + 5
+    }
+
+    fn snapshot_chunk(bytes: usize) -> InstallSnapshotRequest<TypeConfig> {
+        InstallSnapshotRequest {
+            vote: Vote::new_committed(7, 0),
+            meta: SnapshotMeta {
+                last_log_id: Some(LogId::new(CommittedLeaderId::new(7, 0), 1_000_000)),
+                last_membership: StoredMembership::default(),
+                snapshot_id: "7-0-1000000".into(),
+            },
+            offset: 0,
+            // The worst case for JSON: every byte three digits and a comma.
+            data: vec![255u8; bytes],
+            done: false,
+        }
+    }
+
+    #[test]
+    fn the_largest_snapshot_chunk_fits_the_message_limit() {
+        assert!(wire_len(&snapshot_chunk(SNAPSHOT_CHUNK_BYTES as usize)) <= MAX_MESSAGE_BYTES);
+        // What failed before: openraft's default 3 MiB chunk against tonic's default 4 MiB limit.
+        assert!(wire_len(&snapshot_chunk(3 << 20)) > 4 << 20);
+    }
+
+    #[test]
+    fn the_largest_append_entries_fits_the_message_limit() {
+        // MAX_PAYLOAD_ENTRIES entries, each the largest topic CreateTopics lets
+        // through: 10,000 partitions of RF 3 over six-digit broker ids, a name of
+        // 249 characters and configs.
+        let create = Command::CreateTopic {
+            name: "t".repeat(249),
+            id: uuid::Uuid::nil(),
+            configs: BTreeMap::from([("retention.ms".to_string(), "604800000".to_string())]),
+            assignments: (0..10_000)
+                .map(|p| vec![100_000 + p, 200_000 + p, 300_000 + p])
+                .collect(),
+        };
+        let entries = (0..MAX_PAYLOAD_ENTRIES)
+            .map(|i| Entry::<TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(7, 0), i),
+                payload: EntryPayload::Normal(create.clone()),
+            })
+            .collect();
+        let rpc = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(7, 0),
+            prev_log_id: None,
+            entries,
+            leader_commit: None,
+        };
+        let len = wire_len(&rpc);
+        assert!(len <= MAX_MESSAGE_BYTES, "{len} bytes");
     }
 }
