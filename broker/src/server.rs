@@ -5,7 +5,11 @@
 //! pipeline many requests: they wait in the socket buffer and the next is read as
 //! soon as the previous one is handled, while its response is still being written.
 //! Handling requests of one connection in order is what Kafka does too, and is
-//! what keeps an idempotent producer's pipelined batches in sequence.
+//! what keeps an idempotent producer's pipelined batches in sequence. One
+//! exception, where the order of effects is kept: a Produce with acks=all lets
+//! the reader go on once its batches are appended (`Detach`), so pipelined
+//! produce requests wait for the in-sync replicas side by side instead of one
+//! replication round trip after another.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +22,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::cluster::Broker;
 use crate::config::BrokerConfig;
@@ -199,6 +203,9 @@ async fn within<T>(idle: Duration, read: impl std::future::Future<Output = std::
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle for connections.max.idle.ms"))?
 }
 
+/// A response in the making: the handler's result, in request order.
+type PendingResponse = oneshot::Receiver<Result<Option<Frame>, ProtocolError>>;
+
 async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
@@ -208,9 +215,27 @@ async fn connection(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Frame>(RESPONSE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<PendingResponse>(RESPONSE_QUEUE);
     let writer = tokio::spawn(async move {
-        while let Some(frame) = rx.recv().await {
+        while let Some(pending) = rx.recv().await {
+            let frame = match pending.await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => continue,
+                Ok(Err(
+                    e @ (ProtocolError::UnknownApiKey(_)
+                    | ProtocolError::UnsupportedVersion { .. }
+                    | ProtocolError::Decode { .. }
+                    | ProtocolError::ShortFrame(_)),
+                )) => {
+                    tracing::warn!(%peer, "closing connection: {e}");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(%peer, "closing connection: {e}");
+                    break;
+                }
+                Err(_) => break, // the handler's task ended without an answer (a panic)
+            };
             if let Err(e) = write_frame(&mut wr, frame).await {
                 tracing::debug!(%peer, "write failed: {e}");
                 break;
@@ -234,28 +259,23 @@ async fn connection(
         // bytes has room for all of it; until then its bytes wait in the socket.
         let permit = admission.reserve(len as usize).await;
         let frame = read_frame(&mut rd, len as usize, idle).await?;
-        let handled = protocol::handle_frame(Arc::clone(&broker), peer, Arc::clone(&listener), frame).await;
-        drop(permit);
-        match handled {
-            Ok(Some(response)) => {
-                if tx.send(response).await.is_err() {
-                    break;
-                }
-            }
-            Ok(None) => {}
-            Err(
-                e @ (ProtocolError::UnknownApiKey(_)
-                | ProtocolError::UnsupportedVersion { .. }
-                | ProtocolError::Decode { .. }
-                | ProtocolError::ShortFrame(_)),
-            ) => {
-                tracing::warn!(%peer, "closing connection: {e}");
-                break;
-            }
-            Err(e) => {
-                tracing::error!(%peer, "closing connection: {e}");
-                break;
-            }
+        // The handler runs as its own task so that it can let the connection
+        // read on before it answers (see `Detach`); otherwise the next request
+        // is read only once this one is handled, as before.
+        let (detach, released) = protocol::Detach::new();
+        let (done, pending) = oneshot::channel();
+        let (broker, listener) = (Arc::clone(&broker), Arc::clone(&listener));
+        tokio::spawn(async move {
+            let handled = protocol::handle_frame_detachable(broker, peer, listener, frame, detach.clone()).await;
+            drop(permit);
+            detach.finish(handled.is_ok());
+            let _ = done.send(handled);
+        });
+        if tx.send(pending).await.is_err() {
+            break;
+        }
+        if !released.await.unwrap_or(false) {
+            break;
         }
     }
     drop(tx);

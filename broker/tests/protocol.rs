@@ -750,3 +750,153 @@ fn dynamic_cluster_defaults_are_set_and_described_under_the_empty_broker_name() 
     );
     assert!(find("log.dirs").read_only);
 }
+
+/// Two brokers forming one metadata quorum, each on free ports, killed on drop.
+struct TwoBrokers {
+    brokers: Vec<std::process::Child>,
+    ports: Vec<u16>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Drop for TwoBrokers {
+    fn drop(&mut self) {
+        for b in &mut self.brokers {
+            let _ = b.kill();
+            let _ = b.wait();
+        }
+    }
+}
+
+fn two_brokers() -> TwoBrokers {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let ports: Vec<(u16, u16)> = (0..2).map(|_| (free(), free())).collect();
+    let voters = format!("0@127.0.0.1:{},1@127.0.0.1:{}", ports[0].1, ports[1].1);
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let brokers = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (p, c))| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_skein-broker"))
+                .args(["--set", &format!("node.id={i}")])
+                .args(["--set", &format!("log.dirs={}", dirs[i].path().display())])
+                .args([
+                    "--set",
+                    &format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
+                ])
+                .args(["--set", &format!("controller.quorum.voters={voters}")])
+                .args(["--set", "http.listener="])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let t = TwoBrokers {
+        brokers,
+        ports: ports.iter().map(|p| p.0).collect(),
+        _dirs: dirs,
+    };
+    let t0 = std::time::Instant::now();
+    while !t.ports.iter().all(|p| common::listening(*p)) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "brokers did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    t
+}
+
+/// Bytes of the log of `topic` partition 0 on the broker `c` talks to,
+/// whether the high watermark has reached them or not (DescribeLogDirs).
+fn log_size(c: &mut Client, topic: &str) -> i64 {
+    let req = DescribeLogDirsRequest::default().with_topics(Some(vec![
+        describe_log_dirs_request::DescribableLogDirTopic::default()
+            .with_topic(tn(topic))
+            .with_partitions(vec![0]),
+    ]));
+    let r = c.call(1, &req);
+    r.results
+        .iter()
+        .flat_map(|d| &d.topics)
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.partition_size)
+        .sum()
+}
+
+#[test]
+fn a_produce_waiting_for_replicas_does_not_hold_up_the_connections_next_request() {
+    let cluster = two_brokers();
+    // The topic's leader, once both brokers are registered and it is created with RF=2.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let leader = loop {
+        assert!(std::time::Instant::now() < deadline, "no leader for a topic of RF=2");
+        let mut c = Client::connect(cluster.ports[0]);
+        let req = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(tn("wait"))
+                .with_num_partitions(1)
+                .with_replication_factor(2),
+        ]);
+        let code = c.call(7, &req).topics[0].error_code;
+        let md = c.call(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default().with_name(Some(tn("wait")))
+            ])),
+        );
+        let p = md.topics.first().and_then(|t| t.partitions.first());
+        match p {
+            Some(p) if (code == 0 || code == ResponseError::TopicAlreadyExists.code()) && p.isr_nodes.len() == 2 => {
+                break p.leader_id.0
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    };
+    let follower = 1 - leader as usize;
+    let mut c = Client::connect(cluster.ports[leader as usize]);
+    assert_eq!(
+        produce_error(&mut c, 9, "wait", records(1, 10)).0,
+        0,
+        "both in sync, acks=all answers"
+    );
+    let one = log_size(&mut c, "wait");
+    // The follower stops: an acks=all produce now waits for it (until the
+    // request's timeout, or until the ISR shrinks after replica.lag.time.max.ms).
+    let stop = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &cluster.brokers[follower].id().to_string()])
+            .status()
+            .unwrap()
+    };
+    stop("-STOP");
+    let mut acks1 = produce_request("wait", records(1, 10));
+    acks1.acks = 1;
+    // Waits up to 20 s; the check below gives up after 3.
+    let waiting = produce_request("wait", records(1, 10)).with_timeout_ms(20_000);
+    let mut pipelined = encode_request(9, 501, &waiting).to_vec();
+    pipelined.extend_from_slice(&encode_request(9, 502, &acks1));
+    c.send_bytes(&pipelined).unwrap();
+    // The second request is appended while the first still waits.
+    let mut other = Client::connect(cluster.ports[leader as usize]);
+    let appended = (0..30).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        log_size(&mut other, "wait") == 3 * one
+    });
+    stop("-CONT");
+    assert!(
+        appended,
+        "the acks=1 produce behind a waiting acks=all produce was not appended"
+    );
+    // Responses still come in request order.
+    for expected in [501, 502] {
+        let frame = c.read_frame().expect("a response");
+        assert_eq!(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]), expected);
+    }
+}

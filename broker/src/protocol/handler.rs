@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::{Request, VersionRange};
@@ -22,6 +22,45 @@ pub struct RequestContext {
     pub listener: Arc<str>,
     /// File ranges to send with `sendfile` in place of placeholders (Fetch).
     pub zero_copy: ZeroCopy,
+    /// Lets the connection read its next request before this one is answered.
+    pub detach: Detach,
+}
+
+/// How a handler lets its connection go on before it answers. A connection
+/// handles one request at a time, in order, as Kafka does; a Produce with
+/// acks=all, once every partition is appended, only waits for the in-sync
+/// replicas, and while it waits the connection may read and append the next
+/// request. Appends stay in request order and responses are still written in
+/// request order; what overlaps is the replication wait of pipelined requests.
+#[derive(Clone, Default)]
+pub struct Detach(Arc<Mutex<Option<tokio::sync::oneshot::Sender<bool>>>>);
+
+impl Detach {
+    /// A detach handle and what the connection waits on: `true` once the
+    /// handler lets go (or finished well), `false` if it failed.
+    pub fn new() -> (Detach, tokio::sync::oneshot::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Detach(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    /// The connection may read its next request now.
+    pub fn release(&self) {
+        self.finish(true);
+    }
+
+    /// The handler is done: the connection goes on if `ok`, else closes.
+    /// Only the first of `release` and `finish` counts.
+    pub fn finish(&self, ok: bool) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(ok);
+        }
+    }
+}
+
+impl std::fmt::Debug for Detach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Detach")
+    }
 }
 
 impl RequestContext {

@@ -23,7 +23,7 @@ use crate::cluster::Broker;
 use crate::metrics::Timed;
 use frame::SpliceBuf;
 pub use frame::{Frame, FramePart, ZeroCopy};
-pub use handler::{Handler, RequestContext};
+pub use handler::{Detach, Handler, RequestContext};
 
 /// Why a connection must be closed instead of answered.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +227,18 @@ pub async fn handle_frame(
     listener: Arc<str>,
     frame: Bytes,
 ) -> Result<Option<Frame>, ProtocolError> {
+    handle_frame_detachable(broker, peer, listener, frame, Detach::default()).await
+}
+
+/// [`handle_frame`], with the handle through which the handler may let its
+/// connection read on before it answers (see [`Detach`]).
+pub async fn handle_frame_detachable(
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    frame: Bytes,
+    detach: Detach,
+) -> Result<Option<Frame>, ProtocolError> {
     match parse_frame(frame)? {
         Parsed::Request { entry, header, body } => {
             let key = entry.key;
@@ -237,6 +249,7 @@ pub async fn handle_frame(
                 peer,
                 listener,
                 zero_copy: ZeroCopy::default(),
+                detach,
             };
             let result = (entry.call)(Arc::clone(&broker), ctx, body).await;
             // Fetch records its own time, as FetchConsumer or FetchFollower.

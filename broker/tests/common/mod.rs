@@ -62,13 +62,7 @@ impl BrokerProcess {
     }
 
     pub fn connect(&self) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client {
-            stream: s,
-            correlation: 0,
-        }
+        Client::connect(self.port)
     }
 
     /// Whether the process is still running.
@@ -101,6 +95,17 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to a broker on 127.0.0.1:`port`.
+    pub fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client {
+            stream: s,
+            correlation: 0,
+        }
+    }
+
     /// Sends a request and decodes its response.
     pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
         let raw = self.call_raw::<R>(version, req).expect("response");

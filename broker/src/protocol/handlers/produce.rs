@@ -55,6 +55,9 @@ impl Handler for Produce {
             }
             return None;
         }
+        // Appended: what is left is waiting, which need not hold up the
+        // connection's next request.
+        ctx.detach.release();
         let mut responses = Vec::with_capacity(topics.len());
         for (name, partitions) in topics {
             let mut partition_responses = Vec::with_capacity(partitions.len());
