@@ -32,6 +32,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
+    match raise_open_file_limit() {
+        Ok(limit) => tracing::info!("open files limit {limit}"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
     let config = match BrokerConfig::load(args.config.as_deref(), &args.sets) {
         Ok(c) => c,
         Err(e) => {
@@ -53,6 +57,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Raises the soft limit on open files to the hard limit. Every partition
+/// holds its active segment's log and two index files open (Kafka's operators
+/// are told to raise `nofile` for the same reason), and a process commonly
+/// starts with a soft limit of 1,024 under a hard one a thousand times higher.
+fn raise_open_file_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct passed,
+    // which lives for both calls. std has no rlimit API, hence libc.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur as u64)
 }
 
 async fn run(config: BrokerConfig) -> std::io::Result<()> {

@@ -230,3 +230,44 @@ fn a_flood_of_connections_is_refused_past_max_connections_and_memory_stays_flat(
         "peak RSS {peak} grew more than 128 MiB over {baseline}"
     );
 }
+
+/// The soft and hard open-files limits of a process, from /proc.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let v: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    (v[0], v[1])
+}
+
+#[test]
+fn the_broker_raises_its_open_files_limit_to_the_hard_limit() {
+    let (_, hard) = open_files_limits(std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // prlimit sets a low soft limit and execs the broker in the same process.
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile=256:{hard}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_skein-broker"))
+        .args(["--set", &format!("log.dirs={}", dir.path().display())])
+        .args(["--set", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
+        .args(["--set", "http.listener="])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !common::listening(port) {
+        assert!(child.try_wait().unwrap().is_none(), "the broker exited");
+        assert!(t0.elapsed() < Duration::from_secs(20), "broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = open_files_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(limits, (hard, hard), "soft limit raised from 256 to the hard limit");
+}
