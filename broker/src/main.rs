@@ -81,7 +81,7 @@ fn raise_open_file_limit() -> std::io::Result<u64> {
             }
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 async fn run(config: BrokerConfig) -> std::io::Result<()> {
