@@ -22,7 +22,7 @@ IMAGE ?= localhost/skein:dev
 export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-operator bench-scaling lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-scale bench-operator bench-scaling lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -104,6 +104,13 @@ bench-scaling: build image
 bench: build
 	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) \
 		--perf "$$(./scripts/build-rdkafka-performance.sh)" --out bench-results/latest.json
+
+# SCALE_PARTITIONS partitions on one broker (RF=1) and on three (RF=3): creation,
+# memory, open files, Metadata, snapshot, restarts (bench-results/scale.json).
+SCALE_PARTITIONS ?= 100000
+bench-scale: build
+	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) --only scale --scale-partitions $(SCALE_PARTITIONS) \
+		--perf "$$(./scripts/build-rdkafka-performance.sh)" --out bench-results/scale.json
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -15,13 +15,19 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 pub struct Conn {
     stream: TcpStream,
     correlation: i32,
+    /// The size of the last response frame, bytes.
+    pub last_response_bytes: usize,
 }
 
 impl Conn {
     pub fn connect(bootstrap: &str) -> Conn {
         let stream = TcpStream::connect(bootstrap).expect("connect");
         stream.set_nodelay(true).unwrap();
-        Conn { stream, correlation: 0 }
+        Conn {
+            stream,
+            correlation: 0,
+            last_response_bytes: 0,
+        }
     }
 
     pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
@@ -42,6 +48,7 @@ impl Conn {
         self.stream.read_exact(&mut len).unwrap();
         let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
         self.stream.read_exact(&mut resp).unwrap();
+        self.last_response_bytes = resp.len();
         let mut buf = Bytes::from(resp);
         ResponseHeader::decode(&mut buf, <R::Response as HeaderVersion>::header_version(version)).unwrap();
         R::Response::decode(&mut buf, version).unwrap()

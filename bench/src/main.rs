@@ -11,6 +11,7 @@
 //! seconds (user + system, from /proc) per GB. Prints a table and writes JSON.
 
 mod groups;
+mod scale;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -43,9 +44,13 @@ struct Args {
     /// Seconds of the fixed-rate latency run.
     #[arg(long, default_value_t = 10.0)]
     latency_seconds: f64,
+    /// Partitions of the `scale` scenario (capped by the open files limit).
+    #[arg(long, default_value_t = 100_000)]
+    scale_partitions: i32,
     /// Scenarios to run (comma-separated): produce, consume, groups, cluster,
-    /// latency, restart. All by default. `cluster` and `latency` compare with the
-    /// single broker's acks=all figures, so they run `produce` too.
+    /// latency, restart, and scale (not by default: `make bench-scale`). The
+    /// rest by default. `cluster` and `latency` compare with the single
+    /// broker's acks=all figures, so they run its 1 KiB acks=all produce too.
     #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart"].map(String::from))]
     only: Vec<String>,
     /// Extra broker settings (key=value), repeatable.
@@ -219,7 +224,6 @@ fn produce(
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().cloned());
-    settle_page_cache();
     let cpu = CpuMeter::start(brokers);
     let row = run_perf(perf, &args);
     let cpu = cpu.seconds();
@@ -243,12 +247,14 @@ fn produce(
     }
 }
 
-/// Writes dirty pages back and empties the page cache before a produce
-/// scenario, where the benchmark may (as root): a log written into a full page
-/// cache pays for reclaim on every page, and a scenario that comes after
-/// several gigabytes of earlier ones measured a third of the rate and three
-/// times the CPU per GB of the same build on a fresh cache. Without root it
-/// only syncs; the table says which.
+/// Writes dirty pages back and empties the page cache, where the benchmark
+/// may (as root): before the single broker's produce scenarios and before the
+/// cluster's. A log written into a full page cache pays for reclaim on every
+/// page, and the cluster scenario, after several gigabytes of earlier ones,
+/// measured a third of the rate and three times the CPU per GB of the same
+/// build on a fresh cache. (Not between the single broker's scenarios: the
+/// consumers read back from the page cache what was produced.) Without root
+/// it only syncs; the first line says which.
 fn settle_page_cache() -> bool {
     let _ = Command::new("sync").status();
     std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
@@ -396,7 +402,7 @@ fn main() {
     let (mut broker, first_start) = Broker::start(&args.broker, dir.clone(), port, &sets);
     let bootstrap = broker.bootstrap();
     println!(
-        "skein-bench: broker started in {:.1} ms on an empty log; page cache {} before each produce scenario",
+        "skein-bench: broker started in {:.1} ms on an empty log; page cache {} before the single broker's and the cluster's produce scenarios",
         first_start.as_secs_f64() * 1e3,
         if settle_page_cache() {
             "emptied"
@@ -530,6 +536,9 @@ fn main() {
     if let Some(single) = single_acks_all.as_ref().filter(|_| run("cluster") || run("latency")) {
         json.extend(cluster(&args, &dir, single, run("cluster"), run("latency")));
     }
+    if run("scale") {
+        json.extend(scale::run(&args, &dir));
+    }
     if run("restart") {
         let log_bytes = walk_size(&dir);
         broker.stop(false);
@@ -578,33 +587,17 @@ fn free_port() -> u16 {
 /// CPU per GB. Then (`latency`) records at half the saturating rate with a
 /// consumer reading them as they come: produce and end-to-end latency.
 fn cluster(args: &Args, dir: &Path, single: &Produced, saturate: bool, latency: bool) -> Vec<String> {
-    let n = 3;
-    let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-    let voters: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, c))| format!("{i}@127.0.0.1:{c}"))
-        .collect();
-    let t0 = Instant::now();
-    let brokers: Vec<Broker> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (p, c))| {
-            let mut sets = vec![
-                format!("node.id={i}"),
-                format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
-                format!("controller.quorum.voters={}", voters.join(",")),
-                format!("num.partitions={}", args.partitions),
-                "default.replication.factor=3".to_string(),
-                "min.insync.replicas=2".to_string(),
-            ];
-            sets.extend(args.common_sets());
-            Broker::spawn(&args.broker, dir.join(format!("cluster-node{i}")), *p, &sets)
-        })
-        .collect();
-    for b in &brokers {
-        b.wait_ready(t0);
-    }
+    let brokers = start_cluster(
+        args,
+        dir,
+        "cluster",
+        3,
+        &[
+            format!("num.partitions={}", args.partitions),
+            "default.replication.factor=3".to_string(),
+            "min.insync.replicas=2".to_string(),
+        ],
+    );
     let pids: Vec<u32> = brokers.iter().map(|b| b.child.id()).collect();
     let bootstrap: Vec<String> = brokers.iter().map(Broker::bootstrap).collect();
     let bootstrap = bootstrap.join(",");
@@ -613,6 +606,7 @@ fn cluster(args: &Args, dir: &Path, single: &Produced, saturate: bool, latency: 
     // Without the saturating run, the latency run takes half the single broker's rate.
     let mut saturating = single.mbps;
     if saturate {
+        settle_page_cache();
         let count = args.bytes / 1024;
         let r = produce(
             &args.perf,
@@ -647,6 +641,37 @@ fn cluster(args: &Args, dir: &Path, single: &Produced, saturate: bool, latency: 
         json.push(fixed_rate(args, dir, &bootstrap, &pids, saturating / 2.0));
     }
     json
+}
+
+/// Starts `n` brokers as one cluster (every one a voter of the metadata
+/// quorum), their logs under `dir/<name>-node<i>`, and waits until each
+/// accepts connections.
+fn start_cluster(args: &Args, dir: &Path, name: &str, n: usize, sets: &[String]) -> Vec<Broker> {
+    let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c))| format!("{i}@127.0.0.1:{c}"))
+        .collect();
+    let t0 = Instant::now();
+    let brokers: Vec<Broker> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (p, c))| {
+            let mut all = vec![
+                format!("node.id={i}"),
+                format!("listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{c}"),
+                format!("controller.quorum.voters={}", voters.join(",")),
+            ];
+            all.extend(sets.iter().cloned());
+            all.extend(args.common_sets());
+            Broker::spawn(&args.broker, dir.join(format!("{name}-node{i}")), *p, &all)
+        })
+        .collect();
+    for b in &brokers {
+        b.wait_ready(t0);
+    }
+    brokers
 }
 
 /// acks=all 1 KiB records at `mbps` (a fixed rate, not a burst) for
