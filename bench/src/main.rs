@@ -401,14 +401,11 @@ fn main() {
     sets.extend(args.common_sets());
     let (mut broker, first_start) = Broker::start(&args.broker, dir.clone(), port, &sets);
     let bootstrap = broker.bootstrap();
+    let settled = settle_page_cache();
     println!(
         "skein-bench: broker started in {:.1} ms on an empty log; page cache {} before the single broker's and the cluster's produce scenarios",
         first_start.as_secs_f64() * 1e3,
-        if settle_page_cache() {
-            "emptied"
-        } else {
-            "not emptied (needs root)"
-        }
+        if settled { "emptied" } else { "not emptied (needs root)" }
     );
     println!(
         "{:<44} {:>9} {:>11} {:>9} {:>9} {:>9}",

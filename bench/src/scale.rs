@@ -107,7 +107,7 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Dura
     t0.elapsed()
 }
 
-/// The largest metadata snapshot file under `dir`, bytes.
+/// The size of the metadata snapshot in a broker's log directory, bytes (0 if none yet).
 fn snapshot_bytes(dir: &Path) -> u64 {
     std::fs::metadata(dir.join("__cluster_metadata-0").join("snapshot")).map_or(0, |m| m.len())
 }
