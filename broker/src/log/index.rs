@@ -5,17 +5,60 @@
 //! is added per `index.interval.bytes` of log, so a lookup is a binary search to
 //! the nearest entry at or below the target followed by a short forward scan of
 //! batch headers. Entries are kept in memory (a 1 GiB segment at the default
-//! interval has ~260k entries, 2 MiB) and appended to the file as they are made.
+//! interval has ~260k entries, 2 MiB) and written to the file when the segment
+//! is flushed, rolled or closed: an index holds no file open, so a partition
+//! costs one open file (its active log), as a Kafka broker's does. A crash may
+//! leave an index shorter than its log; the segments a crash can leave that way
+//! are rebuilt from the log at start, and a short index is still a correct one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+/// The file behind an index: how many entries of the in-memory list it holds.
+#[derive(Debug)]
+struct Backing {
+    path: PathBuf,
+    persisted: usize,
+    /// Entries written since the file was last fsynced.
+    unsynced: bool,
+}
+
+impl Backing {
+    /// Appends `bytes` (the entries after `persisted`) and, with `sync`, fsyncs.
+    fn write(&mut self, bytes: &[u8], now_persisted: usize, sync: bool) -> io::Result<()> {
+        if bytes.is_empty() && !(sync && self.unsynced) {
+            return Ok(());
+        }
+        let mut f = OpenOptions::new().append(true).create(true).open(&self.path)?;
+        f.write_all(bytes)?;
+        self.persisted = now_persisted;
+        self.unsynced = true;
+        if sync {
+            f.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Cuts the file to `keep` entries of `entry_len` bytes if it holds more.
+    fn truncate(&mut self, keep: usize, entry_len: usize) -> io::Result<()> {
+        if keep < self.persisted {
+            OpenOptions::new()
+                .write(true)
+                .open(&self.path)?
+                .set_len((keep * entry_len) as u64)?;
+            self.persisted = keep;
+            self.unsynced = true;
+        }
+        Ok(())
+    }
+}
 
 /// Offset index: relative offset -> file position of the batch holding it.
 #[derive(Debug)]
 pub struct OffsetIndex {
-    path: PathBuf,
-    file: File,
+    backing: Backing,
     entries: Vec<(u32, u32)>,
 }
 
@@ -23,7 +66,7 @@ impl OffsetIndex {
     /// Opens (or creates) an index file and loads its entries. A trailing partial
     /// entry or one that goes backwards marks the file as corrupt (`None`).
     pub fn open(path: &Path) -> io::Result<(OffsetIndex, bool)> {
-        let (file, bytes) = open_and_read(path)?;
+        let bytes = create_and_read(path)?;
         let mut entries = Vec::with_capacity(bytes.len() / 8);
         let mut valid = bytes.len() % 8 == 0;
         for c in bytes.chunks_exact(8) {
@@ -37,29 +80,22 @@ impl OffsetIndex {
             }
             entries.push((rel, pos));
         }
-        Ok((
-            OffsetIndex {
-                path: path.to_path_buf(),
-                file,
-                entries,
-            },
-            valid,
-        ))
+        let backing = Backing {
+            path: path.to_path_buf(),
+            persisted: entries.len(),
+            unsynced: false,
+        };
+        Ok((OffsetIndex { backing, entries }, valid))
     }
 
-    /// Adds an entry; entries must increase.
-    pub fn append(&mut self, relative_offset: u32, position: u32) -> io::Result<()> {
+    /// Adds an entry (in memory until the next `write`); entries must increase.
+    pub fn append(&mut self, relative_offset: u32, position: u32) {
         if let Some(&(r, p)) = self.entries.last() {
             if relative_offset <= r || position <= p {
-                return Ok(());
+                return;
             }
         }
-        let mut e = [0u8; 8];
-        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
-        e[4..].copy_from_slice(&position.to_be_bytes());
-        self.file.write_all(&e)?;
         self.entries.push((relative_offset, position));
-        Ok(())
     }
 
     /// The entry with the largest relative offset <= `relative_offset` (binary search).
@@ -84,35 +120,41 @@ impl OffsetIndex {
     pub fn truncate_to_position(&mut self, position: u32) -> io::Result<()> {
         let keep = self.entries.partition_point(|&(_, p)| p < position);
         self.entries.truncate(keep);
-        self.file.set_len((keep * 8) as u64)
+        self.backing.truncate(keep, 8)
     }
 
     /// Empties the index (before a rebuild).
     pub fn clear(&mut self) -> io::Result<()> {
         self.entries.clear();
-        self.file.set_len(0)
+        self.backing.truncate(0, 8)
     }
 
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Writes the entries the file does not have yet; with `sync`, fsyncs it.
+    pub fn write(&mut self, sync: bool) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity((self.entries.len() - self.backing.persisted) * 8);
+        for &(rel, pos) in &self.entries[self.backing.persisted..] {
+            bytes.extend_from_slice(&rel.to_be_bytes());
+            bytes.extend_from_slice(&pos.to_be_bytes());
+        }
+        self.backing.write(&bytes, self.entries.len(), sync)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.backing.path
     }
 }
 
 /// Time index: timestamp -> relative offset of the first batch whose max timestamp reaches it.
 #[derive(Debug)]
 pub struct TimeIndex {
-    file: File,
+    backing: Backing,
     entries: Vec<(i64, u32)>,
 }
 
 impl TimeIndex {
     /// Opens (or creates) a time index; `false` if the file is corrupt.
     pub fn open(path: &Path) -> io::Result<(TimeIndex, bool)> {
-        let (file, bytes) = open_and_read(path)?;
+        let bytes = create_and_read(path)?;
         let mut entries = Vec::with_capacity(bytes.len() / 12);
         let mut valid = bytes.len() % 12 == 0;
         for c in bytes.chunks_exact(12) {
@@ -126,22 +168,22 @@ impl TimeIndex {
             }
             entries.push((ts, rel));
         }
-        Ok((TimeIndex { file, entries }, valid))
+        let backing = Backing {
+            path: path.to_path_buf(),
+            persisted: entries.len(),
+            unsynced: false,
+        };
+        Ok((TimeIndex { backing, entries }, valid))
     }
 
-    /// Adds an entry if `timestamp` is larger than the last one's.
-    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) -> io::Result<()> {
+    /// Adds an entry (in memory until the next `write`) if `timestamp` is larger than the last one's.
+    pub fn maybe_append(&mut self, timestamp: i64, relative_offset: u32) {
         if let Some(&(t, _)) = self.entries.last() {
             if timestamp <= t {
-                return Ok(());
+                return;
             }
         }
-        let mut e = [0u8; 12];
-        e[..8].copy_from_slice(&timestamp.to_be_bytes());
-        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
-        self.file.write_all(&e)?;
         self.entries.push((timestamp, relative_offset));
-        Ok(())
     }
 
     /// The relative offset of the last entry whose timestamp is below `timestamp`:
@@ -159,24 +201,31 @@ impl TimeIndex {
     pub fn truncate_to_offset(&mut self, relative_offset: u32) -> io::Result<()> {
         let keep = self.entries.partition_point(|&(_, r)| r < relative_offset);
         self.entries.truncate(keep);
-        self.file.set_len((keep * 12) as u64)
+        self.backing.truncate(keep, 12)
     }
 
     pub fn clear(&mut self) -> io::Result<()> {
         self.entries.clear();
-        self.file.set_len(0)
+        self.backing.truncate(0, 12)
     }
 
-    pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Writes the entries the file does not have yet; with `sync`, fsyncs it.
+    pub fn write(&mut self, sync: bool) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity((self.entries.len() - self.backing.persisted) * 12);
+        for &(ts, rel) in &self.entries[self.backing.persisted..] {
+            bytes.extend_from_slice(&ts.to_be_bytes());
+            bytes.extend_from_slice(&rel.to_be_bytes());
+        }
+        self.backing.write(&bytes, self.entries.len(), sync)
     }
 }
 
-fn open_and_read(path: &Path) -> io::Result<(File, Vec<u8>)> {
+/// Reads an index file, creating it empty if it is missing (as Kafka lays them out).
+fn create_and_read(path: &Path) -> io::Result<Vec<u8>> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    Ok((file, bytes))
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -190,13 +239,14 @@ mod tests {
         assert!(ok);
         assert_eq!(idx.lookup(5), None);
         for i in 1..100u32 {
-            idx.append(i * 10, i * 4096).unwrap();
+            idx.append(i * 10, i * 4096);
         }
         assert_eq!(idx.lookup(9), None);
         assert_eq!(idx.lookup(10), Some((10, 4096)));
         assert_eq!(idx.lookup(15), Some((10, 4096)));
         assert_eq!(idx.lookup(990), Some((990, 99 * 4096)));
         assert_eq!(idx.lookup(u32::MAX), Some((990, 99 * 4096)));
+        idx.write(true).unwrap();
         drop(idx);
         let (idx, ok) = OffsetIndex::open(&dir.path().join("0.index")).unwrap();
         assert!(ok);
@@ -218,15 +268,56 @@ mod tests {
     fn time_index_lookup_and_truncate() {
         let dir = tempfile::tempdir().unwrap();
         let (mut ti, _) = TimeIndex::open(&dir.path().join("0.timeindex")).unwrap();
-        ti.maybe_append(100, 0).unwrap();
-        ti.maybe_append(90, 5).unwrap(); // not increasing: skipped
-        ti.maybe_append(200, 10).unwrap();
-        ti.maybe_append(300, 20).unwrap();
+        ti.maybe_append(100, 0);
+        ti.maybe_append(90, 5); // not increasing: skipped
+        ti.maybe_append(200, 10);
+        ti.maybe_append(300, 20);
         assert_eq!(ti.lookup(50), None);
         assert_eq!(ti.lookup(100), None);
         assert_eq!(ti.lookup(150), Some(0));
         assert_eq!(ti.lookup(301), Some(20));
         ti.truncate_to_offset(10).unwrap();
         assert_eq!(ti.last(), Some((100, 0)));
+    }
+
+    #[test]
+    fn entries_reach_the_file_when_written_and_a_truncation_below_them_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        let (mut idx, _) = OffsetIndex::open(&p).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            0,
+            "an index file exists from the start"
+        );
+        for i in 1..=4u32 {
+            idx.append(i, i * 100);
+        }
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0, "appends stay in memory");
+        idx.write(false).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 32);
+        idx.append(5, 500);
+        idx.truncate_to_position(250).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().len(),
+            16,
+            "the file holds no entry past the cut"
+        );
+        idx.append(3, 260);
+        idx.write(false).unwrap();
+        let (again, ok) = OffsetIndex::open(&p).unwrap();
+        assert!(ok);
+        assert_eq!(again.entries, vec![(1, 100), (2, 200), (3, 260)]);
+
+        let tp = dir.path().join("0.timeindex");
+        let (mut ti, _) = TimeIndex::open(&tp).unwrap();
+        ti.maybe_append(10, 0);
+        ti.maybe_append(20, 4);
+        ti.write(true).unwrap();
+        ti.clear().unwrap();
+        assert_eq!(std::fs::metadata(&tp).unwrap().len(), 0);
+        ti.maybe_append(30, 0);
+        ti.write(false).unwrap();
+        assert_eq!(TimeIndex::open(&tp).unwrap().0.entries, vec![(30, 0)]);
     }
 }

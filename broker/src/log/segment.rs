@@ -37,6 +37,8 @@ pub struct Segment {
     first_timestamp: Option<i64>,
     /// Wall-clock creation time, used when the first batch has no timestamp.
     created_ms: i64,
+    /// The partition leader epoch of the last batch seen (-1: none).
+    last_epoch: i32,
 }
 
 /// Result of scanning a segment's log file.
@@ -55,10 +57,19 @@ impl Segment {
             // A leftover from an earlier life of this offset range would corrupt reads.
             let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
         }
-        Self::open_files(dir, base_offset, index_interval_bytes, now_ms)
+        let (index, _) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
+        let (time_index, _) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
+        Self::open_files(dir, base_offset, index, time_index, index_interval_bytes, now_ms)
     }
 
-    fn open_files(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
+    fn open_files(
+        dir: &Path,
+        base_offset: i64,
+        index: OffsetIndex,
+        time_index: TimeIndex,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log = OpenOptions::new()
             .read(true)
@@ -66,8 +77,6 @@ impl Segment {
             .create(true)
             .open(dir.join(format!("{stem}.log")))?;
         let size = log.metadata()?.len();
-        let (index, _) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
-        let (time_index, _) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -82,6 +91,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
             first_timestamp: None,
             created_ms: now_ms,
+            last_epoch: -1,
         })
     }
 
@@ -96,9 +106,9 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<(Segment, RecoveryResult)> {
         let stem = file_stem(base_offset);
-        let (_, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
-        let (_, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
-        let mut seg = Self::open_files(dir, base_offset, index_interval_bytes, now_ms)?;
+        let (index, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
+        let (time_index, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
+        let mut seg = Self::open_files(dir, base_offset, index, time_index, index_interval_bytes, now_ms)?;
         if let Ok(meta) = seg.log.metadata() {
             if let Ok(modified) = meta.modified() {
                 if let Ok(d) = modified.duration_since(std::time::UNIX_EPOCH) {
@@ -161,6 +171,7 @@ impl Segment {
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = -1;
         self.first_timestamp = None;
+        self.last_epoch = -1;
         let file = Arc::clone(&self.log);
         let mut reader = BufReader::with_capacity(1 << 20, file.as_ref());
         let mut pos: u64 = 0;
@@ -185,7 +196,7 @@ impl Segment {
                 Ok(h) if h.base_offset >= self.next_offset => h,
                 _ => break,
             };
-            self.index_batch(&h, pos)?;
+            self.index_batch(&h, pos);
             pos += size as u64;
             batches += 1;
         }
@@ -194,6 +205,7 @@ impl Segment {
         if truncated > 0 {
             self.truncate_file(pos)?;
         }
+        self.write_indexes(false)?;
         Ok(RecoveryResult {
             truncated_bytes: truncated,
             batches,
@@ -211,6 +223,7 @@ impl Segment {
 
     fn observe(&mut self, h: &BatchHeader) {
         self.next_offset = h.next_offset();
+        self.last_epoch = h.partition_leader_epoch;
         if self.first_timestamp.is_none() {
             self.first_timestamp = Some(h.max_timestamp);
         }
@@ -221,18 +234,17 @@ impl Segment {
     }
 
     /// Adds index entries for a batch written at `pos`.
-    fn index_batch(&mut self, h: &BatchHeader, pos: u64) -> io::Result<()> {
+    fn index_batch(&mut self, h: &BatchHeader, pos: u64) {
         let rel = (h.base_offset - self.base_offset) as u32;
         if self.bytes_since_last_index >= self.index_interval_bytes || (pos == 0 && self.index.is_empty()) {
             if pos > 0 {
-                self.index.append(rel, pos as u32)?;
+                self.index.append(rel, pos as u32);
             }
-            self.time_index.maybe_append(h.max_timestamp, rel)?;
+            self.time_index.maybe_append(h.max_timestamp, rel);
             self.bytes_since_last_index = 0;
         }
         self.bytes_since_last_index += h.size() as u64;
         self.observe(h);
-        Ok(())
     }
 
     /// Appends one batch whose offsets are already assigned.
@@ -241,7 +253,8 @@ impl Segment {
         let pos = self.size;
         write_all_vectored(&self.log, head, tail)?;
         self.size += (head.len() + tail.len()) as u64;
-        self.index_batch(h, pos)
+        self.index_batch(h, pos);
+        Ok(())
     }
 
     /// Reads the batch header at `pos`, or None past the end.
@@ -329,6 +342,10 @@ impl Segment {
     pub fn next_offset(&self) -> i64 {
         self.next_offset
     }
+    /// The leader epoch of the segment's last batch, if it has one.
+    pub fn last_epoch(&self) -> Option<i32> {
+        (self.size > 0 && self.last_epoch >= 0).then_some(self.last_epoch)
+    }
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
@@ -349,10 +366,15 @@ impl Segment {
     }
 
     /// Makes the segment's data and indexes durable.
-    pub fn flush(&self) -> io::Result<()> {
+    pub fn flush(&mut self) -> io::Result<()> {
         self.log.sync_data()?;
-        self.index.flush()?;
-        self.time_index.flush()
+        self.write_indexes(true)
+    }
+
+    /// Writes the index entries made since the last write to the index files.
+    pub fn write_indexes(&mut self, sync: bool) -> io::Result<()> {
+        self.index.write(sync)?;
+        self.time_index.write(sync)
     }
 
     /// A handle to the log file for lock-free reads.
