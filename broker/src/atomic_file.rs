@@ -26,6 +26,33 @@ pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Replaces `path` with `bytes` by a rename, without fsync: a reader sees the old
+/// contents or the new after the process dies, but after a power loss the file
+/// may be old, new or empty. Only for state that can be rebuilt from the data it
+/// describes (the leader epoch cache, from the log's batches): two fsyncs per
+/// leadership change were most of a broker's start-up with many partitions, as
+/// they were for Kafka before KAFKA-15046.
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Makes everything written to the file system holding `dir` durable (`syncfs`),
+/// failing if writing any of it back fails (Linux 5.8 and later report that).
+pub fn sync_file_system(dir: &Path) -> io::Result<()> {
+    let d = File::open(dir)?;
+    // SAFETY: syncfs takes a file descriptor that `d` keeps open for the call.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -639,11 +639,18 @@ impl Partition {
         }
     }
 
-    /// Flushes and snapshots at shutdown (blocking).
-    pub fn close(&self, now: i64) -> io::Result<()> {
+    /// Shutdown, first half (blocking): indexes and a producer snapshot written
+    /// without fsync; returns the log end offset to mark durable once the
+    /// broker has synced the file system (None for a deleted partition).
+    pub fn close_unsynced(&self) -> io::Result<Option<i64>> {
         if self.is_deleted() {
-            return Ok(());
+            return Ok(None);
         }
-        Self::lock(&self.log).close(now)
+        Self::lock(&self.log).close_unsynced().map(Some)
+    }
+
+    /// Shutdown, second half: the file system was synced with the log at `end`.
+    pub fn mark_durable(&self, end: i64) {
+        Self::lock(&self.log).mark_durable(end);
     }
 }

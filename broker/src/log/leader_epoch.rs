@@ -4,7 +4,12 @@
 //! lies beyond, so a log never keeps a tail the new leader does not have.
 //!
 //! Persisted as `leader-epoch-checkpoint` in Kafka's text format: a version
-//! line, a count line, then `epoch start_offset` per line.
+//! line, a count line, then `epoch start_offset` per line. The file is replaced
+//! without fsync: every batch carries its leader epoch, so when the log is
+//! opened the cache is checked against the log's last batch and rebuilt from
+//! the batches where the file is missing, torn or behind. What only the file
+//! knows (an epoch that began and wrote nothing) may be lost in a power loss,
+//! which is the state the replica would be in had it crashed a moment earlier.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -20,21 +25,22 @@ pub struct LeaderEpochCache {
 pub const UNDEFINED: (i32, i64) = (-1, -1);
 
 impl LeaderEpochCache {
-    /// Loads the cache of the log in `dir` (empty if the file is missing).
+    /// Loads the cache of the log in `dir`: empty if the file is missing or is
+    /// not a well-formed checkpoint (the caller rebuilds it from the log).
     pub fn load(dir: &Path) -> io::Result<LeaderEpochCache> {
         let path = dir.join("leader-epoch-checkpoint");
-        let text = match std::fs::read_to_string(&path) {
+        let bytes = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        let mut entries = Vec::new();
-        for line in text.lines().skip(2) {
-            let mut it = line.split_whitespace();
-            if let (Some(Ok(e)), Some(Ok(o))) = (it.next().map(str::parse), it.next().map(str::parse)) {
-                entries.push((e, o));
+        let entries = match parse(&bytes) {
+            Some(entries) => entries,
+            None => {
+                tracing::warn!(path = %path.display(), "the leader epoch checkpoint is malformed; rebuilding it from the log");
+                Vec::new()
             }
-        }
+        };
         Ok(LeaderEpochCache {
             entries,
             path: Some(path),
@@ -43,11 +49,31 @@ impl LeaderEpochCache {
 
     fn persist(&self) -> io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
-        let mut text = format!("0\n{}\n", self.entries.len());
-        for (e, o) in &self.entries {
-            text.push_str(&format!("{e} {o}\n"));
+        crate::atomic_file::replace_unsynced(path, render(&self.entries).as_bytes())
+    }
+
+    /// Brings the cache up to the log's batches when the log's last batch has an
+    /// epoch newer than the cache knows (or the cache is empty): `batches` yields
+    /// (leader epoch, base offset) from the latest known epoch's start on.
+    /// Returns whether anything changed (the file was rewritten).
+    pub fn catch_up(&mut self, batches: impl Iterator<Item = (i32, i64)>) -> io::Result<bool> {
+        let before = self.entries.len();
+        for (epoch, offset) in batches {
+            if epoch >= 0 && self.entries.last().is_none_or(|&(e, _)| epoch > e) {
+                self.entries.push((epoch, offset));
+            }
         }
-        crate::atomic_file::replace(path, text.as_bytes())
+        let changed = self.entries.len() != before;
+        if changed {
+            self.persist()?;
+        }
+        Ok(changed)
+    }
+
+    /// Forgets epochs that start at or after `offset` in memory only: at open,
+    /// the file is left as it is until the next change rewrites it.
+    pub fn forget_from(&mut self, offset: i64) {
+        self.entries.retain(|&(_, o)| o < offset);
     }
 
     /// Records that `epoch` starts at `offset`, if it is newer than the latest.
@@ -90,6 +116,39 @@ impl LeaderEpochCache {
         }
         Ok(())
     }
+}
+
+fn render(entries: &[(i32, i64)]) -> String {
+    let mut text = format!("0\n{}\n", entries.len());
+    for (e, o) in entries {
+        text.push_str(&format!("{e} {o}\n"));
+    }
+    text
+}
+
+/// A checkpoint's entries: version 0, a count, that many `epoch offset` lines
+/// with epochs increasing and offsets not decreasing; None for anything else
+/// (an empty file left by a power loss, a torn write).
+fn parse(bytes: &[u8]) -> Option<Vec<(i32, i64)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut entries: Vec<(i32, i64)> = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        let mut it = lines.next()?.split_whitespace();
+        let (e, o): (i32, i64) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+        if it.next().is_some() || e < 0 || o < 0 || entries.last().is_some_and(|&(le, lo)| e <= le || o < lo) {
+            return None;
+        }
+        entries.push((e, o));
+    }
+    Some(entries)
 }
 
 #[cfg(test)]
@@ -139,5 +198,45 @@ mod tests {
         assert_eq!(again.entries, vec![(0, 0), (3, 42)]);
         let text = std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap();
         assert_eq!(text, "0\n2\n0 0\n3 42\n");
+    }
+
+    #[test]
+    fn a_torn_or_empty_checkpoint_loads_as_empty_and_catch_up_rebuilds_it_from_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leader-epoch-checkpoint");
+        for bad in [
+            &b"0\n3\n0 0\n2 10\n"[..],
+            b"0\n1\n",
+            b"\0\0\0\0",
+            b"1\n1\n0 0\n",
+            b"0\n2\n3 10\n2 20\n",
+            b"0\nx\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert_eq!(LeaderEpochCache::load(dir.path()).unwrap().entries, vec![], "{bad:?}");
+        }
+        std::fs::write(&path, b"").unwrap();
+        let mut c = LeaderEpochCache::load(dir.path()).unwrap();
+        let batches = [(0, 0), (0, 5), (-1, 7), (2, 9), (2, 12), (1, 14), (4, 20)];
+        assert!(c.catch_up(batches.into_iter()).unwrap());
+        assert_eq!(c.entries, vec![(0, 0), (2, 9), (4, 20)]);
+        assert_eq!(
+            LeaderEpochCache::load(dir.path()).unwrap().entries,
+            c.entries,
+            "rewritten"
+        );
+        assert!(!c.catch_up([(4, 25)].into_iter()).unwrap(), "nothing newer: no write");
+    }
+
+    #[test]
+    fn forgetting_at_open_leaves_the_file_until_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = LeaderEpochCache::load(dir.path()).unwrap();
+        c.assign(1, 0).unwrap();
+        c.forget_from(0);
+        assert_eq!(c.latest_epoch(), None);
+        assert_eq!(LeaderEpochCache::load(dir.path()).unwrap().entries, vec![(1, 0)]);
+        c.assign(2, 0).unwrap();
+        assert_eq!(LeaderEpochCache::load(dir.path()).unwrap().entries, vec![(2, 0)]);
     }
 }

@@ -214,9 +214,45 @@ impl Log {
             cleaner_point: 0,
             epochs: leader_epoch::LeaderEpochCache::load(dir)?,
         };
-        log.epochs.truncate_from(next_offset)?;
+        log.epochs.forget_from(next_offset);
+        log.catch_up_epochs()?;
         log.load_producer_state()?;
         Ok((log, stats))
+    }
+
+    /// Rebuilds the leader epoch cache from the batches when the log's last batch
+    /// has an epoch the cache does not know (its file is written without fsync).
+    /// Reads batch headers from the latest known epoch's start only, and nothing
+    /// when the last batch's epoch is the cache's latest (the usual case).
+    fn catch_up_epochs(&mut self) -> io::Result<()> {
+        let Some(last) = self.segments.values().rev().find_map(Segment::last_epoch) else {
+            return Ok(());
+        };
+        if self.epochs.latest_epoch().is_some_and(|e| e >= last) {
+            return Ok(());
+        }
+        let from = self
+            .epochs
+            .latest_start()
+            .unwrap_or(self.log_start_offset)
+            .max(self.log_start_offset);
+        let mut batches = Vec::new();
+        for seg in self.segments.values() {
+            if seg.next_offset() <= from {
+                continue;
+            }
+            let Some((mut pos, _)) = seg.position_of(from)? else {
+                continue;
+            };
+            while let Some(h) = seg.header_at(pos)? {
+                batches.push((h.partition_leader_epoch, h.base_offset));
+                pos += h.size() as u64;
+            }
+        }
+        if self.epochs.catch_up(batches.into_iter())? {
+            tracing::info!(dir = %self.dir.display(), epochs = ?self.epochs.latest_epoch(), "rebuilt the leader epoch cache from the log");
+        }
+        Ok(())
     }
 
     /// Restores producer state: the newest snapshot, then the batches after it.
@@ -438,6 +474,8 @@ impl Log {
         if self.active().base_offset == base {
             return Ok(());
         }
+        // The old segment is immutable from here: its index files get their last entries.
+        self.active_mut().write_indexes(false)?;
         let old = self.active().file();
         let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(base, seg);
@@ -716,7 +754,7 @@ impl Log {
     /// fsyncs the active segment (all older ones were synced at roll) and moves the recovery point.
     pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
         let end = self.next_offset;
-        self.active().flush()?;
+        self.active_mut().flush()?;
         self.recovery_point.fetch_max(end, Ordering::SeqCst);
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
@@ -752,13 +790,32 @@ impl Log {
         self.recovery_point() < self.next_offset && now_ms - self.last_flush_ms >= self.config.flush_ms
     }
 
-    /// Flushes and writes a producer snapshot: called at clean shutdown.
+    /// Flushes and writes a producer snapshot: a clean close of one log.
     pub fn close(&mut self, now_ms: i64) -> io::Result<()> {
         self.flush(now_ms)?;
-        for seg in self.segments.values() {
+        for seg in self.segments.values_mut() {
             seg.flush()?;
         }
         producer_state::write_snapshot(&self.dir, self.next_offset, &self.producers)
+    }
+
+    /// The first half of a broker's clean shutdown: writes the indexes and a
+    /// producer snapshot without fsync and returns the log end offset. The broker
+    /// then syncs the file system once (one `syncfs` instead of several fsyncs
+    /// per partition) and calls [`Log::mark_durable`] with that offset.
+    pub fn close_unsynced(&mut self) -> io::Result<i64> {
+        for seg in self.segments.values_mut() {
+            seg.write_indexes(false)?;
+        }
+        producer_state::write_snapshot_unsynced(&self.dir, self.next_offset, &self.producers)?;
+        Ok(self.next_offset)
+    }
+
+    /// Moves the recovery point to `offset`, which the caller has made durable.
+    pub fn mark_durable(&mut self, offset: i64) {
+        self.recovery_point
+            .fetch_max(offset.min(self.next_offset), Ordering::SeqCst);
+        self.unflushed_messages = 0;
     }
 
     pub fn set_config(&mut self, config: LogConfig) {

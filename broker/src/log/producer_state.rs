@@ -258,6 +258,12 @@ pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerStateManager) -> 
     crate::atomic_file::replace(&dir.join(snapshot_name(offset)), &state.encode())
 }
 
+/// Writes a snapshot atomically but without fsync: for a shutdown that syncs the
+/// whole file system once afterwards.
+pub fn write_snapshot_unsynced(dir: &Path, offset: i64, state: &ProducerStateManager) -> io::Result<()> {
+    crate::atomic_file::replace_unsynced(&dir.join(snapshot_name(offset)), &state.encode())
+}
+
 /// The newest readable snapshot at or below `max_offset`, removing newer or damaged ones.
 pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, ProducerStateManager)>> {
     let mut offsets: Vec<i64> = Vec::new();

@@ -488,3 +488,36 @@ fn a_compacted_log_refuses_records_without_a_key_compressed_or_not() {
     }
     assert_eq!(log.log_end_offset(), 3, "only the keyed batches are in the log");
 }
+
+#[test]
+fn a_lost_stale_or_torn_leader_epoch_checkpoint_is_rebuilt_from_the_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    for (epoch, batches) in [(0, 3), (2, 2), (5, 1)] {
+        log.assign_epoch(epoch, log.log_end_offset()).unwrap();
+        for _ in 0..batches {
+            log.append(&batch(4, 1), 1_000, epoch).unwrap();
+        }
+    }
+    let answers = |log: &Log| [0, 1, 2, 3, 4, 5, 6].map(|e| log.end_offset_for_epoch(e));
+    let want = answers(&log);
+    assert_eq!(want[2], (2, 20), "epoch 2 ends where epoch 5 starts");
+    log.close(1_000).unwrap();
+    drop(log);
+    let path = dir.path().join("leader-epoch-checkpoint");
+    for (case, contents) in [
+        ("missing", None),
+        ("empty after a power loss", Some(&b""[..])),
+        ("stale: written before epochs 2 and 5", Some(&b"0\n1\n0 0\n"[..])),
+        ("torn", Some(&b"0\n3\n0 0\n2 1"[..])),
+    ] {
+        match contents {
+            None => std::fs::remove_file(&path).unwrap(),
+            Some(c) => std::fs::write(&path, c).unwrap(),
+        }
+        for clean in [true, false] {
+            let log = open(dir.path(), config(), clean);
+            assert_eq!(answers(&log), want, "{case}, clean {clean}");
+        }
+    }
+}
