@@ -7,9 +7,10 @@
 //! catches up from the snapshot (three brokers; the snapshot is larger than
 //! the 4 MiB a gRPC message held by default, so it travels in chunks).
 //!
-//! Every partition replica holds its active segment's log and two index files
-//! open, so N is capped by the open files hard limit of this machine; the
-//! table says when it was.
+//! Every partition replica holds its active segment's log open, so N is capped
+//! by the open files limit. The harness raises its hard limit as far as the
+//! kernel allows (`fs.nr_open`, as root; a production host sets LimitNOFILE)
+//! and the brokers inherit it; the table says when N was capped.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,13 +32,14 @@ fn name(s: &str) -> TopicName {
 }
 
 pub fn run(args: &Args, dir: &Path) -> Vec<String> {
+    raise_open_files_limit(args.scale_partitions as u64 + 10_000);
     let hard = open_files_hard_limit();
-    // Three files per partition replica, and room for the rest.
-    let fit = (hard.saturating_sub(2_000) / 3) as i32 / PER_TOPIC * PER_TOPIC;
+    // One file per partition replica, and room for the rest.
+    let fit = hard.saturating_sub(5_000).min(i32::MAX as u64) as i32 / PER_TOPIC * PER_TOPIC;
     let n = args.scale_partitions.min(fit.max(PER_TOPIC));
     if n < args.scale_partitions {
         println!(
-            "scale: {n} partitions, not {}: this machine's open files hard limit is {hard}, and a partition holds 3 files open",
+            "scale: {n} partitions, not {}: the open files hard limit is {hard}, and a partition holds its log open",
             args.scale_partitions
         );
     }
@@ -45,6 +47,30 @@ pub fn run(args: &Args, dir: &Path) -> Vec<String> {
         .into_iter()
         .map(|(brokers, rf)| one(args, dir, brokers, rf, n))
         .collect()
+}
+
+/// Raises this process's open files limits (soft and hard) to `want`, capped by
+/// `fs.nr_open`; raising the hard limit needs root. The brokers inherit them.
+fn raise_open_files_limit(want: u64) {
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let want = want.min(nr_open);
+    if open_files_hard_limit() >= want {
+        return;
+    }
+    let limit = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: setrlimit reads the struct passed by reference for the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        println!(
+            "scale: cannot raise the open files hard limit to {want}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The open files hard limit this process has (the brokers inherit it).
