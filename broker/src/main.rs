@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     match raise_open_file_limit() {
-        Ok(limit) => tracing::info!("open files limit {limit}"),
+        Ok(limit) => tracing::info!(
+            segment_files_open_at_most = skein_broker::log::open_files::budget(),
+            "open files limit {limit}"
+        ),
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
     let config = match BrokerConfig::load(args.config.as_deref(), &args.sets) {

@@ -462,7 +462,7 @@ impl Partition {
         }
         let log = Arc::clone(&self.log);
         blocking(move || {
-            let (files, upto, rp) = Self::lock(&log).flush_handle();
+            let (files, upto, rp) = Self::lock(&log).flush_handle()?;
             for f in files {
                 f.sync_data()?;
             }

@@ -12,6 +12,7 @@ pub mod compression;
 pub mod index;
 pub mod leader_epoch;
 pub mod meta_properties;
+pub mod open_files;
 pub mod producer_state;
 pub mod segment;
 
@@ -476,7 +477,7 @@ impl Log {
         }
         // The old segment is immutable from here: its index files get their last entries.
         self.active_mut().write_indexes(false)?;
-        let old = self.active().file();
+        let old = self.active().file()?;
         let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(base, seg);
         let _ = producer_state::write_snapshot(&self.dir, base, &self.producers);
@@ -552,8 +553,11 @@ impl Log {
             };
             let room = (end.saturating_sub(position) as usize).min(max_bytes);
             let len = seg.whole_batches_len(position, room, min_one_batch && end > position)?;
-            return Ok((len > 0).then(|| FileSlice {
-                file: seg.file(),
+            if len == 0 {
+                return Ok(None);
+            }
+            return Ok(Some(FileSlice {
+                file: seg.file()?,
                 position,
                 len,
             }));
@@ -682,16 +686,18 @@ impl Log {
         if total == 0 || dirty == 0 || (dirty as f64 / total as f64) < self.config.min_cleanable_dirty_ratio {
             return None;
         }
-        Some(
-            rolled
-                .into_iter()
-                .map(|s| cleaner::SegmentInput {
+        // A segment whose file cannot be opened now is cleaned at a later pass.
+        rolled
+            .into_iter()
+            .map(|s| {
+                Ok(cleaner::SegmentInput {
                     base_offset: s.base_offset,
-                    file: s.file(),
+                    file: s.file()?,
                     size: s.size(),
                 })
-                .collect(),
-        )
+            })
+            .collect::<io::Result<Vec<_>>>()
+            .ok()
     }
 
     /// Puts cleaned segment files in place of the originals (which readers holding
@@ -763,15 +769,15 @@ impl Log {
 
     /// The files not yet known to be synced, the offset they cover, and the
     /// recovery point to advance: lets a group commit fsync without holding the log.
-    pub fn flush_handle(&self) -> (Vec<Arc<std::fs::File>>, i64, Arc<AtomicI64>) {
+    pub fn flush_handle(&self) -> io::Result<(Vec<Arc<std::fs::File>>, i64, Arc<AtomicI64>)> {
         let rp = self.recovery_point();
         let files = self
             .segments
             .values()
             .filter(|s| s.next_offset() > rp || s.base_offset >= rp)
             .map(Segment::file)
-            .collect();
-        (files, self.next_offset, Arc::clone(&self.recovery_point))
+            .collect::<io::Result<_>>()?;
+        Ok((files, self.next_offset, Arc::clone(&self.recovery_point)))
     }
 
     /// The shared recovery point, readable without the log's lock.

@@ -3,7 +3,7 @@
 //! A segment is append-only. Its files are named by the 20-digit base offset, as in
 //! Kafka, so tools that list a partition directory read it the same way.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::batch::{self, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use super::index::{OffsetIndex, TimeIndex};
+use super::open_files::CachedFile;
 
 /// File name stem of a segment starting at `base_offset`.
 pub fn file_stem(base_offset: i64) -> String {
@@ -22,7 +23,8 @@ pub fn file_stem(base_offset: i64) -> String {
 pub struct Segment {
     pub base_offset: i64,
     dir: PathBuf,
-    log: Arc<File>,
+    /// Opened on demand: an idle segment may hold no file (see `open_files`).
+    log: Arc<CachedFile>,
     size: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
@@ -71,16 +73,12 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
-        let log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(dir.join(format!("{stem}.log")))?;
-        let size = log.metadata()?.len();
+        let log = CachedFile::open(&dir.join(format!("{stem}.log")))?;
+        let size = log.get()?.metadata()?.len();
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            log: Arc::new(log),
+            log,
             size,
             index,
             time_index,
@@ -109,7 +107,7 @@ impl Segment {
         let (index, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
         let (time_index, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
         let mut seg = Self::open_files(dir, base_offset, index, time_index, index_interval_bytes, now_ms)?;
-        if let Ok(meta) = seg.log.metadata() {
+        if let Ok(meta) = seg.log.get()?.metadata() {
             if let Ok(modified) = meta.modified() {
                 if let Ok(d) = modified.duration_since(std::time::UNIX_EPOCH) {
                     seg.created_ms = d.as_millis() as i64;
@@ -172,7 +170,7 @@ impl Segment {
         self.offset_of_max_timestamp = -1;
         self.first_timestamp = None;
         self.last_epoch = -1;
-        let file = Arc::clone(&self.log);
+        let file = self.log.get()?;
         let mut reader = BufReader::with_capacity(1 << 20, file.as_ref());
         let mut pos: u64 = 0;
         let mut batches = 0;
@@ -213,7 +211,7 @@ impl Segment {
     }
 
     fn truncate_file(&mut self, pos: u64) -> io::Result<()> {
-        self.log.set_len(pos)?;
+        self.log.get()?.set_len(pos)?;
         self.size = pos;
         self.index.truncate_to_position(pos as u32)?;
         let rel = (self.next_offset - self.base_offset) as u32;
@@ -251,7 +249,7 @@ impl Segment {
     /// Appends one batch, given as its (patched) header and its records, whose offsets are assigned.
     pub fn append(&mut self, head: &[u8], tail: &[u8], h: &BatchHeader) -> io::Result<()> {
         let pos = self.size;
-        write_all_vectored(&self.log, head, tail)?;
+        write_all_vectored(&*self.log.get()?, head, tail)?;
         self.size += (head.len() + tail.len()) as u64;
         self.index_batch(h, pos);
         Ok(())
@@ -263,7 +261,7 @@ impl Segment {
             return Ok(None);
         }
         let mut b = [0u8; HEADER_LEN];
-        self.log.read_exact_at(&mut b, pos)?;
+        self.log.get()?.read_exact_at(&mut b, pos)?;
         Ok(BatchHeader::parse(&b).ok())
     }
 
@@ -285,8 +283,9 @@ impl Segment {
     pub fn whole_batches_len(&self, pos: u64, max_bytes: usize, min_one: bool) -> io::Result<usize> {
         let mut len = 0usize;
         let mut head = [0u8; LOG_OVERHEAD];
+        let file = self.log.get()?;
         while pos + (len + LOG_OVERHEAD) as u64 <= self.size {
-            self.log.read_exact_at(&mut head, pos + len as u64)?;
+            file.read_exact_at(&mut head, pos + len as u64)?;
             let Some(size) = batch::peek_size(&head) else { break };
             if pos + (len + size) as u64 > self.size || (len + size > max_bytes && !(min_one && len == 0)) {
                 break;
@@ -300,7 +299,7 @@ impl Segment {
     pub fn read(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
         let end = (pos + len as u64).min(self.size);
         let mut buf = vec![0u8; end.saturating_sub(pos) as usize];
-        self.log.read_exact_at(&mut buf, pos)?;
+        self.log.get()?.read_exact_at(&mut buf, pos)?;
         Ok(buf)
     }
 
@@ -367,7 +366,7 @@ impl Segment {
 
     /// Makes the segment's data and indexes durable.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.log.sync_data()?;
+        self.log.get()?.sync_data()?;
         self.write_indexes(true)
     }
 
@@ -377,9 +376,9 @@ impl Segment {
         self.time_index.write(sync)
     }
 
-    /// A handle to the log file for lock-free reads.
-    pub fn file(&self) -> Arc<File> {
-        Arc::clone(&self.log)
+    /// A handle to the log file for lock-free reads (reopened if it was closed).
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.log.get()
     }
 
     /// Deletes the segment's files.

@@ -48,9 +48,11 @@ def free_port() -> int:
 class BrokerProcess:
     """One broker process; can be killed and restarted on the same data."""
 
-    def __init__(self, data_dir: str, settings: dict, env=None):
+    def __init__(self, data_dir: str, settings: dict, env=None, prefix=None):
         self.data_dir = data_dir
         self.env = env or {}
+        # A command the broker runs under, e.g. ["prlimit", "--nofile=300:300", "--"] (it execs).
+        self.prefix = prefix or []
         self.port = free_port()
         self.http_port = free_port()
         self.settings = {
@@ -85,7 +87,7 @@ class BrokerProcess:
 
     def launch(self):
         """Starts the process without waiting (cluster members need each other to start)."""
-        args = [broker_binary()]
+        args = [*self.prefix, broker_binary()]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
         log = open(self.log_path, "ab")
@@ -152,10 +154,10 @@ def broker_factory():
     made = []
     root = tempfile.mkdtemp(prefix="skein-test-")
 
-    def make(env=None, **settings):
+    def make(env=None, prefix=None, **settings):
         data = os.path.join(root, f"data{len(made)}")
         os.makedirs(data)
-        b = BrokerProcess(data, {k.replace("_", "."): v for k, v in settings.items()}, env)
+        b = BrokerProcess(data, {k.replace("_", "."): v for k, v in settings.items()}, env, prefix)
         made.append(b)
         return b.start()
 

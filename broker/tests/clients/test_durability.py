@@ -167,3 +167,46 @@ def test_retention_deletes_old_segments_and_moves_log_start(broker_factory):
     c.close()
     assert (lo, hi) == (200, 200)
     assert len(glob.glob(os.path.join(b.data_dir, f"{topic}-0", "*.log"))) == 1
+
+
+def test_more_partitions_than_open_files_are_written_read_and_recovered(broker_factory):
+    """Under an open files limit of 320 (160 segment files kept open), 400 partitions
+    take records, serve them back, and keep them across a clean restart and kill -9:
+    idle segment files are closed and reopened on use."""
+    limit = 320
+    b = broker_factory(prefix=["prlimit", f"--nofile={limit}:{limit}", "--"])
+    create_topic(b.bootstrap, "many", partitions=400)
+    want = {}
+
+    def produce_round(r):
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5})
+
+        def on_delivery(err, msg):
+            assert err is None, err
+            want[(msg.partition(), msg.offset())] = msg.value()
+
+        for part in range(400):
+            p.produce("many", value=b"round-%d-partition-%d" % (r, part), partition=part, on_delivery=on_delivery)
+        assert p.flush(60) == 0
+
+    def open_files():
+        return len(os.listdir(f"/proc/{b.proc.pid}/fd"))
+
+    produce_round(0)
+    produce_round(1)
+    assert len(want) == 800
+    assert open_files() < limit
+    for restart in ("read", "clean restart", "kill -9"):
+        if restart == "clean restart":
+            b.stop()
+            b.start()
+        elif restart == "kill -9":
+            b.kill9()
+            b.start()
+        got, _ = read_everything(b.bootstrap, "many", 400)
+        assert got == want, f"after {restart}: {len(got)} of {len(want)} records"
+        assert open_files() < limit, f"after {restart}"
+    produce_round(2)
+    got, _ = read_everything(b.bootstrap, "many", 400)
+    assert got == want and len(want) == 1200
+    assert "Too many open files" not in b.log()
