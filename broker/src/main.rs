@@ -53,7 +53,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(run(config));
+    // Everything is durable by now: tasks still parked (fetchers' sockets, the
+    // quorum's timers) are not waited for, so a stop takes no longer than it must.
+    runtime.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("skein-broker: {e}");
@@ -62,10 +66,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Raises the soft limit on open files to the hard limit. Every partition
-/// holds its active segment's log and two index files open (Kafka's operators
-/// are told to raise `nofile` for the same reason), and a process commonly
-/// starts with a soft limit of 1,024 under a hard one a thousand times higher.
+/// Raises the soft limit on open files to the hard limit. Segment files are
+/// kept open up to half of it (`log::open_files`; Kafka's operators are told
+/// to raise `nofile` for the same reason), and a process commonly starts with
+/// a soft limit of 1,024 under a hard one a thousand times higher.
 fn raise_open_file_limit() -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

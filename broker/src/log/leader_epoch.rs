@@ -4,8 +4,8 @@
 //! lies beyond, so a log never keeps a tail the new leader does not have.
 //!
 //! Persisted as `leader-epoch-checkpoint` in Kafka's text format: a version
-//! line, a count line, then `epoch start_offset` per line. The file is replaced
-//! without fsync: every batch carries its leader epoch, so when the log is
+//! line, a count line, then `epoch start_offset` per line. The file is
+//! overwritten in place without fsync (only the counted lines are read): every batch carries its leader epoch, so when the log is
 //! opened the cache is checked against the log's last batch and rebuilt from
 //! the batches where the file is missing, torn or behind. What only the file
 //! knows (an epoch that began and wrote nothing) may be lost in a power loss,
@@ -49,7 +49,7 @@ impl LeaderEpochCache {
 
     fn persist(&self) -> io::Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
-        crate::atomic_file::replace_unsynced(path, render(&self.entries).as_bytes())
+        crate::atomic_file::overwrite_unsynced(path, render(&self.entries).as_bytes())
     }
 
     /// Brings the cache up to the log's batches when the log's last batch has an

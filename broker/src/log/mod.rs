@@ -131,6 +131,9 @@ pub struct Log {
     /// Offsets below this are known to be on disk (fsynced).
     recovery_point: Arc<AtomicI64>,
     producers: ProducerStateManager,
+    /// The offset of a producer snapshot on disk that holds the state as it is
+    /// now (nothing appended or expired since), so a shutdown need not write it again.
+    snapshot_current_at: Option<i64>,
     unflushed_messages: i64,
     last_flush_ms: i64,
     /// Segments below this offset were compacted in this process's life.
@@ -210,6 +213,7 @@ impl Log {
             next_offset,
             recovery_point: Arc::new(AtomicI64::new(recovery_point.min(next_offset))),
             producers: ProducerStateManager::default(),
+            snapshot_current_at: None,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             cleaner_point: 0,
@@ -258,7 +262,9 @@ impl Log {
 
     /// Restores producer state: the newest snapshot, then the batches after it.
     fn load_producer_state(&mut self) -> io::Result<()> {
-        let (from, state) = producer_state::latest_snapshot(&self.dir, self.next_offset)?.unwrap_or_default();
+        let found = producer_state::latest_snapshot(&self.dir, self.next_offset)?;
+        self.snapshot_current_at = found.as_ref().map(|(o, _)| *o).filter(|&o| o == self.next_offset);
+        let (from, state) = found.unwrap_or_default();
         self.producers = state;
         let mut offset = from.max(self.log_start_offset);
         for seg in self.segments.values() {
@@ -437,6 +443,7 @@ impl Log {
         self.recovery_point.store(offset, Ordering::SeqCst);
         self.epochs.truncate_from(i64::MIN)?;
         self.producers = ProducerStateManager::default();
+        self.snapshot_current_at = None;
         Ok(())
     }
 
@@ -813,7 +820,10 @@ impl Log {
         for seg in self.segments.values_mut() {
             seg.write_indexes(false)?;
         }
-        producer_state::write_snapshot_unsynced(&self.dir, self.next_offset, &self.producers)?;
+        if self.snapshot_current_at != Some(self.next_offset) {
+            producer_state::write_snapshot_unsynced(&self.dir, self.next_offset, &self.producers)?;
+            self.snapshot_current_at = Some(self.next_offset);
+        }
         Ok(self.next_offset)
     }
 
@@ -856,7 +866,9 @@ impl Log {
     }
     /// Drops producer state idle past `producer.id.expiration.ms`.
     pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers.expire(now_ms, expiration_ms);
+        if self.producers.expire(now_ms, expiration_ms) {
+            self.snapshot_current_at = None;
+        }
     }
 }
 

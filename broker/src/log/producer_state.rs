@@ -145,8 +145,11 @@ impl ProducerStateManager {
     }
 
     /// Drops producers idle for longer than `expiration_ms`.
-    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
+    /// Forgets producers idle for `expiration_ms`; returns whether any was.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> bool {
+        let before = self.producers.len();
         self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+        self.producers.len() != before
     }
 
     /// A copy of the entries of the given producers, for checking a request before applying it.

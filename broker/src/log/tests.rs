@@ -521,3 +521,33 @@ fn a_lost_stale_or_torn_leader_epoch_checkpoint_is_rebuilt_from_the_batches() {
         }
     }
 }
+
+#[test]
+fn a_shutdown_rewrites_the_producer_snapshot_only_when_the_state_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = |o: i64| dir.path().join(format!("{o:020}.snapshot"));
+    let mut log = open(dir.path(), config(), true);
+    log.append(&make_batch(2, 1_000, 7, 0, 0, Compression::None), 1_000, 0)
+        .unwrap();
+    assert_eq!(log.close_unsynced().unwrap(), 2);
+    drop(log);
+    let inode = std::fs::metadata(snapshot(2)).unwrap().ino();
+    let mut log = open(dir.path(), config(), true);
+    log.close_unsynced().unwrap();
+    assert_eq!(
+        std::fs::metadata(snapshot(2)).unwrap().ino(),
+        inode,
+        "unchanged: not rewritten"
+    );
+    log.expire_producers(10_000_000, 1_000);
+    log.close_unsynced().unwrap();
+    assert_ne!(
+        std::fs::metadata(snapshot(2)).unwrap().ino(),
+        inode,
+        "a producer expired: rewritten"
+    );
+    drop(log);
+    let log = open(dir.path(), config(), true);
+    assert_eq!(log.producers().len(), 0, "the expiry survives the restart");
+}
