@@ -160,14 +160,25 @@ impl Log {
         clean: bool,
         now_ms: i64,
     ) -> io::Result<(Log, OpenStats)> {
-        std::fs::create_dir_all(dir)?;
+        // One listing serves the segments and the producer snapshots.
+        let listing = match std::fs::read_dir(dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::read_dir(dir)?
+            }
+            Err(e) => return Err(e),
+        };
         let mut bases: Vec<i64> = Vec::new();
-        for e in std::fs::read_dir(dir)? {
+        let mut snapshots: Vec<i64> = Vec::new();
+        for e in listing {
             let name = e?.file_name().to_string_lossy().to_string();
             if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(b) = stem.parse::<i64>() {
                     bases.push(b);
                 }
+            } else if let Some(o) = producer_state::snapshot_offset(&name) {
+                snapshots.push(o);
             } else if name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 let _ = std::fs::remove_file(dir.join(&name));
             }
@@ -221,7 +232,7 @@ impl Log {
         };
         log.epochs.forget_from(next_offset);
         log.catch_up_epochs()?;
-        log.load_producer_state()?;
+        log.load_producer_state(Some(snapshots))?;
         Ok((log, stats))
     }
 
@@ -261,8 +272,12 @@ impl Log {
     }
 
     /// Restores producer state: the newest snapshot, then the batches after it.
-    fn load_producer_state(&mut self) -> io::Result<()> {
-        let found = producer_state::latest_snapshot(&self.dir, self.next_offset)?;
+    /// `snapshots`: the snapshot offsets in the directory, if the caller just listed it.
+    fn load_producer_state(&mut self, snapshots: Option<Vec<i64>>) -> io::Result<()> {
+        let found = match snapshots {
+            Some(offsets) => producer_state::latest_snapshot_of(&self.dir, offsets, self.next_offset)?,
+            None => producer_state::latest_snapshot(&self.dir, self.next_offset)?,
+        };
         self.snapshot_current_at = found.as_ref().map(|(o, _)| *o).filter(|&o| o == self.next_offset);
         let (from, state) = found.unwrap_or_default();
         self.producers = state;
@@ -425,7 +440,7 @@ impl Log {
                 }
             }
         }
-        self.load_producer_state()
+        self.load_producer_state(None)
     }
 
     /// Empties the log and restarts it at `offset`: a follower whose position the

@@ -271,13 +271,24 @@ pub fn write_snapshot_unsynced(dir: &Path, offset: i64, state: &ProducerStateMan
 pub fn latest_snapshot(dir: &Path, max_offset: i64) -> io::Result<Option<(i64, ProducerStateManager)>> {
     let mut offsets: Vec<i64> = Vec::new();
     for e in std::fs::read_dir(dir)? {
-        let name = e?.file_name().to_string_lossy().to_string();
-        if let Some(stem) = name.strip_suffix(".snapshot") {
-            if let Ok(o) = stem.parse() {
-                offsets.push(o);
-            }
+        if let Some(o) = snapshot_offset(&e?.file_name().to_string_lossy()) {
+            offsets.push(o);
         }
     }
+    latest_snapshot_of(dir, offsets, max_offset)
+}
+
+/// The offset a snapshot file's name gives, if it is one.
+pub fn snapshot_offset(file_name: &str) -> Option<i64> {
+    file_name.strip_suffix(".snapshot").and_then(|stem| stem.parse().ok())
+}
+
+/// [`latest_snapshot`] among the snapshots at `offsets` (a listing of `dir` the caller made).
+pub fn latest_snapshot_of(
+    dir: &Path,
+    mut offsets: Vec<i64>,
+    max_offset: i64,
+) -> io::Result<Option<(i64, ProducerStateManager)>> {
     offsets.sort_unstable();
     while let Some(o) = offsets.pop() {
         let path = dir.join(snapshot_name(o));

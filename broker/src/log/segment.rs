@@ -74,7 +74,17 @@ impl Segment {
     ) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
         let log = CachedFile::open(&dir.join(format!("{stem}.log")))?;
-        let size = log.get()?.metadata()?.len();
+        let meta = log.get()?.metadata()?;
+        let size = meta.len();
+        // An existing segment's age is its file's (for segment.ms and retention).
+        let created_ms = match meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        {
+            Some(d) if size > 0 => d.as_millis() as i64,
+            _ => now_ms,
+        };
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
@@ -88,7 +98,7 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             first_timestamp: None,
-            created_ms: now_ms,
+            created_ms,
             last_epoch: -1,
         })
     }
@@ -107,13 +117,6 @@ impl Segment {
         let (index, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
         let (time_index, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
         let mut seg = Self::open_files(dir, base_offset, index, time_index, index_interval_bytes, now_ms)?;
-        if let Ok(meta) = seg.log.get()?.metadata() {
-            if let Ok(modified) = meta.modified() {
-                if let Ok(d) = modified.duration_since(std::time::UNIX_EPOCH) {
-                    seg.created_ms = d.as_millis() as i64;
-                }
-            }
-        }
         let index_consistent = seg.index.last().is_none_or(|(_, pos)| (pos as u64) < seg.size);
         if trust_indexes && index_ok && time_ok && index_consistent {
             let r = seg.load_tail()?;
