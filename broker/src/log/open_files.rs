@@ -86,12 +86,17 @@ impl CachedFile {
             let mut files = registry().files.lock().unwrap_or_else(|e| e.into_inner());
             files.push(Arc::downgrade(&f));
         }
-        f.get()?;
+        f.open_file(true)?;
         Ok(f)
     }
 
-    /// The open file, reopened if it was closed.
+    /// The open file, reopened if it was closed (never created again: a file
+    /// removed with its partition stays removed).
     pub fn get(&self) -> io::Result<Arc<File>> {
+        self.open_file(false)
+    }
+
+    fn open_file(&self, create: bool) -> io::Result<Arc<File>> {
         let r = registry();
         self.last_used
             .store(r.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
@@ -104,7 +109,7 @@ impl CachedFile {
                 OpenOptions::new()
                     .read(true)
                     .append(true)
-                    .create(true)
+                    .create(create)
                     .open(&self.path)?,
             );
             *slot = Some(Arc::clone(&f));
