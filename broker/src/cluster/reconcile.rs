@@ -47,6 +47,7 @@ impl Broker {
                 self.remove_replicas(&t.name, parts).await;
             }
         }
+        let mut opened = self.open_new_replicas(&image, &changes).await;
         let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
         for (name, ti) in &image.topics {
             // A new topic becomes visible to requests only once its local replicas are open.
@@ -95,20 +96,26 @@ impl Broker {
                         }
                         p
                     }
-                    None => match self.open_replica(name, index, cfg.clone()).await {
-                        Ok(p) => {
-                            topic
-                                .partitions
-                                .write()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(index, Arc::clone(&p));
-                            p
+                    None => {
+                        let open = match opened.remove(&(name.clone(), index)) {
+                            Some(r) => r,
+                            None => self.open_replica(name, index, cfg.clone()).await,
+                        };
+                        match open {
+                            Ok(p) => {
+                                topic
+                                    .partitions
+                                    .write()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .insert(index, Arc::clone(&p));
+                                p
+                            }
+                            Err(e) => {
+                                tracing::error!(topic = %name, partition = index, "cannot open the replica's log: {e}");
+                                continue;
+                            }
                         }
-                        Err(e) => {
-                            tracing::error!(topic = %name, partition = index, "cannot open the replica's log: {e}");
-                            continue;
-                        }
-                    },
+                    }
                 };
                 match p.apply_image(me, pi) {
                     RoleChange::BecameLeader => {
@@ -142,6 +149,38 @@ impl Broker {
             }
         }
         self.fetchers.update(self, follow);
+    }
+
+    /// Opens the logs of the replicas assigned here that are not open yet,
+    /// `num.recovery.threads.per.data.dir` at a time: a start with many
+    /// partitions is mostly these opens (and recoveries after a crash).
+    async fn open_new_replicas(
+        &self,
+        image: &MetadataImage,
+        changes: &ReplicaChanges,
+    ) -> std::collections::HashMap<(String, i32), io::Result<Arc<Partition>>> {
+        use futures_util::StreamExt;
+        let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
+        let mut wanted = Vec::new();
+        for (name, index) in changes.roles.keys() {
+            let Some(ti) = image.topics.get(name) else { continue };
+            if self.topic(name).is_some_and(|t| t.partition(*index).is_some()) {
+                continue;
+            }
+            let cfg = configs
+                .entry(name.as_str())
+                .or_insert_with(|| LogConfig::resolve(&self.config, &ti.configs))
+                .clone();
+            wanted.push((name.clone(), *index, cfg));
+        }
+        futures_util::stream::iter(wanted)
+            .map(|(name, index, cfg)| async move {
+                let r = self.open_replica(&name, index, cfg).await;
+                ((name, index), r)
+            })
+            .buffer_unordered(self.config.num_recovery_threads())
+            .collect()
+            .await
     }
 
     async fn open_replica(&self, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {

@@ -107,7 +107,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "metrics.sample.window.ms",
     "num.io.threads",
     "num.network.threads",
-    "num.recovery.threads.per.data.dir",
     "num.replica.alter.log.dirs.threads",
     "num.replica.fetchers",
     "offsets.commit.timeout.ms",

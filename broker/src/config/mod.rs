@@ -139,6 +139,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "A follower that has not caught up with the leader for this long leaves the ISR.",
     ),
     def(
+        "num.recovery.threads.per.data.dir",
+        T::Int,
+        Some("2"),
+        Some(1),
+        "Logs opened (and recovered after an unclean stop) side by side at start-up; Kafka 4.0's default.",
+    ),
+    def(
         "replica.fetch.wait.max.ms",
         T::Int,
         Some("500"),
@@ -808,6 +815,9 @@ impl BrokerConfig {
     }
     pub fn replica_fetch_wait_max_ms(&self) -> i32 {
         self.num("replica.fetch.wait.max.ms") as i32
+    }
+    pub fn num_recovery_threads(&self) -> usize {
+        self.num("num.recovery.threads.per.data.dir").clamp(1, 64) as usize
     }
     pub fn replica_fetch_max_bytes(&self) -> i32 {
         self.num("replica.fetch.max.bytes") as i32
