@@ -119,7 +119,10 @@ def containers():
 def test_the_image_is_small_static_and_runs_as_uid_1000():
     assert subprocess.run(["podman", "image", "exists", IMAGE]).returncode == 0, f"run `make image` ({IMAGE})"
     info = json.loads(podman("image", "inspect", IMAGE))[0]
-    assert info["Size"] < 40_000_000, info["Size"]
+    # Three stripped static binaries (broker ~16 MB, operator ~18.5 MB, skeinctl ~5.6 MB
+    # at 2026-12): the bound catches an unstripped or debug build (hundreds of MB) or a
+    # base image slipping in, with room for the code still to come.
+    assert info["Size"] < 48_000_000, info["Size"]
     cfg = info["Config"]
     assert cfg["User"] == "1000:1000"
     assert cfg["Entrypoint"] == ["/usr/local/bin/skein-broker"]
