@@ -253,18 +253,9 @@ impl Log {
             .unwrap_or(self.log_start_offset)
             .max(self.log_start_offset);
         let mut batches = Vec::new();
-        for seg in self.segments.values() {
-            if seg.next_offset() <= from {
-                continue;
-            }
-            let Some((mut pos, _)) = seg.position_of(from)? else {
-                continue;
-            };
-            while let Some(h) = seg.header_at(pos)? {
-                batches.push((h.partition_leader_epoch, h.base_offset));
-                pos += h.size() as u64;
-            }
-        }
+        each_header_from(&self.segments, from, |h| {
+            batches.push((h.partition_leader_epoch, h.base_offset))
+        })?;
         if self.epochs.catch_up(batches.into_iter())? {
             tracing::info!(dir = %self.dir.display(), epochs = ?self.epochs.latest_epoch(), "rebuilt the leader epoch cache from the log");
         }
@@ -281,21 +272,8 @@ impl Log {
         self.snapshot_current_at = found.as_ref().map(|(o, _)| *o).filter(|&o| o == self.next_offset);
         let (from, state) = found.unwrap_or_default();
         self.producers = state;
-        let mut offset = from.max(self.log_start_offset);
-        for seg in self.segments.values() {
-            if seg.next_offset() <= offset {
-                continue;
-            }
-            let Some((mut pos, _)) = seg.position_of(offset)? else {
-                continue;
-            };
-            while let Some(h) = seg.header_at(pos)? {
-                self.producers.update(&h);
-                pos += h.size() as u64;
-                offset = h.next_offset();
-            }
-        }
-        Ok(())
+        let producers = &mut self.producers;
+        each_header_from(&self.segments, from.max(self.log_start_offset), |h| producers.update(h))
     }
 
     fn active(&self) -> &Segment {
@@ -885,6 +863,28 @@ impl Log {
             self.snapshot_current_at = None;
         }
     }
+}
+
+/// Calls `f` with the header of every batch from the one holding `offset` to the log end.
+fn each_header_from(
+    segments: &BTreeMap<i64, Segment>,
+    mut offset: i64,
+    mut f: impl FnMut(&batch::BatchHeader),
+) -> io::Result<()> {
+    for seg in segments.values() {
+        if seg.next_offset() <= offset {
+            continue;
+        }
+        let Some((mut pos, _)) = seg.position_of(offset)? else {
+            continue;
+        };
+        while let Some(h) = seg.header_at(pos)? {
+            f(&h);
+            pos += h.size() as u64;
+            offset = h.next_offset();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
