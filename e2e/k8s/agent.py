@@ -149,8 +149,31 @@ class Agent:
                 continue
             self._check(pod, r)
         for uid in [u for u in self.pods if u not in seen]:
-            podman("rm", "-f", "-t", "0", self.pods.pop(uid).container, check=False)
+            container = self.pods.pop(uid).container
+            self._keep_log(container)
+            podman("rm", "-f", "-t", "0", container, check=False)
         self._publish({u: r for u, r in self.pods.items()}, pods)
+
+    def _keep_log(self, container):
+        """A removed container's output, kept for a failing test's diagnosis (a kubelet keeps it too)."""
+        os.makedirs(os.path.join(self.dir, "container-logs"), exist_ok=True)
+        with open(os.path.join(self.dir, "container-logs", f"{container}.log"), "ab") as f:
+            subprocess.run(["podman", "logs", container], stdout=f, stderr=subprocess.STDOUT, check=False)
+
+    def logs(self, namespace):
+        """{container: output} of every container of pods in `namespace`, removed ones included."""
+        out, prefix = {}, f"k8s_{namespace}_"
+        kept = os.path.join(self.dir, "container-logs")
+        for name in sorted(os.listdir(kept)) if os.path.isdir(kept) else []:
+            if name.startswith(prefix):
+                with open(os.path.join(kept, name), errors="replace") as f:
+                    out[name[:-len(".log")] + " (removed)"] = f.read()
+        for r in list(self.pods.values()):
+            if r.container.startswith(prefix):
+                out[r.container] = subprocess.run(["podman", "logs", r.container], stdout=subprocess.PIPE,
+                                                  stderr=subprocess.STDOUT, text=True, errors="replace",
+                                                  check=False).stdout
+        return out
 
     def _bind(self, pod):
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -168,6 +191,7 @@ class Agent:
         if r is not None:
             grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
             podman("stop", "-t", str(min(int(grace), 60)), r.container, check=False)
+            self._keep_log(r.container)
             podman("rm", "-f", "-t", "0", r.container, check=False)
         self.kube.delete(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
                          {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})

@@ -6,7 +6,9 @@ watch on the StatefulSet), the leaving brokers unregistered and their volumes
 released, with the operator SIGKILLed and restarted at every phase and step
 of progress it reaches."""
 
+import collections
 import json
+import logging
 import os
 import queue
 import re
@@ -62,10 +64,13 @@ def describe(kc):
 class Load:
     """A steady acks=all idempotent producer and a consumer group on one topic."""
 
-    def __init__(self, kc, topic_name):
+    def __init__(self, kc, topic_name, logs=None):
         self.topic, self.bs = topic_name, bootstrap(kc)
         self.prefix = uuid.uuid4().hex[:8]  # the topic holds earlier tests' records too
         self.acked, self.errors, self.received = [], [], []
+        # For a failure's diagnosis: the group's last record per partition, the
+        # consumer's own debug log, and the brokers' logs (`logs()`: {name: text}).
+        self.last_received, self.client_log, self.logs = {}, collections.deque(maxlen=20000), logs
         self.stop, self.produced = threading.Event(), threading.Event()
         self.longest_gap = 0.0
         self.threads = [threading.Thread(target=self._produce, daemon=True),
@@ -97,14 +102,18 @@ class Load:
         self.produced.set()
 
     def _consume(self):
+        log = logging.getLogger(f"load-consumer-{self.prefix}")
+        log.propagate, log.level = False, logging.DEBUG
+        log.addHandler(DequeHandler(self.client_log))
         c = Consumer({"bootstrap.servers": self.bs, "group.id": f"load-{uuid.uuid4().hex[:6]}",
                       "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                      "session.timeout.ms": 10000})
+                      "session.timeout.ms": 10000, "debug": "cgrp,topic,fetch,metadata"}, logger=log)
         c.subscribe([self.topic])
         quiet_since = None
         while True:
             m = c.poll(0.5)
             if m is not None and not m.error():
+                self.last_received[m.partition()] = m.offset()
                 if m.value().decode().startswith(self.prefix):
                     self.received.append(m.value().decode())
                 quiet_since = None
@@ -126,7 +135,7 @@ class Load:
         c = Consumer({"bootstrap.servers": self.bs, "group.id": f"audit-{uuid.uuid4().hex[:6]}",
                       "auto.offset.reset": "earliest", "enable.auto.commit": False})
         c.subscribe([self.topic])
-        seen, deadline, quiet = [], time.time() + 120, 0
+        seen, where, deadline, quiet = [], {}, time.time() + 120, 0
         while time.time() < deadline and (len(seen) < len(self.acked) or quiet < 3):
             m = c.poll(1.0)
             if m is None:
@@ -135,14 +144,46 @@ class Load:
                 quiet = 0
                 if m.value().decode().startswith(self.prefix):
                     seen.append(m.value().decode())
+                    where[m.value().decode()] = (m.partition(), m.offset())
         c.close()
         dupes = len(seen) - len(set(seen))
         lost = set(self.acked) - set(seen)
         assert not lost, f"{len(lost)} acknowledged records are not in the log: {sorted(lost)[:5]}"
         assert dupes == 0, f"{dupes} records in the log twice"
         assert not missing, (f"{len(missing)} acknowledged records (in the log) never reached the group: "
-                             f"{sorted(missing)[:5]}")
+                             f"{sorted(missing)[:5]}\n{self.diagnosis(missing, where)}")
         return len(self.acked)
+
+    def diagnosis(self, missing, where):
+        """Where the missing records are, how far the group got on their partitions,
+        and what the consumer and the brokers logged about those partitions."""
+        first = {}
+        for v in missing:
+            part, off = where[v]
+            first[part] = min(first.get(part, off), off)
+        lines = [f"missing per partition (first offset): {dict(sorted(first.items()))}; "
+                 f"the group's last offset per partition: {dict(sorted(self.last_received.items()))}"]
+        group = [line for line in self.client_log if "assign" in line.lower() or "rebalance" in line.lower()]
+        lines += [f"--- the group consumer's assignments and rebalances: {len(group)} lines, the last 60:",
+                  *group[-60:]]
+        for part in sorted(first):
+            tag = f"{self.topic} [{part}]"
+            about = [line for line in self.client_log if tag in line]
+            lines += [f"--- the group consumer on {tag}: {len(about)} lines, the last 60:", *about[-60:]]
+            for name, text in (self.logs() if self.logs else {}).items():
+                hits = [line for line in text.splitlines()
+                        if f"{self.topic}-{part}" in line or (self.topic in line and f"partition={part}" in line)]
+                lines += [f"--- {name}: {len(hits)} lines on {tag}, the last 40:", *hits[-40:]]
+        return "\n".join(lines)
+
+
+class DequeHandler(logging.Handler):
+    def __init__(self, lines):
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record):
+        self.lines.append(f"{record.created:.3f} {record.getMessage()}")
 
 
 def fill(kc, topic_name, total):
@@ -256,7 +297,7 @@ def grow(k8s):
 
 def test_scaling_up_moves_partitions_onto_the_new_brokers_under_load_within_the_throttle(k8s, grow):
     ns, kc = grow
-    load = Load(kc, "events")
+    load = Load(kc, "events", lambda: k8s.agent.logs(ns))
     time.sleep(3)
     sampler = Sampler(k8s, ns, [3, 4])
     start = time.time()
@@ -401,7 +442,7 @@ def kill_operator(k8s):
 
 def test_scaling_down_drains_first_then_shrinks_and_survives_the_operator_killed_at_every_step(k8s, grow):
     ns, kc = grow
-    load = Load(kc, "events")
+    load = Load(kc, "events", lambda: k8s.agent.logs(ns))
     time.sleep(3)
     watch = StatefulSetWatch(k8s, ns, kc)
     points = ScalingWatch(k8s, ns)
@@ -514,7 +555,7 @@ def test_a_dynamic_key_is_applied_without_a_restart_and_a_static_one_rolls_one_b
 
     # A static key: one broker at a time, never below min.insync.replicas=2, producing throughout.
     leader_before = quorum_leader(k8s, ns)
-    load = Load(kc, "events")
+    load = Load(kc, "events", lambda: k8s.agent.logs(ns))
     isr = IsrWatch(kc, ["events", "__consumer_offsets"])
     time.sleep(3)
     start = time.time()
