@@ -388,8 +388,13 @@ impl MetadataImage {
                 configs,
                 assignments,
             } => {
-                if self.topics.contains_key(&name) {
-                    return refuse(E::TopicAlreadyExists, format!("Topic '{name}' already exists."));
+                // The same topic id is the same proposal committed again: a
+                // proposer that timed out waiting for its entry retries it, and
+                // its caller must hear that its topic was created, not that it exists.
+                match self.topics.get(&name) {
+                    Some(t) if t.id == id && !id.is_nil() => return Reply::Ok,
+                    Some(_) => return refuse(E::TopicAlreadyExists, format!("Topic '{name}' already exists.")),
+                    None => {}
                 }
                 let partitions = assignments.into_iter().map(PartitionImage::new).collect();
                 self.topics.insert(
@@ -869,6 +874,23 @@ mod tests {
 
     fn epoch(img: &MetadataImage, id: i32) -> i64 {
         img.brokers[&id].epoch
+    }
+
+    #[test]
+    fn a_create_committed_twice_is_the_same_create_but_another_one_is_refused() {
+        let mut img = cluster(3);
+        let cmd = |id: u128| Command::CreateTopic {
+            name: "t".into(),
+            id: Uuid::from_u128(id),
+            configs: BTreeMap::new(),
+            assignments: vec![vec![0, 1, 2]],
+        };
+        assert_eq!(img.apply(cmd(7)), Reply::Ok);
+        // A proposer's retry of its own entry after a timeout: created, once.
+        assert_eq!(img.apply(cmd(7)), Reply::Ok);
+        assert_eq!(img.topics.len(), 1);
+        assert!(matches!(img.apply(cmd(8)),
+            Reply::Error { code, .. } if code == E::TopicAlreadyExists.code()));
     }
 
     #[test]
