@@ -228,10 +228,11 @@ async fn truncate<H: ReplicaHost>(
                     .collect(),
             );
         let resp = conn.call(3, &req, Duration::from_secs(10)).await?;
+        let asked: HashMap<&Key, &Followed<H::Replica>> = pending.iter().map(|(k, f)| (k, f)).collect();
         for t in resp.topics {
             for pr in t.partitions {
                 let key = (t.topic.0.to_string(), pr.partition);
-                let Some((_, f)) = pending.iter().find(|(k, _)| *k == key) else {
+                let Some(&f) = asked.get(&key) else {
                     continue;
                 };
                 if pr.error_code != 0 {
@@ -352,10 +353,13 @@ async fn fetch<H: ReplicaHost>(
     let timeout = Duration::from_millis(wait.max(0) as u64) + Duration::from_secs(10);
     let resp = conn.call(12, &req, timeout).await?;
     let mut all_ok = resp.error_code == 0;
+    // By key, not by a scan per answer: a follower of 100,000 partitions would
+    // otherwise compare keys 10^10 / 2 times per fetch.
+    let asked: HashMap<&Key, &Followed<H::Replica>> = followed.iter().map(|(k, f)| (k, f)).collect();
     for t in resp.responses {
         for pd in t.partitions {
             let key = (t.topic.0.to_string(), pd.partition_index);
-            let Some((_, f)) = followed.iter().find(|(k, _)| *k == key) else {
+            let Some(&f) = asked.get(&key) else {
                 continue;
             };
             if !still_current(partitions, &key, f) {
