@@ -15,6 +15,44 @@ use super::*;
 use crate::config::LogConfig;
 use crate::controller::image::{MetadataImage, NO_LEADER};
 
+/// The roles one reconcile changed, logged when it is done: each at INFO when
+/// there are a few; a start or a failover moving thousands logs each at DEBUG
+/// and one summary at INFO (100,000 lines would be a second of a start).
+#[derive(Default)]
+struct RoleChanges {
+    led: Vec<(String, i32, i32, Vec<i32>)>,
+    followed: Vec<(String, i32, i32, i32)>,
+}
+
+impl RoleChanges {
+    const ONE_BY_ONE_AT_MOST: usize = 64;
+
+    fn log(&self) {
+        let each_at_info = self.led.len() + self.followed.len() <= Self::ONE_BY_ONE_AT_MOST;
+        for (topic, partition, leader_epoch, isr) in &self.led {
+            if each_at_info {
+                tracing::info!(topic = %topic, partition, leader_epoch, ?isr, "leading");
+            } else {
+                tracing::debug!(topic = %topic, partition, leader_epoch, ?isr, "leading");
+            }
+        }
+        for (topic, partition, leader, leader_epoch) in &self.followed {
+            if each_at_info {
+                tracing::info!(topic = %topic, partition, leader, leader_epoch, "following");
+            } else {
+                tracing::debug!(topic = %topic, partition, leader, leader_epoch, "following");
+            }
+        }
+        if !each_at_info {
+            tracing::info!(
+                leading = self.led.len(),
+                following = self.followed.len(),
+                "replicas took new roles (each logged at debug level)"
+            );
+        }
+    }
+}
+
 impl Broker {
     /// Brings local replicas in line with the metadata image: opens the logs of
     /// replicas assigned here, deletes those no longer assigned, takes leader
@@ -48,6 +86,7 @@ impl Broker {
             }
         }
         let mut opened = self.open_new_replicas(&image, &changes).await;
+        let mut role_changes = RoleChanges::default();
         let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
         for (name, ti) in &image.topics {
             // A new topic becomes visible to requests only once its local replicas are open.
@@ -119,14 +158,16 @@ impl Broker {
                 };
                 match p.apply_image(me, pi) {
                     RoleChange::BecameLeader => {
-                        tracing::info!(topic = %name, partition = index, leader_epoch = pi.leader_epoch, isr = ?pi.isr, "leading");
+                        role_changes
+                            .led
+                            .push((name.clone(), index, pi.leader_epoch, pi.isr.clone()));
                         if name == crate::group::OFFSETS_TOPIC {
                             self.groups.became_leader(p.as_ref());
                         }
                         self.notify_append();
                     }
                     RoleChange::BecameFollower { leader, epoch } => {
-                        tracing::info!(topic = %name, partition = index, leader, leader_epoch = epoch, "following");
+                        role_changes.followed.push((name.clone(), index, leader, epoch));
                         if name == crate::group::OFFSETS_TOPIC {
                             self.groups.lost_leadership(index);
                         }
@@ -149,6 +190,7 @@ impl Broker {
             }
         }
         self.fetchers.update(self, follow);
+        role_changes.log();
     }
 
     /// Opens the logs of the replicas assigned here that are not open yet,
