@@ -193,17 +193,20 @@ impl Broker {
         role_changes.log();
     }
 
-    /// Opens the logs of the replicas assigned here that are not open yet,
-    /// `num.recovery.threads.per.data.dir` at a time: a start with many
-    /// partitions is mostly these opens (and recoveries after a crash).
+    /// Opens the logs of the replicas assigned here that are not open yet on
+    /// `num.recovery.threads.per.data.dir` threads, each opening its share in
+    /// turn: a start with many partitions is mostly these opens (and recoveries
+    /// after a crash), and a blocking task per log would add a thread hand-off
+    /// to each. A log whose task failed is opened again by the caller.
     async fn open_new_replicas(
-        &self,
+        self: &Arc<Self>,
         image: &MetadataImage,
         changes: &ReplicaChanges,
     ) -> std::collections::HashMap<(String, i32), io::Result<Arc<Partition>>> {
-        use futures_util::StreamExt;
         let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
-        let mut wanted = Vec::new();
+        let threads = self.config.num_recovery_threads().max(1);
+        let mut shares: Vec<Vec<(String, i32, LogConfig)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut n = 0;
         for (name, index) in changes.roles.keys() {
             let Some(ti) = image.topics.get(name) else { continue };
             if self.topic(name).is_some_and(|t| t.partition(*index).is_some()) {
@@ -213,19 +216,43 @@ impl Broker {
                 .entry(name.as_str())
                 .or_insert_with(|| LogConfig::resolve(&self.config, &ti.configs))
                 .clone();
-            wanted.push((name.clone(), *index, cfg));
+            shares[n % threads].push((name.clone(), *index, cfg));
+            n += 1;
         }
-        futures_util::stream::iter(wanted)
-            .map(|(name, index, cfg)| async move {
-                let r = self.open_replica(&name, index, cfg).await;
-                ((name, index), r)
+        let tasks: Vec<_> = shares
+            .into_iter()
+            .filter(|share| !share.is_empty())
+            .map(|share| {
+                let broker = Arc::clone(self);
+                tokio::task::spawn_blocking(move || {
+                    share
+                        .into_iter()
+                        .map(|(name, index, cfg)| {
+                            let r = broker.open_replica_now(&name, index, cfg);
+                            ((name, index), r)
+                        })
+                        .collect::<Vec<_>>()
+                })
             })
-            .buffer_unordered(self.config.num_recovery_threads())
-            .collect()
-            .await
+            .collect();
+        let mut opened = std::collections::HashMap::with_capacity(n);
+        for task in tasks {
+            match task.await {
+                Ok(logs) => opened.extend(logs),
+                Err(e) => tracing::error!("a task opening logs failed: {e}"),
+            }
+        }
+        opened
     }
 
-    async fn open_replica(&self, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {
+    async fn open_replica(self: &Arc<Self>, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {
+        let broker = Arc::clone(self);
+        let topic = topic.to_string();
+        blocking(move || broker.open_replica_now(&topic, index, cfg)).await
+    }
+
+    /// Opens (recovering if need be) one replica's log (blocking).
+    fn open_replica_now(&self, topic: &str, index: i32, cfg: LogConfig) -> io::Result<Arc<Partition>> {
         let key = (topic.to_string(), index);
         let start = {
             let c = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
@@ -236,9 +263,7 @@ impl Broker {
             }
         };
         let dir = self.log_dir.join(format!("{topic}-{index}"));
-        let clean = self.clean_start;
-        let name = topic.to_string();
-        let (p, stats) = blocking(move || Partition::open(&name, index, &dir, cfg, start, clean)).await?;
+        let (p, stats) = Partition::open(topic, index, &dir, cfg, start, self.clean_start)?;
         {
             let mut total = self.open_stats.lock().unwrap_or_else(|e| e.into_inner());
             total.segments += stats.segments;
