@@ -11,6 +11,7 @@
 //! seconds (user + system, from /proc) per GB. Prints a table and writes JSON.
 
 mod groups;
+mod paced;
 mod scale;
 
 use std::io::{Read, Write};
@@ -716,17 +717,31 @@ fn fixed_rate(args: &Args, dir: &Path, bootstrap: &str, pids: &[u32], mbps: f64)
         .spawn()
         .expect("start the latency consumer");
     std::thread::sleep(Duration::from_secs(2));
-    let r = produce(
-        &args.perf,
-        topic,
-        bootstrap,
-        size,
-        count,
-        "-1",
-        &dir.join("fixed-rate-latency.txt"),
-        pids,
-        &["-r".into(), format!("{rate:.0}"), "-X".into(), "linger.ms=1".into()],
+    let cpu = CpuMeter::start(pids);
+    let paced = paced::run(bootstrap, topic, size, rate, count as f64 / rate, 1).expect("the paced producer");
+    let cpu = cpu.seconds();
+    assert!(
+        paced.delivered == count && paced.errors == 0,
+        "{topic}: {} of {count} records delivered, {} delivery errors",
+        paced.delivered,
+        paced.errors
     );
+    let (p50, p99) = if paced.latencies_us.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (
+            percentile(&paced.latencies_us, 0.50),
+            percentile(&paced.latencies_us, 0.99),
+        )
+    };
+    let r = Produced {
+        mbps: (size * count) as f64 / 1e6 / paced.seconds,
+        rps: count as f64 / paced.seconds,
+        p50,
+        p99,
+        bytes: (size * count) as u64,
+        cpu,
+    };
     let mut consumer = consumer;
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumer.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
