@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 struct Backing {
     path: PathBuf,
     persisted: usize,
+    /// The file's length: more than `persisted` entries' worth when it was
+    /// found with a torn or invalid tail, which a rebuild must cut too.
+    on_disk: u64,
     /// Entries written since the file was last fsynced.
     unsynced: bool,
 }
@@ -32,6 +35,7 @@ impl Backing {
         }
         let mut f = OpenOptions::new().append(true).create(true).open(&self.path)?;
         f.write_all(bytes)?;
+        self.on_disk += bytes.len() as u64;
         self.persisted = now_persisted;
         self.unsynced = true;
         if sync {
@@ -43,12 +47,14 @@ impl Backing {
 
     /// Cuts the file to `keep` entries of `entry_len` bytes if it holds more.
     fn truncate(&mut self, keep: usize, entry_len: usize) -> io::Result<()> {
-        if keep < self.persisted {
-            OpenOptions::new()
-                .write(true)
-                .open(&self.path)?
-                .set_len((keep * entry_len) as u64)?;
-            self.persisted = keep;
+        // Entries past `persisted` are written from memory later: the file
+        // keeps only those already in it that survive.
+        let persisted = keep.min(self.persisted);
+        let len = (persisted * entry_len) as u64;
+        if len < self.on_disk {
+            OpenOptions::new().write(true).open(&self.path)?.set_len(len)?;
+            self.persisted = persisted;
+            self.on_disk = len;
             self.unsynced = true;
         }
         Ok(())
@@ -83,6 +89,7 @@ impl OffsetIndex {
         let backing = Backing {
             path: path.to_path_buf(),
             persisted: entries.len(),
+            on_disk: bytes.len() as u64,
             unsynced: false,
         };
         Ok((OffsetIndex { backing, entries }, valid))
@@ -171,6 +178,7 @@ impl TimeIndex {
         let backing = Backing {
             path: path.to_path_buf(),
             persisted: entries.len(),
+            on_disk: bytes.len() as u64,
             unsynced: false,
         };
         Ok((TimeIndex { backing, entries }, valid))
@@ -262,6 +270,29 @@ mod tests {
         assert!(!OffsetIndex::open(&p).unwrap().1);
         std::fs::write(&p, [0u8, 0, 0, 5, 0]).unwrap();
         assert!(!OffsetIndex::open(&p).unwrap().1);
+    }
+
+    #[test]
+    fn a_rebuild_cuts_a_torn_tail_so_new_entries_are_not_written_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("0.index");
+        // One whole entry, then half of one (a crash mid-write).
+        std::fs::write(&p, [0u8, 0, 0, 5, 0, 0, 1, 0, 0, 0, 0, 9]).unwrap();
+        let (mut idx, ok) = OffsetIndex::open(&p).unwrap();
+        assert!(!ok);
+        idx.clear().unwrap();
+        idx.append(7, 100);
+        idx.write(true).unwrap();
+        let (idx, ok) = OffsetIndex::open(&p).unwrap();
+        assert!(ok, "the rebuilt file is whole");
+        assert_eq!(idx.last(), Some((7, 100)));
+        // The same with only a torn entry (nothing valid before it).
+        std::fs::write(&p, [0u8, 0, 0, 5]).unwrap();
+        let (mut idx, _) = OffsetIndex::open(&p).unwrap();
+        idx.clear().unwrap();
+        idx.append(3, 50);
+        idx.write(true).unwrap();
+        assert_eq!(OffsetIndex::open(&p).unwrap().0.last(), Some((3, 50)));
     }
 
     #[test]
