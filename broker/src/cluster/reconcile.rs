@@ -194,18 +194,19 @@ impl Broker {
     }
 
     /// Opens the logs of the replicas assigned here that are not open yet on
-    /// `num.recovery.threads.per.data.dir` blocking tasks, each taking the next
-    /// log from one queue until it is empty: a start with many partitions is
-    /// mostly these opens (and recoveries after a crash, of uneven sizes), and
-    /// a task per log would add a thread hand-off to each. A log whose task
-    /// failed is opened again by the caller.
+    /// `num.recovery.threads.per.data.dir` threads, each opening its share in
+    /// turn: a start with many partitions is mostly these opens (and recoveries
+    /// after a crash), and a blocking task per log would add a thread hand-off
+    /// to each. A log whose task failed is opened again by the caller.
     async fn open_new_replicas(
         self: &Arc<Self>,
         image: &MetadataImage,
         changes: &ReplicaChanges,
     ) -> std::collections::HashMap<(String, i32), io::Result<Arc<Partition>>> {
         let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
-        let mut wanted = Vec::new();
+        let threads = self.config.num_recovery_threads().max(1);
+        let mut shares: Vec<Vec<(String, i32, LogConfig)>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut n = 0;
         for (name, index) in changes.roles.keys() {
             let Some(ti) = image.topics.get(name) else { continue };
             if self.topic(name).is_some_and(|t| t.partition(*index).is_some()) {
@@ -215,26 +216,22 @@ impl Broker {
                 .entry(name.as_str())
                 .or_insert_with(|| LogConfig::resolve(&self.config, &ti.configs))
                 .clone();
-            wanted.push((name.clone(), *index, cfg));
+            shares[n % threads].push((name.clone(), *index, cfg));
+            n += 1;
         }
-        let n = wanted.len();
-        if n == 0 {
-            return std::collections::HashMap::new();
-        }
-        let threads = self.config.num_recovery_threads().clamp(1, n);
-        let queue = Arc::new(std::sync::Mutex::new(wanted.into_iter()));
-        let tasks: Vec<_> = (0..threads)
-            .map(|_| {
-                let (broker, queue) = (Arc::clone(self), Arc::clone(&queue));
+        let tasks: Vec<_> = shares
+            .into_iter()
+            .filter(|share| !share.is_empty())
+            .map(|share| {
+                let broker = Arc::clone(self);
                 tokio::task::spawn_blocking(move || {
-                    let mut opened = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                        let Some((name, index, cfg)) = next else { break };
-                        let r = broker.open_replica_now(&name, index, cfg);
-                        opened.push(((name, index), r));
-                    }
-                    opened
+                    share
+                        .into_iter()
+                        .map(|(name, index, cfg)| {
+                            let r = broker.open_replica_now(&name, index, cfg);
+                            ((name, index), r)
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
