@@ -16,6 +16,8 @@ pub struct BrokerProcess {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The broker's stdout and stderr, printed when a test fails.
+    log: tempfile::NamedTempFile,
 }
 
 impl BrokerProcess {
@@ -35,6 +37,7 @@ impl BrokerProcess {
     fn try_start(extra: &[&str]) -> Option<BrokerProcess> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_skein-broker"));
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.path().display()))
@@ -43,13 +46,13 @@ impl BrokerProcess {
             .arg("--set")
             // No HTTP endpoint: its port would be one more that parallel tests could collide on.
             .arg("http.listener=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(log.reopen().expect("log file"))
+            .stderr(log.reopen().expect("log file"));
         for e in extra {
             cmd.arg("--set").arg(e);
         }
         let child = cmd.spawn().expect("spawn broker");
-        let mut b = BrokerProcess { child, port, dir };
+        let mut b = BrokerProcess { child, port, dir, log };
         let t0 = Instant::now();
         while !listening(port) {
             if !b.alive() {
@@ -75,6 +78,14 @@ impl Drop for BrokerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- the last lines of the broker on port {} ---", self.port);
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -98,7 +109,9 @@ impl Client {
     /// Connects to a broker on 127.0.0.1:`port`.
     pub fn connect(port: u16) -> Client {
         let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // As long as the broker's own bound on a metadata proposal (15 s), so
+        // that a slow answer is seen as the broker's answer, not as a hang.
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.set_nodelay(true).unwrap();
         Client {
             stream: s,
