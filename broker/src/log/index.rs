@@ -21,21 +21,40 @@ struct Backing {
     path: PathBuf,
     persisted: usize,
     /// The file's length: more than `persisted` entries' worth when it was
-    /// found with a torn or invalid tail, which a rebuild must cut too.
-    on_disk: u64,
+    /// found with a torn or invalid tail, which a rebuild must cut too. None:
+    /// the file was not read (an empty segment's) and is cut to nothing when
+    /// first written.
+    on_disk: Option<u64>,
     /// Entries written since the file was last fsynced.
     unsynced: bool,
 }
 
 impl Backing {
+    fn unread(path: &Path) -> Backing {
+        Backing {
+            path: path.to_path_buf(),
+            persisted: 0,
+            on_disk: None,
+            unsynced: false,
+        }
+    }
+
     /// Appends `bytes` (the entries after `persisted`) and, with `sync`, fsyncs.
     fn write(&mut self, bytes: &[u8], now_persisted: usize, sync: bool) -> io::Result<()> {
         if bytes.is_empty() && !(sync && self.unsynced) {
             return Ok(());
         }
-        let mut f = OpenOptions::new().append(true).create(true).open(&self.path)?;
+        let mut f = match self.on_disk {
+            Some(_) => OpenOptions::new().append(true).create(true).open(&self.path)?,
+            // Not read, so nothing of it is in memory (`persisted` is 0): start it afresh.
+            None => OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)?,
+        };
         f.write_all(bytes)?;
-        self.on_disk += bytes.len() as u64;
+        self.on_disk = Some(self.on_disk.unwrap_or(0) + bytes.len() as u64);
         self.persisted = now_persisted;
         self.unsynced = true;
         if sync {
@@ -51,10 +70,14 @@ impl Backing {
         // keeps only those already in it that survive.
         let persisted = keep.min(self.persisted);
         let len = (persisted * entry_len) as u64;
-        if len < self.on_disk {
-            OpenOptions::new().write(true).open(&self.path)?.set_len(len)?;
+        if self.on_disk.is_none_or(|on_disk| len < on_disk) {
+            match OpenOptions::new().write(true).open(&self.path) {
+                Ok(f) => f.set_len(len)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && self.on_disk.is_none() => {}
+                Err(e) => return Err(e),
+            }
             self.persisted = persisted;
-            self.on_disk = len;
+            self.on_disk = Some(len);
             self.unsynced = true;
         }
         Ok(())
@@ -89,10 +112,19 @@ impl OffsetIndex {
         let backing = Backing {
             path: path.to_path_buf(),
             persisted: entries.len(),
-            on_disk: bytes.len() as u64,
+            on_disk: Some(bytes.len() as u64),
             unsynced: false,
         };
         Ok((OffsetIndex { backing, entries }, valid))
+    }
+
+    /// The index of an empty segment, without reading its file: whatever the
+    /// file holds indexes nothing and is cut at the first write.
+    pub fn assume_empty(path: &Path) -> OffsetIndex {
+        OffsetIndex {
+            backing: Backing::unread(path),
+            entries: Vec::new(),
+        }
     }
 
     /// Adds an entry (in memory until the next `write`); entries must increase.
@@ -178,10 +210,18 @@ impl TimeIndex {
         let backing = Backing {
             path: path.to_path_buf(),
             persisted: entries.len(),
-            on_disk: bytes.len() as u64,
+            on_disk: Some(bytes.len() as u64),
             unsynced: false,
         };
         Ok((TimeIndex { backing, entries }, valid))
+    }
+
+    /// The time index of an empty segment, without reading its file (as [`OffsetIndex::assume_empty`]).
+    pub fn assume_empty(path: &Path) -> TimeIndex {
+        TimeIndex {
+            backing: Backing::unread(path),
+            entries: Vec::new(),
+        }
     }
 
     /// Adds an entry (in memory until the next `write`) if `timestamp` is larger than the last one's.

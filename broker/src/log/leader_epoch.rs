@@ -14,11 +14,16 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The checkpoint's file name in a partition's directory (Kafka's).
+pub const FILE_NAME: &str = "leader-epoch-checkpoint";
+
 /// Epoch entries in increasing epoch and offset order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaderEpochCache {
     entries: Vec<(i32, i64)>,
     path: Option<PathBuf>,
+    /// An epoch was begun in memory and the file does not have it yet.
+    unpersisted: bool,
 }
 
 /// Kafka's UNDEFINED_EPOCH / UNDEFINED_EPOCH_OFFSET.
@@ -28,7 +33,20 @@ impl LeaderEpochCache {
     /// Loads the cache of the log in `dir`: empty if the file is missing or is
     /// not a well-formed checkpoint (the caller rebuilds it from the log).
     pub fn load(dir: &Path) -> io::Result<LeaderEpochCache> {
-        let path = dir.join("leader-epoch-checkpoint");
+        Self::load_if(dir, true)
+    }
+
+    /// [`LeaderEpochCache::load`], where the caller listed `dir` and knows
+    /// whether the file `exists` (a missing file is not looked for again).
+    pub fn load_if(dir: &Path, exists: bool) -> io::Result<LeaderEpochCache> {
+        let path = dir.join(FILE_NAME);
+        if !exists {
+            return Ok(LeaderEpochCache {
+                entries: Vec::new(),
+                path: Some(path),
+                unpersisted: false,
+            });
+        }
         let bytes = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -44,10 +62,12 @@ impl LeaderEpochCache {
         Ok(LeaderEpochCache {
             entries,
             path: Some(path),
+            unpersisted: false,
         })
     }
 
-    fn persist(&self) -> io::Result<()> {
+    fn persist(&mut self) -> io::Result<()> {
+        self.unpersisted = false;
         let Some(path) = &self.path else { return Ok(()) };
         crate::atomic_file::overwrite_unsynced(path, render(&self.entries).as_bytes())
     }
@@ -77,12 +97,27 @@ impl LeaderEpochCache {
     }
 
     /// Records that `epoch` starts at `offset`, if it is newer than the latest.
+    /// Called for every batch written: the file then has every epoch that
+    /// holds a batch.
     pub fn assign(&mut self, epoch: i32, offset: i64) -> io::Result<()> {
+        self.begin(epoch, offset);
+        if self.unpersisted {
+            self.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Records that `epoch` starts at `offset` in memory only: a new leader's
+    /// epoch, written to the file with the first batch of it (or the next
+    /// change). Until then the file lacks an epoch that holds nothing, which is
+    /// what the log itself shows after a crash (see the module's note), and a
+    /// broker taking the lead of many idle partitions writes no files.
+    pub fn begin(&mut self, epoch: i32, offset: i64) {
         if epoch < 0 || self.entries.last().is_some_and(|&(e, _)| e >= epoch) {
-            return Ok(());
+            return;
         }
         self.entries.push((epoch, offset));
-        self.persist()
+        self.unpersisted = true;
     }
 
     /// The latest epoch, if any.
@@ -159,6 +194,7 @@ mod tests {
         LeaderEpochCache {
             entries: entries.to_vec(),
             path: None,
+            unpersisted: false,
         }
     }
 

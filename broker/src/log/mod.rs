@@ -134,6 +134,9 @@ pub struct Log {
     /// The offset of a producer snapshot on disk that holds the state as it is
     /// now (nothing appended or expired since), so a shutdown need not write it again.
     snapshot_current_at: Option<i64>,
+    /// Whether the directory may hold a producer snapshot (false only when it
+    /// held none at open and none was written since).
+    snapshots_on_disk: bool,
     unflushed_messages: i64,
     last_flush_ms: i64,
     /// Segments below this offset were compacted in this process's life.
@@ -171,9 +174,12 @@ impl Log {
         };
         let mut bases: Vec<i64> = Vec::new();
         let mut snapshots: Vec<i64> = Vec::new();
+        let mut has_epoch_checkpoint = false;
         for e in listing {
             let name = e?.file_name().to_string_lossy().to_string();
-            if let Some(stem) = name.strip_suffix(".log") {
+            if name == leader_epoch::FILE_NAME {
+                has_epoch_checkpoint = true;
+            } else if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(b) = stem.parse::<i64>() {
                     bases.push(b);
                 }
@@ -225,10 +231,11 @@ impl Log {
             recovery_point: Arc::new(AtomicI64::new(recovery_point.min(next_offset))),
             producers: ProducerStateManager::default(),
             snapshot_current_at: None,
+            snapshots_on_disk: !snapshots.is_empty(),
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             cleaner_point: 0,
-            epochs: leader_epoch::LeaderEpochCache::load(dir)?,
+            epochs: leader_epoch::LeaderEpochCache::load_if(dir, has_epoch_checkpoint)?,
         };
         log.epochs.forget_from(next_offset);
         log.catch_up_epochs()?;
@@ -445,9 +452,11 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.next_offset)
     }
 
-    /// Records that `epoch` starts at `offset` (a new leader's epoch starts at its log end).
+    /// Records that `epoch` starts at `offset` (a new leader's epoch starts at
+    /// its log end); the checkpoint file follows with the epoch's first batch.
     pub fn assign_epoch(&mut self, epoch: i32, offset: i64) -> io::Result<()> {
-        self.epochs.assign(epoch, offset)
+        self.epochs.begin(epoch, offset);
+        Ok(())
     }
 
     /// The latest leader epoch written in this log, and where it starts.
@@ -481,6 +490,7 @@ impl Log {
         let seg = Segment::create(&self.dir, base, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(base, seg);
         let _ = producer_state::write_snapshot(&self.dir, base, &self.producers);
+        self.snapshots_on_disk = true;
         self.prune_snapshots(base);
         let rp = Arc::clone(&self.recovery_point);
         std::thread::spawn(move || {
@@ -802,7 +812,19 @@ impl Log {
         for seg in self.segments.values_mut() {
             seg.flush()?;
         }
+        if !self.needs_snapshot() {
+            return Ok(());
+        }
+        self.snapshots_on_disk = true;
         producer_state::write_snapshot(&self.dir, self.next_offset, &self.producers)
+    }
+
+    /// Whether a clean close must write a producer snapshot: not for a log that
+    /// holds no batch and no producer and has no older snapshot to supersede
+    /// (opening it finds the same state with nothing to read: an idle partition
+    /// costs no snapshot file).
+    fn needs_snapshot(&self) -> bool {
+        self.snapshots_on_disk || !self.producers.is_empty() || self.next_offset > self.log_start_offset
     }
 
     /// The first half of a broker's clean shutdown: writes the indexes and a
@@ -813,7 +835,8 @@ impl Log {
         for seg in self.segments.values_mut() {
             seg.write_indexes(false)?;
         }
-        if self.snapshot_current_at != Some(self.next_offset) {
+        if self.snapshot_current_at != Some(self.next_offset) && self.needs_snapshot() {
+            self.snapshots_on_disk = true;
             producer_state::write_snapshot_unsynced(&self.dir, self.next_offset, &self.producers)?;
             self.snapshot_current_at = Some(self.next_offset);
         }

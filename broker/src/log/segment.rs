@@ -44,7 +44,7 @@ pub struct Segment {
 }
 
 /// Result of scanning a segment's log file.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct RecoveryResult {
     /// Bytes cut from a torn or corrupt tail.
     pub truncated_bytes: u64,
@@ -114,9 +114,24 @@ impl Segment {
         now_ms: i64,
     ) -> io::Result<(Segment, RecoveryResult)> {
         let stem = file_stem(base_offset);
-        let (index, index_ok) = OffsetIndex::open(&dir.join(format!("{stem}.index")))?;
-        let (time_index, time_ok) = TimeIndex::open(&dir.join(format!("{stem}.timeindex")))?;
-        let mut seg = Self::open_files(dir, base_offset, index, time_index, index_interval_bytes, now_ms)?;
+        let (index_path, time_path) = (dir.join(format!("{stem}.index")), dir.join(format!("{stem}.timeindex")));
+        let mut seg = Self::open_files(
+            dir,
+            base_offset,
+            OffsetIndex::assume_empty(&index_path),
+            TimeIndex::assume_empty(&time_path),
+            index_interval_bytes,
+            now_ms,
+        )?;
+        if seg.size == 0 {
+            // An empty log has empty indexes, clean stop or not: an idle
+            // partition costs no index reads, and whatever its index files
+            // hold is cut at their first write.
+            return Ok((seg, RecoveryResult::default()));
+        }
+        let (index, index_ok) = OffsetIndex::open(&index_path)?;
+        let (time_index, time_ok) = TimeIndex::open(&time_path)?;
+        (seg.index, seg.time_index) = (index, time_index);
         let index_consistent = seg.index.last().is_none_or(|(_, pos)| (pos as u64) < seg.size);
         if trust_indexes && index_ok && time_ok && index_consistent {
             let r = seg.load_tail()?;

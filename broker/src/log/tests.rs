@@ -551,3 +551,68 @@ fn a_shutdown_rewrites_the_producer_snapshot_only_when_the_state_changed() {
     let log = open(dir.path(), config(), true);
     assert_eq!(log.producers().len(), 0, "the expiry survives the restart");
 }
+
+#[test]
+fn an_idle_partition_stops_and_starts_without_writing_or_reading_anything_but_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let mut log = open(dir.path(), config(), true);
+    log.assign_epoch(3, 0).unwrap();
+    assert_eq!(
+        log.end_offset_for_epoch(3),
+        (3, 0),
+        "the new leader's epoch is known at once"
+    );
+    log.close_unsynced().unwrap();
+    drop(log);
+    assert!(
+        !names()
+            .iter()
+            .any(|n| n.ends_with(".snapshot") || n == "leader-epoch-checkpoint"),
+        "an idle partition leaves no snapshot and no epoch file: {:?}",
+        names()
+    );
+    // A stale index beside an empty log (it cannot come from a clean stop,
+    // but must not outlive the next write if it does).
+    std::fs::write(dir.path().join(format!("{:020}.index", 0)), [0xffu8; 8]).unwrap();
+    let mut log = open(dir.path(), config(), true);
+    assert_eq!(
+        log.latest_epoch(),
+        None,
+        "an epoch that wrote nothing is not in the file"
+    );
+    log.assign_epoch(4, 0).unwrap();
+    for i in 0..40 {
+        log.append(&batch(3, 1_000 + i), 1_000, 4).unwrap();
+    }
+    log.close_unsynced().unwrap();
+    drop(log);
+    assert!(
+        names().contains(&"leader-epoch-checkpoint".to_string()),
+        "written with the first batch"
+    );
+    for clean in [true, false] {
+        let log = open(dir.path(), config(), clean);
+        assert_eq!(log.latest_epoch(), Some((4, 0)));
+        assert_eq!(log.log_end_offset(), 120);
+        for o in [0, 1, 59, 60, 119] {
+            assert_eq!(
+                offsets(&log.read(o, 10, true).unwrap().bytes)[0].0,
+                o / 3 * 3,
+                "offset {o}, clean {clean}"
+            );
+        }
+    }
+    let (index, valid) = index::OffsetIndex::open(&dir.path().join(format!("{:020}.index", 0))).unwrap();
+    assert!(
+        valid && !index.is_empty(),
+        "the index was written afresh, without the stale entry"
+    );
+}
