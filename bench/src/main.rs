@@ -98,13 +98,22 @@ impl Broker {
 
     /// Starts the process without waiting (cluster members need each other to start).
     fn spawn(bin: &Path, dir: PathBuf, port: u16, sets: &[String]) -> Broker {
+        // The broker's output goes beside its log directory (appended over
+        // restarts), so a failed run leaves its evidence.
+        let output = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.with_extension("out"))
+                .map_or_else(|_| Stdio::null(), Stdio::from)
+        };
         let mut cmd = Command::new(bin);
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.display()))
             .arg("--set")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stdout(output())
+            .stderr(output());
         for s in sets {
             cmd.arg("--set").arg(s);
         }
