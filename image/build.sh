@@ -27,10 +27,13 @@ fi
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 triple=$(rustc -vV | sed -n 's/^host: //p')
 # --target keeps RUSTFLAGS off build scripts and proc macros, which cannot be
-# static. The flags are `make build`'s, so after it this build has nothing to do;
-# symbols are stripped from the copies in the image (image/rootfs.sh).
+# static. The flags and packages are `make build`'s (tests included: one
+# feature resolution for all), so after it this build has nothing to do; a
+# narrower package set would resolve features differently and recompile the
+# workspace. Symbols are stripped from the copies in the image (image/rootfs.sh).
 RUSTFLAGS="${RELEASE_RUSTFLAGS:--C target-feature=+crt-static}" \
-  cargo build --release --locked --target "$triple" -p skein-broker -p skeinctl -p skein-operator
+  cargo build --release --locked --target "$triple" \
+  -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator --bins --tests
 context="$target_dir/image-context"
 image/rootfs.sh "$context/rootfs" "$target_dir/$triple/release"
 cp image/Containerfile "$context/Containerfile"
