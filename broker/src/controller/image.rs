@@ -5,6 +5,7 @@
 //! the active controller, which then proposes a command.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -128,7 +129,11 @@ pub struct TopicImage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
-    pub topics: BTreeMap<String, TopicImage>,
+    /// Shared, copied on write: a clone of the image shares every topic, and
+    /// applying a command copies only the topics it changes, so a reader that
+    /// kept the last image it saw finds what changed by pointer
+    /// (`Arc::ptr_eq`; Kafka's `MetadataDelta` over immutable `TopicImage`s).
+    pub topics: BTreeMap<String, Arc<TopicImage>>,
     pub next_broker_epoch: i64,
     pub next_producer_id: i64,
     /// Dynamic broker configs: by broker id as a string, "" for the cluster default.
@@ -279,10 +284,26 @@ impl MetadataImage {
             .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get(i)))
     }
 
+    /// One partition to change: its topic is copied first if it is shared.
     fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionImage> {
-        self.topics
-            .get_mut(topic)
-            .and_then(|t| usize::try_from(partition).ok().and_then(|i| t.partitions.get_mut(i)))
+        let i = usize::try_from(partition).ok()?;
+        let t = self.topics.get_mut(topic).filter(|t| i < t.partitions.len())?;
+        Arc::make_mut(t).partitions.get_mut(i)
+    }
+
+    /// Applies `f` to every partition `touches` holds for, copying only the
+    /// topics that have one: a command that may change any partition (a
+    /// broker fenced, an election) leaves the others shared.
+    fn update_partitions(&mut self, touches: impl Fn(&PartitionImage) -> bool, mut f: impl FnMut(&mut PartitionImage)) {
+        for t in self.topics.values_mut() {
+            if t.partitions.iter().any(&touches) {
+                for p in Arc::make_mut(t).partitions.iter_mut() {
+                    if touches(p) {
+                        f(p);
+                    }
+                }
+            }
+        }
     }
 
     /// Removes a broker's registration, so Metadata and DescribeCluster stop
@@ -399,11 +420,11 @@ impl MetadataImage {
                 let partitions = assignments.into_iter().map(PartitionImage::new).collect();
                 self.topics.insert(
                     name,
-                    TopicImage {
+                    Arc::new(TopicImage {
                         id,
                         configs,
                         partitions,
-                    },
+                    }),
                 );
                 self.elect_where_leaderless();
                 Reply::Ok
@@ -417,7 +438,9 @@ impl MetadataImage {
             },
             Command::CreatePartitions { name, assignments } => match self.topics.get_mut(&name) {
                 Some(t) => {
-                    t.partitions.extend(assignments.into_iter().map(PartitionImage::new));
+                    Arc::make_mut(t)
+                        .partitions
+                        .extend(assignments.into_iter().map(PartitionImage::new));
                     self.elect_where_leaderless();
                     Reply::Ok
                 }
@@ -428,7 +451,7 @@ impl MetadataImage {
             },
             Command::SetTopicConfigs { name, configs } => match self.topics.get_mut(&name) {
                 Some(t) => {
-                    t.configs = configs;
+                    Arc::make_mut(t).configs = configs;
                     Reply::Ok
                 }
                 None => refuse(
@@ -461,17 +484,16 @@ impl MetadataImage {
             Command::ElectUnclean { partitions } => {
                 let leadable = self.placeable_brokers();
                 for (topic, index) in partitions {
-                    let Some(p) = self
-                        .topics
-                        .get_mut(&topic)
-                        .and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get_mut(i)))
-                    else {
+                    let Some(p) = self.partition(&topic, index) else {
                         continue;
                     };
                     if p.leader != NO_LEADER || p.isr.iter().any(|r| leadable.contains(r)) {
                         continue; // a clean election is possible (or done): nothing to lose
                     }
-                    if let Some(next) = p.replicas.iter().copied().find(|r| leadable.contains(r)) {
+                    let Some(next) = p.replicas.iter().copied().find(|r| leadable.contains(r)) else {
+                        continue;
+                    };
+                    if let Some(p) = self.partition_mut(&topic, index) {
                         p.isr = vec![next];
                         p.bump_leader(next);
                     }
@@ -508,10 +530,6 @@ impl MetadataImage {
         }
     }
 
-    fn partitions_mut(&mut self) -> impl Iterator<Item = &mut PartitionImage> {
-        self.topics.values_mut().flat_map(|t| t.partitions.iter_mut())
-    }
-
     /// A fenced or re-registered broker leaves every ISR; partitions it led get a
     /// new leader from the remaining ISR. If it was the last ISR member the
     /// partition stays leaderless with that ISR: no unclean election.
@@ -522,67 +540,74 @@ impl MetadataImage {
             .filter(|b| !b.fenced && !b.shutting_down)
             .map(|b| b.id)
             .collect();
-        for p in self.partitions_mut() {
-            if !p.isr.contains(&id) {
-                if p.leader == id {
-                    p.bump_leader(NO_LEADER);
+        self.update_partitions(
+            |p| p.isr.contains(&id) || p.leader == id,
+            |p| {
+                if !p.isr.contains(&id) {
+                    if p.leader == id {
+                        p.bump_leader(NO_LEADER);
+                    }
+                    return;
                 }
-                continue;
-            }
-            if p.isr.len() > 1 {
-                p.isr.retain(|&r| r != id);
-                p.partition_epoch += 1;
-            }
-            if p.leader == id {
-                let next = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
-                    .unwrap_or(NO_LEADER);
-                p.bump_leader(next);
-            }
-        }
+                if p.isr.len() > 1 {
+                    p.isr.retain(|&r| r != id);
+                    p.partition_epoch += 1;
+                }
+                if p.leader == id {
+                    let next = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
+                        .unwrap_or(NO_LEADER);
+                    p.bump_leader(next);
+                }
+            },
+        );
     }
 
     /// Controlled shutdown: hand every partition `id` leads to another ISR member,
     /// and take `id` out of the ISRs so acks=all stops waiting for it.
     fn move_leadership_from(&mut self, id: i32) {
         let leadable: Vec<i32> = self.placeable_brokers();
-        for p in self.partitions_mut() {
-            if p.leader == id {
-                if let Some(next) = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
-                {
+        self.update_partitions(
+            |p| p.leader == id || (p.isr.contains(&id) && p.isr.len() > 1),
+            |p| {
+                if p.leader == id {
+                    if let Some(next) = p
+                        .replicas
+                        .iter()
+                        .copied()
+                        .find(|r| *r != id && p.isr.contains(r) && leadable.contains(r))
+                    {
+                        p.isr.retain(|&r| r != id);
+                        p.bump_leader(next);
+                    }
+                } else if p.isr.contains(&id) && p.isr.len() > 1 {
                     p.isr.retain(|&r| r != id);
-                    p.bump_leader(next);
+                    p.partition_epoch += 1;
                 }
-            } else if p.isr.contains(&id) && p.isr.len() > 1 {
-                p.isr.retain(|&r| r != id);
-                p.partition_epoch += 1;
-            }
-        }
+            },
+        );
     }
 
     /// Gives a leader to every leaderless partition that has a live ISR member.
     fn elect_where_leaderless(&mut self) {
         let leadable: Vec<i32> = self.placeable_brokers();
-        for p in self.partitions_mut() {
-            if p.leader != NO_LEADER {
-                continue;
-            }
-            if let Some(next) = p
-                .replicas
+        let candidate = |p: &PartitionImage| {
+            p.replicas
                 .iter()
                 .copied()
                 .find(|r| p.isr.contains(r) && leadable.contains(r))
-            {
-                p.bump_leader(next);
-            }
-        }
+        };
+        self.update_partitions(
+            |p| p.leader == NO_LEADER && candidate(p).is_some(),
+            |p| {
+                if let Some(next) = candidate(p) {
+                    p.bump_leader(next);
+                }
+            },
+        );
     }
 
     /// Moves leadership to the preferred replica if it is live and in the ISR.
@@ -594,18 +619,19 @@ impl MetadataImage {
             return false;
         };
         let ok = self.can_lead(preferred);
-        let Some(p) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-        else {
+        let Some(p) = self.partition(topic, partition) else {
             return false;
         };
         if p.leader == preferred || !ok || !p.isr.contains(&preferred) {
             return false;
         }
-        p.bump_leader(preferred);
-        true
+        match self.partition_mut(topic, partition) {
+            Some(p) => {
+                p.bump_leader(preferred);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The refusal a command would get if applied now, for commands a broker
@@ -763,19 +789,13 @@ impl MetadataImage {
     /// moves to the new preferred replica if it was being removed.
     fn maybe_complete_reassignment(&mut self, topic: &str, partition: i32) {
         let leadable = self.placeable_brokers();
-        let Some(p) = self
-            .topics
-            .get_mut(topic)
-            .and_then(|t| t.partitions.get_mut(partition as usize))
-        else {
+        match self.partition(topic, partition) {
+            Some(p) if p.reassigning() && p.adding.iter().all(|r| p.isr.contains(r)) => {}
+            _ => return,
+        }
+        let Some(p) = self.partition_mut(topic, partition) else {
             return;
         };
-        if !p.reassigning() {
-            return;
-        }
-        if !p.adding.iter().all(|r| p.isr.contains(r)) {
-            return;
-        }
         let target = p.target_replicas();
         p.replicas = target.clone();
         p.isr.retain(|r| target.contains(r));
@@ -874,6 +894,67 @@ mod tests {
 
     fn epoch(img: &MetadataImage, id: i32) -> i64 {
         img.brokers[&id].epoch
+    }
+
+    /// The topics `after` holds copies of rather than `before`'s own.
+    fn copied(before: &MetadataImage, after: &MetadataImage) -> Vec<String> {
+        after
+            .topics
+            .iter()
+            .filter(|(n, t)| !before.topics.get(*n).is_some_and(|b| Arc::ptr_eq(b, t)))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_command_copies_only_the_topics_it_changes() {
+        let mut img = cluster(3);
+        for (name, assignments) in [
+            ("a", vec![vec![0, 1], vec![1, 0]]),
+            ("b", vec![vec![2]]),
+            ("c", vec![vec![1, 2]]),
+        ] {
+            img.apply(Command::CreateTopic {
+                name: name.into(),
+                id: Uuid::new_v4(),
+                configs: BTreeMap::new(),
+                assignments,
+            });
+        }
+        let before = img.clone();
+        // Broker 0 fenced: only `a` holds it.
+        img.apply(Command::FenceBroker {
+            id: 0,
+            epoch: epoch(&img, 0),
+        });
+        assert_eq!(copied(&before, &img), vec!["a".to_string()]);
+        assert_eq!(img.partition("a", 0).unwrap().leader, 1);
+        assert_eq!(
+            before.partition("a", 0).unwrap().leader,
+            0,
+            "the earlier image is untouched"
+        );
+        // Every leader already preferred (`b`, `c`) or not electable (`a`): nothing copied.
+        let before = img.clone();
+        img.apply(Command::ElectPreferredLeaders { partitions: None });
+        assert!(copied(&before, &img).is_empty());
+        // One partition's ISR: its topic alone.
+        let p = img.partition("c", 0).unwrap().clone();
+        img.apply(Command::AlterPartition {
+            topic: "c".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![1],
+        });
+        assert_eq!(copied(&before, &img), vec!["c".to_string()]);
+        // A new topic is new; a deleted one is gone; the rest stay shared.
+        let before = img.clone();
+        img.apply(Command::DeleteTopic { name: "b".into() });
+        create(&mut img, "d", 1, 1);
+        assert_eq!(copied(&before, &img), vec!["d".to_string()]);
+        assert!(!img.topics.contains_key("b"));
     }
 
     #[test]
