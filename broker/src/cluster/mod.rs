@@ -107,8 +107,9 @@ pub struct Broker {
     /// image may be stale (see `metadata_is_current`).
     heartbeat_ok_ms: AtomicI64,
     fenced_by_controller: AtomicBool,
-    /// Serialises applying the metadata image to local replicas.
-    reconcile_lock: tokio::sync::Mutex<()>,
+    /// Serialises applying the metadata image to local replicas, and holds
+    /// what the last application saw (so the next applies only what changed).
+    reconcile_lock: tokio::sync::Mutex<reconcile::Reconciled>,
     fetchers: ReplicaFetchers<Partition>,
     /// `leader.replication.throttled.rate`: bytes sent to replicas a reassignment adds.
     pub leader_throttle: std::sync::Mutex<Throttle>,
@@ -219,7 +220,7 @@ impl Broker {
             broker_epoch: AtomicI64::new(-1),
             heartbeat_ok_ms: AtomicI64::new(now_ms()),
             fenced_by_controller: AtomicBool::new(false),
-            reconcile_lock: tokio::sync::Mutex::new(()),
+            reconcile_lock: tokio::sync::Mutex::new(reconcile::Reconciled::default()),
             fetchers: ReplicaFetchers::default(),
             leader_throttle: std::sync::Mutex::new(Throttle::new(now_ms())),
             follower_throttle: std::sync::Mutex::new(Throttle::new(now_ms())),

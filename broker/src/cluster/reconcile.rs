@@ -1,6 +1,12 @@
 //! Applying the metadata image to this broker's replicas: open the logs of
 //! replicas assigned here, delete the ones no longer assigned, take leader and
 //! follower roles, and point the replica fetchers at the leaders.
+//!
+//! Each application looks only at the topics whose image changed since the
+//! last one (Kafka's `MetadataDelta`): the image shares unchanged topics
+//! (`Arc<TopicImage>`, copied on write), so what changed is found by pointer,
+//! and a metadata entry that moves one partition costs one topic's work, not
+//! a walk of every partition the cluster has.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -13,7 +19,56 @@ use uuid::Uuid;
 
 use super::*;
 use crate::config::LogConfig;
-use crate::controller::image::{MetadataImage, NO_LEADER};
+use crate::controller::image::{TopicImage, NO_LEADER};
+
+/// The topic images the last reconcile applied (shared with the metadata
+/// image, so an unchanged topic is the same pointer). None before the first.
+#[derive(Debug, Default)]
+pub struct Reconciled {
+    topics: Option<BTreeMap<String, Arc<TopicImage>>>,
+}
+
+/// Topic images by name: the part of the metadata image a reconcile reads.
+pub type TopicImages = BTreeMap<String, Arc<TopicImage>>;
+
+/// The topics of `now` that differ from `seen` (new or changed, by pointer)
+/// and the topics of `seen` that `now` no longer has, in name order. One
+/// merge walk of the two sorted maps: no allocation but the answer.
+pub fn changed_topics(seen: &TopicImages, now: &TopicImages) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut a = seen.iter().peekable();
+    let mut b = now.iter().peekable();
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => return changed,
+            (Some((name, _)), None) => {
+                changed.push((*name).clone());
+                a.next();
+            }
+            (None, Some((name, _))) => {
+                changed.push((*name).clone());
+                b.next();
+            }
+            (Some((x, xt)), Some((y, yt))) => match x.cmp(y) {
+                std::cmp::Ordering::Less => {
+                    changed.push((*x).clone());
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    changed.push((*y).clone());
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(xt, yt) {
+                        changed.push((*y).clone());
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
+}
 
 /// The roles one reconcile changed, logged when it is done: each at INFO when
 /// there are a few; a start or a failover moving thousands logs each at DEBUG
@@ -59,12 +114,25 @@ impl Broker {
     /// and follower roles, and points the replica fetchers at the leaders.
     /// What to do is decided by [`replica_changes`]; this only carries it out.
     pub async fn reconcile(self: &Arc<Self>) {
-        let _guard = self.reconcile_lock.lock().await;
+        let mut reconciled = self.reconcile_lock.lock().await;
         let me = self.node_id;
-        let image = self.controller.with_image(|img| img.clone());
+        let first = reconciled.topics.is_none();
+        let seen = reconciled.topics.get_or_insert_with(BTreeMap::new);
+        // The changed topics' images, taken under the image's lock (pointers only).
+        let (names, image): (Vec<String>, TopicImages) = self.controller.with_image(|img| {
+            let names = changed_topics(seen, &img.topics);
+            let image = names
+                .iter()
+                .filter_map(|n| img.topics.get(n).map(|t| (n.clone(), Arc::clone(t))))
+                .collect();
+            (names, image)
+        });
+        let names: BTreeSet<String> = names.into_iter().collect();
+        // The first reconcile also looks at every local topic (deleted while this broker was down).
         let local: BTreeMap<String, LocalTopic> = self
             .topics_read()
             .values()
+            .filter(|t| first || names.contains(&t.name))
             .map(|t| {
                 let partitions = t
                     .partitions
@@ -88,7 +156,9 @@ impl Broker {
         let mut opened = self.open_new_replicas(&image, &changes).await;
         let mut role_changes = RoleChanges::default();
         let mut follow: BTreeMap<i32, Vec<(Arc<Partition>, i32)>> = BTreeMap::new();
-        for (name, ti) in &image.topics {
+        // Topics to look at again next time (a log that would not open).
+        let mut again: BTreeSet<String> = BTreeSet::new();
+        for (name, ti) in &image {
             // A new topic becomes visible to requests only once its local replicas are open.
             let (topic, is_new) = match self.topic(name) {
                 Some(t) => (t, false),
@@ -151,6 +221,7 @@ impl Broker {
                             }
                             Err(e) => {
                                 tracing::error!(topic = %name, partition = index, "cannot open the replica's log: {e}");
+                                again.insert(name.clone());
                                 continue;
                             }
                         }
@@ -189,8 +260,19 @@ impl Broker {
                 self.remove_replicas(name, removed).await;
             }
         }
-        self.fetchers.update(self, follow);
+        let followed_topics: BTreeSet<String> = names.iter().chain(local.keys()).cloned().collect();
+        self.fetchers.update(self, &followed_topics, follow);
         role_changes.log();
+        for name in &names {
+            match image.get(name) {
+                Some(t) if !again.contains(name) => {
+                    seen.insert(name.clone(), Arc::clone(t));
+                }
+                _ => {
+                    seen.remove(name);
+                }
+            }
+        }
     }
 
     /// Opens the logs of the replicas assigned here that are not open yet on
@@ -200,7 +282,7 @@ impl Broker {
     /// to each. A log whose task failed is opened again by the caller.
     async fn open_new_replicas(
         self: &Arc<Self>,
-        image: &MetadataImage,
+        image: &TopicImages,
         changes: &ReplicaChanges,
     ) -> std::collections::HashMap<(String, i32), io::Result<Arc<Partition>>> {
         let mut configs: BTreeMap<&str, LogConfig> = BTreeMap::new();
@@ -208,7 +290,7 @@ impl Broker {
         let mut shares: Vec<Vec<(String, i32, LogConfig)>> = (0..threads).map(|_| Vec::new()).collect();
         let mut n = 0;
         for (name, index) in changes.roles.keys() {
-            let Some(ti) = image.topics.get(name) else { continue };
+            let Some(ti) = image.get(name) else { continue };
             if self.topic(name).is_some_and(|t| t.partition(*index).is_some()) {
                 continue;
             }
@@ -313,7 +395,7 @@ impl Broker {
     }
 
     /// Waits until the local image satisfies `pred`, then applies it to local replicas.
-    pub(super) async fn await_image(self: &Arc<Self>, pred: impl Fn(&MetadataImage) -> bool) {
+    pub(super) async fn await_image(self: &Arc<Self>, pred: impl Fn(&crate::controller::image::MetadataImage) -> bool) {
         self.controller.wait_for(Duration::from_secs(10), pred).await;
         self.reconcile().await;
     }
@@ -356,17 +438,19 @@ pub struct ReplicaChanges {
     pub roles: BTreeMap<(String, i32), ReplicaRole>,
 }
 
-/// Decides, from the image and what this broker holds, which replicas to open,
-/// close and delete, and which to lead or follow. Pure: no locks, no disks.
-pub fn replica_changes(image: &MetadataImage, me: i32, local: &BTreeMap<String, LocalTopic>) -> ReplicaChanges {
+/// Decides, from the images of some topics and what this broker holds of
+/// them, which replicas to open, close and delete, and which to lead or
+/// follow. A topic held but absent from `image` is deleted: callers pass the
+/// images of every topic they pass in `local`. Pure: no locks, no disks.
+pub fn replica_changes(image: &TopicImages, me: i32, local: &BTreeMap<String, LocalTopic>) -> ReplicaChanges {
     let mut c = ReplicaChanges::default();
     for (name, held) in local {
-        match image.topics.get(name) {
+        match image.get(name) {
             Some(ti) if ti.id == held.id => {}
             _ => c.delete_topics.push(name.clone()),
         }
     }
-    for (name, ti) in &image.topics {
+    for (name, ti) in image {
         let held = local.get(name).filter(|l| l.id == ti.id).map(|l| &l.partitions);
         for (index, pi) in ti.partitions.iter().enumerate() {
             let index = index as i32;
@@ -399,7 +483,7 @@ pub fn replica_changes(image: &MetadataImage, me: i32, local: &BTreeMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::image::{Command, Reply};
+    use crate::controller::image::{Command, MetadataImage, Reply};
 
     /// An image of brokers 0..3 with topic `t` (3 partitions, rf 2) by the classic rule.
     fn image() -> MetadataImage {
@@ -438,9 +522,51 @@ mod tests {
     }
 
     #[test]
+    fn only_topics_new_changed_or_gone_since_the_last_reconcile_are_looked_at() {
+        let mut img = image();
+        for name in ["a", "u", "z"] {
+            img.apply(Command::CreateTopic {
+                name: name.into(),
+                id: Uuid::new_v4(),
+                configs: BTreeMap::new(),
+                assignments: vec![vec![1]],
+            });
+        }
+        assert_eq!(
+            changed_topics(&TopicImages::new(), &img.topics),
+            vec!["a", "t", "u", "z"]
+        );
+        let seen = img.topics.clone();
+        assert!(changed_topics(&seen, &img.topics).is_empty());
+        // One partition's ISR changes, one topic goes, one comes: those three, in name order.
+        let p = img.partition("t", 0).unwrap().clone();
+        img.apply(Command::AlterPartition {
+            topic: "t".into(),
+            partition: 0,
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![p.leader],
+        });
+        img.apply(Command::DeleteTopic { name: "a".into() });
+        img.apply(Command::CreateTopic {
+            name: "b".into(),
+            id: Uuid::new_v4(),
+            configs: BTreeMap::new(),
+            assignments: vec![vec![0]],
+        });
+        assert_eq!(changed_topics(&seen, &img.topics), vec!["a", "b", "t"]);
+        // A command that changes nothing here (a broker fenced that holds none of `u`, `z`) copies nothing else.
+        let seen = img.topics.clone();
+        let epoch = img.brokers[&2].epoch;
+        img.apply(Command::FenceBroker { id: 2, epoch });
+        assert_eq!(changed_topics(&seen, &img.topics), vec!["t"]);
+    }
+
+    #[test]
     fn a_new_topic_opens_the_replicas_assigned_here_and_takes_their_roles() {
         // Partitions 0 [0,1], 1 [1,2], 2 [2,0]: broker 0 holds 0 and 2, leads 0, follows 2 on broker 2.
-        let c = replica_changes(&image(), 0, &BTreeMap::new());
+        let c = replica_changes(&image().topics, 0, &BTreeMap::new());
         assert_eq!(c.open, vec![("t".to_string(), 0), ("t".to_string(), 2)]);
         assert!(c.close.is_empty() && c.delete_topics.is_empty());
         assert_eq!(c.roles[&("t".to_string(), 0)], ReplicaRole::Lead);
@@ -452,17 +578,17 @@ mod tests {
 
     #[test]
     fn a_replica_no_longer_assigned_here_is_closed_and_nothing_is_reopened() {
-        let c = replica_changes(&image(), 0, &held(7, &[0, 1, 2]));
+        let c = replica_changes(&image().topics, 0, &held(7, &[0, 1, 2]));
         assert_eq!(c.close, vec![("t".to_string(), 1)]);
         assert!(c.open.is_empty());
     }
 
     #[test]
     fn a_topic_gone_or_recreated_under_a_new_id_is_deleted_and_reopened() {
-        let c = replica_changes(&image(), 0, &held(8, &[0, 2]));
+        let c = replica_changes(&image().topics, 0, &held(8, &[0, 2]));
         assert_eq!(c.delete_topics, vec!["t".to_string()]);
         assert_eq!(c.open.len(), 2, "the new topic's replicas open afresh");
-        let c = replica_changes(&MetadataImage::default(), 0, &held(7, &[0]));
+        let c = replica_changes(&TopicImages::new(), 0, &held(7, &[0]));
         assert_eq!(c.delete_topics, vec!["t".to_string()]);
         assert!(c.roles.is_empty());
     }

@@ -3,7 +3,7 @@
 //! `ReplicaFetcherThread` does. A partition with a new leader epoch is first
 //! truncated to where its log agrees with the leader's (OffsetForLeaderEpoch).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -47,13 +47,22 @@ struct FetcherTask<R> {
 
 /// The broker's replica fetchers, keyed by leader id.
 pub struct ReplicaFetchers<R> {
-    tasks: Mutex<HashMap<i32, FetcherTask<R>>>,
+    inner: Mutex<Fetchers<R>>,
+}
+
+struct Fetchers<R> {
+    tasks: HashMap<i32, FetcherTask<R>>,
+    /// The leader each followed partition is fetched from.
+    leader_of: BTreeMap<Key, i32>,
 }
 
 impl<R> Default for ReplicaFetchers<R> {
     fn default() -> Self {
         ReplicaFetchers {
-            tasks: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Fetchers {
+                tasks: HashMap::new(),
+                leader_of: BTreeMap::new(),
+            }),
         }
     }
 }
@@ -61,7 +70,7 @@ impl<R> Default for ReplicaFetchers<R> {
 impl<R> std::fmt::Debug for ReplicaFetchers<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplicaFetchers")
-            .field("leaders", &lock(&self.tasks).keys().collect::<Vec<_>>())
+            .field("leaders", &lock(&self.inner).tasks.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -71,17 +80,42 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<R: Replica> ReplicaFetchers<R> {
-    /// Sets what to follow: leader id -> (partition, leader epoch). Fetchers of
-    /// leaders no longer followed stop.
-    pub fn update<H: ReplicaHost<Replica = R>>(&self, broker: &Arc<H>, wanted: BTreeMap<i32, Vec<(Arc<R>, i32)>>) {
-        let mut tasks = lock(&self.tasks);
-        tasks.retain(|leader, t| {
-            let keep = wanted.contains_key(leader);
-            if !keep {
-                t.handle.abort();
+    /// Sets what to follow of the partitions of `topics`: leader id ->
+    /// (partition, leader epoch). Partitions of those topics not named stop
+    /// being followed; other topics' partitions are left as they are. A
+    /// fetcher left with nothing to follow stops. Costs the named partitions,
+    /// not every partition followed.
+    pub fn update<H: ReplicaHost<Replica = R>>(
+        &self,
+        broker: &Arc<H>,
+        topics: &BTreeSet<String>,
+        wanted: BTreeMap<i32, Vec<(Arc<R>, i32)>>,
+    ) {
+        let mut inner = lock(&self.inner);
+        let Fetchers { tasks, leader_of } = &mut *inner;
+        let wanted_leader: HashMap<Key, i32> = wanted
+            .iter()
+            .flat_map(|(leader, parts)| {
+                parts
+                    .iter()
+                    .map(move |(p, _)| ((p.topic().to_string(), p.index()), *leader))
+            })
+            .collect();
+        let mut touched: BTreeSet<i32> = wanted.keys().copied().collect();
+        for topic in topics {
+            let gone: Vec<(Key, i32)> = leader_of
+                .range((topic.clone(), i32::MIN)..=(topic.clone(), i32::MAX))
+                .filter(|(k, l)| wanted_leader.get(*k) != Some(*l))
+                .map(|(k, l)| (k.clone(), *l))
+                .collect();
+            for (key, leader) in gone {
+                leader_of.remove(&key);
+                if let Some(t) = tasks.get(&leader) {
+                    lock(&t.partitions).remove(&key);
+                    touched.insert(leader);
+                }
             }
-            keep
-        });
+        }
         for (leader, parts) in wanted {
             let task = tasks.entry(leader).or_insert_with(|| {
                 let partitions = Arc::new(Mutex::new(BTreeMap::new()));
@@ -99,10 +133,9 @@ impl<R: Replica> ReplicaFetchers<R> {
                 }
             });
             let mut st = lock(&task.partitions);
-            let keys: Vec<Key> = parts.iter().map(|(p, _)| (p.topic().to_string(), p.index())).collect();
-            st.retain(|k, _| keys.contains(k));
             for (p, epoch) in parts {
                 let key = (p.topic().to_string(), p.index());
+                leader_of.insert(key.clone(), leader);
                 match st.get_mut(&key) {
                     Some(f) if f.epoch == epoch && Arc::ptr_eq(&f.partition, &p) => {}
                     _ => {
@@ -117,14 +150,23 @@ impl<R: Replica> ReplicaFetchers<R> {
                     }
                 }
             }
-            drop(st);
-            task.wake.notify_one();
+        }
+        for leader in touched {
+            let Some(t) = tasks.get(&leader) else { continue };
+            if lock(&t.partitions).is_empty() {
+                t.handle.abort();
+                tasks.remove(&leader);
+            } else {
+                t.wake.notify_one();
+            }
         }
     }
 
     /// Stops every fetcher (shutdown).
     pub fn stop_all(&self) {
-        for (_, t) in lock(&self.tasks).drain() {
+        let mut inner = lock(&self.inner);
+        inner.leader_of.clear();
+        for (_, t) in inner.tasks.drain() {
             t.handle.abort();
         }
     }
