@@ -8,7 +8,10 @@
 //! resulting log after a clean stop and after kill -9, and its start-up timed.
 //! Three brokers with RF=3 show the cost of replication, saturated and at half
 //! the saturating rate (latency). Each scenario also reports the brokers' CPU
-//! seconds (user + system, from /proc) per GB. Prints a table and writes JSON.
+//! seconds (user + system, from /proc) per GB, and the client's (the producing
+//! or consuming client: brokers and client share this machine's cores, so the
+//! client's share bounds what the brokers can be shown to do). Prints a table
+//! and writes JSON.
 
 mod groups;
 mod paced;
@@ -182,12 +185,19 @@ struct Produced {
     bytes: u64,
     /// CPU seconds the brokers used meanwhile (all of them, user + system).
     cpu: f64,
+    /// CPU seconds the producing client used (rdkafka_performance, or the paced producer).
+    client: f64,
 }
 
 impl Produced {
     /// Broker CPU seconds per GB of records produced.
     fn cpu_per_gb(&self) -> f64 {
         self.cpu / (self.bytes as f64 / 1e9)
+    }
+
+    /// Client CPU seconds per GB of records produced.
+    fn client_per_gb(&self) -> f64 {
+        self.client / (self.bytes as f64 / 1e9)
     }
 }
 
@@ -235,8 +245,10 @@ fn produce(
     .collect();
     args.extend(extra.iter().cloned());
     let cpu = CpuMeter::start(brokers);
+    let client = ClientMeter::start();
     let row = run_perf(perf, &args);
     let cpu = cpu.seconds();
+    let client = client.seconds();
     // | elapsed | msgs | bytes | rtt | dr | dr_m/s | dr_MB/s | dr_err | ...
     let delivered: usize = row[4].parse().unwrap();
     assert!(
@@ -254,6 +266,7 @@ fn produce(
         p99,
         bytes: (size * count) as u64,
         cpu,
+        client,
     }
 }
 
@@ -307,15 +320,7 @@ impl CpuMeter {
 
 /// utime + stime of a process so far, seconds (0 if it is gone).
 fn cpu_seconds(pid: u32) -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let ticks = *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100.0)
-    });
+    let ticks = cpu_seconds_ticks();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name in parentheses may hold spaces: count fields after it.
     // proc(5) fields 14 and 15 (utime, stime) are the 12th and 13th after it.
@@ -324,6 +329,50 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
     (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / ticks
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`), read once.
+fn cpu_seconds_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// CPU time of this process and of the children it has waited for, from a
+/// starting point: the client's share of the two cores. rdkafka_performance is
+/// a child reaped when its run ends (its time then joins cutime + cstime); the
+/// paced producer and the raw Fetch reader are this process's own threads.
+struct ClientMeter {
+    start: f64,
+}
+
+impl ClientMeter {
+    fn start() -> ClientMeter {
+        ClientMeter {
+            start: own_cpu_seconds(),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        own_cpu_seconds() - self.start
+    }
+}
+
+/// utime + stime + cutime + cstime of this process (proc(5) fields 14-17).
+fn own_cpu_seconds() -> f64 {
+    let ticks = cpu_seconds_ticks();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    f.get(11..15).map_or(0.0, |v| v.iter().sum::<f64>()) / ticks
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -418,8 +467,8 @@ fn main() {
         if settled { "emptied" } else { "not emptied (needs root)" }
     );
     println!(
-        "{:<44} {:>9} {:>11} {:>9} {:>9} {:>9}",
-        "scenario", "MB/s", "records/s", "p50 ms", "p99 ms", "CPU s/GB"
+        "{:<44} {:>9} {:>11} {:>9} {:>9} {:>9} {:>10}",
+        "scenario", "MB/s", "records/s", "p50 ms", "p99 ms", "CPU s/GB", "client s/GB"
     );
     let mut json = Vec::new();
     let mut topics = Vec::new();
@@ -451,12 +500,13 @@ fn main() {
         let name = format!("produce {size} B acks={acks}");
         print_produced(&name, &r, "");
         json.push(format!(
-            r#"{{"scenario":"{name}","record_bytes":{size},"acks":"{acks}","records":{count},"mb_per_s":{:.1},"records_per_s":{:.0},"p50_ms":{:.3},"p99_ms":{:.3},"broker_cpu_s_per_gb":{:.2}}}"#,
+            r#"{{"scenario":"{name}","record_bytes":{size},"acks":"{acks}","records":{count},"mb_per_s":{:.1},"records_per_s":{:.0},"p50_ms":{:.3},"p99_ms":{:.3},"broker_cpu_s_per_gb":{:.2},"client_cpu_s_per_gb":{:.2}}}"#,
             r.mbps,
             r.rps,
             r.p50,
             r.p99,
-            r.cpu_per_gb()
+            r.cpu_per_gb(),
+            r.client_per_gb()
         ));
         if size == 1024 && acks == "all" {
             single_acks_all = Some(r);
@@ -496,30 +546,34 @@ fn main() {
             .map(|s| s.to_string()),
         );
         let cpu = CpuMeter::start(&[broker.child.id()]);
+        let client = ClientMeter::start();
         let row = run_perf(&args.perf, &perf_args);
         let cpu_per_gb = cpu.seconds() / ((size * count) as f64 / 1e9);
+        let client_per_gb = client.seconds() / ((size * count) as f64 / 1e9);
         // | elapsed | msgs | bytes | rtt | m/s | MB/s | ...
         let rps: f64 = row[4].parse().unwrap();
         let mbps: f64 = row[5].parse().unwrap();
         let name = format!("consume {size} B (librdkafka)");
         println!(
-            "{name:<44} {mbps:>9.1} {rps:>11.0} {:>9} {:>9} {cpu_per_gb:>9.2}",
+            "{name:<44} {mbps:>9.1} {rps:>11.0} {:>9} {:>9} {cpu_per_gb:>9.2} {client_per_gb:>10.2}",
             "-", "-"
         );
         json.push(format!(
-            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"broker_cpu_s_per_gb":{cpu_per_gb:.2}}}"#
+            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1},"records_per_s":{rps:.0},"broker_cpu_s_per_gb":{cpu_per_gb:.2},"client_cpu_s_per_gb":{client_per_gb:.2}}}"#
         ));
         let cpu = CpuMeter::start(&[broker.child.id()]);
+        let client = ClientMeter::start();
         let (bytes, secs) = raw_fetch(&bootstrap, topic, args.partitions, 1 << 20);
         let cpu_per_gb = cpu.seconds() / (bytes as f64 / 1e9);
+        let client_per_gb = client.seconds() / (bytes as f64 / 1e9);
         let mbps = bytes as f64 / secs / 1e6;
         let name = format!("consume {size} B (raw Fetch, headers only)");
         println!(
-            "{name:<44} {mbps:>9.1} {:>11} {:>9} {:>9} {cpu_per_gb:>9.2}",
+            "{name:<44} {mbps:>9.1} {:>11} {:>9} {:>9} {cpu_per_gb:>9.2} {client_per_gb:>10.2}",
             "-", "-", "-"
         );
         json.push(format!(
-            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1},"broker_cpu_s_per_gb":{cpu_per_gb:.2}}}"#
+            r#"{{"scenario":"{name}","record_bytes":{size},"mb_per_s":{mbps:.1},"broker_cpu_s_per_gb":{cpu_per_gb:.2},"client_cpu_s_per_gb":{client_per_gb:.2}}}"#
         ));
     }
     if run("groups") {
@@ -575,12 +629,13 @@ fn main() {
 
 fn print_produced(name: &str, r: &Produced, note: &str) {
     println!(
-        "{name:<44} {:>9.1} {:>11.0} {:>9.2} {:>9.2} {:>9.2}{note}",
+        "{name:<44} {:>9.1} {:>11.0} {:>9.2} {:>9.2} {:>9.2} {:>10.2}{note}",
         r.mbps,
         r.rps,
         r.p50,
         r.p99,
-        r.cpu_per_gb()
+        r.cpu_per_gb(),
+        r.client_per_gb()
     );
 }
 
@@ -635,12 +690,13 @@ fn cluster(args: &Args, dir: &Path, single: &Produced, saturate: bool, latency: 
             &format!("  ({ratio:.2}x the single broker's MB/s, {cpu_ratio:.2}x its CPU per GB)"),
         );
         json.push(format!(
-            r#"{{"scenario":"{name}","record_bytes":1024,"acks":"all","brokers":3,"replication_factor":3,"records":{count},"mb_per_s":{:.1},"records_per_s":{:.0},"p50_ms":{:.3},"p99_ms":{:.3},"broker_cpu_s_per_gb":{:.2},"ratio_to_single_broker":{ratio:.2},"cpu_per_gb_ratio_to_single_broker":{cpu_ratio:.2}}}"#,
+            r#"{{"scenario":"{name}","record_bytes":1024,"acks":"all","brokers":3,"replication_factor":3,"records":{count},"mb_per_s":{:.1},"records_per_s":{:.0},"p50_ms":{:.3},"p99_ms":{:.3},"broker_cpu_s_per_gb":{:.2},"client_cpu_s_per_gb":{:.2},"ratio_to_single_broker":{ratio:.2},"cpu_per_gb_ratio_to_single_broker":{cpu_ratio:.2}}}"#,
             r.mbps,
             r.rps,
             r.p50,
             r.p99,
-            r.cpu_per_gb()
+            r.cpu_per_gb(),
+            r.client_per_gb()
         ));
         saturating = r.mbps;
     }
@@ -727,8 +783,10 @@ fn fixed_rate(args: &Args, dir: &Path, bootstrap: &str, pids: &[u32], mbps: f64)
         .expect("start the latency consumer");
     std::thread::sleep(Duration::from_secs(2));
     let cpu = CpuMeter::start(pids);
+    let client = ClientMeter::start();
     let paced = paced::run(bootstrap, topic, size, rate, count as f64 / rate, 1).expect("the paced producer");
     let cpu = cpu.seconds();
+    let client = client.seconds();
     assert!(
         paced.delivered == count && paced.errors == 0,
         "{topic}: {} of {count} records delivered, {} delivery errors",
@@ -750,6 +808,7 @@ fn fixed_rate(args: &Args, dir: &Path, bootstrap: &str, pids: &[u32], mbps: f64)
         p99,
         bytes: (size * count) as u64,
         cpu,
+        client,
     };
     let mut consumer = consumer;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -766,12 +825,13 @@ fn fixed_rate(args: &Args, dir: &Path, bootstrap: &str, pids: &[u32], mbps: f64)
         "  end to end (send to consumed)", "", ""
     );
     format!(
-        r#"{{"scenario":"{name}","record_bytes":{size},"acks":"all","brokers":3,"replication_factor":3,"target_mb_per_s":{mbps:.1},"mb_per_s":{:.1},"records_per_s":{:.0},"produce_p50_ms":{:.3},"produce_p99_ms":{:.3},"end_to_end_p50_ms":{c50:.3},"end_to_end_p99_ms":{c99:.3},"broker_cpu_s_per_gb":{:.2}}}"#,
+        r#"{{"scenario":"{name}","record_bytes":{size},"acks":"all","brokers":3,"replication_factor":3,"target_mb_per_s":{mbps:.1},"mb_per_s":{:.1},"records_per_s":{:.0},"produce_p50_ms":{:.3},"produce_p99_ms":{:.3},"end_to_end_p50_ms":{c50:.3},"end_to_end_p99_ms":{c99:.3},"broker_cpu_s_per_gb":{:.2},"client_cpu_s_per_gb":{:.2}}}"#,
         r.mbps,
         r.rps,
         r.p50,
         r.p99,
-        r.cpu_per_gb()
+        r.cpu_per_gb(),
+        r.client_per_gb()
     )
 }
 
