@@ -12,7 +12,7 @@
 //! replication round trip after another.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,6 +166,13 @@ impl Drop for ConnectionSlot {
 
 /// Accepts connections on the listener named `name` until the task is dropped.
 pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, admission: Arc<Admission>) {
+    // Start-up validation refuses a listener without a protocol, and (for now) any but PLAINTEXT.
+    let security_protocol = broker
+        .config
+        .security_protocol_map()
+        .get(name.as_ref())
+        .and_then(|p| protocol::SecurityProtocol::from_name(p))
+        .unwrap_or(protocol::SecurityProtocol::Plaintext);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -179,9 +186,9 @@ pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, a
                 };
                 let broker = Arc::clone(&broker);
                 let admission = Arc::clone(&admission);
-                let name = Arc::clone(&name);
+                let session = protocol::Session::new(peer, Arc::clone(&name), security_protocol);
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream, peer, name, &admission).await {
+                    if let Err(e) = connection(broker, stream, session, &admission).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                     drop(slot);
@@ -209,10 +216,10 @@ type PendingResponse = oneshot::Receiver<Result<Option<Frame>, ProtocolError>>;
 async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
-    peer: SocketAddr,
-    listener: Arc<str>,
+    session: Arc<protocol::Session>,
     admission: &Admission,
 ) -> std::io::Result<()> {
+    let peer = session.peer;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<PendingResponse>(RESPONSE_QUEUE);
@@ -264,9 +271,9 @@ async fn connection(
         // is read only once this one is handled, as before.
         let (detach, released) = protocol::Detach::new();
         let (done, pending) = oneshot::channel();
-        let (broker, listener) = (Arc::clone(&broker), Arc::clone(&listener));
+        let (broker, session) = (Arc::clone(&broker), Arc::clone(&session));
         tokio::spawn(async move {
-            let handled = protocol::handle_frame_detachable(broker, peer, listener, frame, detach.clone()).await;
+            let handled = protocol::handle_frame_detachable(broker, session, frame, detach.clone()).await;
             drop(permit);
             detach.finish(handled.is_ok());
             let _ = done.send(handled);

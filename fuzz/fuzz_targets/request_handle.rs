@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use skein_broker::cluster::{Broker, NewTopic};
 use skein_broker::config::BrokerConfig;
 use skein_broker::controller::Controller;
-use skein_broker::protocol::handle_frame;
+use skein_broker::protocol::{handle_frame, SecurityProtocol, Session};
 use skein_fuzz::request_frame;
 
 struct Fixture {
@@ -71,7 +71,8 @@ fuzz_target!(|data: &[u8]| {
     let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     // Long polls (Fetch's max_wait_ms, a JoinGroup waiting for its rebalance) park
     // legitimately; the input ends there, as if the client had gone away.
-    let handled = handle_frame(Arc::clone(&f.broker), peer, "PLAINTEXT".into(), Bytes::from(frame));
+    let session = Session::new(peer, "PLAINTEXT".into(), SecurityProtocol::Plaintext);
+    let handled = handle_frame(Arc::clone(&f.broker), session, Bytes::from(frame));
     let _ =
         f.rt.block_on(async { tokio::time::timeout(Duration::from_millis(2), handled).await });
 });

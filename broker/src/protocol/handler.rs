@@ -3,23 +3,21 @@
 //! for its dispatch table.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::RequestHeader;
 use kafka_protocol::protocol::{Request, VersionRange};
 
 use super::frame::ZeroCopy;
+pub use super::session::{KafkaPrincipal, SecurityProtocol, Session};
 use crate::cluster::Broker;
 
 /// What a handler knows about the request besides its body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub header: RequestHeader,
-    pub peer: SocketAddr,
-    /// The name of the listener the client connected to: its brokers' addresses
-    /// are that listener's (`advertised.listeners`).
-    pub listener: Arc<str>,
+    /// The connection's session: listener, security protocol, peer, principal.
+    pub session: Arc<Session>,
     /// File ranges to send with `sendfile` in place of placeholders (Fetch).
     pub zero_copy: ZeroCopy,
     /// Lets the connection read its next request before this one is answered.

@@ -9,9 +9,9 @@
 pub mod frame;
 pub mod handler;
 pub mod handlers;
+pub mod session;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use crate::metrics::Timed;
 use frame::SpliceBuf;
 pub use frame::{Frame, FramePart, ZeroCopy};
 pub use handler::{Detach, Handler, RequestContext};
+pub use session::{KafkaPrincipal, SecurityProtocol, Session};
 
 /// Why a connection must be closed instead of answered.
 #[derive(Debug, thiserror::Error)]
@@ -223,19 +224,17 @@ pub fn decode_frame(frame: Bytes) -> Result<(), ProtocolError> {
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
 pub async fn handle_frame(
     broker: Arc<Broker>,
-    peer: SocketAddr,
-    listener: Arc<str>,
+    session: Arc<Session>,
     frame: Bytes,
 ) -> Result<Option<Frame>, ProtocolError> {
-    handle_frame_detachable(broker, peer, listener, frame, Detach::default()).await
+    handle_frame_detachable(broker, session, frame, Detach::default()).await
 }
 
 /// [`handle_frame`], with the handle through which the handler may let its
 /// connection read on before it answers (see [`Detach`]).
 pub async fn handle_frame_detachable(
     broker: Arc<Broker>,
-    peer: SocketAddr,
-    listener: Arc<str>,
+    session: Arc<Session>,
     frame: Bytes,
     detach: Detach,
 ) -> Result<Option<Frame>, ProtocolError> {
@@ -246,8 +245,7 @@ pub async fn handle_frame_detachable(
             let started = std::time::Instant::now();
             let ctx = RequestContext {
                 header,
-                peer,
-                listener,
+                session,
                 zero_copy: ZeroCopy::default(),
                 detach,
             };

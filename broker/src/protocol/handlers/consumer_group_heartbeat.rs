@@ -40,7 +40,7 @@ impl Handler for ConsumerGroupHeartbeat {
             instance_id: req.instance_id.map(|s| s.to_string()),
             rack_id: req.rack_id.map(|s| s.to_string()),
             client_id: ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            client_host: format!("/{}", ctx.peer.ip()),
+            client_host: format!("/{}", ctx.session.peer.ip()),
             rebalance_timeout_ms: req.rebalance_timeout_ms,
             subscribed: req
                 .subscribed_topic_names

@@ -44,7 +44,7 @@ impl Handler for DescribeCluster {
                 .values()
                 .filter(|b| include_fenced || !b.fenced)
                 .map(|b| {
-                    let (host, port) = b.address_for(&ctx.listener);
+                    let (host, port) = b.address_for(&ctx.session.listener);
                     DescribeClusterBroker::default()
                         .with_broker_id(BrokerId(b.id))
                         .with_host(str_bytes(host.to_string()))

@@ -48,7 +48,7 @@ impl Handler for FindCoordinator {
             broker.controller.with_image(|img| {
                 let leader = img.partition(crate::group::OFFSETS_TOPIC, index)?.leader;
                 let b = img.brokers.get(&leader).filter(|b| !b.fenced)?;
-                let (host, port) = b.address_for(&ctx.listener);
+                let (host, port) = b.address_for(&ctx.session.listener);
                 Some((leader, host.to_string(), port as i32))
             })
         };

@@ -39,7 +39,7 @@ impl Handler for JoinGroup {
             member_id: req.member_id.to_string(),
             group_instance_id: req.group_instance_id.map(|s| s.to_string()),
             client_id: ctx.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-            client_host: format!("/{}", ctx.peer.ip()),
+            client_host: format!("/{}", ctx.session.peer.ip()),
             session_timeout_ms: req.session_timeout_ms,
             // v0 has no rebalance timeout: Kafka uses the session timeout.
             rebalance_timeout_ms: if v == 0 {

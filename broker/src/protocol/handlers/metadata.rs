@@ -56,7 +56,7 @@ impl Handler for Metadata {
                 .values()
                 .filter(|b| !b.fenced)
                 .map(|b| {
-                    let (host, port) = b.address_for(&ctx.listener);
+                    let (host, port) = b.address_for(&ctx.session.listener);
                     MetadataResponseBroker::default()
                         .with_node_id(BrokerId(b.id))
                         .with_host(str_bytes(host.to_string()))
