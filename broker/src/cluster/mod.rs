@@ -122,6 +122,9 @@ pub struct Broker {
     open_stats: std::sync::Mutex<crate::log::OpenStats>,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
+    /// Changes when a high watermark of a partition led here advances (each
+    /// Partition holds a clone): wakes consumers' long-polling fetches.
+    hw_advanced: Arc<watch::Sender<u64>>,
     next_producer_id: AtomicI64,
     producer_id_limit: AtomicI64,
     producer_id_lock: tokio::sync::Mutex<()>,
@@ -206,6 +209,7 @@ impl Broker {
             high_watermark: checkpoint::read(&log_dir.join(HIGH_WATERMARK_CHECKPOINT))?,
         };
         let (appended, _) = watch::channel(0);
+        let hw_advanced = Arc::new(watch::channel(0).0);
         // Counted (a listing of every partition's directory) only when they
         // must be recovered: a clean start opens them in about the time the
         // count would take, and 100,000 listings are a second of it.
@@ -228,6 +232,7 @@ impl Broker {
             clean_start: clean,
             open_stats: std::sync::Mutex::new(crate::log::OpenStats::default()),
             appended,
+            hw_advanced,
             next_producer_id: AtomicI64::new(0),
             producer_id_limit: AtomicI64::new(0),
             producer_id_lock: tokio::sync::Mutex::new(()),
@@ -385,6 +390,12 @@ impl Broker {
     /// A watch that changes after every append, for long-polling fetches.
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// A watch that changes when a high watermark of a partition led here
+    /// advances, for consumers' long-polling fetches.
+    pub fn subscribe_high_watermarks(&self) -> watch::Receiver<u64> {
+        self.hw_advanced.subscribe()
     }
 
     pub(crate) fn notify_append(&self) {

@@ -69,6 +69,10 @@ pub struct Partition {
     /// Last offset + 1 of committed data: replicated to every ISR member.
     high_watermark: AtomicI64,
     hw_changed: watch::Sender<i64>,
+    /// The broker's signal to consumers' long-polling fetches that a high
+    /// watermark moved (data below it became readable); set by the broker
+    /// when it opens the replica.
+    pub hw_advanced: Arc<watch::Sender<u64>>,
     /// Woken when the low watermark may have moved (DeleteRecords waits on it).
     low_watermark_changed: tokio::sync::Notify,
     log_end_offset: AtomicI64,
@@ -107,6 +111,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             high_watermark: AtomicI64::new(hw),
             hw_changed: watch::channel(hw).0,
+            hw_advanced: Arc::new(watch::channel(0).0),
             low_watermark_changed: tokio::sync::Notify::new(),
             leader_high_watermark: AtomicI64::new(hw),
             log_end_offset: AtomicI64::new(log.log_end_offset()),
@@ -232,6 +237,11 @@ impl Partition {
         let old = self.high_watermark.fetch_max(hw, Ordering::SeqCst);
         if hw > old {
             self.hw_changed.send_replace(hw);
+            // A consumer waiting for data of this partition reads only below the
+            // high watermark: with replicas, the append woke it too early and
+            // the follower's fetch that moves the watermark must wake it again
+            // (Kafka completes delayed fetches on a high watermark change).
+            self.hw_advanced.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
 

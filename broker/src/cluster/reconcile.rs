@@ -363,6 +363,7 @@ impl Broker {
         }
         let mut p = p;
         p.metrics = self.metrics.topic(topic);
+        p.hw_advanced = Arc::clone(&self.hw_advanced);
         Ok(Arc::new(p))
     }
 

@@ -544,6 +544,43 @@ def test_committed_offsets_survive_losing_the_coordinator(cluster_factory):
     wait_until(committed, timeout=30, what="the new coordinator to serve the committed offsets")
 
 
+def test_a_waiting_consumer_gets_a_replicated_record_when_it_is_committed_not_when_its_wait_ends(cluster_factory):
+    # With replicas, the leader's append comes before the high watermark moves:
+    # a consumer's long-polling fetch woken by the append finds nothing it may
+    # read yet, and must be woken again when the followers' fetches move the
+    # high watermark (as Kafka completes delayed fetches), not sit out its wait.
+    cluster = cluster_factory(3)
+    create_topic(cluster, "waits", 1, min_insync_replicas=2)
+    wait_ms = 20_000
+    c = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "waiter",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": wait_ms,
+        }
+    )
+    c.assign([TopicPartition("waits", 0, 0)])
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 0})
+    try:
+        for i in range(3):
+            # Let the consumer's fetch reach the leader and park there first.
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                assert c.poll(0.2) is None
+            p.produce("waits", f"r{i}".encode())
+            assert p.flush(30) == 0
+            acked = time.monotonic()
+            m = None
+            while m is None and time.monotonic() - acked < wait_ms / 1000 + 10:
+                m = c.poll(0.1)
+            assert m is not None and not m.error() and m.value() == f"r{i}".encode(), m
+            waited = time.monotonic() - acked
+            assert waited < wait_ms / 2000, f"record {i} reached the consumer {waited:.1f} s after its acknowledgement"
+    finally:
+        c.close()
+
+
 def test_deleted_records_stay_deleted_after_a_failover(cluster_factory):
     cluster = cluster_factory(3)
     create_topic(cluster, "trim", 1, min_insync_replicas=2)

@@ -57,8 +57,13 @@ impl Handler for Fetch {
             }
         }
         // Subscribe before the first read so an append in between is not missed.
+        // Consumers also wake when a high watermark moves (they read below it);
+        // followers read to the log end and wake on appends only.
         let mut appended = broker.subscribe_appends();
+        let mut advanced = broker.subscribe_high_watermarks();
         loop {
+            appended.borrow_and_update();
+            advanced.borrow_and_update();
             let pass = read_all(&broker, &ctx, &req, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
             if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
@@ -69,7 +74,17 @@ impl Handler for Fetch {
                         .with_session_id(0),
                 );
             }
-            if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
+            let woken = async {
+                if replica >= 0 {
+                    appended.changed().await
+                } else {
+                    tokio::select! {
+                        r = appended.changed() => r,
+                        r = advanced.changed() => r,
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
                 continue; // deadline: one last read, then answer
             }
         }
