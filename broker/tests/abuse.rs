@@ -203,26 +203,50 @@ fn a_flood_of_connections_is_refused_past_max_connections_and_memory_stays_flat(
     let pid = b.child.id();
     let (_, baseline) = rss(pid);
     let mut held = Vec::new();
-    let mut refused = 0;
+    let mut failed = Vec::new();
     for _ in 0..1500 {
-        let Ok(s) = TcpStream::connect(("127.0.0.1", b.port)) else {
-            continue;
-        };
-        held.push(s);
+        match TcpStream::connect(("127.0.0.1", b.port)) {
+            Ok(s) => held.push(Some(s)),
+            Err(e) => failed.push(e.to_string()),
+        }
     }
-    for s in &mut held {
-        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        if matches!(s.read(&mut [0u8; 1]), Ok(0)) {
-            refused += 1;
+    // The broker accepts from its backlog at its own pace (a loaded machine may
+    // take seconds): keep reading the connections not yet closed until the
+    // ones over the limit are, or a deadline passes.
+    let mut refused = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while held.len() - refused > 500 && Instant::now() < deadline {
+        for slot in held.iter_mut() {
+            let Some(s) = slot else { continue };
+            s.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+            match s.read(&mut [0u8; 1]) {
+                Ok(0) => {
+                    refused += 1;
+                    *slot = None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    refused += 1;
+                    *slot = None;
+                }
+                _ => {}
+            }
         }
     }
     let (peak, _) = rss(pid);
     eprintln!(
-        "connection flood: 1500 opened, {refused} closed by the broker; RSS baseline {} KiB, peak {} KiB",
+        "connection flood: {} opened ({} connects failed{}), {refused} closed by the broker; RSS baseline {} KiB, peak {} KiB",
+        held.len(),
+        failed.len(),
+        failed.first().map(|e| format!(", first: {e}")).unwrap_or_default(),
         baseline / 1024,
         peak / 1024
     );
-    assert!(refused >= 1000, "only {refused} of 1500 connections were refused");
+    assert!(held.len() >= 1000, "only {} of 1500 connections could be opened", held.len());
+    assert!(
+        refused + 500 >= held.len(),
+        "only {refused} of {} connections were refused with max.connections=500",
+        held.len()
+    );
     drop(held);
     wait_until("service after the flood", || api_versions_ok(&mut b.connect()));
     assert!(
