@@ -241,7 +241,11 @@ fn a_flood_of_connections_is_refused_past_max_connections_and_memory_stays_flat(
         baseline / 1024,
         peak / 1024
     );
-    assert!(held.len() >= 1000, "only {} of 1500 connections could be opened", held.len());
+    assert!(
+        held.len() >= 1000,
+        "only {} of 1500 connections could be opened",
+        held.len()
+    );
     assert!(
         refused + 500 >= held.len(),
         "only {refused} of {} connections were refused with max.connections=500",

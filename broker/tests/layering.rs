@@ -68,6 +68,32 @@ fn handlers_import_the_handler_trait_module_not_the_dispatch_table() {
 }
 
 #[test]
+fn handlers_reach_the_broker_only_through_the_parts_of_their_request_context() {
+    // A handler names `RequestContext` and the parts it hands out
+    // (`cluster/parts.rs`), never the `Broker` object: what a Kafka API can
+    // touch is written in one place, where the authorizer joins.
+    let mut found = Vec::new();
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/protocol/handlers"),
+        &mut files,
+    );
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let names_broker = code
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .any(|word| word == "Broker");
+            if names_broker {
+                found.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "handlers naming the Broker:\n{}", found.join("\n"));
+}
+
+#[test]
 fn the_model_crate_does_no_io_and_runs_nothing() {
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/Cargo.toml")).unwrap();
     let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");

@@ -11,6 +11,7 @@ mod admin;
 mod duties;
 mod group_host;
 pub mod partition;
+pub mod parts;
 mod reconcile;
 mod replica_host;
 

@@ -10,10 +10,14 @@ use kafka_protocol::protocol::{Request, VersionRange};
 
 use super::frame::ZeroCopy;
 pub use super::session::{KafkaPrincipal, SecurityProtocol, Session};
+use crate::cluster::parts::{Groups, Metadata, ProducerIds, Replicas};
 use crate::cluster::Broker;
+use crate::config::BrokerConfig;
+use crate::metrics::Metrics;
 
-/// What a handler knows about the request besides its body.
-#[derive(Debug, Clone)]
+/// What a handler knows about the request besides its body, and the parts of
+/// the broker it may use (never the `Broker` itself: see `cluster/parts.rs`).
+#[derive(Clone)]
 pub struct RequestContext {
     pub header: RequestHeader,
     /// The connection's session: listener, security protocol, peer, principal.
@@ -22,6 +26,8 @@ pub struct RequestContext {
     pub zero_copy: ZeroCopy,
     /// Lets the connection read its next request before this one is answered.
     pub detach: Detach,
+    /// Reached only through the parts below.
+    broker: Arc<Broker>,
 }
 
 /// How a handler lets its connection go on before it answers. A connection
@@ -62,8 +68,63 @@ impl std::fmt::Debug for Detach {
 }
 
 impl RequestContext {
+    pub fn new(broker: Arc<Broker>, header: RequestHeader, session: Arc<Session>, detach: Detach) -> RequestContext {
+        RequestContext {
+            header,
+            session,
+            zero_copy: ZeroCopy::default(),
+            detach,
+            broker,
+        }
+    }
+
     pub fn api_version(&self) -> i16 {
         self.header.request_api_version
+    }
+
+    /// Partitions hosted here.
+    pub fn replicas(&self) -> Replicas<'_> {
+        self.broker.replicas()
+    }
+
+    /// The metadata image, proposals and admin operations.
+    pub fn metadata(&self) -> Metadata<'_> {
+        self.broker.metadata()
+    }
+
+    /// The group coordinator.
+    pub fn groups(&self) -> Groups<'_> {
+        self.broker.group_parts()
+    }
+
+    pub fn producer_ids(&self) -> ProducerIds<'_> {
+        self.broker.producer_ids()
+    }
+
+    /// This broker's static configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.broker.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.broker.metrics
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.broker.node_id
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("header", &self.header)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,7 +139,6 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Handles one request. `None` sends no response (Produce with acks=0).
     fn handle(
-        broker: Arc<Broker>,
         ctx: RequestContext,
         request: Self::Request,
     ) -> impl Future<Output = Option<<Self::Request as Request>::Response>> + Send;

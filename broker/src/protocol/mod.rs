@@ -52,7 +52,7 @@ pub struct ApiEntry {
     pub key: ApiKey,
     pub versions: VersionRange,
     pub advertised: VersionRange,
-    call: fn(Arc<Broker>, RequestContext, Bytes) -> HandlerFuture,
+    call: fn(RequestContext, Bytes) -> HandlerFuture,
     /// Decodes a body of this API and drops it (the decode-only fuzz target).
     decode: fn(Bytes, i16) -> Result<(), ProtocolError>,
 }
@@ -78,13 +78,13 @@ fn decode_body<R: Request>(mut body: Bytes, version: i16) -> Result<R, ProtocolE
     })
 }
 
-fn dispatch<H: Handler>(broker: Arc<Broker>, ctx: RequestContext, body: Bytes) -> HandlerFuture {
+fn dispatch<H: Handler>(ctx: RequestContext, body: Bytes) -> HandlerFuture {
     Box::pin(async move {
         let version = ctx.api_version();
         let request = decode_body::<H::Request>(body, version)?;
         let correlation_id = ctx.header.correlation_id;
         let zero_copy = ctx.zero_copy.clone();
-        match H::handle(broker, ctx, request).await {
+        match H::handle(ctx, request).await {
             Some(response) => encode_frame(correlation_id, version, &response, zero_copy).map(Some),
             None => Ok(None),
         }
@@ -243,13 +243,8 @@ pub async fn handle_frame_detachable(
             let key = entry.key;
             broker.metrics.request(key, header.request_api_version);
             let started = std::time::Instant::now();
-            let ctx = RequestContext {
-                header,
-                session,
-                zero_copy: ZeroCopy::default(),
-                detach,
-            };
-            let result = (entry.call)(Arc::clone(&broker), ctx, body).await;
+            let ctx = RequestContext::new(Arc::clone(&broker), header, session, detach);
+            let result = (entry.call)(ctx, body).await;
             // Fetch records its own time, as FetchConsumer or FetchFollower.
             if key != ApiKey::Fetch {
                 broker.metrics.request_time(Timed::Api(key), started.elapsed());

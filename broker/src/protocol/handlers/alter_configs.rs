@@ -1,7 +1,6 @@
 //! AlterConfigs (key 33): replace a topic's config overrides.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -10,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
-use crate::cluster::{AdminError, Broker};
+use crate::cluster::AdminError;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct AlterConfigs;
@@ -19,7 +18,7 @@ impl Handler for AlterConfigs {
     type Request = AlterConfigsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
+    async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
         let mut responses = Vec::with_capacity(req.resources.len());
         for res in req.resources {
             let name = res.resource_name.to_string();
@@ -41,10 +40,16 @@ impl Handler for AlterConfigs {
                             format!("Null value not supported for config '{k}'"),
                         )),
                         None if res.resource_type == RESOURCE_TOPIC => {
-                            broker.set_topic_configs(&name, overrides, req.validate_only).await
+                            ctx.metadata()
+                                .set_topic_configs(&name, overrides, req.validate_only)
+                                .await
                         }
                         // AlterConfigs replaces a broker's whole set of dynamic configs.
-                        None => broker.set_broker_configs(&name, overrides, req.validate_only).await,
+                        None => {
+                            ctx.metadata()
+                                .set_broker_configs(&name, overrides, req.validate_only)
+                                .await
+                        }
                     }
                 }
                 other => Err(AdminError::new(

@@ -3,8 +3,6 @@
 //! the ISR, moves leadership if needed and then drops the old ones; a null
 //! replica list cancels and restores the original set.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -12,7 +10,6 @@ use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, AlterPartitio
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::controller::image::{Command, Reply};
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -23,8 +20,7 @@ impl Handler for AlterPartitionReassignments {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
+        ctx: RequestContext,
         req: AlterPartitionReassignmentsRequest,
     ) -> Option<AlterPartitionReassignmentsResponse> {
         let mut responses = Vec::with_capacity(req.topics.len());
@@ -37,7 +33,7 @@ impl Handler for AlterPartitionReassignments {
                     target: p.replicas.map(|r| r.into_iter().map(|b| b.0).collect()),
                 };
                 let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
-                partitions.push(match broker.controller.propose(cmd).await {
+                partitions.push(match ctx.metadata().propose(cmd).await {
                     Ok(Reply::Error { code, message }) => {
                         r.with_error_code(code).with_error_message(Some(str_bytes(message)))
                     }

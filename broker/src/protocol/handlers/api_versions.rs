@@ -1,14 +1,11 @@
 //! ApiVersions (key 18): the versions of every API, built from the dispatch table.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::{encode_response, Handler, ProtocolError, RequestContext, API_TABLE};
 
 pub struct ApiVersions;
@@ -17,7 +14,7 @@ impl Handler for ApiVersions {
     type Request = ApiVersionsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
-    async fn handle(_: Arc<Broker>, _: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
+    async fn handle(_ctx: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
         Some(response(ResponseError::try_from_code(0)))
     }
 }

@@ -1,7 +1,6 @@
 //! ConsumerGroupDescribe (key 69): members, epochs and assignments of KIP-848 groups.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::{Assignment, DescribedGroup, Member, TopicPartitions};
@@ -10,7 +9,6 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::{authorized, str_bytes, topic_name, GROUP_OPERATIONS};
-use crate::cluster::Broker;
 use crate::group::consumer::Tp;
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -20,12 +18,8 @@ impl Handler for ConsumerGroupDescribe {
     type Request = ConsumerGroupDescribeRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: ConsumerGroupDescribeRequest,
-    ) -> Option<ConsumerGroupDescribeResponse> {
-        let names: BTreeMap<Uuid, String> = broker.topics().iter().map(|t| (t.id, t.name.clone())).collect();
+    async fn handle(ctx: RequestContext, req: ConsumerGroupDescribeRequest) -> Option<ConsumerGroupDescribeResponse> {
+        let names: BTreeMap<Uuid, String> = ctx.replicas().topics().iter().map(|t| (t.id, t.name.clone())).collect();
         let assignment = |tps: &BTreeSet<Tp>| {
             let mut m: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
             for (t, p) in tps {
@@ -50,7 +44,7 @@ impl Handler for ConsumerGroupDescribe {
                 let d = DescribedGroup::default()
                     .with_group_id(id.clone())
                     .with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
-                let Some(g) = broker.groups.consumer_group(&id.0) else {
+                let Some(g) = ctx.groups().coordinator().consumer_group(&id.0) else {
                     return d
                         .with_error_code(ResponseError::GroupIdNotFound.code())
                         .with_group_state(str_bytes("Dead"));

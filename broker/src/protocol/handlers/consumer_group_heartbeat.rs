@@ -1,7 +1,6 @@
 //! ConsumerGroupHeartbeat (key 68): the KIP-848 consumer group protocol.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
@@ -9,7 +8,6 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::group::consumer::{HeartbeatRequest, Tp};
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -19,16 +17,17 @@ impl Handler for ConsumerGroupHeartbeat {
     type Request = ConsumerGroupHeartbeatRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: ConsumerGroupHeartbeatRequest,
-    ) -> Option<ConsumerGroupHeartbeatResponse> {
+    async fn handle(ctx: RequestContext, req: ConsumerGroupHeartbeatRequest) -> Option<ConsumerGroupHeartbeatResponse> {
         let resp = ConsumerGroupHeartbeatResponse::default();
         if req.group_id.0.is_empty() {
             return Some(resp.with_error_code(kafka_protocol::error::ResponseError::InvalidGroupId.code()));
         }
-        if let Err(e) = broker.groups.ensure_offsets_topic(&broker).await {
+        if let Err(e) = ctx
+            .groups()
+            .coordinator()
+            .ensure_offsets_topic(ctx.groups().host())
+            .await
+        {
             return Some(
                 resp.with_error_code(kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code())
                     .with_error_message(Some(str_bytes(e.message))),
@@ -52,7 +51,11 @@ impl Handler for ConsumerGroupHeartbeat {
                     .collect()
             }),
         };
-        match broker.groups.consumer_heartbeat(&broker, &req.group_id.0, hb) {
+        match ctx
+            .groups()
+            .coordinator()
+            .consumer_heartbeat(ctx.groups().host(), &req.group_id.0, hb)
+        {
             Err(e) => Some(resp.with_error_code(e.code())),
             Ok((r, interval)) => Some(
                 resp.with_member_id(Some(str_bytes(r.member_id)))

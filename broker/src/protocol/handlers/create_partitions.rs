@@ -1,7 +1,6 @@
 //! CreatePartitions (key 37): raise a topic's partition count.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -9,7 +8,6 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct CreatePartitions;
@@ -18,11 +16,7 @@ impl Handler for CreatePartitions {
     type Request = CreatePartitionsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: CreatePartitionsRequest,
-    ) -> Option<CreatePartitionsResponse> {
+    async fn handle(ctx: RequestContext, req: CreatePartitionsRequest) -> Option<CreatePartitionsResponse> {
         let mut counts: HashMap<String, usize> = HashMap::new();
         for t in &req.topics {
             *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -31,7 +25,7 @@ impl Handler for CreatePartitions {
             .topics
             .iter()
             .filter_map(|t| {
-                let current = broker.topic(t.name.0.as_str())?.partition_count();
+                let current = ctx.replicas().topic(t.name.0.as_str())?.partition_count();
                 Some((i64::from(t.count) - current as i64).max(0))
             })
             .sum();
@@ -52,7 +46,7 @@ impl Handler for CreatePartitions {
                         .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
                         .collect()
                 });
-                broker
+                ctx.metadata()
                     .create_partitions(&name, t.count, assignments, req.validate_only)
                     .await
                     .map_err(|e| (e.code, e.message))

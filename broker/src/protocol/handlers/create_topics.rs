@@ -1,7 +1,6 @@
 //! CreateTopics (key 19): partitions, replication factor, explicit assignments, configs, validate_only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
@@ -10,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::describe_topic_configs;
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
-use crate::cluster::{AdminError, Broker, NewTopic};
+use crate::cluster::{AdminError, NewTopic};
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct CreateTopics;
@@ -19,7 +18,7 @@ impl Handler for CreateTopics {
     type Request = CreateTopicsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
+    async fn handle(ctx: RequestContext, req: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
         let mut counts: HashMap<String, usize> = HashMap::new();
         for t in &req.topics {
             *counts.entry(t.name.0.to_string()).or_default() += 1;
@@ -28,7 +27,7 @@ impl Handler for CreateTopics {
             .topics
             .iter()
             .map(|t| match (t.assignments.len(), t.num_partitions) {
-                (0, -1) => i64::from(broker.config.num_partitions()),
+                (0, -1) => i64::from(ctx.config().num_partitions()),
                 (0, n) => i64::from(n.max(0)),
                 (n, _) => n as i64,
             })
@@ -48,11 +47,11 @@ impl Handler for CreateTopics {
                     format!("Create topics request from client contains duplicate topic name '{name}'."),
                 ))
             } else {
-                to_new_topic(&broker, t).and_then(|nt| Ok((nt.clone(), broker.validate_new_topic(&nt)?)))
+                to_new_topic(&ctx, t).and_then(|nt| Ok((nt.clone(), ctx.metadata().validate_new_topic(&nt)?)))
             };
             let outcome = match outcome {
                 Ok((nt, ())) if req.validate_only => Ok(nt),
-                Ok((nt, ())) => broker.create_topic(nt.clone()).await.map(|topic| {
+                Ok((nt, ())) => ctx.metadata().create_topic(nt.clone()).await.map(|topic| {
                     r.topic_id = topic.id;
                     nt
                 }),
@@ -66,7 +65,7 @@ impl Handler for CreateTopics {
                         nt.assignments.len() as i32
                     };
                     let rf = nt.assignments.first().map_or(nt.replication_factor, |a| a.len() as i16);
-                    let configs = describe_topic_configs(&broker, &nt.configs, false, false)
+                    let configs = describe_topic_configs(&ctx, &nt.configs, false, false)
                         .into_iter()
                         .map(|c| {
                             CreatableTopicConfigs::default()
@@ -95,7 +94,7 @@ impl Handler for CreateTopics {
 }
 
 fn to_new_topic(
-    broker: &Broker,
+    ctx: &RequestContext,
     t: kafka_protocol::messages::create_topics_request::CreatableTopic,
 ) -> Result<NewTopic, AdminError> {
     let mut configs = BTreeMap::new();
@@ -131,12 +130,12 @@ fn to_new_topic(
     Ok(NewTopic {
         name: t.name.0.to_string(),
         partitions: if t.num_partitions == -1 {
-            broker.config.num_partitions()
+            ctx.config().num_partitions()
         } else {
             t.num_partitions
         },
         replication_factor: if t.replication_factor == -1 {
-            broker.config.default_replication_factor()
+            ctx.config().default_replication_factor()
         } else {
             t.replication_factor
         },

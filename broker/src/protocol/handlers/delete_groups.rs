@@ -1,12 +1,9 @@
 //! DeleteGroups (key 42): removes groups without members and their committed offsets.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DeleteGroups;
@@ -15,10 +12,15 @@ impl Handler for DeleteGroups {
     type Request = DeleteGroupsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: DeleteGroupsRequest) -> Option<DeleteGroupsResponse> {
+    async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> Option<DeleteGroupsResponse> {
         let mut results = Vec::with_capacity(req.groups_names.len());
         for id in req.groups_names {
-            let err = broker.groups.delete(&broker, &id.0).await.err();
+            let err = ctx
+                .groups()
+                .coordinator()
+                .delete(ctx.groups().host(), &id.0)
+                .await
+                .err();
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)

@@ -1,7 +1,6 @@
 //! DeleteRecords (key 21): move a partition's log start offset forward, on
 //! the leader and then on every in-sync replica.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -10,7 +9,6 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::read_error_code;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DeleteRecords;
@@ -19,11 +17,7 @@ impl Handler for DeleteRecords {
     type Request = DeleteRecordsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: DeleteRecordsRequest,
-    ) -> Option<DeleteRecordsResponse> {
+    async fn handle(ctx: RequestContext, req: DeleteRecordsRequest) -> Option<DeleteRecordsResponse> {
         let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
         // Every partition's prefix is dropped on the leader first; then the
         // answers wait, side by side, for the ISR to drop it too.
@@ -34,14 +28,16 @@ impl Handler for DeleteRecords {
                 let r = DeleteRecordsPartitionResult::default()
                     .with_partition_index(dp.partition_index)
                     .with_low_watermark(-1);
-                partitions.push(match broker.leader_partition(t.name.0.as_str(), dp.partition_index) {
-                    Err(e) => Err(r.with_error_code(e.code())),
-                    Ok(_) if dp.offset < -1 => Err(r.with_error_code(ResponseError::OffsetOutOfRange.code())),
-                    Ok(p) => match p.delete_records_before(dp.offset).await {
-                        Ok(start) => Ok((r, p, start)),
-                        Err(e) => Err(r.with_error_code(read_error_code(&e).code())),
+                partitions.push(
+                    match ctx.replicas().leader_partition(t.name.0.as_str(), dp.partition_index) {
+                        Err(e) => Err(r.with_error_code(e.code())),
+                        Ok(_) if dp.offset < -1 => Err(r.with_error_code(ResponseError::OffsetOutOfRange.code())),
+                        Ok(p) => match p.delete_records_before(dp.offset).await {
+                            Ok(start) => Ok((r, p, start)),
+                            Err(e) => Err(r.with_error_code(read_error_code(&e).code())),
+                        },
                     },
-                });
+                );
             }
             pending.push((t.name, partitions));
         }

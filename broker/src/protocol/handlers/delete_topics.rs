@@ -1,7 +1,5 @@
 //! DeleteTopics (key 20): by name, or by topic id from v6.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
@@ -9,7 +7,6 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DeleteTopics;
@@ -18,7 +15,7 @@ impl Handler for DeleteTopics {
     type Request = DeleteTopicsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
+    async fn handle(ctx: RequestContext, req: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
         let mut wanted: Vec<(Option<String>, Uuid)> = req
             .topic_names
             .iter()
@@ -32,8 +29,8 @@ impl Handler for DeleteTopics {
         let mut responses = Vec::with_capacity(wanted.len());
         for (name, id) in wanted {
             let topic = match &name {
-                Some(n) => broker.topic(n),
-                None => broker.topic_by_id(id),
+                Some(n) => ctx.replicas().topic(n),
+                None => ctx.replicas().topic_by_id(id),
             };
             let mut r = DeletableTopicResult::default()
                 .with_name(name.clone().map(topic_name))
@@ -51,7 +48,7 @@ impl Handler for DeleteTopics {
                 }
                 Some(t) => {
                     r = r.with_name(Some(topic_name(t.name.clone()))).with_topic_id(t.id);
-                    if let Err(e) = broker.delete_topic(&t.name).await {
+                    if let Err(e) = ctx.metadata().delete_topic(&t.name).await {
                         r = r
                             .with_error_code(e.code.code())
                             .with_error_message(Some(str_bytes(e.message)));

@@ -1,14 +1,11 @@
 //! DescribeCluster (key 60): the brokers and the controller.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{authorized, str_bytes, CLUSTER_OPERATIONS};
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DescribeCluster;
@@ -17,14 +14,10 @@ impl Handler for DescribeCluster {
     type Request = DescribeClusterRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: DescribeClusterRequest,
-    ) -> Option<DescribeClusterResponse> {
+    async fn handle(ctx: RequestContext, req: DescribeClusterRequest) -> Option<DescribeClusterResponse> {
         let mut resp = DescribeClusterResponse::default()
-            .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-            .with_controller_id(BrokerId(broker.controller_id_for_clients()))
+            .with_cluster_id(str_bytes(ctx.cluster_id().to_string()))
+            .with_controller_id(BrokerId(ctx.metadata().controller_id_for_clients()))
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_authorized_operations(authorized(
                 req.include_cluster_authorized_operations,
@@ -39,7 +32,7 @@ impl Handler for DescribeCluster {
         }
         // v2 (KIP-1073) may ask for fenced brokers too, marked as such.
         let include_fenced = ctx.api_version() >= 2 && req.include_fenced_brokers;
-        resp.brokers = broker.controller.with_image(|img| {
+        resp.brokers = ctx.metadata().with_image(|img| {
             img.brokers
                 .values()
                 .filter(|b| include_fenced || !b.fenced)

@@ -1,7 +1,6 @@
 //! DescribeConfigs (key 32): every topic, broker and group config with value, default and source.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -11,7 +10,6 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::config::{
     is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, GROUP_CONFIGS,
     TOPIC_CONFIGS,
@@ -37,11 +35,7 @@ impl Handler for DescribeConfigs {
     type Request = DescribeConfigsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: DescribeConfigsRequest,
-    ) -> Option<DescribeConfigsResponse> {
+    async fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Option<DescribeConfigsResponse> {
         let mut results = Vec::with_capacity(req.resources.len());
         for res in req.resources {
             let name = res.resource_name.to_string();
@@ -49,9 +43,9 @@ impl Handler for DescribeConfigs {
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let configs = match res.resource_type {
-                RESOURCE_TOPIC => match broker.topic(&name) {
+                RESOURCE_TOPIC => match ctx.replicas().topic(&name) {
                     Some(t) => Ok(describe_topic_configs(
-                        &broker,
+                        &ctx,
                         &t.overrides(),
                         req.include_synonyms,
                         req.include_documentation,
@@ -61,15 +55,15 @@ impl Handler for DescribeConfigs {
                         format!("Topic '{name}' does not exist."),
                     )),
                 },
-                RESOURCE_BROKER if name.is_empty() => Ok(describe_cluster_defaults(&broker, req.include_documentation)),
-                RESOURCE_BROKER if name == broker.node_id.to_string() => Ok(describe_broker_configs(
-                    &broker,
+                RESOURCE_BROKER if name.is_empty() => Ok(describe_cluster_defaults(&ctx, req.include_documentation)),
+                RESOURCE_BROKER if name == ctx.node_id().to_string() => Ok(describe_broker_configs(
+                    &ctx,
                     req.include_synonyms,
                     req.include_documentation,
                 )),
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
-                    format!("Unexpected broker id, expected {} but received {name}", broker.node_id),
+                    format!("Unexpected broker id, expected {} but received {name}", ctx.node_id()),
                 )),
                 RESOURCE_GROUP if name.is_empty() => Err((
                     ResponseError::InvalidRequest,
@@ -77,7 +71,7 @@ impl Handler for DescribeConfigs {
                 )),
                 // As in Kafka, a group that does not exist (yet) has the defaults.
                 RESOURCE_GROUP => Ok(describe_group_configs(
-                    &broker,
+                    &ctx,
                     &name,
                     req.include_synonyms,
                     req.include_documentation,
@@ -105,7 +99,7 @@ impl Handler for DescribeConfigs {
 
 /// A topic's effective configs: its overrides over the broker's settings over Kafka's defaults.
 pub fn describe_topic_configs(
-    broker: &Broker,
+    ctx: &RequestContext,
     overrides: &BTreeMap<String, String>,
     include_synonyms: bool,
     include_docs: bool,
@@ -114,15 +108,12 @@ pub fn describe_topic_configs(
         .iter()
         .map(|def| {
             let broker_key = topic_synonym(def.name);
-            let broker_set = broker_key.is_some_and(|k| broker.config.is_set(k));
+            let broker_set = broker_key.is_some_and(|k| ctx.config().is_set(k));
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (Some(v.clone()), DYNAMIC_TOPIC_CONFIG),
-                None if broker_set => (broker.config.topic_default(def.name), STATIC_BROKER_CONFIG),
+                None if broker_set => (ctx.config().topic_default(def.name), STATIC_BROKER_CONFIG),
                 None => (
-                    broker
-                        .config
-                        .topic_default(def.name)
-                        .or(def.default.map(str::to_string)),
+                    ctx.config().topic_default(def.name).or(def.default.map(str::to_string)),
                     DEFAULT_CONFIG,
                 ),
             };
@@ -132,7 +123,7 @@ pub fn describe_topic_configs(
                     synonyms.push(synonym(def.name, Some(v.clone()), DYNAMIC_TOPIC_CONFIG));
                 }
                 if let (Some(k), true) = (broker_key, broker_set) {
-                    synonyms.push(synonym(k, broker.config.get(k), STATIC_BROKER_CONFIG));
+                    synonyms.push(synonym(k, ctx.config().get(k), STATIC_BROKER_CONFIG));
                 }
                 if let Some(k) = broker_key {
                     let d = BROKER_CONFIGS
@@ -151,17 +142,16 @@ pub fn describe_topic_configs(
 /// This broker's configs. A value comes from, in order: a dynamic config of
 /// this broker, the dynamic cluster default, the static config, the default.
 fn describe_broker_configs(
-    broker: &Broker,
+    ctx: &RequestContext,
     include_synonyms: bool,
     include_docs: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
-    let id = broker.node_id.to_string();
-    let (own, cluster) = broker.controller.with_image(|img| {
+    let id = ctx.node_id().to_string();
+    let (own, cluster) = ctx.metadata().with_image(|img| {
         let get = |r: &str| img.broker_configs.get(r).cloned().unwrap_or_default();
         (get(&id), get(""))
     });
-    broker
-        .config
+    ctx.config()
         .describe()
         .into_iter()
         .map(|(def, value, set)| {
@@ -217,9 +207,9 @@ fn kafka_only<'a>(
 }
 
 /// The dynamic cluster-wide defaults (broker resource ""), as Kafka lists them.
-fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<DescribeConfigsResourceResult> {
-    let defaults = broker
-        .controller
+fn describe_cluster_defaults(ctx: &RequestContext, include_docs: bool) -> Vec<DescribeConfigsResourceResult> {
+    let defaults = ctx
+        .metadata()
         .with_image(|img| img.broker_configs.get("").cloned().unwrap_or_default());
     defaults
         .iter()
@@ -239,18 +229,18 @@ fn describe_cluster_defaults(broker: &Broker, include_docs: bool) -> Vec<Describ
 
 /// A group's configs: its overrides over the broker's `group.consumer.*` defaults.
 fn describe_group_configs(
-    broker: &Broker,
+    ctx: &RequestContext,
     group: &str,
     include_synonyms: bool,
     include_docs: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
-    let overrides = broker.group_overrides(group);
+    let overrides = ctx.metadata().group_overrides(group);
     GROUP_CONFIGS
         .iter()
         .map(|def| {
             let own = overrides.get(def.name);
-            let broker_value = broker.config.get(def.default_key);
-            let broker_source = if broker.config.is_set(def.default_key) {
+            let broker_value = ctx.config().get(def.default_key);
+            let broker_source = if ctx.config().is_set(def.default_key) {
                 STATIC_BROKER_CONFIG
             } else {
                 DEFAULT_CONFIG

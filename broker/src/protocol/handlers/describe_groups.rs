@@ -1,13 +1,10 @@
 //! DescribeGroups (key 15): state, protocol and members of groups.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{authorized, str_bytes, GROUP_OPERATIONS};
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DescribeGroups;
@@ -16,11 +13,7 @@ impl Handler for DescribeGroups {
     type Request = DescribeGroupsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: DescribeGroupsRequest,
-    ) -> Option<DescribeGroupsResponse> {
+    async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> Option<DescribeGroupsResponse> {
         let v = ctx.api_version();
         let include_operations = req.include_authorized_operations;
         let groups = req
@@ -31,7 +24,7 @@ impl Handler for DescribeGroups {
                 if v >= 3 {
                     g = g.with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
                 }
-                let Some(d) = broker.groups.describe(&id.0) else {
+                let Some(d) = ctx.groups().coordinator().describe(&id.0) else {
                     // Kafka describes an unknown group as Dead, without an error.
                     return g.with_group_state(str_bytes("Dead"));
                 };

@@ -3,8 +3,6 @@
 //! admin compares a moving replica's size with the leader's to see the bytes
 //! still to copy.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -12,7 +10,6 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct DescribeLogDirs;
@@ -21,16 +18,12 @@ impl Handler for DescribeLogDirs {
     type Request = DescribeLogDirsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: DescribeLogDirsRequest,
-    ) -> Option<DescribeLogDirsResponse> {
+    async fn handle(ctx: RequestContext, req: DescribeLogDirsRequest) -> Option<DescribeLogDirsResponse> {
         let wanted: Option<Vec<(String, Vec<i32>)>> = req
             .topics
             .map(|ts| ts.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());
         let mut topics = Vec::new();
-        for t in broker.topics() {
+        for t in ctx.replicas().topics() {
             let only = match &wanted {
                 None => None,
                 Some(w) => match w.iter().find(|(n, _)| *n == t.name) {
@@ -43,7 +36,7 @@ impl Handler for DescribeLogDirs {
                 .iter()
                 .filter(|p| !p.is_deleted() && only.as_ref().is_none_or(|o| o.contains(&p.index)))
                 .map(|p| {
-                    let (size, lag) = p.size_and_lag(broker.node_id);
+                    let (size, lag) = p.size_and_lag(ctx.node_id());
                     DescribeLogDirsPartition::default()
                         .with_partition_index(p.index)
                         .with_partition_size(size)
@@ -59,7 +52,7 @@ impl Handler for DescribeLogDirs {
             }
         }
         let mut result = DescribeLogDirsResult::default()
-            .with_log_dir(str_bytes(broker.config.log_dir().display().to_string()))
+            .with_log_dir(str_bytes(ctx.config().log_dir().display().to_string()))
             .with_topics(topics);
         if ctx.api_version() >= 4 {
             result = result.with_total_bytes(-1).with_usable_bytes(-1);

@@ -6,7 +6,6 @@
 //! Offsets here are Raft log indexes of Skein's metadata log; the leader epoch
 //! is the Raft term. Fetch timestamps are not tracked (-1).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -16,10 +15,8 @@ use kafka_protocol::protocol::VersionRange;
 use skein_client::Connection;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::controller::QuorumStatus;
 use crate::protocol::handler::{Handler, RequestContext};
-use crate::replication::ReplicaHost;
 
 pub struct DescribeQuorum;
 
@@ -32,11 +29,7 @@ impl Handler for DescribeQuorum {
     type Request = DescribeQuorumRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: DescribeQuorumRequest,
-    ) -> Option<DescribeQuorumResponse> {
+    async fn handle(ctx: RequestContext, req: DescribeQuorumRequest) -> Option<DescribeQuorumResponse> {
         let version = ctx.api_version();
         let only_metadata_log = req
             .topics
@@ -49,12 +42,15 @@ impl Handler for DescribeQuorum {
                 version,
             ));
         }
-        let q = broker.controller.quorum_status();
+        let q = ctx.metadata().quorum_status();
         if q.role == "leader" {
-            return Some(describe(&broker, &q, version));
+            return Some(describe(&ctx, &q, version));
         }
         let forwarded = ctx.header.client_id.as_ref().is_some_and(|c| c.as_str() == FORWARDED);
-        let leader_address = q.leader.filter(|_| !forwarded).and_then(|l| broker.broker_address(l));
+        let leader_address = q
+            .leader
+            .filter(|_| !forwarded)
+            .and_then(|l| ctx.metadata().broker_address(l));
         let Some(address) = leader_address else {
             return Some(error(
                 ResponseError::NotLeaderOrFollower,
@@ -87,7 +83,7 @@ fn error(code: ResponseError, message: String, version: i16) -> DescribeQuorumRe
     }
 }
 
-fn describe(broker: &Broker, q: &QuorumStatus, version: i16) -> DescribeQuorumResponse {
+fn describe(ctx: &RequestContext, q: &QuorumStatus, version: i16) -> DescribeQuorumResponse {
     let replicated = |id: i32| -> i64 {
         if id == q.node_id {
             q.last_log_index as i64
@@ -114,7 +110,7 @@ fn describe(broker: &Broker, q: &QuorumStatus, version: i16) -> DescribeQuorumRe
         .with_partitions(vec![partition])]);
     if version >= 2 {
         // The voters' CONTROLLER listeners, from controller.quorum.voters.
-        let voters = broker.config.voters().unwrap_or_default();
+        let voters = ctx.config().voters().unwrap_or_default();
         resp.nodes = voters
             .iter()
             .filter_map(|v| {
@@ -123,7 +119,7 @@ fn describe(broker: &Broker, q: &QuorumStatus, version: i16) -> DescribeQuorumRe
                     Node::default()
                         .with_node_id(BrokerId(v.id))
                         .with_listeners(vec![Listener::default()
-                            .with_name(str_bytes(broker.config.controller_listener_name()))
+                            .with_name(str_bytes(ctx.config().controller_listener_name()))
                             .with_host(str_bytes(host.to_string()))
                             .with_port(port.parse().ok()?)]),
                 )

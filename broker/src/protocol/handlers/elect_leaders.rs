@@ -3,15 +3,12 @@
 //! a leader from outside the ISR (type 1, unclean: an explicit admin request,
 //! allowed whatever `unclean.leader.election.enable` says, as in Kafka).
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
-use crate::cluster::Broker;
 use crate::controller::image::{Command, MetadataImage, NO_LEADER};
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -27,11 +24,7 @@ impl Handler for ElectLeaders {
     type Request = ElectLeadersRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: ElectLeadersRequest,
-    ) -> Option<ElectLeadersResponse> {
+    async fn handle(ctx: RequestContext, req: ElectLeadersRequest) -> Option<ElectLeadersResponse> {
         // v0 has no election type: it is always a preferred election.
         let election = if ctx.api_version() >= 1 {
             req.election_type
@@ -43,7 +36,7 @@ impl Handler for ElectLeaders {
                 .iter()
                 .flat_map(|t| t.partitions.iter().map(move |&p| (t.topic.0.to_string(), p)))
                 .collect(),
-            None => broker.controller.with_image(|img| {
+            None => ctx.metadata().with_image(|img| {
                 img.topics
                     .iter()
                     .flat_map(|(n, t)| (0..t.partitions.len() as i32).map(move |i| (n.clone(), i)))
@@ -60,8 +53,8 @@ impl Handler for ElectLeaders {
                 _ => s.leader != NO_LEADER,
             })
         };
-        let already: Vec<(String, i32)> = broker
-            .controller
+        let already: Vec<(String, i32)> = ctx
+            .metadata()
             .with_image(|img| wanted.iter().filter(|(t, p)| done(img, t, *p)).cloned().collect());
         let cmd = match election {
             PREFERRED => Command::ElectPreferredLeaders {
@@ -78,10 +71,10 @@ impl Handler for ElectLeaders {
                 return Some(respond(outcome));
             }
         };
-        let committed = broker.controller.propose(cmd).await;
+        let committed = ctx.metadata().propose(cmd).await;
         for (t, p) in wanted {
-            let (exists, elected) = broker
-                .controller
+            let (exists, elected) = ctx
+                .metadata()
                 .with_image(|img| (img.partition(&t, p).is_some(), done(img, &t, p)));
             let err = match &committed {
                 _ if already.contains(&(t.clone(), p)) => Some((

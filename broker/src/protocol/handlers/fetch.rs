@@ -15,7 +15,7 @@ use kafka_protocol::protocol::VersionRange;
 use tokio::time::Instant;
 
 use super::read_error_code;
-use crate::cluster::{Broker, Partition};
+use crate::cluster::Partition;
 use crate::metrics::Timed;
 use crate::protocol::handler::{Handler, RequestContext};
 use crate::replication::leader::{self, LeaderThrottle};
@@ -29,7 +29,7 @@ impl Handler for Fetch {
     type Request = FetchRequest;
     const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<FetchResponse> {
+    async fn handle(ctx: RequestContext, req: FetchRequest) -> Option<FetchResponse> {
         let started = Instant::now();
         let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
         let deadline = Instant::now() + wait;
@@ -46,28 +46,34 @@ impl Handler for Fetch {
         if replica >= 0 {
             for ft in &req.topics {
                 for fp in &ft.partitions {
-                    let Ok(p) = broker.leader_partition(ft.topic.0.as_str(), fp.partition) else {
+                    let Ok(p) = ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) else {
                         continue;
                     };
                     if fp.current_leader_epoch >= 0 && fp.current_leader_epoch != p.leader_epoch() {
                         continue;
                     }
-                    leader::record_follower_fetch(&broker, p, replica, fp.fetch_offset, fp.log_start_offset);
+                    leader::record_follower_fetch(
+                        ctx.replicas().host(),
+                        p,
+                        replica,
+                        fp.fetch_offset,
+                        fp.log_start_offset,
+                    );
                 }
             }
         }
         // Subscribe before the first read so an append in between is not missed.
         // Consumers also wake when a high watermark moves (they read below it);
         // followers read to the log end and wake on appends only.
-        let mut appended = broker.subscribe_appends();
-        let mut advanced = broker.subscribe_high_watermarks();
+        let mut appended = ctx.replicas().subscribe_appends();
+        let mut advanced = ctx.replicas().subscribe_high_watermarks();
         loop {
             appended.borrow_and_update();
             advanced.borrow_and_update();
-            let pass = read_all(&broker, &ctx, &req, max_bytes, read_committed).await;
+            let pass = read_all(&ctx, &req, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
             if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
-                record_metrics(&broker, &pass, replica >= 0, started);
+                record_metrics(&ctx, &pass, replica >= 0, started);
                 return Some(
                     FetchResponse::default()
                         .with_responses(pass.responses)
@@ -103,8 +109,8 @@ struct Pass {
 
 /// Counts the answered fetch: its time, its partitions' errors, and for
 /// consumers (not followers) the bytes each topic sent.
-fn record_metrics(broker: &Broker, pass: &Pass, follower: bool, started: Instant) {
-    let m = &broker.metrics;
+fn record_metrics(ctx: &RequestContext, pass: &Pass, follower: bool, started: Instant) {
+    let m = ctx.metrics();
     m.request_time(
         if follower {
             Timed::FetchFollower
@@ -126,13 +132,7 @@ fn record_metrics(broker: &Broker, pass: &Pass, follower: bool, started: Instant
 }
 
 /// One pass over the requested partitions.
-async fn read_all(
-    broker: &Arc<Broker>,
-    ctx: &RequestContext,
-    req: &FetchRequest,
-    max_bytes: usize,
-    read_committed: bool,
-) -> Pass {
+async fn read_all(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize, read_committed: bool) -> Pass {
     ctx.zero_copy.clear();
     let mut sent = Vec::new();
     let mut total = 0usize;
@@ -151,7 +151,7 @@ async fn read_all(
             if read_committed {
                 pd.aborted_transactions = Some(Vec::new());
             }
-            let p = match broker.leader_partition(ft.topic.0.as_str(), fp.partition) {
+            let p = match ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) {
                 Ok(p) => p,
                 Err(e) => {
                     any_error = true;
@@ -186,7 +186,7 @@ async fn read_all(
                 continue;
             }
             // A replica being added by a reassignment is fed at leader.replication.throttled.rate.
-            let throttle = LeaderThrottle::for_replica(broker.as_ref(), &p, req.replica_id.0);
+            let throttle = LeaderThrottle::for_replica(ctx.replicas().host().as_ref(), &p, req.replica_id.0);
             let reserved = match &throttle {
                 Some(t) => match t.reserve(budget.max(1) as u64) {
                     Some(r) => Some(r),
@@ -208,7 +208,7 @@ async fn read_all(
                 Ok(Some(slice)) => {
                     if let Some(t) = &throttle {
                         t.charge(slice.len);
-                        broker.metrics.leader_reassignment_bytes.inc_by(slice.len as u64);
+                        ctx.metrics().leader_reassignment_bytes.inc_by(slice.len as u64);
                     }
                     total += slice.len;
                     if req.replica_id.0 < 0 {

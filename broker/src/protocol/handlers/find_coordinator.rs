@@ -1,14 +1,11 @@
 //! FindCoordinator (key 10): this broker coordinates every group (v4: batched keys).
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct FindCoordinator;
@@ -19,11 +16,7 @@ impl Handler for FindCoordinator {
     type Request = FindCoordinatorRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        ctx: RequestContext,
-        req: FindCoordinatorRequest,
-    ) -> Option<FindCoordinatorResponse> {
+    async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Option<FindCoordinatorResponse> {
         let error = if req.key_type != KEY_TYPE_GROUP {
             // Transaction coordinators come with transactions.
             Some((
@@ -31,7 +24,12 @@ impl Handler for FindCoordinator {
                 "Only group coordinators are supported.",
             ))
         } else {
-            match broker.groups.ensure_offsets_topic(&broker).await {
+            match ctx
+                .groups()
+                .coordinator()
+                .ensure_offsets_topic(ctx.groups().host())
+                .await
+            {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::warn!("cannot create the offsets topic: {e}");
@@ -44,8 +42,8 @@ impl Handler for FindCoordinator {
         };
         // The coordinator of a group is the leader of its __consumer_offsets partition.
         let locate = |key: &str| -> Option<(i32, String, i32)> {
-            let index = broker.groups.partition_for(key);
-            broker.controller.with_image(|img| {
+            let index = ctx.groups().coordinator().partition_for(key);
+            ctx.metadata().with_image(|img| {
                 let leader = img.partition(crate::group::OFFSETS_TOPIC, index)?.leader;
                 let b = img.brokers.get(&leader).filter(|b| !b.fenced)?;
                 let (host, port) = b.address_for(&ctx.session.listener);

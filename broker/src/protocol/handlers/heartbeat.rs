@@ -1,11 +1,8 @@
 //! Heartbeat (key 12): keeps a member's session alive; tells it when to rejoin.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct Heartbeat;
@@ -14,13 +11,20 @@ impl Handler for Heartbeat {
     type Request = HeartbeatRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: HeartbeatRequest) -> Option<HeartbeatResponse> {
+    async fn handle(ctx: RequestContext, req: HeartbeatRequest) -> Option<HeartbeatResponse> {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-        let err = match broker.groups.check_coordinator(&broker, &req.group_id.0) {
+        let err = match ctx
+            .groups()
+            .coordinator()
+            .check_coordinator(ctx.groups().host(), &req.group_id.0)
+        {
             Err(e) => Some(e),
-            Ok(()) => broker
-                .groups
-                .heartbeat(&req.group_id.0, &req.member_id, instance.as_deref(), req.generation_id),
+            Ok(()) => ctx.groups().coordinator().heartbeat(
+                &req.group_id.0,
+                &req.member_id,
+                instance.as_deref(),
+                req.generation_id,
+            ),
         };
         Some(HeartbeatResponse::default().with_error_code(err.map_or(0, |e| e.code())))
     }

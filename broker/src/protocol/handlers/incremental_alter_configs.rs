@@ -1,8 +1,6 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND, SUBTRACT on topic configs;
 //! SET and DELETE on broker and group configs.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
@@ -11,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::str_bytes;
-use crate::cluster::{AdminError, Broker};
+use crate::cluster::AdminError;
 use crate::config::{topic_config_def, ConfigType};
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -27,34 +25,45 @@ impl Handler for IncrementalAlterConfigs {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
     async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
+        ctx: RequestContext,
         req: IncrementalAlterConfigsRequest,
     ) -> Option<IncrementalAlterConfigsResponse> {
         let mut responses = Vec::with_capacity(req.resources.len());
         for res in req.resources {
             let name = res.resource_name.to_string();
             let outcome = match res.resource_type {
-                RESOURCE_TOPIC => match broker.topic(&name) {
+                RESOURCE_TOPIC => match ctx.replicas().topic(&name) {
                     None => Err(AdminError::new(
                         ResponseError::UnknownTopicOrPartition,
                         format!("The topic '{name}' does not exist."),
                     )),
-                    Some(topic) => match apply(topic.overrides(), &broker, ops(&res)) {
-                        Ok(overrides) => broker.set_topic_configs(&name, overrides, req.validate_only).await,
+                    Some(topic) => match apply(topic.overrides(), &ctx, ops(&res)) {
+                        Ok(overrides) => {
+                            ctx.metadata()
+                                .set_topic_configs(&name, overrides, req.validate_only)
+                                .await
+                        }
                         Err(e) => Err(e),
                     },
                 },
-                RESOURCE_BROKER => match set_or_delete(broker.broker_overrides(&name), ops(&res), |k, v| {
+                RESOURCE_BROKER => match set_or_delete(ctx.metadata().broker_overrides(&name), ops(&res), |k, v| {
                     Ok(crate::config::validate_dynamic_broker_config(k, v)?)
                 }) {
-                    Ok(configs) => broker.set_broker_configs(&name, configs, req.validate_only).await,
+                    Ok(configs) => {
+                        ctx.metadata()
+                            .set_broker_configs(&name, configs, req.validate_only)
+                            .await
+                    }
                     Err(e) => Err(e),
                 },
-                RESOURCE_GROUP => match set_or_delete(broker.group_overrides(&name), ops(&res), |k, v| {
-                    Ok(crate::config::validate_group_config(&broker.config, k, v)?)
+                RESOURCE_GROUP => match set_or_delete(ctx.metadata().group_overrides(&name), ops(&res), |k, v| {
+                    Ok(crate::config::validate_group_config(ctx.config(), k, v)?)
                 }) {
-                    Ok(configs) => broker.set_group_configs(&name, configs, req.validate_only).await,
+                    Ok(configs) => {
+                        ctx.metadata()
+                            .set_group_configs(&name, configs, req.validate_only)
+                            .await
+                    }
                     Err(e) => Err(e),
                 },
                 other => Err(AdminError::new(
@@ -117,7 +126,7 @@ fn set_or_delete(
 /// Applies the operations to a topic's current overrides.
 fn apply(
     mut overrides: std::collections::BTreeMap<String, String>,
-    broker: &Broker,
+    ctx: &RequestContext,
     ops: impl Iterator<Item = (String, i8, Option<String>)>,
 ) -> Result<std::collections::BTreeMap<String, String>, AdminError> {
     let invalid = |m: String| AdminError::new(ResponseError::InvalidConfig, m);
@@ -140,7 +149,7 @@ fn apply(
                 let current = overrides
                     .get(&key)
                     .cloned()
-                    .or_else(|| broker.config.topic_default(&key))
+                    .or_else(|| ctx.config().topic_default(&key))
                     .unwrap_or_default();
                 let mut items: Vec<String> = current
                     .split(',')

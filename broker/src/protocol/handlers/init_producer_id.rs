@@ -1,12 +1,9 @@
 //! InitProducerId (key 22): producer ids for idempotent producers.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct InitProducerId;
@@ -15,11 +12,7 @@ impl Handler for InitProducerId {
     type Request = InitProducerIdRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: InitProducerIdRequest,
-    ) -> Option<InitProducerIdResponse> {
+    async fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> Option<InitProducerIdResponse> {
         let resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
@@ -29,7 +22,7 @@ impl Handler for InitProducerId {
         }
         // As in Kafka, an idempotent producer (even one bumping its epoch, KIP-360)
         // gets a fresh producer id with epoch 0.
-        match broker.allocate_producer_id().await {
+        match ctx.producer_ids().allocate().await {
             Ok(id) => Some(resp.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
             Err(e) => {
                 tracing::warn!("cannot allocate a producer id: {e}");

@@ -1,14 +1,11 @@
 //! JoinGroup (key 11): the first phase of a rebalance (MEMBER_ID_REQUIRED round trip from v4).
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::group::state::JoinRequest;
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -18,7 +15,7 @@ impl Handler for JoinGroup {
     type Request = JoinGroupRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 9 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) -> Option<JoinGroupResponse> {
+    async fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Option<JoinGroupResponse> {
         let v = ctx.api_version();
         let group_id = req.group_id.0.to_string();
         if group_id.is_empty() {
@@ -28,7 +25,11 @@ impl Handler for JoinGroup {
                     .with_generation_id(-1),
             );
         }
-        if let Err(e) = broker.groups.check_coordinator(&broker, &group_id) {
+        if let Err(e) = ctx
+            .groups()
+            .coordinator()
+            .check_coordinator(ctx.groups().host(), &group_id)
+        {
             return Some(
                 JoinGroupResponse::default()
                     .with_error_code(e.code())
@@ -55,7 +56,7 @@ impl Handler for JoinGroup {
                 .collect(),
             require_known_member_id: v >= 4,
         };
-        let r = broker.groups.join(&group_id, join).await;
+        let r = ctx.groups().coordinator().join(&group_id, join).await;
         let members = r
             .members
             .into_iter()

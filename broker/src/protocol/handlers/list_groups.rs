@@ -1,13 +1,10 @@
 //! ListGroups (key 16): every group, filtered by state (v4+) and type (v5+).
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ListGroups;
@@ -16,10 +13,11 @@ impl Handler for ListGroups {
     type Request = ListGroupsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
+    async fn handle(ctx: RequestContext, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
         let v = ctx.api_version();
-        let groups = broker
-            .groups
+        let groups = ctx
+            .groups()
+            .coordinator()
             .list()
             .into_iter()
             .filter(|(_, _, state)| {

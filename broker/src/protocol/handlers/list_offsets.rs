@@ -1,14 +1,11 @@
 //! ListOffsets (key 2): earliest, latest, by timestamp (through the time index), max timestamp.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::read_error_code;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ListOffsets;
@@ -21,7 +18,7 @@ impl Handler for ListOffsets {
     type Request = ListOffsetsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 7 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+    async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
         // leader_epoch exists from v4.
         let with_epoch = ctx.api_version() >= 4;
         let mut topics = Vec::with_capacity(req.topics.len());
@@ -33,7 +30,7 @@ impl Handler for ListOffsets {
                     .with_timestamp(-1)
                     .with_offset(-1)
                     .with_leader_epoch(-1);
-                let p = match broker.leader_partition(t.name.0.as_str(), lp.partition_index) {
+                let p = match ctx.replicas().leader_partition(t.name.0.as_str(), lp.partition_index) {
                     Ok(p) => p,
                     Err(e) => {
                         partitions.push(r.with_error_code(e.code()));

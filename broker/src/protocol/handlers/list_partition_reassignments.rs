@@ -1,8 +1,6 @@
 //! ListPartitionReassignments (key 46): the reassignments in progress, from the
 //! metadata image: all replicas, and those being added and removed.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -10,7 +8,6 @@ use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, List
 use kafka_protocol::protocol::VersionRange;
 
 use super::topic_name;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct ListPartitionReassignments;
@@ -24,8 +21,7 @@ impl Handler for ListPartitionReassignments {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
+        ctx: RequestContext,
         req: ListPartitionReassignmentsRequest,
     ) -> Option<ListPartitionReassignmentsResponse> {
         let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
@@ -33,7 +29,7 @@ impl Handler for ListPartitionReassignments {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let topics = broker.controller.with_image(|img| {
+        let topics = ctx.metadata().with_image(|img| {
             img.topics
                 .iter()
                 .filter_map(|(name, t)| {

@@ -1,7 +1,5 @@
 //! Metadata (key 3): brokers, topics and partition leaders; auto-creates topics.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -11,7 +9,7 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::{authorized, str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
-use crate::cluster::{Broker, Topic};
+use crate::cluster::Topic;
 use crate::protocol::handler::{Handler, RequestContext};
 use skein_model::topic_name;
 
@@ -21,10 +19,10 @@ impl Handler for Metadata {
     type Request = MetadataRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 12 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: MetadataRequest) -> Option<MetadataResponse> {
+    async fn handle(ctx: RequestContext, req: MetadataRequest) -> Option<MetadataResponse> {
         let version = ctx.api_version();
         // Before v4 a Metadata request always allowed auto-creation.
-        let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics();
+        let allow_create = (version < 4 || req.allow_auto_topic_creation) && ctx.config().auto_create_topics();
         let requested = match req.topics {
             // v0 sends an empty list for "all topics"; v1+ sends null.
             Some(t) if !(version == 0 && t.is_empty()) => Some(t),
@@ -32,13 +30,13 @@ impl Handler for Metadata {
         };
         let mut topics = Vec::new();
         match requested {
-            None => topics.extend(broker.topics().iter().map(|t| describe(&broker, t, version))),
+            None => topics.extend(ctx.replicas().topics().iter().map(|t| describe(&ctx, t, version))),
             Some(list) => {
                 for t in list {
                     let result = match (&t.name, t.topic_id) {
-                        (Some(name), _) => by_name(&broker, name.0.as_str(), allow_create, version).await,
-                        (None, id) => match broker.topic_by_id(id) {
-                            Some(topic) => describe(&broker, &topic, version),
+                        (Some(name), _) => by_name(&ctx, name.0.as_str(), allow_create, version).await,
+                        (None, id) => match ctx.replicas().topic_by_id(id) {
+                            Some(topic) => describe(&ctx, &topic, version),
                             None => error_topic(None, id, ResponseError::UnknownTopicId),
                         },
                     };
@@ -51,7 +49,7 @@ impl Handler for Metadata {
                 t.topic_authorized_operations = TOPIC_OPERATIONS;
             }
         }
-        let brokers = broker.controller.with_image(|img| {
+        let brokers = ctx.metadata().with_image(|img| {
             img.brokers
                 .values()
                 .filter(|b| !b.fenced)
@@ -72,8 +70,8 @@ impl Handler for Metadata {
         Some(
             MetadataResponse::default()
                 .with_brokers(brokers)
-                .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
-                .with_controller_id(BrokerId(broker.controller_id_for_clients()))
+                .with_cluster_id(Some(str_bytes(ctx.cluster_id().to_string())))
+                .with_controller_id(BrokerId(ctx.metadata().controller_id_for_clients()))
                 .with_topics(topics)
                 .with_cluster_authorized_operations(authorized(
                     version <= 10 && req.include_cluster_authorized_operations,
@@ -83,9 +81,9 @@ impl Handler for Metadata {
     }
 }
 
-async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool, version: i16) -> MetadataResponseTopic {
-    if let Some(topic) = broker.topic(name) {
-        return describe(broker, &topic, version);
+async fn by_name(ctx: &RequestContext, name: &str, allow_create: bool, version: i16) -> MetadataResponseTopic {
+    if let Some(topic) = ctx.replicas().topic(name) {
+        return describe(ctx, &topic, version);
     }
     if topic_name::validate(name).is_err() {
         return error_topic(Some(name), Uuid::nil(), ResponseError::InvalidTopicException);
@@ -93,8 +91,8 @@ async fn by_name(broker: &Arc<Broker>, name: &str, allow_create: bool, version: 
     if !allow_create {
         return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
     }
-    match broker.auto_create_topic(name).await {
-        Ok(topic) => describe(broker, &topic, version),
+    match ctx.metadata().auto_create_topic(name).await {
+        Ok(topic) => describe(ctx, &topic, version),
         Err(e) => {
             tracing::warn!(topic = name, "auto-creation failed: {e}");
             error_topic(Some(name), Uuid::nil(), e.code)
@@ -110,12 +108,12 @@ fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataRes
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn describe(broker: &Broker, topic: &Topic, version: i16) -> MetadataResponseTopic {
+fn describe(ctx: &RequestContext, topic: &Topic, version: i16) -> MetadataResponseTopic {
     // A broker whose image may be stale does not name itself leader (read
     // before the image's lock is taken: the check reads the image too).
-    let me_current = broker.metadata_is_current();
-    let me = broker.node_id;
-    let partitions = broker.controller.with_image(|img| {
+    let me_current = ctx.metadata().is_current();
+    let me = ctx.node_id();
+    let partitions = ctx.metadata().with_image(|img| {
         let Some(t) = img.topics.get(&topic.name) else {
             return Vec::new();
         };

@@ -3,14 +3,12 @@
 //! exceeding max.poll.interval.ms) gets UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION,
 //! so its late commit cannot overwrite the new owner's progress.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::{now_ms, Broker};
+use crate::cluster::now_ms;
 use crate::group::CommittedOffset;
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -23,15 +21,15 @@ impl Handler for OffsetCommit {
     type Request = OffsetCommitRequest;
     const VERSIONS: VersionRange = VersionRange { min: 2, max: 9 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
+    async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> Option<OffsetCommitResponse> {
         let group = req.group_id.0.to_string();
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
         tracing::debug!(group, member = %req.member_id, generation = req.generation_id_or_member_epoch, "offset commit");
         let group_error = if group.is_empty() {
             Some(ResponseError::InvalidGroupId)
         } else {
-            broker
-                .groups
+            ctx.groups()
+                .coordinator()
                 .check_commit(
                     &group,
                     &req.member_id,
@@ -40,12 +38,12 @@ impl Handler for OffsetCommit {
                 )
                 .err()
         };
-        let max_metadata = broker.config.offset_metadata_max_bytes();
+        let max_metadata = ctx.config().offset_metadata_max_bytes();
         let now = now_ms();
         // Per partition: Ok(commit) to write, or the error to answer.
         let mut plan: Vec<(TopicName, Vec<PartitionPlan>)> = Vec::new();
         for t in req.topics {
-            let topic = broker.topic(t.name.0.as_str());
+            let topic = ctx.replicas().topic(t.name.0.as_str());
             let parts = t
                 .partitions
                 .into_iter()
@@ -78,7 +76,12 @@ impl Handler for OffsetCommit {
                     .filter_map(move |(p, r)| r.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
             })
             .collect();
-        let write_error = broker.groups.commit(&broker, &group, commits).await.err();
+        let write_error = ctx
+            .groups()
+            .coordinator()
+            .commit(ctx.groups().host(), &group, commits)
+            .await
+            .err();
         let topics = plan
             .into_iter()
             .map(|(name, parts)| {

@@ -1,12 +1,9 @@
 //! OffsetDelete (key 47): removes committed offsets of topics a group no longer consumes.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct OffsetDelete;
@@ -15,7 +12,7 @@ impl Handler for OffsetDelete {
     type Request = OffsetDeleteRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    async fn handle(broker: Arc<Broker>, _: RequestContext, req: OffsetDeleteRequest) -> Option<OffsetDeleteResponse> {
+    async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> Option<OffsetDeleteResponse> {
         let wanted: Vec<(String, i32)> = req
             .topics
             .iter()
@@ -25,7 +22,11 @@ impl Handler for OffsetDelete {
                     .map(move |p| (t.name.0.to_string(), p.partition_index))
             })
             .collect();
-        let outcome = broker.groups.delete_offsets(&broker, &req.group_id.0, &wanted).await;
+        let outcome = ctx
+            .groups()
+            .coordinator()
+            .delete_offsets(ctx.groups().host(), &req.group_id.0, &wanted)
+            .await;
         let resp = OffsetDeleteResponse::default();
         let per_partition = match outcome {
             Err(e) => return Some(resp.with_error_code(e.code())),

@@ -1,7 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or several (v8+).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
@@ -11,7 +10,6 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
-use crate::cluster::Broker;
 use crate::group::GroupOffsets;
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -50,7 +48,7 @@ impl Handler for OffsetFetch {
     type Request = OffsetFetchRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: OffsetFetchRequest) -> Option<OffsetFetchResponse> {
+    async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Option<OffsetFetchResponse> {
         let v = ctx.api_version();
         let epoch = |e: i32| if v >= 5 { e } else { -1 };
         if v >= 8 {
@@ -58,12 +56,16 @@ impl Handler for OffsetFetch {
                 .groups
                 .into_iter()
                 .map(|g| {
-                    if let Err(e) = broker.groups.check_coordinator(&broker, &g.group_id.0) {
+                    if let Err(e) = ctx
+                        .groups()
+                        .coordinator()
+                        .check_coordinator(ctx.groups().host(), &g.group_id.0)
+                    {
                         return OffsetFetchResponseGroup::default()
                             .with_group_id(g.group_id)
                             .with_error_code(e.code());
                     }
-                    let committed = broker.groups.committed(&g.group_id.0);
+                    let committed = ctx.groups().coordinator().committed(&g.group_id.0);
                     let wanted = g.topics.map(|ts| {
                         ts.into_iter()
                             .map(|t| (t.name.0.to_string(), t.partition_indexes))
@@ -96,11 +98,15 @@ impl Handler for OffsetFetch {
         }
         // v1 has no error code to answer NOT_COORDINATOR with.
         if v >= 2 {
-            if let Err(e) = broker.groups.check_coordinator(&broker, &req.group_id.0) {
+            if let Err(e) = ctx
+                .groups()
+                .coordinator()
+                .check_coordinator(ctx.groups().host(), &req.group_id.0)
+            {
                 return Some(OffsetFetchResponse::default().with_error_code(e.code()));
             }
         }
-        let committed = broker.groups.committed(&req.group_id.0);
+        let committed = ctx.groups().coordinator().committed(&req.group_id.0);
         let wanted = req.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))

@@ -3,14 +3,11 @@
 //! A single broker has had one leader epoch per partition, so the answer for any
 //! epoch at or above it is the log end offset. Replication adds the epoch history.
 
-use std::sync::Arc;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct OffsetForLeaderEpoch;
@@ -19,11 +16,7 @@ impl Handler for OffsetForLeaderEpoch {
     type Request = OffsetForLeaderEpochRequest;
     const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: OffsetForLeaderEpochRequest,
-    ) -> Option<OffsetForLeaderEpochResponse> {
+    async fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> Option<OffsetForLeaderEpochResponse> {
         let topics = req
             .topics
             .into_iter()
@@ -36,7 +29,7 @@ impl Handler for OffsetForLeaderEpoch {
                             .with_partition(p.partition)
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
-                        let part = match broker.leader_partition(t.topic.0.as_str(), p.partition) {
+                        let part = match ctx.replicas().leader_partition(t.topic.0.as_str(), p.partition) {
                             Ok(part) => part,
                             Err(e) => return r.with_error_code(e.code()),
                         };

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{append_error_code, str_bytes};
-use crate::cluster::{Broker, Partition};
+use crate::cluster::Partition;
 use crate::log::AppendError;
 use crate::protocol::handler::{Handler, RequestContext};
 
@@ -24,7 +24,7 @@ impl Handler for Produce {
     const VERSIONS: VersionRange = VersionRange { min: 3, max: 9 };
     const ADVERTISED: VersionRange = VersionRange { min: 0, max: 9 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
+    async fn handle(ctx: RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
         let version = ctx.api_version();
         let acks = req.acks;
         let timeout = std::time::Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
@@ -41,7 +41,7 @@ impl Handler for Produce {
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
-                partitions.push(append(&broker, version, acks, &name, pd.index, pd.records, r).await);
+                partitions.push(append(&ctx, version, acks, &name, pd.index, pd.records, r).await);
             }
             topics.push((topic_data.name, partitions));
         }
@@ -49,7 +49,7 @@ impl Handler for Produce {
             for (_, partitions) in &topics {
                 for pending in partitions {
                     if let Pending::Done(r) = pending {
-                        broker.metrics.error(ApiKey::Produce, r.error_code);
+                        ctx.metrics().error(ApiKey::Produce, r.error_code);
                     }
                 }
             }
@@ -74,7 +74,7 @@ impl Handler for Produce {
                         ),
                     },
                 };
-                broker.metrics.error(ApiKey::Produce, r.error_code);
+                ctx.metrics().error(ApiKey::Produce, r.error_code);
                 partition_responses.push(r);
             }
             responses.push(
@@ -105,7 +105,7 @@ fn fail(version: i16, r: PartitionProduceResponse, code: ResponseError, msg: Str
 
 /// Validates and appends one partition's records.
 async fn append(
-    broker: &Arc<Broker>,
+    ctx: &RequestContext,
     version: i16,
     acks: i16,
     topic: &str,
@@ -117,7 +117,7 @@ async fn append(
         let msg = format!("acks must be -1, 0 or 1, not {acks}");
         return Pending::Done(fail(version, r, ResponseError::InvalidRequiredAcks, msg));
     }
-    let p = match broker.leader_partition(topic, index) {
+    let p = match ctx.replicas().leader_partition(topic, index) {
         Ok(p) => p,
         Err(code) => {
             let msg = match code {
@@ -144,7 +144,7 @@ async fn append(
         ));
     };
     let size = records.len();
-    match p.append(broker, records).await {
+    match ctx.replicas().append(&p, records).await {
         Ok(info) => {
             if !info.duplicate {
                 p.metrics

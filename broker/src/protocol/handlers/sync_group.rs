@@ -1,12 +1,9 @@
 //! SyncGroup (key 14): the leader hands out assignments; every member gets its own.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct SyncGroup;
@@ -15,8 +12,12 @@ impl Handler for SyncGroup {
     type Request = SyncGroupRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-    async fn handle(broker: Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) -> Option<SyncGroupResponse> {
-        if let Err(e) = broker.groups.check_coordinator(&broker, &req.group_id.0) {
+    async fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Option<SyncGroupResponse> {
+        if let Err(e) = ctx
+            .groups()
+            .coordinator()
+            .check_coordinator(ctx.groups().host(), &req.group_id.0)
+        {
             return Some(SyncGroupResponse::default().with_error_code(e.code()));
         }
         let assignments = req
@@ -25,8 +26,9 @@ impl Handler for SyncGroup {
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect();
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-        let r = broker
-            .groups
+        let r = ctx
+            .groups()
+            .coordinator()
             .sync(
                 &req.group_id.0,
                 &req.member_id,

@@ -3,13 +3,10 @@
 //! draining and removing a broker). The controller refuses a running broker and
 //! one that still holds replicas, with a message naming why.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::cluster::Broker;
 use crate::protocol::handler::{Handler, RequestContext};
 
 pub struct UnregisterBroker;
@@ -18,13 +15,9 @@ impl Handler for UnregisterBroker {
     type Request = UnregisterBrokerRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
-    async fn handle(
-        broker: Arc<Broker>,
-        _: RequestContext,
-        req: UnregisterBrokerRequest,
-    ) -> Option<UnregisterBrokerResponse> {
+    async fn handle(ctx: RequestContext, req: UnregisterBrokerRequest) -> Option<UnregisterBrokerResponse> {
         let resp = UnregisterBrokerResponse::default();
-        Some(match broker.unregister_broker(req.broker_id.0).await {
+        Some(match ctx.metadata().unregister_broker(req.broker_id.0).await {
             Ok(()) => resp,
             Err(e) => resp
                 .with_error_code(e.code.code())
