@@ -17,4 +17,5 @@ pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod replication;
+pub mod security;
 pub mod server;

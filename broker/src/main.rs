@@ -96,6 +96,8 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
     // Before anything is written to the log dir: is it ours?
     meta_properties::ensure(&config.log_dir(), &config.cluster_id(), config.node_id())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // TLS stores read and checked before anything starts: a bad one stops start-up.
+    let tls = skein_broker::security::tls::listeners(&config).map_err(|e| std::io::Error::other(e.to_string()))?;
     let controller = Controller::start(&config).await?;
     let c = config.clone();
     let broker = cluster::blocking(move || Broker::open(c, controller)).await?;
@@ -137,11 +139,16 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
             started.elapsed().as_millis()
         );
         let name: std::sync::Arc<str> = l.name.clone().into();
+        let tls = tls.iter().find(|(n, _)| *n == l.name).map(|(_, t)| t.clone());
+        if let Some(t) = &tls {
+            servers.push(tokio::spawn(t.clone().watch()));
+        }
         servers.push(tokio::spawn(server::serve(
             broker.clone(),
             name,
             listener,
             admission.clone(),
+            tls,
         )));
     }
     broker.spawn_background();

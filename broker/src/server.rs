@@ -28,6 +28,7 @@ use crate::cluster::Broker;
 use crate::config::BrokerConfig;
 use crate::log::FileSlice;
 use crate::protocol::{self, Frame, FramePart, ProtocolError};
+use crate::security::tls::TlsListener;
 
 /// Responses queued per connection before the reader waits for the writer.
 const RESPONSE_QUEUE: usize = 32;
@@ -164,9 +165,16 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections on the listener named `name` until the task is dropped.
-pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, admission: Arc<Admission>) {
-    // Start-up validation refuses a listener without a protocol, and (for now) any but PLAINTEXT.
+/// Accepts connections on the listener named `name` until the task is dropped;
+/// `tls` for an SSL or SASL_SSL listener.
+pub async fn serve(
+    broker: Arc<Broker>,
+    name: Arc<str>,
+    listener: TcpListener,
+    admission: Arc<Admission>,
+    tls: Option<Arc<TlsListener>>,
+) {
+    // Start-up validation refuses a listener without a protocol.
     let security_protocol = broker
         .config
         .security_protocol_map()
@@ -187,8 +195,13 @@ pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, a
                 let broker = Arc::clone(&broker);
                 let admission = Arc::clone(&admission);
                 let session = protocol::Session::new(peer, Arc::clone(&name), security_protocol);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(broker, stream, session, &admission).await {
+                    let ended = match tls {
+                        None => plaintext(broker, stream, session, &admission).await,
+                        Some(tls) => over_tls(broker, stream, session, &admission, &tls).await,
+                    };
+                    if let Err(e) = ended {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                     drop(slot);
@@ -203,6 +216,58 @@ pub async fn serve(broker: Arc<Broker>, name: Arc<str>, listener: TcpListener, a
     }
 }
 
+/// A PLAINTEXT connection: responses' file ranges go out with `sendfile`.
+async fn plaintext(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    session: Arc<protocol::Session>,
+    admission: &Admission,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let (rd, wr) = stream.into_split();
+    connection(broker, rd, SendFile(wr), session, admission).await
+}
+
+/// The longest a TLS handshake may take (or `connections.max.idle.ms`, if shorter).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A TLS connection: the handshake (bounded in time), the client
+/// certificate's principal if it presented one, then requests as on any
+/// connection, with file ranges copied through the TLS session.
+async fn over_tls(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    session: Arc<protocol::Session>,
+    admission: &Admission,
+    tls: &TlsListener,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let peer = session.peer;
+    let handshake = tokio::time::timeout(admission.idle.min(HANDSHAKE_TIMEOUT), tls.acceptor().accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, listener = %session.listener, "failed authentication (TLS handshake failed): {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %session.listener, "failed authentication (TLS handshake did not finish in time)");
+            return Ok(());
+        }
+    };
+    let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
+    match tls.principal_name(chain) {
+        Ok(Some(name)) => session.authenticated(protocol::KafkaPrincipal::user(&name)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::info!(%peer, listener = %session.listener, "failed authentication: {e}");
+            return Ok(());
+        }
+    }
+    let (rd, wr) = tokio::io::split(stream);
+    connection(broker, rd, Copying(wr), session, admission).await
+}
+
 /// Runs a read, giving up once it has made no progress for `idle`.
 async fn within<T>(idle: Duration, read: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
     tokio::time::timeout(idle, read)
@@ -215,13 +280,12 @@ type PendingResponse = oneshot::Receiver<Result<Option<Frame>, ProtocolError>>;
 
 async fn connection(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    rd: impl AsyncRead + Unpin + Send + 'static,
+    mut wr: impl ResponseWriter,
     session: Arc<protocol::Session>,
     admission: &Admission,
 ) -> std::io::Result<()> {
     let peer = session.peer;
-    stream.set_nodelay(true)?;
-    let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<PendingResponse>(RESPONSE_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
@@ -243,7 +307,7 @@ async fn connection(
                 }
                 Err(_) => break, // the handler's task ended without an answer (a panic)
             };
-            if let Err(e) = write_frame(&mut wr, frame).await {
+            if let Err(e) = wr.write_frame(frame).await {
                 tracing::debug!(%peer, "write failed: {e}");
                 break;
             }
@@ -303,15 +367,66 @@ async fn read_frame(rd: &mut (impl AsyncRead + Unpin), len: usize, idle: Duratio
     Ok(frame.freeze())
 }
 
-/// Writes a response: buffers with `write_all`, file ranges with `sendfile`.
-async fn write_frame(wr: &mut OwnedWriteHalf, frame: Frame) -> std::io::Result<()> {
-    for part in frame.parts {
-        match part {
-            FramePart::Bytes(b) => wr.write_all(&b).await?,
-            FramePart::File(f) => send_file(wr.as_ref(), &f).await?,
+/// Where a connection's responses go.
+trait ResponseWriter: Send + 'static {
+    fn write_frame(&mut self, frame: Frame) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+/// A plain TCP socket: buffers with `write_all`, file ranges with `sendfile`.
+struct SendFile(OwnedWriteHalf);
+
+impl ResponseWriter for SendFile {
+    async fn write_frame(&mut self, frame: Frame) -> std::io::Result<()> {
+        for part in frame.parts {
+            match part {
+                FramePart::Bytes(b) => self.0.write_all(&b).await?,
+                FramePart::File(f) => send_file(self.0.as_ref(), &f).await?,
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A stream that must see the bytes (TLS): file ranges are read from the page
+/// cache and written through it, a chunk at a time.
+struct Copying<W>(W);
+
+/// The most of a file range held in memory at once on its way through TLS.
+const COPY_CHUNK: usize = 256 * 1024;
+
+impl<W: tokio::io::AsyncWrite + Unpin + Send + 'static> ResponseWriter for Copying<W> {
+    async fn write_frame(&mut self, frame: Frame) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for part in frame.parts {
+            match part {
+                FramePart::Bytes(b) => self.0.write_all(&b).await?,
+                FramePart::File(f) => {
+                    let mut done = 0usize;
+                    while done < f.len {
+                        let n = (f.len - done).min(COPY_CHUNK);
+                        buf.resize(n, 0);
+                        read_exact_at(&f.file, &mut buf, f.position + done as u64)?;
+                        self.0.write_all(&buf).await?;
+                        done += n;
+                    }
+                }
+            }
+        }
+        self.0.flush().await
+    }
+}
+
+/// Fills `buf` from `file` at `offset`; a file shorter than the range (truncated
+/// underneath) cannot complete the frame, so the connection must close.
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "segment shrank during a fetch")
+        } else {
+            e
+        }
+    })
 }
 
 /// Sends a file range straight from the page cache to the socket.

@@ -12,6 +12,8 @@ pub enum ConfigType {
     Long,
     Double,
     List,
+    /// A secret: never logged, never echoed in an error, hidden by DescribeConfigs.
+    Password,
 }
 
 impl ConfigType {
@@ -25,6 +27,7 @@ impl ConfigType {
             ConfigType::Long => 5,
             ConfigType::Double => 6,
             ConfigType::List => 7,
+            ConfigType::Password => 9,
         }
     }
 }
@@ -81,6 +84,9 @@ use ConfigType as T;
 /// Kafka's `Long.MAX_VALUE`, the default of the flush settings.
 pub const LONG_MAX: &str = "9223372036854775807";
 
+/// What logs, errors and DescribeConfigs show in place of a secret's value.
+pub const HIDDEN: &str = "[hidden]";
+
 /// A config key or value that is not acceptable, with the reason.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -105,7 +111,11 @@ pub fn find<'a>(table: &'a [ConfigDef], key: &str) -> Option<&'a ConfigDef> {
 pub fn validate(def: &ConfigDef, value: &str) -> Result<(), ConfigError> {
     let bad = |reason: &str| ConfigError::Invalid {
         key: def.name.to_string(),
-        value: value.to_string(),
+        value: if def.kind == T::Password {
+            HIDDEN.to_string()
+        } else {
+            value.to_string()
+        },
         reason: reason.to_string(),
     };
     let v = value.trim();
@@ -137,6 +147,7 @@ pub fn validate(def: &ConfigDef, value: &str) -> Result<(), ConfigError> {
                 return Err(bad("must be between 0 and 1"));
             }
         }
+        T::Password => {}
         T::String | T::List => {
             if !def.one_of.is_empty() {
                 let items: Vec<&str> = if def.kind == T::List {

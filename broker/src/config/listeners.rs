@@ -195,13 +195,13 @@ impl BrokerConfig {
         let map = self.security_protocol_map();
         for l in &all {
             match map.get(&l.name).map(String::as_str) {
-                Some("PLAINTEXT") => {}
+                Some("PLAINTEXT" | "SSL") => {}
                 Some(protocol) => {
                     return Err(invalid(
                         "listeners",
                         &listeners_raw,
                         format!(
-                            "listener {} uses {protocol}; Skein supports only PLAINTEXT listeners so far",
+                            "listener {} uses {protocol}; Skein serves PLAINTEXT and SSL listeners so far",
                             l.name
                         ),
                     ))
@@ -241,6 +241,17 @@ impl BrokerConfig {
                 "inter.broker.listener.name",
                 &inter,
                 "must name one of the client listeners in listeners",
+            ));
+        }
+        let in_cluster = !self
+            .values
+            .get("controller.quorum.voters")
+            .is_none_or(|v| v.trim().is_empty());
+        if in_cluster && map.get(&inter).map(String::as_str) != Some("PLAINTEXT") {
+            return Err(invalid(
+                "inter.broker.listener.name",
+                &inter,
+                "brokers replicate over PLAINTEXT only so far: name a PLAINTEXT listener (clients may use SSL ones)",
             ));
         }
         Ok(())
@@ -314,7 +325,17 @@ mod tests {
         let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
         assert!(err(&["listeners=INTERNAL://:9092,CONTROLLER://:9093"])
             .contains("no entry in listener.security.protocol.map"));
-        assert!(err(&["listeners=SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).contains("only PLAINTEXT"));
+        assert!(
+            err(&["listeners=SASL_SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"])
+                .contains("PLAINTEXT and SSL listeners so far")
+        );
+        assert!(load(&["listeners=SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).is_ok());
+        assert!(err(&[
+            "listeners=SSL://:9092,CONTROLLER://:9093",
+            "controller.quorum.voters=0@a:9093",
+            "inter.broker.listener.name=SSL",
+        ])
+        .contains("replicate over PLAINTEXT only"));
         assert!(err(&["listeners=PLAINTEXT://:9092,PLAINTEXT://:9094"]).contains("appears twice"));
         assert!(err(&["advertised.listeners=OTHER://x:1"]).contains("not one of listeners"));
         assert!(err(&["inter.broker.listener.name=CONTROLLER"]).contains("must name one of the client listeners"));

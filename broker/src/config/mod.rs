@@ -17,7 +17,7 @@ pub use listeners::{parse_listener, Listener};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use skein_model::config::{def, find, ConfigType as T, LONG_MAX};
+use skein_model::config::{choice, def, find, ConfigType as T, HIDDEN, LONG_MAX};
 pub use skein_model::config::{validate, ConfigDef, ConfigError, ConfigType};
 pub use skein_model::topic_config::{topic_config_def, topic_synonym, validate_topic_config, TOPIC_CONFIGS};
 
@@ -58,6 +58,86 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some(listeners::DEFAULT_PROTOCOL_MAP),
         None,
         "Listener name to security protocol, NAME:PROTOCOL. Skein serves PLAINTEXT listeners only so far.",
+    ),
+    // TLS, as Kafka 2.7+ takes PEM stores (KIP-651); each may be set for one
+    // listener as `listener.name.<listener, lower case>.<key>`.
+    choice(
+        "ssl.keystore.type",
+        T::String,
+        "PEM",
+        &["PEM"],
+        "The key store's format. Skein reads PEM (KIP-651): ssl.keystore.location names a PEM file holding the private key and the certificate chain, or ssl.keystore.key and ssl.keystore.certificate.chain hold them inline.",
+    ),
+    def(
+        "ssl.keystore.location",
+        T::String,
+        None,
+        None,
+        "A PEM file with the listener's private key (PKCS#8, encrypted with ssl.key.password or not) and its certificate chain. Reloaded when the file changes.",
+    ),
+    def(
+        "ssl.keystore.key",
+        T::Password,
+        None,
+        None,
+        "The listener's private key in PEM (PKCS#8), inline, in place of ssl.keystore.location.",
+    ),
+    def(
+        "ssl.keystore.certificate.chain",
+        T::Password,
+        None,
+        None,
+        "The listener's certificate chain in PEM, inline, with ssl.keystore.key.",
+    ),
+    def(
+        "ssl.key.password",
+        T::Password,
+        None,
+        None,
+        "The password of an encrypted PKCS#8 private key.",
+    ),
+    choice(
+        "ssl.truststore.type",
+        T::String,
+        "PEM",
+        &["PEM"],
+        "The trust store's format: PEM certificates (KIP-651).",
+    ),
+    def(
+        "ssl.truststore.location",
+        T::String,
+        None,
+        None,
+        "A PEM file of the certificate authorities client certificates are checked against. Reloaded when the file changes.",
+    ),
+    def(
+        "ssl.truststore.certificates",
+        T::Password,
+        None,
+        None,
+        "The trusted certificate authorities in PEM, inline, in place of ssl.truststore.location.",
+    ),
+    choice(
+        "ssl.client.auth",
+        T::String,
+        "none",
+        &["none", "requested", "required"],
+        "Whether clients of an SSL or SASL_SSL listener present certificates: required (mutual TLS; the principal is the certificate's subject), requested (checked when presented), none.",
+    ),
+    ConfigDef {
+        name: "ssl.enabled.protocols",
+        kind: T::List,
+        default: Some("TLSv1.2,TLSv1.3"),
+        min: None,
+        one_of: &["TLSv1.2", "TLSv1.3"],
+        doc: "The TLS versions a listener accepts. TLSv1 and TLSv1.1 are not offered.",
+    },
+    def(
+        "ssl.principal.mapping.rules",
+        T::String,
+        Some("DEFAULT"),
+        None,
+        "Rules that map a client certificate's distinguished name (RFC 2253) to a principal name, as Kafka's: RULE:pattern/replacement/[LU], ..., DEFAULT.",
     ),
     def(
         "inter.broker.listener.name",
@@ -585,6 +665,30 @@ fn is_known_broker_key(key: &str) -> bool {
         || is_kafka_only_broker_key(key)
 }
 
+/// A listener-scoped key, `listener.name.<listener>.<key>`, as (listener, key).
+pub fn listener_scoped(key: &str) -> Option<(&str, &str)> {
+    let (listener, base) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    (!listener.is_empty() && !base.is_empty()).then_some((listener, base))
+}
+
+/// Keys Kafka lets a listener set for itself: its TLS and SASL settings.
+fn listener_scopable(base: &str) -> bool {
+    base.starts_with("ssl.") || base.starts_with("sasl.") || base.ends_with(".sasl.jaas.config")
+}
+
+/// Whether a key's value is a secret (Kafka's PASSWORD type): never logged,
+/// echoed in an error, or shown by DescribeConfigs.
+pub fn is_sensitive(key: &str) -> bool {
+    let base = listener_scoped(key).map_or(key, |(_, base)| base);
+    find(BROKER_CONFIGS, base).is_some_and(|d| d.kind == T::Password)
+        || base.ends_with(".password")
+        || base.ends_with("sasl.jaas.config")
+        || matches!(
+            base,
+            "delegation.token.secret.key" | "password.encoder.secret" | "password.encoder.old.secret"
+        )
+}
+
 /// Whether `key` is a Kafka broker config that Skein accepts and does not act on.
 pub fn is_kafka_only_broker_key(key: &str) -> bool {
     kafka_keys::KAFKA_ONLY_BROKER_KEYS.contains(&key)
@@ -600,7 +704,11 @@ pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), Conf
     if !DYNAMIC_BROKER_CONFIGS.contains(&key) {
         return Err(ConfigError::Invalid {
             key: key.to_string(),
-            value: value.to_string(),
+            value: if is_sensitive(key) {
+                HIDDEN.into()
+            } else {
+                value.to_string()
+            },
             reason: "cannot be updated dynamically; set it in server.properties or with --set".into(),
         });
     }
@@ -616,9 +724,21 @@ pub struct Voter {
 }
 
 /// The broker's configuration: the explicitly set properties, validated, plus typed accessors.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerConfig {
     values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.values
+                    .iter()
+                    .map(|(k, v)| (k, if is_sensitive(k) { HIDDEN } else { v.as_str() })),
+            )
+            .finish()
+    }
 }
 
 impl BrokerConfig {
@@ -700,12 +820,26 @@ impl BrokerConfig {
                 .find(|(alias, _)| *alias == k)
                 .map(|(_, canonical)| canonical.to_string())
                 .unwrap_or(k);
-            if is_kafka_only_broker_key(&key) {
-                tracing::warn!("{key}={v}: a Kafka broker config that Skein accepts and does not act on");
+            // `listener.name.<listener>.<key>`: the key, for one listener.
+            let base = match listener_scoped(&key) {
+                Some((_, base)) if listener_scopable(base) => base.to_string(),
+                Some(_) => return Err(ConfigError::Unknown(key)),
+                None => key.clone(),
+            };
+            if is_kafka_only_broker_key(&base) || base.ends_with(".sasl.jaas.config") {
+                let shown = if is_sensitive(&key) { HIDDEN } else { v.as_str() };
+                tracing::warn!("{key}={shown}: a Kafka broker config that Skein accepts and does not act on");
                 continue;
             }
-            let def = find(BROKER_CONFIGS, &key).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
-            validate(def, &v)?;
+            let def = find(BROKER_CONFIGS, &base).ok_or_else(|| ConfigError::Unknown(key.clone()))?;
+            validate(def, &v).map_err(|e| match e {
+                ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
+                    key: key.clone(),
+                    value,
+                    reason,
+                },
+                e => e,
+            })?;
             values.insert(key, v);
         }
         let cfg = BrokerConfig { values };
@@ -739,6 +873,14 @@ impl BrokerConfig {
             .get(key)
             .cloned()
             .or_else(|| find(BROKER_CONFIGS, key).and_then(|d| d.default.map(str::to_string)))
+    }
+
+    /// A key as set for one listener (`listener.name.<listener>.<key>`), else as set for all.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        self.values
+            .get(&format!("listener.name.{}.{key}", listener.to_ascii_lowercase()))
+            .cloned()
+            .or_else(|| self.get(key))
     }
 
     /// Whether the property was set explicitly (DescribeConfigs' STATIC_BROKER_CONFIG).
@@ -1190,6 +1332,56 @@ log.retention.check.interval.ms=300000
     }
 
     #[test]
+    fn listener_scoped_tls_keys_are_read_for_their_listener_and_secrets_never_echoed() {
+        let c = load(&[
+            "listeners=SSL://:9092,CONTROLLER://:9093",
+            "ssl.client.auth=requested",
+            "listener.name.ssl.ssl.client.auth=required",
+            "listener.name.ssl.ssl.keystore.location=/k.pem",
+        ])
+        .unwrap();
+        assert_eq!(c.listener_value("SSL", "ssl.client.auth").as_deref(), Some("required"));
+        assert_eq!(
+            c.listener_value("OTHER", "ssl.client.auth").as_deref(),
+            Some("requested")
+        );
+        assert_eq!(
+            c.listener_value("SSL", "ssl.keystore.location").as_deref(),
+            Some("/k.pem")
+        );
+        assert_eq!(
+            c.listener_value("SSL", "ssl.principal.mapping.rules").as_deref(),
+            Some("DEFAULT")
+        );
+        // A scoped key is checked like the key itself, and names itself in the error.
+        let e = load(&["listener.name.ssl.ssl.client.auth=sometimes"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listener.name.ssl.ssl.client.auth") && e.contains("none, requested, required"),
+            "{e}"
+        );
+        assert!(matches!(
+            load(&["listener.name.ssl.num.partitions=3"]),
+            Err(ConfigError::Unknown(_))
+        ));
+        assert!(load(&["ssl.keystore.type=JKS"])
+            .unwrap_err()
+            .to_string()
+            .contains("PEM"));
+        // Secrets: hidden in errors and in Debug.
+        assert!(is_sensitive("ssl.key.password") && is_sensitive("listener.name.ssl.ssl.keystore.key"));
+        assert!(is_sensitive("listener.name.sasl_ssl.plain.sasl.jaas.config") && !is_sensitive("ssl.client.auth"));
+        let e = validate_dynamic_broker_config("ssl.key.password", "hunter2")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2") && e.contains(HIDDEN), "{e}");
+        let c = load(&["ssl.key.password=hunter2", "ssl.keystore.key=-----BEGIN"]).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("BEGIN"), "{shown}");
+    }
+
+    #[test]
     fn every_broker_key_can_be_set() {
         for d in BROKER_CONFIGS {
             let v = match d.kind {
@@ -1200,6 +1392,7 @@ log.retention.check.interval.ms=300000
                 T::Int if d.name.starts_with("group.consumer.") => d.default.unwrap_or("1").to_string(),
                 T::Int | T::Short | T::Long => d.min.unwrap_or(1).max(1).to_string(),
                 T::Double => "0.5".into(),
+                T::Password => "secret".into(),
                 T::String | T::List => match d.name {
                     "listeners" | "advertised.listeners" => "PLAINTEXT://127.0.0.1:9999".into(),
                     "inter.broker.listener.name" => "PLAINTEXT".into(),

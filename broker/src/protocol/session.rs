@@ -93,6 +93,11 @@ impl Session {
     pub fn principal(&self) -> KafkaPrincipal {
         self.principal.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Records who the client proved to be (a TLS certificate, a SASL exchange).
+    pub fn authenticated(&self, principal: KafkaPrincipal) {
+        *self.principal.write().unwrap_or_else(|e| e.into_inner()) = principal;
+    }
 }
 
 #[cfg(test)]

@@ -270,9 +270,14 @@ fn entry(
     kind: ConfigType,
     doc: Option<&'static str>,
 ) -> DescribeConfigsResourceResult {
+    let name = name.into();
+    // Secrets are described, never shown (Kafka's PASSWORD type).
+    let sensitive = kind == ConfigType::Password || crate::config::is_sensitive(&name);
+    let value = if sensitive { None } else { value };
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(name))
         .with_value(value.map(str_bytes))
+        .with_is_sensitive(sensitive)
         .with_read_only(false)
         .with_config_source(source)
         .with_config_type(kind.code())
@@ -280,6 +285,7 @@ fn entry(
 }
 
 fn synonym(name: &str, value: Option<String>, source: i8) -> DescribeConfigsSynonym {
+    let value = value.filter(|_| !crate::config::is_sensitive(name));
     DescribeConfigsSynonym::default()
         .with_name(str_bytes(name))
         .with_value(value.map(str_bytes))

@@ -8,7 +8,9 @@ const N = parseInt(n, 10);
 const compression = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy }[codec];
 
 async function main() {
-  const kafka = new Kafka({ clientId: 'skein-test', brokers: [bootstrap], logLevel: logLevel.ERROR });
+  // KAFKAJS_SSL_CA: connect over TLS, trusting that CA file.
+  const ssl = process.env.KAFKAJS_SSL_CA ? { ca: [require('fs').readFileSync(process.env.KAFKAJS_SSL_CA)] } : undefined;
+  const kafka = new Kafka({ clientId: 'skein-test', brokers: [bootstrap], logLevel: logLevel.ERROR, ssl });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let start = 0; start < N; start += 500) {

@@ -1,0 +1,20 @@
+//! A client certificate's bytes as the principal code reads them: its subject
+//! in RFC 2253 form (hand-written over x509-parser) through Kafka's mapping rules.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use skein_broker::security::principal::{subject_dn, PrincipalMapper};
+
+fuzz_target!(|data: &[u8]| {
+    static RULES: OnceLock<PrincipalMapper> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        PrincipalMapper::parse("RULE:^CN=(.*?),OU=(.*?),.*$/$1@$2/L,RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT")
+            .expect("rules")
+    });
+    if let Ok(dn) = subject_dn(data) {
+        let name = rules.name(&dn).expect("DEFAULT always applies");
+        assert!(!name.is_empty() || dn.is_empty());
+    }
+});
