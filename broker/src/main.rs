@@ -11,7 +11,7 @@ use skein_broker::log::meta_properties;
 use skein_broker::server;
 
 /// A Kafka-compatible broker. Configuration uses Kafka's property names.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "skein-broker", version)]
 struct Args {
     /// A server.properties file.
@@ -20,6 +20,14 @@ struct Args {
     /// Sets one property, overriding the file (repeatable): --set log.dirs=/var/lib/skein
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// A SCRAM user to create at start-up if it does not exist yet, as Kafka's
+    /// `kafka-storage format --add-scram`: 'SCRAM-SHA-256=[name=alice,password=alice-secret]'
+    /// (repeatable). Prefer --add-scram-file: a command line is visible to other processes.
+    #[arg(long = "add-scram", value_name = "CREDENTIAL")]
+    add_scram: Vec<String>,
+    /// A file with one --add-scram credential per line (a mounted Secret, say).
+    #[arg(long = "add-scram-file", value_name = "FILE")]
+    add_scram_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -53,7 +61,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(config));
+    let mut scram = Vec::new();
+    let file_lines = match &args.add_scram_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect(),
+            Err(e) => {
+                eprintln!("skein-broker: cannot read --add-scram-file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
+    for arg in args.add_scram.iter().chain(&file_lines) {
+        match skein_broker::security::scram::parse_add_scram(arg) {
+            Ok(c) => scram.push(c),
+            Err(e) => {
+                eprintln!("skein-broker: --add-scram: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let result = runtime.block_on(run(config, scram));
     // Everything is durable by now: tasks still parked (fetchers' sockets, the
     // quorum's timers) are not waited for, so a stop takes no longer than it must.
     runtime.shutdown_background();
@@ -91,13 +124,21 @@ fn raise_open_file_limit() -> std::io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-async fn run(config: BrokerConfig) -> std::io::Result<()> {
+/// A SCRAM credential to create at start-up.
+type AddScram = (
+    String,
+    skein_broker::security::scram::Mechanism,
+    skein_broker::security::scram::ScramCredential,
+);
+
+async fn run(config: BrokerConfig, add_scram: Vec<AddScram>) -> std::io::Result<()> {
     let started = std::time::Instant::now();
     // Before anything is written to the log dir: is it ours?
     meta_properties::ensure(&config.log_dir(), &config.cluster_id(), config.node_id())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     // TLS stores read and checked before anything starts: a bad one stops start-up.
     let tls = skein_broker::security::tls::listeners(&config).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let sasl = skein_broker::security::sasl::listeners(&config).map_err(std::io::Error::other)?;
     let controller = Controller::start(&config).await?;
     let c = config.clone();
     let broker = cluster::blocking(move || Broker::open(c, controller)).await?;
@@ -115,6 +156,21 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
         None => None,
     };
     broker.start().await?;
+    // Before any listener opens: the first SCRAM users (kept if they exist).
+    for (user, mechanism, credential) in add_scram {
+        let cmd = skein_broker::controller::image::Command::UpsertScramCredential {
+            user: user.clone(),
+            mechanism,
+            credential,
+            only_if_absent: true,
+        };
+        broker
+            .metadata()
+            .propose(cmd)
+            .await
+            .map_err(|e| std::io::Error::other(format!("--add-scram for {user}: {e}")))?;
+        tracing::info!("SCRAM credential {} for {user} present", mechanism.name());
+    }
     let mut servers = Vec::new();
     let admission = server::Admission::new(&config);
     let advertised = config.advertised_listeners();
@@ -149,6 +205,7 @@ async fn run(config: BrokerConfig) -> std::io::Result<()> {
             listener,
             admission.clone(),
             tls,
+            sasl.iter().find(|(n, _)| *n == l.name).map(|(_, s)| s.clone()),
         )));
     }
     broker.spawn_background();

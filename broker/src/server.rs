@@ -28,6 +28,7 @@ use crate::cluster::Broker;
 use crate::config::BrokerConfig;
 use crate::log::FileSlice;
 use crate::protocol::{self, Frame, FramePart, ProtocolError};
+use crate::security::sasl::SaslSettings;
 use crate::security::tls::TlsListener;
 
 /// Responses queued per connection before the reader waits for the writer.
@@ -173,6 +174,7 @@ pub async fn serve(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<Arc<TlsListener>>,
+    sasl: Option<Arc<SaslSettings>>,
 ) {
     // Start-up validation refuses a listener without a protocol.
     let security_protocol = broker
@@ -194,7 +196,7 @@ pub async fn serve(
                 };
                 let broker = Arc::clone(&broker);
                 let admission = Arc::clone(&admission);
-                let session = protocol::Session::new(peer, Arc::clone(&name), security_protocol);
+                let session = protocol::Session::new(peer, Arc::clone(&name), security_protocol, sasl.clone());
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let ended = match tls {
@@ -301,6 +303,14 @@ async fn connection(
                     tracing::warn!(%peer, "closing connection: {e}");
                     break;
                 }
+                Ok(Err(
+                    e @ (ProtocolError::Unauthenticated(_)
+                    | ProtocolError::SessionExpired
+                    | ProtocolError::Authentication(_)),
+                )) => {
+                    tracing::info!(%peer, "closing connection: {e}");
+                    break;
+                }
                 Ok(Err(e)) => {
                     tracing::error!(%peer, "closing connection: {e}");
                     break;
@@ -313,7 +323,9 @@ async fn connection(
             }
         }
     });
-    let max = broker.config.socket_request_max_bytes();
+    let max_request = broker.config.socket_request_max_bytes();
+    // Before a SASL client authenticates, its frames are held to a small size.
+    let max_unauthenticated = broker.config.sasl_server_max_receive_size().min(max_request);
     let idle = admission.idle;
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     loop {
@@ -322,8 +334,13 @@ async fn connection(
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Err(e) => return Err(e),
         };
+        let max = if session.requires_authentication() {
+            max_unauthenticated
+        } else {
+            max_request
+        };
         if len < 0 || len as usize > max {
-            tracing::warn!(%peer, size = len, max, "closing connection: request frame size exceeds socket.request.max.bytes or is negative");
+            tracing::warn!(%peer, size = len, max, "closing connection: request frame size exceeds socket.request.max.bytes (sasl.server.max.receive.size before authentication) or is negative");
             break;
         }
         // Nothing is allocated for a frame until the budget of unanswered request
@@ -335,9 +352,9 @@ async fn connection(
         // is read only once this one is handled, as before.
         let (detach, released) = protocol::Detach::new();
         let (done, pending) = oneshot::channel();
-        let (broker, session) = (Arc::clone(&broker), Arc::clone(&session));
+        let (broker, shared) = (Arc::clone(&broker), Arc::clone(&session));
         tokio::spawn(async move {
-            let handled = protocol::handle_frame_detachable(broker, session, frame, detach.clone()).await;
+            let handled = protocol::handle_frame_detachable(broker, shared, frame, detach.clone()).await;
             drop(permit);
             detach.finish(handled.is_ok());
             let _ = done.send(handled);
@@ -345,7 +362,7 @@ async fn connection(
         if tx.send(pending).await.is_err() {
             break;
         }
-        if !released.await.unwrap_or(false) {
+        if !released.await.unwrap_or(false) || session.is_closing() {
             break;
         }
     }

@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
     let peer: SocketAddr = "127.0.0.1:1".parse().expect("addr");
     // Long polls (Fetch's max_wait_ms, a JoinGroup waiting for its rebalance) park
     // legitimately; the input ends there, as if the client had gone away.
-    let session = Session::new(peer, "PLAINTEXT".into(), SecurityProtocol::Plaintext);
+    let session = Session::new(peer, "PLAINTEXT".into(), SecurityProtocol::Plaintext, None);
     let handled = handle_frame(Arc::clone(&f.broker), session, Bytes::from(frame));
     let _ =
         f.rt.block_on(async { tokio::time::timeout(Duration::from_millis(2), handled).await });

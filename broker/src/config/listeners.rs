@@ -195,13 +195,13 @@ impl BrokerConfig {
         let map = self.security_protocol_map();
         for l in &all {
             match map.get(&l.name).map(String::as_str) {
-                Some("PLAINTEXT" | "SSL") => {}
+                Some("PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL") => {}
                 Some(protocol) => {
                     return Err(invalid(
                         "listeners",
                         &listeners_raw,
                         format!(
-                            "listener {} uses {protocol}; Skein serves PLAINTEXT and SSL listeners so far",
+                            "listener {} uses {protocol}, which is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)",
                             l.name
                         ),
                     ))
@@ -325,10 +325,12 @@ mod tests {
         let err = |sets: &[&str]| load(sets).unwrap_err().to_string();
         assert!(err(&["listeners=INTERNAL://:9092,CONTROLLER://:9093"])
             .contains("no entry in listener.security.protocol.map"));
-        assert!(
-            err(&["listeners=SASL_SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"])
-                .contains("PLAINTEXT and SSL listeners so far")
-        );
+        assert!(err(&[
+            "listeners=X://:9092,PLAINTEXT://:9094,CONTROLLER://:9093",
+            "listener.security.protocol.map=X:TLS,PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        ])
+        .contains("not a security protocol"));
+        assert!(load(&["listeners=SASL_SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).is_ok());
         assert!(load(&["listeners=SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).is_ok());
         assert!(err(&[
             "listeners=SSL://:9092,CONTROLLER://:9093",

@@ -139,6 +139,44 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         None,
         "Rules that map a client certificate's distinguished name (RFC 2253) to a principal name, as Kafka's: RULE:pattern/replacement/[LU], ..., DEFAULT.",
     ),
+    // SASL, on SASL_PLAINTEXT and SASL_SSL listeners; each may be set for one
+    // listener as `listener.name.<listener, lower case>.<key>`.
+    ConfigDef {
+        name: "sasl.enabled.mechanisms",
+        kind: T::List,
+        default: Some("SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"),
+        min: None,
+        one_of: &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"],
+        doc: "The SASL mechanisms a SASL listener offers. SCRAM users are kept in the metadata log (AlterUserScramCredentials, or --add-scram at start-up); PLAIN users come from the listener's JAAS config. Kafka's default, GSSAPI, is not served.",
+    },
+    def(
+        "sasl.jaas.config",
+        T::Password,
+        None,
+        None,
+        "PLAIN's users, as Kafka's PlainLoginModule takes them: `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";`. Usually set per listener and mechanism: listener.name.<l>.plain.sasl.jaas.config.",
+    ),
+    def(
+        "connections.max.reauth.ms",
+        T::Long,
+        Some("0"),
+        Some(0),
+        "Longest a SASL session lasts before the client must re-authenticate (KIP-368); a connection that goes past it without re-authenticating is closed. 0: sessions do not expire.",
+    ),
+    def(
+        "sasl.server.max.receive.size",
+        T::Int,
+        Some("524288"),
+        Some(1),
+        "Largest request frame read from a client that has not authenticated yet.",
+    ),
+    def(
+        "connection.failed.authentication.delay.ms",
+        T::Int,
+        Some("100"),
+        Some(0),
+        "How long the broker waits before answering a failed authentication (and closing the connection): slows password guessing.",
+    ),
     def(
         "inter.broker.listener.name",
         T::String,
@@ -826,7 +864,13 @@ impl BrokerConfig {
                 Some(_) => return Err(ConfigError::Unknown(key)),
                 None => key.clone(),
             };
-            if is_kafka_only_broker_key(&base) || base.ends_with(".sasl.jaas.config") {
+            // `<mechanism>.sasl.jaas.config` is the JAAS config of one mechanism.
+            let base = if base.ends_with(".sasl.jaas.config") {
+                "sasl.jaas.config".to_string()
+            } else {
+                base
+            };
+            if is_kafka_only_broker_key(&base) {
                 let shown = if is_sensitive(&key) { HIDDEN } else { v.as_str() };
                 tracing::warn!("{key}={shown}: a Kafka broker config that Skein accepts and does not act on");
                 continue;
@@ -1013,6 +1057,18 @@ impl BrokerConfig {
     pub fn max_connections_per_ip(&self) -> usize {
         self.num("max.connections.per.ip") as usize
     }
+    pub fn connections_max_reauth_ms(&self) -> i64 {
+        self.num("connections.max.reauth.ms")
+    }
+
+    pub fn sasl_server_max_receive_size(&self) -> usize {
+        self.num("sasl.server.max.receive.size") as usize
+    }
+
+    pub fn connection_failed_authentication_delay_ms(&self) -> u64 {
+        self.num("connection.failed.authentication.delay.ms") as u64
+    }
+
     pub fn connections_max_idle_ms(&self) -> u64 {
         self.num("connections.max.idle.ms") as u64
     }

@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use skein_model::placement;
 
+use crate::security::scram::{Mechanism, ScramCredential};
+
 /// A leader id meaning "no leader" (Kafka's -1).
 pub const NO_LEADER: i32 = -1;
 /// Producer ids are handed to brokers in blocks of this many.
@@ -142,6 +144,9 @@ pub struct MetadataImage {
     /// Dynamic group configs (KIP-848's resource type GROUP), by group id.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// SCRAM credentials (KIP-554), by user and mechanism: salts and keys, never passwords.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<Mechanism, ScramCredential>>,
 }
 
 /// A change to the image, as written in the metadata log.
@@ -231,6 +236,20 @@ pub enum Command {
     /// UnregisterBroker: forgets a stopped broker that holds no replicas.
     UnregisterBroker {
         id: i32,
+    },
+    /// AlterUserScramCredentials' upsertion (or `--add-scram` at start-up,
+    /// `only_if_absent`, so a restart does not undo a later change).
+    UpsertScramCredential {
+        user: String,
+        mechanism: Mechanism,
+        credential: ScramCredential,
+        #[serde(default)]
+        only_if_absent: bool,
+    },
+    /// AlterUserScramCredentials' deletion.
+    DeleteScramCredential {
+        user: String,
+        mechanism: Mechanism,
     },
 }
 
@@ -519,6 +538,36 @@ impl MetadataImage {
                     self.group_configs.remove(&group);
                 } else {
                     self.group_configs.insert(group, configs);
+                }
+                Reply::Ok
+            }
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+                only_if_absent,
+            } => {
+                let creds = self.scram.entry(user).or_default();
+                if !(only_if_absent && creds.contains_key(&mechanism)) {
+                    creds.insert(mechanism, credential);
+                }
+                Reply::Ok
+            }
+            Command::DeleteScramCredential { user, mechanism } => {
+                let Some(creds) = self.scram.get_mut(&user) else {
+                    return refuse(
+                        E::ResourceNotFound,
+                        "Attempt to delete a user credential that does not exist",
+                    );
+                };
+                if creds.remove(&mechanism).is_none() {
+                    return refuse(
+                        E::ResourceNotFound,
+                        "Attempt to delete a user credential that does not exist",
+                    );
+                }
+                if creds.is_empty() {
+                    self.scram.remove(&user);
                 }
                 Reply::Ok
             }

@@ -43,6 +43,14 @@ pub enum ProtocolError {
     Decode { api: ApiKey, version: i16, reason: String },
     #[error("cannot encode the response: {0}")]
     Encode(String),
+    #[error(
+        "{0:?} before SASL authentication (only ApiVersions, SaslHandshake and SaslAuthenticate are served until then)"
+    )]
+    Unauthenticated(ApiKey),
+    #[error("the SASL session expired (connections.max.reauth.ms) and the client did not re-authenticate")]
+    SessionExpired,
+    #[error("authentication failed: {0}")]
+    Authentication(String),
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Frame>, ProtocolError>> + Send>>;
@@ -165,6 +173,14 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::list_partition_reassignments::ListPartitionReassignments>(
         ApiKey::ListPartitionReassignments,
     ),
+    ApiEntry::of::<handlers::sasl_handshake::SaslHandshake>(ApiKey::SaslHandshake),
+    ApiEntry::of::<handlers::sasl_authenticate::SaslAuthenticate>(ApiKey::SaslAuthenticate),
+    ApiEntry::of::<handlers::describe_user_scram_credentials::DescribeUserScramCredentials>(
+        ApiKey::DescribeUserScramCredentials,
+    ),
+    ApiEntry::of::<handlers::alter_user_scram_credentials::AlterUserScramCredentials>(
+        ApiKey::AlterUserScramCredentials,
+    ),
 ];
 
 /// The table row for an API key.
@@ -221,6 +237,20 @@ pub fn decode_frame(frame: Bytes) -> Result<(), ProtocolError> {
     }
 }
 
+/// A bare SASL token (after SaslHandshake v0): answered with a bare token, or
+/// the connection closes.
+async fn raw_sasl_token(broker: &Arc<Broker>, session: &Session, token: &[u8]) -> Result<Option<Frame>, ProtocolError> {
+    match handlers::sasl_authenticate::step(&broker.metadata(), &broker.config, session, token).await {
+        Ok((bytes, _)) => {
+            let mut out = bytes::BytesMut::with_capacity(4 + bytes.len());
+            out.put_i32(bytes.len() as i32);
+            out.put_slice(&bytes);
+            Ok(Some(Frame::from_bytes(out.freeze())))
+        }
+        Err(e) => Err(ProtocolError::Authentication(e.to_string())),
+    }
+}
+
 /// Handles one request frame (without its length prefix). `Ok(None)`: no response is due.
 pub async fn handle_frame(
     broker: Arc<Broker>,
@@ -238,9 +268,19 @@ pub async fn handle_frame_detachable(
     frame: Bytes,
     detach: Detach,
 ) -> Result<Option<Frame>, ProtocolError> {
+    if session.expects_raw_token() {
+        return raw_sasl_token(&broker, &session, &frame).await;
+    }
     match parse_frame(frame)? {
         Parsed::Request { entry, header, body } => {
             let key = entry.key;
+            let sasl_api = matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+            if session.requires_authentication() && !sasl_api && key != ApiKey::ApiVersions {
+                return Err(ProtocolError::Unauthenticated(key));
+            }
+            if !sasl_api && session.expired(crate::cluster::now_ms()) {
+                return Err(ProtocolError::SessionExpired);
+            }
             broker.metrics.request(key, header.request_api_version);
             let started = std::time::Instant::now();
             let ctx = RequestContext::new(Arc::clone(&broker), header, session, detach);

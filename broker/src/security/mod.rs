@@ -1,6 +1,9 @@
 //! Who a client is and what protects its traffic: TLS for SSL and SASL_SSL
-//! listeners (`tls`) and the principal of a client certificate (`principal`).
+//! listeners (`tls`), the principal of a client certificate (`principal`),
+//! SASL's mechanisms (`sasl`: PLAIN, and SCRAM in `scram`).
 //! Below the protocol: it knows configs and certificates, not requests.
 
 pub mod principal;
+pub mod sasl;
+pub mod scram;
 pub mod tls;

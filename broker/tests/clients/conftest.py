@@ -48,9 +48,11 @@ def free_port() -> int:
 class BrokerProcess:
     """One broker process; can be killed and restarted on the same data."""
 
-    def __init__(self, data_dir: str, settings: dict, env=None, prefix=None):
+    def __init__(self, data_dir: str, settings: dict, env=None, prefix=None, args=None):
         self.data_dir = data_dir
         self.env = env or {}
+        # Command-line arguments after the settings (--add-scram ...).
+        self.args = args or []
         # A command the broker runs under, e.g. ["prlimit", "--nofile=300:300", "--"] (it execs).
         self.prefix = prefix or []
         self.port = free_port()
@@ -90,6 +92,7 @@ class BrokerProcess:
         args = [*self.prefix, broker_binary()]
         for k, v in self.settings.items():
             args += ["--set", f"{k}={v}"]
+        args += self.args
         log = open(self.log_path, "ab")
         self._t0 = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
@@ -154,10 +157,12 @@ def broker_factory():
     made = []
     root = tempfile.mkdtemp(prefix="skein-test-")
 
-    def make(env=None, prefix=None, **settings):
+    def make(env=None, prefix=None, args=None, **settings):
         data = os.path.join(root, f"data{len(made)}")
         os.makedirs(data)
-        b = BrokerProcess(data, {k.replace("_", "."): v for k, v in settings.items()}, env, prefix)
+        # Python names (log_dirs) become keys (log.dirs); keys given with dots stay as they are.
+        keys = {k if "." in k else k.replace("_", "."): v for k, v in settings.items()}
+        b = BrokerProcess(data, keys, env, prefix, args)
         made.append(b)
         return b.start()
 

@@ -10,7 +10,10 @@ const compression = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, 
 async function main() {
   // KAFKAJS_SSL_CA: connect over TLS, trusting that CA file.
   const ssl = process.env.KAFKAJS_SSL_CA ? { ca: [require('fs').readFileSync(process.env.KAFKAJS_SSL_CA)] } : undefined;
-  const kafka = new Kafka({ clientId: 'skein-test', brokers: [bootstrap], logLevel: logLevel.ERROR, ssl });
+  // KAFKAJS_SASL=mechanism:user:password: authenticate with SASL.
+  const [mechanism, username, password] = (process.env.KAFKAJS_SASL || '').split(':');
+  const sasl = process.env.KAFKAJS_SASL ? { mechanism, username, password } : undefined;
+  const kafka = new Kafka({ clientId: 'skein-test', brokers: [bootstrap], logLevel: logLevel.ERROR, ssl, sasl });
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let start = 0; start < N; start += 500) {
