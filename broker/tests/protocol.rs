@@ -235,6 +235,21 @@ fn every_api_answers_at_every_served_version() {
                         .with_partitions(vec![describe_quorum_request::PartitionData::default()])
                 ])),
                 ApiKey::UnregisterBroker => check!(UnregisterBrokerRequest::default().with_broker_id(BrokerId(42))),
+                // A PLAINTEXT listener has no SASL: ILLEGAL_SASL_STATE, then the
+                // connection closes, so each is sent on a connection of its own.
+                ApiKey::SaslHandshake => {
+                    let r = b.connect().call(
+                        v,
+                        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                    );
+                    assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+                }
+                ApiKey::SaslAuthenticate => {
+                    let r = b.connect().call(v, &SaslAuthenticateRequest::default());
+                    assert_eq!(r.error_code, ResponseError::IllegalSaslState.code());
+                }
+                ApiKey::DescribeUserScramCredentials => check!(DescribeUserScramCredentialsRequest::default()),
+                ApiKey::AlterUserScramCredentials => check!(AlterUserScramCredentialsRequest::default()),
                 other => panic!("no version test for {other:?}"),
             }
         }
