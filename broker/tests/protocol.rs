@@ -250,6 +250,23 @@ fn every_api_answers_at_every_served_version() {
                 }
                 ApiKey::DescribeUserScramCredentials => check!(DescribeUserScramCredentialsRequest::default()),
                 ApiKey::AlterUserScramCredentials => check!(AlterUserScramCredentialsRequest::default()),
+                // No authorizer here: SECURITY_DISABLED (tests/authorization.rs covers the rest).
+                ApiKey::DescribeAcls => {
+                    let r = c.call(
+                        v,
+                        &DescribeAclsRequest::default()
+                            .with_resource_type_filter(1)
+                            .with_resource_name_filter(None)
+                            .with_pattern_type_filter(1)
+                            .with_principal_filter(None)
+                            .with_host_filter(None)
+                            .with_operation(1)
+                            .with_permission_type(1),
+                    );
+                    assert_eq!(r.error_code, ResponseError::SecurityDisabled.code());
+                }
+                ApiKey::CreateAcls => check!(CreateAclsRequest::default()),
+                ApiKey::DeleteAcls => check!(DeleteAclsRequest::default()),
                 other => panic!("no version test for {other:?}"),
             }
         }

@@ -32,6 +32,14 @@ fn fixture() -> &'static Fixture {
         m.insert("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string());
         // Metadata for random names would otherwise create a topic per input.
         m.insert("auto.create.topics.enable".to_string(), "false".to_string());
+        // The authorizer on, open while no ACL names a resource: every handler
+        // runs its checks, and ACLs the inputs create (DENY ones too) narrow
+        // what later inputs may do.
+        m.insert(
+            "authorizer.class.name".to_string(),
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        );
+        m.insert("allow.everyone.if.no.acl.found".to_string(), "true".to_string());
         let config = BrokerConfig::from_map(m).expect("config");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let broker = rt.block_on(async {

@@ -137,6 +137,8 @@ pub struct Broker {
     segments_at_start: Option<usize>,
     /// Set once start-up is done: logs recovered, registered, unfenced (or timed out waiting).
     started: AtomicBool,
+    /// `authorizer.class.name` and its settings; None: everything is allowed.
+    pub authorizer: Option<Arc<crate::security::acl::AuthorizerConfig>>,
 }
 
 /// How far opening the hosted logs has got (`/v1/status` during start-up).
@@ -216,6 +218,7 @@ impl Broker {
         // count would take, and 100,000 listings are a second of it.
         let segments_at_start = (!clean).then(|| count_segments(&log_dir));
         let metrics = Metrics::new().with_controller_counters(controller.refused_proposals.clone());
+        let authorizer = config.authorizer().map(Arc::new);
         Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),
@@ -246,6 +249,7 @@ impl Broker {
             metrics,
             segments_at_start,
             started: AtomicBool::new(false),
+            authorizer,
         }))
     }
 

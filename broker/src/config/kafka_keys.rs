@@ -13,7 +13,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "alter.config.policy.class.name",
     "alter.log.dirs.replication.quota.window.num",
     "alter.log.dirs.replication.quota.window.size.seconds",
-    "authorizer.class.name",
     "background.threads",
     "broker.rack",
     "client.quota.callback.class",

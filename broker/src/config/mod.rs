@@ -177,6 +177,33 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Some(0),
         "How long the broker waits before answering a failed authentication (and closing the connection): slows password guessing.",
     ),
+    // Authorization: Kafka's StandardAuthorizer over ACLs in the metadata log.
+    ConfigDef {
+        name: "authorizer.class.name",
+        kind: T::String,
+        default: Some(""),
+        min: None,
+        one_of: &[
+            "",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ],
+        doc: "Turns authorization on: every request is checked against the ACLs (CreateAcls, DescribeAcls, DeleteAcls) stored in the metadata log, with Kafka's StandardAuthorizer semantics. Empty: no authorizer, everything is allowed and the ACL APIs answer SECURITY_DISABLED.",
+    },
+    def(
+        "super.users",
+        T::String,
+        Some(""),
+        None,
+        "Principals allowed every operation whatever the ACLs say, separated by semicolons: User:admin;User:CN=broker-0.",
+    ),
+    def(
+        "allow.everyone.if.no.acl.found",
+        T::Boolean,
+        Some("false"),
+        None,
+        "With an authorizer, whether a resource that no ACL names is open to everyone (Kafka's default, false, denies it).",
+    ),
     def(
         "inter.broker.listener.name",
         T::String,
@@ -1057,6 +1084,26 @@ impl BrokerConfig {
     pub fn max_connections_per_ip(&self) -> usize {
         self.num("max.connections.per.ip") as usize
     }
+    /// The authorizer's settings, or None when `authorizer.class.name` is empty.
+    pub fn authorizer(&self) -> Option<crate::security::acl::AuthorizerConfig> {
+        let class = self.get("authorizer.class.name").unwrap_or_default();
+        if class.trim().is_empty() {
+            return None;
+        }
+        let super_users = self
+            .get("super.users")
+            .unwrap_or_default()
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Some(crate::security::acl::AuthorizerConfig {
+            super_users,
+            allow_everyone_if_no_acl_found: self.flag("allow.everyone.if.no.acl.found"),
+        })
+    }
+
     pub fn connections_max_reauth_ms(&self) -> i64 {
         self.num("connections.max.reauth.ms")
     }

@@ -14,6 +14,7 @@ use crate::cluster::parts::{Groups, Metadata, ProducerIds, Replicas};
 use crate::cluster::Broker;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
+pub use crate::security::acl::{Authz, Operation, ResourceType};
 
 /// What a handler knows about the request besides its body, and the parts of
 /// the broker it may use (never the `Broker` itself: see `cluster/parts.rs`).
@@ -116,6 +117,20 @@ impl RequestContext {
 
     pub fn cluster_id(&self) -> &str {
         &self.broker.cluster_id
+    }
+
+    /// What this request's principal may do: the ACLs as they stand now.
+    /// Take it once per request; every check on it is a few hash lookups.
+    pub fn authz(&self) -> Authz {
+        match &self.broker.authorizer {
+            None => Authz::open(),
+            Some(config) => Authz::new(
+                self.broker.controller.with_image(|i| Arc::clone(&i.acls.0)),
+                Arc::clone(config),
+                self.session.principal().to_string(),
+                self.session.peer.ip().to_string(),
+            ),
+        }
     }
 }
 

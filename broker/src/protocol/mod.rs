@@ -181,6 +181,9 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::alter_user_scram_credentials::AlterUserScramCredentials>(
         ApiKey::AlterUserScramCredentials,
     ),
+    ApiEntry::of::<handlers::describe_acls::DescribeAcls>(ApiKey::DescribeAcls),
+    ApiEntry::of::<handlers::create_acls::CreateAcls>(ApiKey::CreateAcls),
+    ApiEntry::of::<handlers::delete_acls::DeleteAcls>(ApiKey::DeleteAcls),
 ];
 
 /// The table row for an API key.

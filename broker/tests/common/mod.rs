@@ -26,15 +26,20 @@ impl BrokerProcess {
     /// test's client socket) before the broker binds it: then the broker exits
     /// and this tries again on another port.
     pub fn start(extra: &[&str]) -> BrokerProcess {
+        Self::start_on("PLAINTEXT", extra)
+    }
+
+    /// Starts a broker whose one listener speaks `protocol` (PLAINTEXT, SASL_PLAINTEXT).
+    pub fn start_on(protocol: &str, extra: &[&str]) -> BrokerProcess {
         for _ in 0..5 {
-            if let Some(b) = Self::try_start(extra) {
+            if let Some(b) = Self::try_start(protocol, extra) {
                 return b;
             }
         }
         panic!("broker did not start on any of 5 ports");
     }
 
-    fn try_start(extra: &[&str]) -> Option<BrokerProcess> {
+    fn try_start(protocol: &str, extra: &[&str]) -> Option<BrokerProcess> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = tempfile::NamedTempFile::new().expect("log file");
@@ -42,7 +47,7 @@ impl BrokerProcess {
         cmd.arg("--set")
             .arg(format!("log.dirs={}", dir.path().display()))
             .arg("--set")
-            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{port}"))
+            .arg(format!("listeners={protocol}://127.0.0.1:{port}"))
             .arg("--set")
             // No HTTP endpoint: its port would be one more that parallel tests could collide on.
             .arg("http.listener=")
@@ -144,6 +149,19 @@ impl Client {
         let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
         self.stream.read_exact(&mut body).ok()?;
         Some(Bytes::from(body))
+    }
+
+    /// Authenticates with SASL PLAIN (SaslHandshake v1, SaslAuthenticate v2).
+    pub fn authenticate_plain(&mut self, user: &str, password: &str) {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let h = self.call(
+            1,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(h.error_code, 0, "SaslHandshake");
+        let token = Bytes::from(format!("\0{user}\0{password}"));
+        let a = self.call(2, &SaslAuthenticateRequest::default().with_auth_bytes(token));
+        assert_eq!(a.error_code, 0, "SaslAuthenticate as {user}: {:?}", a.error_message);
     }
 
     /// Sends raw bytes.

@@ -8,9 +8,9 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::str_bytes;
+use super::{config_resource_denied, str_bytes};
 use crate::cluster::AdminError;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct AlterConfigs;
 
@@ -20,9 +20,15 @@ impl Handler for AlterConfigs {
 
     async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
         let mut responses = Vec::with_capacity(req.resources.len());
+        let authz = ctx.authz();
         for res in req.resources {
             let name = res.resource_name.to_string();
+            let denied = config_resource_denied(&authz, Operation::AlterConfigs, res.resource_type, &name);
             let outcome = match res.resource_type {
+                _ if denied.is_some() => {
+                    let (code, message) = denied.unwrap_or((ResponseError::UnknownServerError, String::new()));
+                    Err(AdminError::new(code, message))
+                }
                 RESOURCE_TOPIC | RESOURCE_BROKER => {
                     let mut overrides = BTreeMap::new();
                     let mut null = None;

@@ -3,6 +3,7 @@
 //! the ISR, moves leadership if needed and then drops the old ones; a null
 //! replica list cancels and restores the original set.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -11,7 +12,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
 use crate::controller::image::{Command, Reply};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct AlterPartitionReassignments;
 
@@ -23,6 +24,12 @@ impl Handler for AlterPartitionReassignments {
         ctx: RequestContext,
         req: AlterPartitionReassignmentsRequest,
     ) -> Option<AlterPartitionReassignmentsResponse> {
+        if !ctx.authz().allows_cluster(Operation::Alter) {
+            return Some(
+                AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let mut responses = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let mut partitions = Vec::with_capacity(t.partitions.len());

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
 use crate::controller::image::{Command, Reply};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 use crate::security::scram::{Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
 pub struct AlterUserScramCredentials;
@@ -105,9 +105,14 @@ impl Handler for AlterUserScramCredentials {
                 }
             }
         }
+        let allowed = ctx.authz().allows_cluster(Operation::Alter);
         let mut results = Vec::new();
         for (user, commands) in per_user {
             let outcome: Outcome = match commands {
+                _ if !allowed => Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    "Authorization failed.".into(),
+                )),
                 Err(e) => Err(e),
                 Ok(commands) => run(&ctx, commands).await,
             };

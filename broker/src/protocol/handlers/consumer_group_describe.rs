@@ -8,9 +8,9 @@ use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescri
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::{authorized, str_bytes, topic_name, GROUP_OPERATIONS};
+use super::{authorized, str_bytes, topic_name};
 use crate::group::consumer::Tp;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct ConsumerGroupDescribe;
 
@@ -37,13 +37,17 @@ impl Handler for ConsumerGroupDescribe {
             )
         };
         let include_operations = req.include_authorized_operations;
+        let authz = ctx.authz();
         let groups = req
             .group_ids
             .into_iter()
             .map(|id| {
-                let d = DescribedGroup::default()
-                    .with_group_id(id.clone())
-                    .with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
+                let d = DescribedGroup::default().with_group_id(id.clone());
+                if !authz.allows(Operation::Describe, ResourceType::Group, &id.0) {
+                    return d.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
+                let ops = authz.operations(ResourceType::Group, &id.0);
+                let d = d.with_authorized_operations(authorized(include_operations, ops));
                 let Some(g) = ctx.groups().coordinator().consumer_group(&id.0) else {
                     return d
                         .with_error_code(ResponseError::GroupIdNotFound.code())

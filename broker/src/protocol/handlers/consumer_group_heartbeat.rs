@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::group::consumer::{HeartbeatRequest, Tp};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct ConsumerGroupHeartbeat;
 
@@ -19,6 +19,27 @@ impl Handler for ConsumerGroupHeartbeat {
 
     async fn handle(ctx: RequestContext, req: ConsumerGroupHeartbeatRequest) -> Option<ConsumerGroupHeartbeatResponse> {
         let resp = ConsumerGroupHeartbeatResponse::default();
+        // READ on the group, DESCRIBE on every subscribed topic (Kafka's checks).
+        let authz = ctx.authz();
+        if !authz.allows(Operation::Read, ResourceType::Group, &req.group_id.0) {
+            return Some(resp.with_error_code(kafka_protocol::error::ResponseError::GroupAuthorizationFailed.code()));
+        }
+        let hidden: Vec<&str> = req
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|t| t.0.as_str())
+            .filter(|t| !authz.allows(Operation::Describe, ResourceType::Topic, t))
+            .collect();
+        if !hidden.is_empty() {
+            return Some(
+                resp.with_error_code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Not authorized to describe the topics: {}",
+                        hidden.join(", ")
+                    )))),
+            );
+        }
         if req.group_id.0.is_empty() {
             return Some(resp.with_error_code(kafka_protocol::error::ResponseError::InvalidGroupId.code()));
         }

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct CreatePartitions;
 
@@ -29,10 +29,16 @@ impl Handler for CreatePartitions {
                 Some((i64::from(t.count) - current as i64).max(0))
             })
             .sum();
+        let authz = ctx.authz();
         let mut results = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let name = t.name.0.to_string();
-            let outcome = if total > MAX_PARTITIONS_PER_REQUEST {
+            let outcome = if !authz.allows(Operation::Alter, ResourceType::Topic, &name) {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.".to_string(),
+                ))
+            } else if total > MAX_PARTITIONS_PER_REQUEST {
                 let e = too_many_partitions(total);
                 Err((e.code, e.message))
             } else if counts[&name] > 1 {

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::describe_configs::describe_topic_configs;
 use super::{str_bytes, too_many_partitions, MAX_PARTITIONS_PER_REQUEST};
 use crate::cluster::{AdminError, NewTopic};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct CreateTopics;
 
@@ -32,6 +32,10 @@ impl Handler for CreateTopics {
                 (n, _) => n as i64,
             })
             .sum();
+        // CREATE on the cluster, or on each topic; the configs in the answer
+        // need DESCRIBE_CONFIGS on the topic.
+        let authz = ctx.authz();
+        let create_any = authz.allows_cluster(Operation::Create);
         let mut results = Vec::with_capacity(req.topics.len());
         for t in req.topics {
             let name = t.name.0.to_string();
@@ -39,7 +43,12 @@ impl Handler for CreateTopics {
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let outcome = if total > MAX_PARTITIONS_PER_REQUEST {
+            let outcome = if !create_any && !authz.allows(Operation::Create, ResourceType::Topic, &name) {
+                Err(AdminError::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
+                ))
+            } else if total > MAX_PARTITIONS_PER_REQUEST {
                 Err(too_many_partitions(total))
             } else if counts[&name] > 1 {
                 Err(AdminError::new(
@@ -76,10 +85,12 @@ impl Handler for CreateTopics {
                                 .with_is_sensitive(false)
                         })
                         .collect();
-                    r = r
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(rf)
-                        .with_configs(Some(configs));
+                    r = r.with_num_partitions(partitions).with_replication_factor(rf);
+                    r = if authz.allows(Operation::DescribeConfigs, ResourceType::Topic, &name) {
+                        r.with_configs(Some(configs))
+                    } else {
+                        r.with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    };
                 }
                 Err(e) => {
                     r = r

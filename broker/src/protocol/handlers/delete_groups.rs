@@ -1,10 +1,11 @@
 //! DeleteGroups (key 42): removes groups without members and their committed offsets.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct DeleteGroups;
 
@@ -13,14 +14,18 @@ impl Handler for DeleteGroups {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
     async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> Option<DeleteGroupsResponse> {
+        let authz = ctx.authz();
         let mut results = Vec::with_capacity(req.groups_names.len());
         for id in req.groups_names {
-            let err = ctx
-                .groups()
-                .coordinator()
-                .delete(ctx.groups().host(), &id.0)
-                .await
-                .err();
+            let err = if !authz.allows(Operation::Delete, ResourceType::Group, &id.0) {
+                Some(ResponseError::GroupAuthorizationFailed)
+            } else {
+                ctx.groups()
+                    .coordinator()
+                    .delete(ctx.groups().host(), &id.0)
+                    .await
+                    .err()
+            };
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(id)

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::read_error_code;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct DeleteRecords;
 
@@ -21,8 +21,10 @@ impl Handler for DeleteRecords {
         let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 300_000) as u64);
         // Every partition's prefix is dropped on the leader first; then the
         // answers wait, side by side, for the ISR to drop it too.
+        let authz = ctx.authz();
         let mut pending = Vec::with_capacity(req.topics.len());
         for t in req.topics {
+            let allowed = authz.allows(Operation::Delete, ResourceType::Topic, t.name.0.as_str());
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for dp in t.partitions {
                 let r = DeleteRecordsPartitionResult::default()
@@ -30,6 +32,7 @@ impl Handler for DeleteRecords {
                     .with_low_watermark(-1);
                 partitions.push(
                     match ctx.replicas().leader_partition(t.name.0.as_str(), dp.partition_index) {
+                        _ if !allowed => Err(r.with_error_code(ResponseError::TopicAuthorizationFailed.code())),
                         Err(e) => Err(r.with_error_code(e.code())),
                         Ok(_) if dp.offset < -1 => Err(r.with_error_code(ResponseError::OffsetOutOfRange.code())),
                         Ok(p) => match p.delete_records_before(dp.offset).await {

@@ -7,7 +7,7 @@ use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct DeleteTopics;
 
@@ -26,6 +26,9 @@ impl Handler for DeleteTopics {
                 .iter()
                 .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
         );
+        // DELETE on the topic; a topic the principal may neither DESCRIBE nor
+        // DELETE is TOPIC_AUTHORIZATION_FAILED whether or not it exists.
+        let authz = ctx.authz();
         let mut responses = Vec::with_capacity(wanted.len());
         for (name, id) in wanted {
             let topic = match &name {
@@ -35,6 +38,14 @@ impl Handler for DeleteTopics {
             let mut r = DeletableTopicResult::default()
                 .with_name(name.clone().map(topic_name))
                 .with_topic_id(id);
+            let checked = topic.as_ref().map(|t| t.name.clone()).or_else(|| name.clone());
+            if checked.is_some_and(|n| !authz.allows(Operation::Delete, ResourceType::Topic, &n)) {
+                responses.push(
+                    r.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes("Authorization failed."))),
+                );
+                continue;
+            }
             match topic {
                 None => {
                     let code = if name.is_none() {

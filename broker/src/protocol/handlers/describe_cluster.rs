@@ -5,8 +5,9 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::{authorized, str_bytes, CLUSTER_OPERATIONS};
-use crate::protocol::handler::{Handler, RequestContext};
+use super::{authorized, str_bytes};
+use crate::protocol::handler::{Handler, RequestContext, ResourceType};
+use crate::security::acl::CLUSTER_NAME;
 
 pub struct DescribeCluster;
 
@@ -21,7 +22,7 @@ impl Handler for DescribeCluster {
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_authorized_operations(authorized(
                 req.include_cluster_authorized_operations,
-                CLUSTER_OPERATIONS,
+                ctx.authz().operations(ResourceType::Cluster, CLUSTER_NAME),
             ));
         if req.endpoint_type != 1 {
             // Only broker endpoints exist (no separate controller listeners yet).

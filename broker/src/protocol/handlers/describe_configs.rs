@@ -9,12 +9,12 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
+use super::{config_resource_denied, str_bytes};
 use crate::config::{
     is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, GROUP_CONFIGS,
     TOPIC_CONFIGS,
 };
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct DescribeConfigs;
 
@@ -36,13 +36,16 @@ impl Handler for DescribeConfigs {
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
     async fn handle(ctx: RequestContext, req: DescribeConfigsRequest) -> Option<DescribeConfigsResponse> {
+        let authz = ctx.authz();
         let mut results = Vec::with_capacity(req.resources.len());
         for res in req.resources {
             let name = res.resource_name.to_string();
             let r = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            let denied = config_resource_denied(&authz, Operation::DescribeConfigs, res.resource_type, &name);
             let configs = match res.resource_type {
+                _ if denied.is_some() => Err(denied.unwrap_or((ResponseError::UnknownServerError, String::new()))),
                 RESOURCE_TOPIC => match ctx.replicas().topic(&name) {
                     Some(t) => Ok(describe_topic_configs(
                         &ctx,

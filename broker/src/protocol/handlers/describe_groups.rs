@@ -4,8 +4,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::{authorized, str_bytes, GROUP_OPERATIONS};
-use crate::protocol::handler::{Handler, RequestContext};
+use kafka_protocol::error::ResponseError;
+
+use super::{authorized, str_bytes};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct DescribeGroups;
 
@@ -16,13 +18,18 @@ impl Handler for DescribeGroups {
     async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> Option<DescribeGroupsResponse> {
         let v = ctx.api_version();
         let include_operations = req.include_authorized_operations;
+        let authz = ctx.authz();
         let groups = req
             .groups
             .into_iter()
             .map(|id| {
                 let mut g = DescribedGroup::default().with_group_id(id.clone());
+                if !authz.allows(Operation::Describe, ResourceType::Group, &id.0) {
+                    return g.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                }
                 if v >= 3 {
-                    g = g.with_authorized_operations(authorized(include_operations, GROUP_OPERATIONS));
+                    let ops = authz.operations(ResourceType::Group, &id.0);
+                    g = g.with_authorized_operations(authorized(include_operations, ops));
                 }
                 let Some(d) = ctx.groups().coordinator().describe(&id.0) else {
                     // Kafka describes an unknown group as Dead, without an error.

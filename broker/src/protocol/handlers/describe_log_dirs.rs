@@ -3,6 +3,7 @@
 //! admin compares a moving replica's size with the leader's to see the bytes
 //! still to copy.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -10,7 +11,7 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct DescribeLogDirs;
 
@@ -19,6 +20,11 @@ impl Handler for DescribeLogDirs {
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
 
     async fn handle(ctx: RequestContext, req: DescribeLogDirsRequest) -> Option<DescribeLogDirsResponse> {
+        if !ctx.authz().allows_cluster(Operation::Describe) {
+            return Some(
+                DescribeLogDirsResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let wanted: Option<Vec<(String, Vec<i32>)>> = req
             .topics
             .map(|ts| ts.into_iter().map(|t| (t.topic.0.to_string(), t.partitions)).collect());

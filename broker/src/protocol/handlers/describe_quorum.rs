@@ -16,7 +16,7 @@ use skein_client::Connection;
 
 use super::str_bytes;
 use crate::controller::QuorumStatus;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct DescribeQuorum;
 
@@ -30,6 +30,11 @@ impl Handler for DescribeQuorum {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
     async fn handle(ctx: RequestContext, req: DescribeQuorumRequest) -> Option<DescribeQuorumResponse> {
+        if !ctx.authz().allows_cluster(Operation::Describe) {
+            return Some(
+                DescribeQuorumResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let version = ctx.api_version();
         let only_metadata_log = req
             .topics

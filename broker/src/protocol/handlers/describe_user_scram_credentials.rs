@@ -11,7 +11,7 @@ use kafka_protocol::messages::{DescribeUserScramCredentialsRequest, DescribeUser
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct DescribeUserScramCredentials;
 
@@ -23,6 +23,12 @@ impl Handler for DescribeUserScramCredentials {
         ctx: RequestContext,
         req: DescribeUserScramCredentialsRequest,
     ) -> Option<DescribeUserScramCredentialsResponse> {
+        if !ctx.authz().allows_cluster(Operation::Describe) {
+            return Some(
+                DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let all: BTreeMap<String, Vec<CredentialInfo>> = ctx.metadata().with_image(|img| {
             img.scram
                 .iter()

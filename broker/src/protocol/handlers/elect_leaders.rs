@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
 use crate::controller::image::{Command, MetadataImage, NO_LEADER};
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct ElectLeaders;
 
@@ -45,6 +45,19 @@ impl Handler for ElectLeaders {
         };
         // Per partition: None (elected) or an error.
         let mut outcome: Vec<Outcome> = Vec::new();
+        if !ctx.authz().allows_cluster(Operation::Alter) {
+            for (t, p) in wanted {
+                outcome.push((
+                    t,
+                    p,
+                    Some((
+                        ResponseError::ClusterAuthorizationFailed,
+                        "Authorization failed.".to_string(),
+                    )),
+                ));
+            }
+            return Some(respond(outcome).with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
+        }
         // Partitions where the election has nothing to do: led by the preferred
         // replica (preferred), or led at all (unclean).
         let done = |img: &MetadataImage, t: &str, p: i32| {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::read_error_code;
 use crate::cluster::Partition;
 use crate::metrics::Timed;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 use crate::replication::leader::{self, LeaderThrottle};
 
 pub struct Fetch;
@@ -43,7 +43,22 @@ impl Handler for Fetch {
         // A follower's fetch (replica id set) tells the leader how far it has
         // replicated; record that once, before any waiting.
         let replica = req.replica_id.0;
-        if replica >= 0 {
+        // A follower needs CLUSTER_ACTION on the cluster, a consumer READ on
+        // each topic; a topic it may not read is answered TOPIC_AUTHORIZATION_FAILED.
+        let authz = ctx.authz();
+        let follower_allowed = replica < 0 || authz.allows_cluster(Operation::ClusterAction);
+        let allowed: Vec<bool> = req
+            .topics
+            .iter()
+            .map(|ft| {
+                if replica >= 0 {
+                    follower_allowed
+                } else {
+                    authz.allows(Operation::Read, ResourceType::Topic, ft.topic.0.as_str())
+                }
+            })
+            .collect();
+        if replica >= 0 && follower_allowed {
             for ft in &req.topics {
                 for fp in &ft.partitions {
                     let Ok(p) = ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) else {
@@ -70,7 +85,7 @@ impl Handler for Fetch {
         loop {
             appended.borrow_and_update();
             advanced.borrow_and_update();
-            let pass = read_all(&ctx, &req, max_bytes, read_committed).await;
+            let pass = read_all(&ctx, &req, &allowed, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
             if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
                 record_metrics(&ctx, &pass, replica >= 0, started);
@@ -132,13 +147,19 @@ fn record_metrics(ctx: &RequestContext, pass: &Pass, follower: bool, started: In
 }
 
 /// One pass over the requested partitions.
-async fn read_all(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize, read_committed: bool) -> Pass {
+async fn read_all(
+    ctx: &RequestContext,
+    req: &FetchRequest,
+    allowed: &[bool],
+    max_bytes: usize,
+    read_committed: bool,
+) -> Pass {
     ctx.zero_copy.clear();
     let mut sent = Vec::new();
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
-    for ft in &req.topics {
+    for (ft, &allowed) in req.topics.iter().zip(allowed) {
         let mut partitions = Vec::with_capacity(ft.partitions.len());
         for fp in &ft.partitions {
             let mut pd = PartitionData::default()
@@ -150,6 +171,11 @@ async fn read_all(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize, re
                 .with_records(Some(Bytes::new()));
             if read_committed {
                 pd.aborted_transactions = Some(Vec::new());
+            }
+            if !allowed {
+                any_error = true;
+                partitions.push(pd.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                continue;
             }
             let p = match ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) {
                 Ok(p) => p,

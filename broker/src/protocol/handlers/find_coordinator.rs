@@ -6,11 +6,12 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::str_bytes;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct FindCoordinator;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 impl Handler for FindCoordinator {
     type Request = FindCoordinatorRequest;
@@ -50,6 +51,26 @@ impl Handler for FindCoordinator {
                 Some((leader, host.to_string(), port as i32))
             })
         };
+        // DESCRIBE on the group (or transactional id) the key names.
+        let authz = ctx.authz();
+        let key_type = req.key_type;
+        let error_for = |key: &str| -> Option<(ResponseError, &'static str)> {
+            if key_type == KEY_TYPE_GROUP && !authz.allows(Operation::Describe, ResourceType::Group, key) {
+                return Some((
+                    ResponseError::GroupAuthorizationFailed,
+                    "Not authorized to describe the group.",
+                ));
+            }
+            if key_type == KEY_TYPE_TRANSACTION
+                && !authz.allows(Operation::Describe, ResourceType::TransactionalId, key)
+            {
+                return Some((
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "Not authorized to describe the transactional id.",
+                ));
+            }
+            error
+        };
         let resp = FindCoordinatorResponse::default();
         if ctx.api_version() >= 4 {
             let coordinators = req
@@ -57,6 +78,7 @@ impl Handler for FindCoordinator {
                 .into_iter()
                 .map(|key: StrBytes| {
                     let found = locate(key.as_str());
+                    let error = error_for(key.as_str());
                     let c = Coordinator::default().with_key(key);
                     match (error, found) {
                         (None, Some((id, host, port))) => {
@@ -78,7 +100,7 @@ impl Handler for FindCoordinator {
             return Some(resp.with_coordinators(coordinators));
         }
         let found = locate(req.key.as_str());
-        Some(match (error, found) {
+        Some(match (error_for(req.key.as_str()), found) {
             (None, Some((id, host, port))) => resp
                 .with_node_id(BrokerId(id))
                 .with_host(str_bytes(host))

@@ -4,7 +4,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct InitProducerId;
 
@@ -16,6 +16,18 @@ impl Handler for InitProducerId {
         let resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
+        // A transactional producer needs WRITE on its transactional id; an
+        // idempotent one IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679).
+        let authz = ctx.authz();
+        if let Some(id) = &req.transactional_id {
+            if !authz.allows(Operation::Write, ResourceType::TransactionalId, id) {
+                return Some(resp.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()));
+            }
+        } else if !authz.allows_cluster(Operation::IdempotentWrite)
+            && !authz.allows_any(Operation::Write, ResourceType::Topic)
+        {
+            return Some(resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
+        }
         if req.transactional_id.is_some() {
             // Transactions need the transaction coordinator, which this broker does not run yet.
             return Some(resp.with_error_code(ResponseError::InvalidRequest.code()));

@@ -7,7 +7,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
 use crate::group::state::JoinRequest;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct JoinGroup;
 
@@ -18,6 +18,13 @@ impl Handler for JoinGroup {
     async fn handle(ctx: RequestContext, req: JoinGroupRequest) -> Option<JoinGroupResponse> {
         let v = ctx.api_version();
         let group_id = req.group_id.0.to_string();
+        if !ctx.authz().allows(Operation::Read, ResourceType::Group, &group_id) {
+            return Some(
+                JoinGroupResponse::default()
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                    .with_generation_id(-1),
+            );
+        }
         if group_id.is_empty() {
             return Some(
                 JoinGroupResponse::default()

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct ListGroups;
 
@@ -15,11 +15,15 @@ impl Handler for ListGroups {
 
     async fn handle(ctx: RequestContext, req: ListGroupsRequest) -> Option<ListGroupsResponse> {
         let v = ctx.api_version();
+        // DESCRIBE on the cluster lists every group; else those the principal may DESCRIBE.
+        let authz = ctx.authz();
+        let all = authz.allows_cluster(Operation::Describe);
         let groups = ctx
             .groups()
             .coordinator()
             .list()
             .into_iter()
+            .filter(|(id, _, _)| all || authz.allows(Operation::Describe, ResourceType::Group, id))
             .filter(|(_, _, state)| {
                 req.states_filter.is_empty() || req.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(state))
             })

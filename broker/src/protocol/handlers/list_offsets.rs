@@ -6,7 +6,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::read_error_code;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct ListOffsets;
 
@@ -21,8 +21,10 @@ impl Handler for ListOffsets {
     async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
         // leader_epoch exists from v4.
         let with_epoch = ctx.api_version() >= 4;
+        let authz = ctx.authz();
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in req.topics {
+            let allowed = authz.allows(Operation::Describe, ResourceType::Topic, t.name.0.as_str());
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for lp in t.partitions {
                 let r = ListOffsetsPartitionResponse::default()
@@ -30,6 +32,10 @@ impl Handler for ListOffsets {
                     .with_timestamp(-1)
                     .with_offset(-1)
                     .with_leader_epoch(-1);
+                if !allowed {
+                    partitions.push(r.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+                    continue;
+                }
                 let p = match ctx.replicas().leader_partition(t.name.0.as_str(), lp.partition_index) {
                     Ok(p) => p,
                     Err(e) => {

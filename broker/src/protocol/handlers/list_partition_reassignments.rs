@@ -1,6 +1,7 @@
 //! ListPartitionReassignments (key 46): the reassignments in progress, from the
 //! metadata image: all replicas, and those being added and removed.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -8,7 +9,7 @@ use kafka_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest, List
 use kafka_protocol::protocol::VersionRange;
 
 use super::topic_name;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct ListPartitionReassignments;
 
@@ -24,6 +25,12 @@ impl Handler for ListPartitionReassignments {
         ctx: RequestContext,
         req: ListPartitionReassignmentsRequest,
     ) -> Option<ListPartitionReassignmentsResponse> {
+        if !ctx.authz().allows_cluster(Operation::Describe) {
+            return Some(
+                ListPartitionReassignmentsResponse::default()
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))

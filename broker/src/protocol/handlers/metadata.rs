@@ -8,9 +8,10 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::VersionRange;
 use uuid::Uuid;
 
-use super::{authorized, str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS};
+use super::{authorized, str_bytes, topic_name, OPERATIONS_NOT_REQUESTED};
 use crate::cluster::Topic;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
+use crate::security::acl::CLUSTER_NAME;
 use skein_model::topic_name;
 
 pub struct Metadata;
@@ -28,15 +29,38 @@ impl Handler for Metadata {
             Some(t) if !(version == 0 && t.is_empty()) => Some(t),
             _ => None,
         };
+        // Topics the principal may not DESCRIBE are left out of "all topics"
+        // and answered TOPIC_AUTHORIZATION_FAILED when named, whether or not
+        // they exist; auto-creation needs CREATE on the cluster or the topic.
+        let authz = ctx.authz();
+        let describable = |name: &str| authz.allows(Operation::Describe, ResourceType::Topic, name);
+        let may_create = |name: &str| {
+            authz.allows_cluster(Operation::Create) || authz.allows(Operation::Create, ResourceType::Topic, name)
+        };
         let mut topics = Vec::new();
         match requested {
-            None => topics.extend(ctx.replicas().topics().iter().map(|t| describe(&ctx, t, version))),
+            None => topics.extend(
+                ctx.replicas()
+                    .topics()
+                    .iter()
+                    .filter(|t| describable(&t.name))
+                    .map(|t| describe(&ctx, t, version)),
+            ),
             Some(list) => {
                 for t in list {
                     let result = match (&t.name, t.topic_id) {
-                        (Some(name), _) => by_name(&ctx, name.0.as_str(), allow_create, version).await,
+                        (Some(name), _) if !describable(name.0.as_str()) => error_topic(
+                            Some(name.0.as_str()),
+                            Uuid::nil(),
+                            ResponseError::TopicAuthorizationFailed,
+                        ),
+                        (Some(name), _) => {
+                            let name = name.0.as_str();
+                            by_name(&ctx, name, allow_create, may_create(name), version).await
+                        }
                         (None, id) => match ctx.replicas().topic_by_id(id) {
-                            Some(topic) => describe(&ctx, &topic, version),
+                            Some(topic) if describable(&topic.name) => describe(&ctx, &topic, version),
+                            Some(_) => error_topic(None, id, ResponseError::TopicAuthorizationFailed),
                             None => error_topic(None, id, ResponseError::UnknownTopicId),
                         },
                     };
@@ -46,7 +70,8 @@ impl Handler for Metadata {
         }
         if req.include_topic_authorized_operations {
             for t in topics.iter_mut().filter(|t| t.error_code == 0) {
-                t.topic_authorized_operations = TOPIC_OPERATIONS;
+                let name = t.name.as_ref().map(|n| n.0.as_str()).unwrap_or_default();
+                t.topic_authorized_operations = authz.operations(ResourceType::Topic, name);
             }
         }
         let brokers = ctx.metadata().with_image(|img| {
@@ -75,13 +100,19 @@ impl Handler for Metadata {
                 .with_topics(topics)
                 .with_cluster_authorized_operations(authorized(
                     version <= 10 && req.include_cluster_authorized_operations,
-                    CLUSTER_OPERATIONS,
+                    authz.operations(ResourceType::Cluster, CLUSTER_NAME),
                 )),
         )
     }
 }
 
-async fn by_name(ctx: &RequestContext, name: &str, allow_create: bool, version: i16) -> MetadataResponseTopic {
+async fn by_name(
+    ctx: &RequestContext,
+    name: &str,
+    allow_create: bool,
+    may_create: bool,
+    version: i16,
+) -> MetadataResponseTopic {
     if let Some(topic) = ctx.replicas().topic(name) {
         return describe(ctx, &topic, version);
     }
@@ -90,6 +121,9 @@ async fn by_name(ctx: &RequestContext, name: &str, allow_create: bool, version: 
     }
     if !allow_create {
         return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+    }
+    if !may_create {
+        return error_topic(Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed);
     }
     match ctx.metadata().auto_create_topic(name).await {
         Ok(topic) => describe(ctx, &topic, version),

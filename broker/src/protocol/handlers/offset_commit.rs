@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 
 use crate::cluster::now_ms;
 use crate::group::CommittedOffset;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct OffsetCommit;
 
@@ -25,7 +25,11 @@ impl Handler for OffsetCommit {
         let group = req.group_id.0.to_string();
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
         tracing::debug!(group, member = %req.member_id, generation = req.generation_id_or_member_epoch, "offset commit");
-        let group_error = if group.is_empty() {
+        // READ on the group, then READ on each topic (Kafka's order).
+        let authz = ctx.authz();
+        let group_error = if !authz.allows(Operation::Read, ResourceType::Group, &group) {
+            Some(ResponseError::GroupAuthorizationFailed)
+        } else if group.is_empty() {
             Some(ResponseError::InvalidGroupId)
         } else {
             ctx.groups()
@@ -44,6 +48,7 @@ impl Handler for OffsetCommit {
         let mut plan: Vec<(TopicName, Vec<PartitionPlan>)> = Vec::new();
         for t in req.topics {
             let topic = ctx.replicas().topic(t.name.0.as_str());
+            let topic_allowed = authz.allows(Operation::Read, ResourceType::Topic, t.name.0.as_str());
             let parts = t
                 .partitions
                 .into_iter()
@@ -51,6 +56,8 @@ impl Handler for OffsetCommit {
                     let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
                     let r = if let Some(e) = group_error {
                         Err(e)
+                    } else if !topic_allowed {
+                        Err(ResponseError::TopicAuthorizationFailed)
                     } else if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
                         Err(ResponseError::UnknownTopicOrPartition)
                     } else if metadata.len() > max_metadata {

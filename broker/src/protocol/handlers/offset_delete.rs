@@ -1,10 +1,11 @@
 //! OffsetDelete (key 47): removes committed offsets of topics a group no longer consumes.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct OffsetDelete;
 
@@ -13,9 +14,17 @@ impl Handler for OffsetDelete {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> Option<OffsetDeleteResponse> {
+        // DELETE on the group, then READ on each topic (Kafka's checks).
+        let authz = ctx.authz();
+        let resp = OffsetDeleteResponse::default();
+        if !authz.allows(Operation::Delete, ResourceType::Group, &req.group_id.0) {
+            return Some(resp.with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+        }
+        let readable = |t: &str| authz.allows(Operation::Read, ResourceType::Topic, t);
         let wanted: Vec<(String, i32)> = req
             .topics
             .iter()
+            .filter(|t| readable(t.name.0.as_str()))
             .flat_map(|t| {
                 t.partitions
                     .iter()
@@ -27,7 +36,6 @@ impl Handler for OffsetDelete {
             .coordinator()
             .delete_offsets(ctx.groups().host(), &req.group_id.0, &wanted)
             .await;
-        let resp = OffsetDeleteResponse::default();
         let per_partition = match outcome {
             Err(e) => return Some(resp.with_error_code(e.code())),
             Ok(p) => p,
@@ -40,10 +48,14 @@ impl Handler for OffsetDelete {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let err = per_partition
-                            .iter()
-                            .find(|(tp, _)| tp.0 == t.name.0.as_str() && tp.1 == p.partition_index)
-                            .and_then(|(_, e)| *e);
+                        let err = if !readable(t.name.0.as_str()) {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else {
+                            per_partition
+                                .iter()
+                                .find(|(tp, _)| tp.0 == t.name.0.as_str() && tp.1 == p.partition_index)
+                                .and_then(|(_, e)| *e)
+                        };
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index)
                             .with_error_code(err.map_or(0, |e| e.code()))

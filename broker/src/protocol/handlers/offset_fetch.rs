@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -11,31 +12,43 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{str_bytes, topic_name};
 use crate::group::GroupOffsets;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Authz, Handler, Operation, RequestContext, ResourceType};
 
 pub struct OffsetFetch;
 
-/// One partition's answer: (partition, offset, leader epoch, metadata).
-type Row = (i32, i64, i32, String);
+/// One partition's answer: (partition, offset, leader epoch, metadata, error code).
+type Row = (i32, i64, i32, String, i16);
 
-/// The offsets asked for (`None`: every committed one), by topic.
-fn lookup(committed: &GroupOffsets, wanted: Option<Vec<(String, Vec<i32>)>>) -> BTreeMap<String, Vec<Row>> {
+/// The offsets asked for (`None`: every committed one), by topic. Topics the
+/// principal may not DESCRIBE are left out of "every one" and answered
+/// TOPIC_AUTHORIZATION_FAILED when named.
+fn lookup(
+    committed: &GroupOffsets,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    authz: &Authz,
+) -> BTreeMap<String, Vec<Row>> {
+    let describable = |t: &str| authz.allows(Operation::Describe, ResourceType::Topic, t);
     let mut out: BTreeMap<String, Vec<Row>> = BTreeMap::new();
     match wanted {
         None => {
             for ((t, p), c) in committed {
+                if !describable(t) {
+                    continue;
+                }
                 out.entry(t.clone())
                     .or_default()
-                    .push((*p, c.offset, c.leader_epoch, c.metadata.clone()));
+                    .push((*p, c.offset, c.leader_epoch, c.metadata.clone(), 0));
             }
         }
         Some(topics) => {
             for (t, parts) in topics {
+                let allowed = describable(&t);
                 let rows = out.entry(t.clone()).or_default();
                 for p in parts {
                     rows.push(match committed.get(&(t.clone(), p)) {
-                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata.clone()),
-                        None => (p, -1, -1, String::new()),
+                        _ if !allowed => (p, -1, -1, String::new(), ResponseError::TopicAuthorizationFailed.code()),
+                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata.clone(), 0),
+                        None => (p, -1, -1, String::new(), 0),
                     });
                 }
             }
@@ -51,11 +64,18 @@ impl Handler for OffsetFetch {
     async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Option<OffsetFetchResponse> {
         let v = ctx.api_version();
         let epoch = |e: i32| if v >= 5 { e } else { -1 };
+        let authz = ctx.authz();
+        let group_allowed = |g: &str| authz.allows(Operation::Describe, ResourceType::Group, g);
         if v >= 8 {
             let groups = req
                 .groups
                 .into_iter()
                 .map(|g| {
+                    if !group_allowed(&g.group_id.0) {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+                    }
                     if let Err(e) = ctx
                         .groups()
                         .coordinator()
@@ -71,15 +91,16 @@ impl Handler for OffsetFetch {
                             .map(|t| (t.name.0.to_string(), t.partition_indexes))
                             .collect()
                     });
-                    let topics = lookup(&committed, wanted)
+                    let topics = lookup(&committed, wanted, &authz)
                         .into_iter()
                         .map(|(t, rows)| {
                             OffsetFetchResponseTopics::default()
                                 .with_name(topic_name(t))
                                 .with_partitions(
                                     rows.into_iter()
-                                        .map(|(p, o, e, m)| {
+                                        .map(|(p, o, e, m, code)| {
                                             OffsetFetchResponsePartitions::default()
+                                                .with_error_code(code)
                                                 .with_partition_index(p)
                                                 .with_committed_offset(o)
                                                 .with_committed_leader_epoch(e)
@@ -95,6 +116,33 @@ impl Handler for OffsetFetch {
                 })
                 .collect();
             return Some(OffsetFetchResponse::default().with_groups(groups));
+        }
+        if !group_allowed(&req.group_id.0) {
+            let denied = ResponseError::GroupAuthorizationFailed.code();
+            // v1 has no top-level error code: each named partition carries it.
+            let topics = req
+                .topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| {
+                    OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(
+                        t.partition_indexes
+                            .into_iter()
+                            .map(|p| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_error_code(denied)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            return Some(
+                OffsetFetchResponse::default()
+                    .with_error_code(denied)
+                    .with_topics(topics),
+            );
         }
         // v1 has no error code to answer NOT_COORDINATOR with.
         if v >= 2 {
@@ -112,15 +160,16 @@ impl Handler for OffsetFetch {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let topics = lookup(&committed, wanted)
+        let topics = lookup(&committed, wanted, &authz)
             .into_iter()
             .map(|(t, rows)| {
                 OffsetFetchResponseTopic::default()
                     .with_name(topic_name(t))
                     .with_partitions(
                         rows.into_iter()
-                            .map(|(p, o, e, m)| {
+                            .map(|(p, o, e, m, code)| {
                                 OffsetFetchResponsePartition::default()
+                                    .with_error_code(code)
                                     .with_partition_index(p)
                                     .with_committed_offset(o)
                                     .with_committed_leader_epoch(epoch(e))

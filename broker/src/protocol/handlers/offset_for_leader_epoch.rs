@@ -8,7 +8,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct OffsetForLeaderEpoch;
 
@@ -17,10 +17,16 @@ impl Handler for OffsetForLeaderEpoch {
     const VERSIONS: VersionRange = VersionRange { min: 2, max: 4 };
 
     async fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> Option<OffsetForLeaderEpochResponse> {
+        // A follower (replica id set) needs CLUSTER_ACTION; a client DESCRIBE on each topic.
+        let authz = ctx.authz();
+        let follower_allowed = req.replica_id.0 < 0 || authz.allows_cluster(Operation::ClusterAction);
         let topics = req
             .topics
             .into_iter()
             .map(|t| {
+                let allowed = follower_allowed
+                    && (req.replica_id.0 >= 0
+                        || authz.allows(Operation::Describe, ResourceType::Topic, t.topic.0.as_str()));
                 let partitions = t
                     .partitions
                     .into_iter()
@@ -29,6 +35,9 @@ impl Handler for OffsetForLeaderEpoch {
                             .with_partition(p.partition)
                             .with_leader_epoch(-1)
                             .with_end_offset(-1);
+                        if !allowed {
+                            return r.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                        }
                         let part = match ctx.replicas().leader_partition(t.topic.0.as_str(), p.partition) {
                             Ok(part) => part,
                             Err(e) => return r.with_error_code(e.code()),

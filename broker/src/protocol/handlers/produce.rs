@@ -15,7 +15,7 @@ use kafka_protocol::protocol::VersionRange;
 use super::{append_error_code, str_bytes};
 use crate::cluster::Partition;
 use crate::log::AppendError;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct Produce;
 
@@ -31,9 +31,11 @@ impl Handler for Produce {
         // Every partition is appended before any acks=all wait, so the
         // partitions of one request replicate side by side: the request takes
         // its slowest partition's round trip, not the sum of them all.
+        let authz = ctx.authz();
         let mut topics = Vec::with_capacity(req.topic_data.len());
         for topic_data in req.topic_data {
             let name = topic_data.name.0.to_string();
+            let allowed = authz.allows(Operation::Write, ResourceType::Topic, &name);
             let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
             for pd in topic_data.partition_data {
                 let r = PartitionProduceResponse::default()
@@ -41,7 +43,12 @@ impl Handler for Produce {
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
-                partitions.push(append(&ctx, version, acks, &name, pd.index, pd.records, r).await);
+                partitions.push(if allowed {
+                    append(&ctx, version, acks, &name, pd.index, pd.records, r).await
+                } else {
+                    let code = ResponseError::TopicAuthorizationFailed;
+                    Pending::Done(r.with_error_code(code.code()))
+                });
             }
             topics.push((topic_data.name, partitions));
         }

@@ -1,10 +1,11 @@
 //! SyncGroup (key 14): the leader hands out assignments; every member gets its own.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct SyncGroup;
 
@@ -13,6 +14,12 @@ impl Handler for SyncGroup {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
     async fn handle(ctx: RequestContext, req: SyncGroupRequest) -> Option<SyncGroupResponse> {
+        if !ctx
+            .authz()
+            .allows(Operation::Read, ResourceType::Group, &req.group_id.0)
+        {
+            return Some(SyncGroupResponse::default().with_error_code(ResponseError::GroupAuthorizationFailed.code()));
+        }
         if let Err(e) = ctx
             .groups()
             .coordinator()

@@ -3,11 +3,12 @@
 //! draining and removing a broker). The controller refuses a running broker and
 //! one that still holds replicas, with a message naming why.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse};
 use kafka_protocol::protocol::VersionRange;
 
 use super::str_bytes;
-use crate::protocol::handler::{Handler, RequestContext};
+use crate::protocol::handler::{Handler, Operation, RequestContext};
 
 pub struct UnregisterBroker;
 
@@ -16,6 +17,11 @@ impl Handler for UnregisterBroker {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(ctx: RequestContext, req: UnregisterBrokerRequest) -> Option<UnregisterBrokerResponse> {
+        if !ctx.authz().allows_cluster(Operation::Alter) {
+            return Some(
+                UnregisterBrokerResponse::default().with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+            );
+        }
         let resp = UnregisterBrokerResponse::default();
         Some(match ctx.metadata().unregister_broker(req.broker_id.0).await {
             Ok(()) => resp,
