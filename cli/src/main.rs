@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
-use skein_client::{Admin, AdminOptions, AlterOp, ConfigResource, Error, NewTopic};
+use skein_client::{Admin, AdminOptions, AlterOp, ClientSecurity, ConfigResource, Error, NewTopic};
 
 use output::{Output, Table};
 
@@ -38,6 +38,12 @@ struct Cli {
     /// Seconds an operation may take, retries included.
     #[arg(long, default_value_t = 60, global = true)]
     timeout: u64,
+    /// Kafka client properties for a secured listener, as Kafka's tools take
+    /// them: security.protocol, ssl.truststore.location (PEM),
+    /// ssl.keystore.location (PEM, for mutual TLS), sasl.mechanism and
+    /// sasl.jaas.config.
+    #[arg(long, value_name = "FILE", env = "SKEIN_COMMAND_CONFIG", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -144,12 +150,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let security = match cli.command_config.as_deref().map(command_config) {
+        None => ClientSecurity::plaintext(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            eprintln!("error: --command-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let admin = Admin::new(
         &cli.bootstrap_server,
         AdminOptions {
             client_id: "skeinctl".into(),
             request_timeout: Duration::from_secs(cli.timeout.clamp(1, 30)),
             timeout: Duration::from_secs(cli.timeout.max(1)),
+            security,
         },
     );
     let out = Output::new(matches!(cli.output, Format::Json));
@@ -160,6 +175,32 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// A Java properties file as Kafka's tools read `--command-config`: `key=value`
+/// (or `key: value`) lines, `#` and `!` comments, a trailing `\` continues a
+/// line. Errors name the file and the property, never a value.
+fn command_config(path: &std::path::Path) -> Result<ClientSecurity, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut props = std::collections::BTreeMap::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        if let Some(cont) = line.strip_suffix('\\') {
+            pending.push_str(cont);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let (key, value) = entry.split_at(split);
+        let value = value.get(1..).unwrap_or_default();
+        props.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    ClientSecurity::from_properties(&props).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// What went wrong, by exit code.

@@ -23,6 +23,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 
 use crate::connection::Connection;
 use crate::error::Error;
+use crate::security::ClientSecurity;
 
 /// The largest admin response accepted (a peer's length is not trusted).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -35,6 +36,8 @@ pub struct AdminOptions {
     pub request_timeout: Duration,
     /// How long an operation keeps retrying retriable errors.
     pub timeout: Duration,
+    /// TLS and SASL for secured listeners (Kafka's client properties).
+    pub security: ClientSecurity,
 }
 
 impl Default for AdminOptions {
@@ -43,6 +46,7 @@ impl Default for AdminOptions {
             client_id: "skein-admin".into(),
             request_timeout: Duration::from_secs(30),
             timeout: Duration::from_secs(60),
+            security: ClientSecurity::plaintext(),
         }
     }
 }
@@ -388,13 +392,21 @@ impl Admin {
     }
 
     async fn open(&self, address: &str) -> Result<Peer, Error> {
-        let mut conn = Connection::connect(
+        let mut conn = Connection::connect_with(
             address,
             self.opts.client_id.clone(),
             self.opts.request_timeout,
             MAX_RESPONSE_BYTES,
+            &self.opts.security,
         )
-        .await?;
+        .await
+        .map_err(|e| match e.kind() {
+            // SASL refused, or TLS failed (tokio-rustls reports it as invalid data).
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidData => {
+                Error::Authentication(format!("{address}: {e}"))
+            }
+            _ => Error::Io(e),
+        })?;
         let req = ApiVersionsRequest::default()
             .with_client_software_name(str_bytes("skein-admin"))
             .with_client_software_version(str_bytes(env!("CARGO_PKG_VERSION")));

@@ -5,18 +5,63 @@
 //! partition reassignment, so the framing, a few lines, is written here.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::scram::{ScramClient, ScramHash};
+use crate::security::{ClientSecurity, SaslLogin};
+
+/// The transport: plain TCP, or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// One connection to a broker's client listener.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     correlation: i32,
     client_id: StrBytes,
     /// The largest response frame accepted: a peer's length is not trusted.
@@ -35,16 +80,110 @@ impl Connection {
         timeout: Duration,
         max_response_bytes: usize,
     ) -> io::Result<Connection> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        Self::connect_with(
+            address,
+            client_id,
+            timeout,
+            max_response_bytes,
+            &ClientSecurity::plaintext(),
+        )
+        .await
+    }
+
+    /// Connects to `address` within `timeout`, then speaks TLS and
+    /// authenticates with SASL as `security` says. An authentication failure
+    /// is an error of kind PermissionDenied with the broker's message.
+    pub async fn connect_with(
+        address: &str,
+        client_id: String,
+        timeout: Duration,
+        max_response_bytes: usize,
+        security: &ClientSecurity,
+    ) -> io::Result<Connection> {
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out"));
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {address} timed out")))??;
-        stream.set_nodelay(true)?;
-        Ok(Connection {
+            .map_err(|_| timed_out())??;
+        tcp.set_nodelay(true)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(tcp),
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone());
+                let s = tokio::time::timeout(timeout, tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| timed_out())??;
+                Stream::Tls(Box::new(s))
+            }
+        };
+        let mut c = Connection {
             stream,
             correlation: 0,
             client_id: StrBytes::from_string(client_id),
             max_response_bytes,
-        })
+        };
+        if let Some(login) = &security.sasl {
+            c.authenticate(login, timeout).await?;
+        }
+        Ok(c)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate v2 with the mechanism's tokens.
+    async fn authenticate(&mut self, login: &SaslLogin, timeout: Duration) -> io::Result<()> {
+        let denied = |m: String| io::Error::new(io::ErrorKind::PermissionDenied, m);
+        let h = self
+            .call(
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(login.mechanism.clone())),
+                timeout,
+            )
+            .await?;
+        if h.error_code != 0 {
+            let offered: Vec<String> = h.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(denied(format!(
+                "the broker does not offer SASL {} (it offers {})",
+                login.mechanism,
+                offered.join(", ")
+            )));
+        }
+        let hash = match login.mechanism.as_str() {
+            "SCRAM-SHA-256" => Some(ScramHash::Sha256),
+            "SCRAM-SHA-512" => Some(ScramHash::Sha512),
+            _ => None,
+        };
+        let Some(hash) = hash else {
+            let token = format!("\0{}\0{}", login.username, login.password);
+            self.sasl_token(Bytes::from(token), timeout).await?;
+            return Ok(());
+        };
+        let mut nonce = [0u8; 24];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+            .map_err(|_| io::Error::other("no random source"))?;
+        let mut scram = ScramClient::new(hash, &login.username, &login.password, &nonce);
+        let server_first = self.sasl_token(Bytes::from(scram.first()), timeout).await?;
+        let last = scram.last(&server_first).map_err(denied)?;
+        let server_final = self.sasl_token(Bytes::from(last), timeout).await?;
+        scram.verify(&server_final).map_err(denied)
+    }
+
+    /// One SaslAuthenticate round: the server's token, or its error.
+    async fn sasl_token(&mut self, token: Bytes, timeout: Duration) -> io::Result<Bytes> {
+        let r = self
+            .call(2, &SaslAuthenticateRequest::default().with_auth_bytes(token), timeout)
+            .await?;
+        if r.error_code != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "SASL authentication failed: {}",
+                    r.error_message.as_deref().unwrap_or("no message")
+                ),
+            ));
+        }
+        Ok(r.auth_bytes)
     }
 
     /// Sends one request and waits up to `timeout` for its response.

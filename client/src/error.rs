@@ -23,6 +23,10 @@ pub enum Error {
     /// A response that does not fit the request (a missing item, a bad frame).
     #[error("unexpected response: {0}")]
     Protocol(String),
+    /// The broker refused this client's credentials (SASL) or a TLS
+    /// handshake failed (certificates): trying again will not help.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -7,6 +7,9 @@
 //! that must answer it (controller, partition leader, group coordinator, or a
 //! named broker), and retries retriable errors until a deadline.
 //!
+//! [`ClientSecurity`] is how both reach a secured listener: TLS with rustls
+//! and SASL PLAIN or SCRAM, from Kafka's client properties.
+//!
 //! Why not librdkafka: its admin API has no AlterPartitionReassignments or
 //! ListPartitionReassignments, which the operator and `skeinctl reassign` need,
 //! and a C dependency would make every crate that moves partitions build
@@ -16,6 +19,8 @@
 mod admin;
 mod connection;
 mod error;
+pub mod scram;
+pub mod security;
 
 pub use admin::{
     Admin, AdminOptions, AlterOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigResource, GroupDescription, GroupListing,
@@ -23,3 +28,4 @@ pub use admin::{
 };
 pub use connection::Connection;
 pub use error::Error;
+pub use security::{ClientSecurity, Protocol, SaslLogin};

@@ -65,6 +65,7 @@ impl Context {
                         client_id: "skein-operator".into(),
                         request_timeout: Duration::from_secs(10),
                         timeout: Duration::from_secs(15),
+                        ..Default::default()
                     },
                 ))
             })

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256, Sha512};
+use skein_client::scram::ScramHash;
 use subtle::ConstantTimeEq;
 
 /// Kafka's bounds on iterations (AlterUserScramCredentials refuses others).
@@ -61,38 +60,25 @@ impl Mechanism {
         }
     }
 
-    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    /// SCRAM's arithmetic for this mechanism (shared with the client side).
+    fn arith(self) -> ScramHash {
         match self {
-            Mechanism::Sha256 => {
-                let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
-            Mechanism::Sha512 => {
-                let mut m = Hmac::<Sha512>::new_from_slice(key).expect("HMAC takes any key length");
-                m.update(data);
-                m.finalize().into_bytes().to_vec()
-            }
+            Mechanism::Sha256 => ScramHash::Sha256,
+            Mechanism::Sha512 => ScramHash::Sha512,
         }
     }
 
+    fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        self.arith().hmac(key, data)
+    }
+
     fn hash(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Mechanism::Sha256 => Sha256::digest(data).to_vec(),
-            Mechanism::Sha512 => Sha512::digest(data).to_vec(),
-        }
+        self.arith().hash(data)
     }
 
     /// Hi(password, salt, i) of RFC 5802: PBKDF2 with this mechanism's HMAC.
     pub fn salted_password(self, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Mechanism::Sha256 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, iterations).to_vec()
-            }
-            Mechanism::Sha512 => {
-                pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, iterations).to_vec()
-            }
-        }
+        self.arith().salted_password(password, salt, iterations)
     }
 }
 

@@ -377,3 +377,49 @@ def test_scram_users_are_managed_with_the_admin_api_and_survive_kill_9(broker_fa
     auth_error(b.sasl_bootstrap, rdkafka("SCRAM-SHA-256", "alice", "alice-secret"))
     auth_error(b.sasl_bootstrap, rdkafka("SCRAM-SHA-256", "bob", "bob-secret"))
     assert "bob-secret" not in b.log() and "carol-secret" not in b.log()
+
+
+def test_skeinctl_reaches_a_sasl_ssl_listener_with_a_command_config(broker_factory, ca, tmp_path):
+    from test_skeinctl import skeinctl_binary
+
+    b = sasl_broker(broker_factory, ca)
+
+    def ctl(props: str, *args):
+        conf = tmp_path / "client.properties"
+        conf.write_text(props)
+        return subprocess.run(
+            [skeinctl_binary(), "-b", b.sasl_ssl_bootstrap, "--output", "json", "--timeout", "20",
+             "--command-config", str(conf), *args],
+            capture_output=True, timeout=60,
+        )
+
+    good = (
+        "# Kafka's client properties\n"
+        "security.protocol=SASL_SSL\n"
+        f"ssl.truststore.location={ca / 'ca.pem'}\n"
+        "sasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+        '    username="alice" password="alice-secret";\n'
+    )
+    r = ctl(good, "topic", "create", "ctl-secured", "--partitions", "2")
+    assert r.returncode == 0, r.stderr.decode()
+    r = ctl(good, "topic", "list")
+    assert r.returncode == 0, r.stderr.decode()
+    assert "ctl-secured" in r.stdout.decode()
+
+    # A wrong password is an authentication error at once, not a retry until the timeout.
+    t0 = time.monotonic()
+    r = ctl(good.replace("alice-secret", "wrong-secret"), "topic", "list")
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "authentication failed" in err, err
+    assert "wrong-secret" not in err
+    assert time.monotonic() - t0 < 15
+    # A client that does not trust the broker's CA says so.
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(trustme.CA().cert_pem.bytes())
+    r = ctl(good.replace(str(ca / "ca.pem"), str(other)), "topic", "list")
+    assert r.returncode != 0 and "authentication failed" in r.stderr.decode(), r.stderr.decode()
+    # A property file that asks for something unknown is a usage error.
+    r = ctl("security.protocol=SASL_SSL\nsasl.mechanism=GSSAPI\n" + f"ssl.truststore.location={ca / 'ca.pem'}\n", "topic", "list")
+    assert r.returncode == 2 and "sasl.mechanism" in r.stderr.decode()
