@@ -139,6 +139,8 @@ pub struct Broker {
     started: AtomicBool,
     /// `authorizer.class.name` and its settings; None: everything is allowed.
     pub authorizer: Option<Arc<crate::security::acl::AuthorizerConfig>>,
+    /// How this broker connects to its peers' inter-broker listener.
+    pub inter_broker_security: skein_client::ClientSecurity,
 }
 
 /// How far opening the hosted logs has got (`/v1/status` during start-up).
@@ -219,6 +221,8 @@ impl Broker {
         let segments_at_start = (!clean).then(|| count_segments(&log_dir));
         let metrics = Metrics::new().with_controller_counters(controller.refused_proposals.clone());
         let authorizer = config.authorizer().map(Arc::new);
+        let inter_broker_security = crate::security::inter_broker::client_security(&config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),
@@ -250,6 +254,7 @@ impl Broker {
             segments_at_start,
             started: AtomicBool::new(false),
             authorizer,
+            inter_broker_security,
         }))
     }
 

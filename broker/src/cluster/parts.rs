@@ -79,6 +79,11 @@ impl Metadata<'_> {
         self.0.controller.propose(cmd).await
     }
 
+    /// How this broker connects to its peers' inter-broker listener.
+    pub fn inter_broker_security(&self) -> &skein_client::ClientSecurity {
+        &self.0.inter_broker_security
+    }
+
     /// Whether this broker's image is fresh enough to act on (see `Broker::metadata_is_current`).
     pub fn is_current(&self) -> bool {
         self.0.metadata_is_current()

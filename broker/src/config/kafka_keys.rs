@@ -169,7 +169,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "sasl.login.retry.backoff.max.ms",
     "sasl.login.retry.backoff.ms",
     "sasl.mechanism.controller.protocol",
-    "sasl.mechanism.inter.broker.protocol",
     "sasl.oauthbearer.clock.skew.seconds",
     "sasl.oauthbearer.expected.audience",
     "sasl.oauthbearer.expected.issuer",

@@ -243,17 +243,6 @@ impl BrokerConfig {
                 "must name one of the client listeners in listeners",
             ));
         }
-        let in_cluster = !self
-            .values
-            .get("controller.quorum.voters")
-            .is_none_or(|v| v.trim().is_empty());
-        if in_cluster && map.get(&inter).map(String::as_str) != Some("PLAINTEXT") {
-            return Err(invalid(
-                "inter.broker.listener.name",
-                &inter,
-                "brokers replicate over PLAINTEXT only so far: name a PLAINTEXT listener (clients may use SSL ones)",
-            ));
-        }
         Ok(())
     }
 
@@ -332,12 +321,13 @@ mod tests {
         .contains("not a security protocol"));
         assert!(load(&["listeners=SASL_SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).is_ok());
         assert!(load(&["listeners=SSL://:9092,PLAINTEXT://:9094,CONTROLLER://:9093"]).is_ok());
-        assert!(err(&[
+        // Brokers may replicate over any protocol (security::inter_broker checks its settings).
+        assert!(load(&[
             "listeners=SSL://:9092,CONTROLLER://:9093",
             "controller.quorum.voters=0@a:9093",
             "inter.broker.listener.name=SSL",
         ])
-        .contains("replicate over PLAINTEXT only"));
+        .is_ok());
         assert!(err(&["listeners=PLAINTEXT://:9092,PLAINTEXT://:9094"]).contains("appears twice"));
         assert!(err(&["advertised.listeners=OTHER://x:1"]).contains("not one of listeners"));
         assert!(err(&["inter.broker.listener.name=CONTROLLER"]).contains("must name one of the client listeners"));

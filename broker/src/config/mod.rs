@@ -157,6 +157,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "PLAIN's users, as Kafka's PlainLoginModule takes them: `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";`. Usually set per listener and mechanism: listener.name.<l>.plain.sasl.jaas.config.",
     ),
     def(
+        "sasl.mechanism.inter.broker.protocol",
+        T::String,
+        Some("GSSAPI"),
+        None,
+        "The SASL mechanism brokers log in to each other with when the inter-broker listener is SASL_PLAINTEXT or SASL_SSL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; Kafka's default, GSSAPI, is not served). The broker's own username and password come from that listener's JAAS config for the mechanism.",
+    ),
+    def(
         "connections.max.reauth.ms",
         T::Long,
         Some("0"),

@@ -5,6 +5,7 @@
 //! Below the protocol: it knows configs and certificates, not requests.
 
 pub mod acl;
+pub mod inter_broker;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

@@ -231,6 +231,25 @@ impl TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// A rustls client config for connecting to peers on this listener (the
+    /// inter-broker one): it trusts the listener's trust store and presents
+    /// the listener's own certificate, so a peer that requires client
+    /// certificates (mTLS) authenticates this broker by it.
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let err = |reason: String| TlsError {
+            listener: self.listener.clone(),
+            reason,
+        };
+        let stores = self.read()?;
+        let trust = stores.trust.as_ref().ok_or_else(|| {
+            err("brokers connect to each other on this listener: its trust store (ssl.truststore.location or ssl.truststore.certificates) must hold the CA of the brokers' certificates".into())
+        })?;
+        let key = private_key(&stores.key, self.key_password.as_deref()).map_err(err)?;
+        skein_client::security::tls_config(trust, Some((key, stores.chain.clone()))).map_err(err)
+    }
+}
+
 /// The bytes of a listener's stores, as last read.
 #[derive(PartialEq, Eq)]
 struct Stores {

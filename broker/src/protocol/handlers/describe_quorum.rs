@@ -12,7 +12,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
 use kafka_protocol::protocol::VersionRange;
-use skein_client::Connection;
+use skein_client::{ClientSecurity, Connection};
 
 use super::str_bytes;
 use crate::controller::QuorumStatus;
@@ -63,7 +63,7 @@ impl Handler for DescribeQuorum {
                 version,
             ));
         };
-        match forward(&address, version, &req).await {
+        match forward(&address, version, &req, ctx.metadata().inter_broker_security()).await {
             Ok(resp) => Some(resp),
             Err(e) => Some(error(
                 ResponseError::NotLeaderOrFollower,
@@ -74,8 +74,13 @@ impl Handler for DescribeQuorum {
     }
 }
 
-async fn forward(address: &str, version: i16, req: &DescribeQuorumRequest) -> std::io::Result<DescribeQuorumResponse> {
-    let mut c = Connection::connect(address, FORWARDED.into(), Duration::from_secs(2), 1 << 20).await?;
+async fn forward(
+    address: &str,
+    version: i16,
+    req: &DescribeQuorumRequest,
+    security: &ClientSecurity,
+) -> std::io::Result<DescribeQuorumResponse> {
+    let mut c = Connection::connect_with(address, FORWARDED.into(), Duration::from_secs(2), 1 << 20, security).await?;
     c.call(version, req, Duration::from_secs(5)).await
 }
 
