@@ -16,6 +16,11 @@ pub enum PrincipalError {
     Certificate(String),
     #[error("no rule of ssl.principal.mapping.rules applies to {0}")]
     NoMatchingRule(String),
+    /// Kafka would make `User:` of it; an empty principal is refused instead,
+    /// so no rule can turn a certificate into a nameless (and so ungrantable,
+    /// yet `User:*`-matching) identity.
+    #[error("ssl.principal.mapping.rules map {0} to an empty name")]
+    EmptyName(String),
 }
 
 /// The subject of a DER certificate, in RFC 2253 form.
@@ -179,6 +184,7 @@ impl PrincipalMapper {
     pub fn name(&self, dn: &str) -> Result<String, PrincipalError> {
         for rule in &self.rules {
             match rule {
+                Rule::Default if dn.is_empty() => return Err(PrincipalError::EmptyName(String::new())),
                 Rule::Default => return Ok(dn.to_string()),
                 Rule::Rewrite {
                     whole,
@@ -187,6 +193,9 @@ impl PrincipalMapper {
                     case,
                 } if whole.is_match(dn) => {
                     let name = pattern.replace_all(dn, replacement.as_str()).into_owned();
+                    if name.is_empty() {
+                        return Err(PrincipalError::EmptyName(dn.to_string()));
+                    }
                     return Ok(match case {
                         Case::Keep => name,
                         Case::Lower => name.to_lowercase(),
@@ -325,5 +334,16 @@ mod tests {
         assert_eq!(java_replacement("$1@$2"), "${1}@${2}");
         assert_eq!(java_replacement("$1abc"), "${1}abc");
         assert_eq!(java_replacement("\\$x"), "$$x");
+    }
+
+    #[test]
+    fn a_rule_or_a_subject_that_makes_an_empty_name_is_refused() {
+        // Found by the client_certificate fuzz target: a CN that the rule's
+        // character class does not match captures nothing.
+        let m = PrincipalMapper::parse("RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT").unwrap();
+        assert!(matches!(m.name("CN='kein fuzz CA"), Err(PrincipalError::EmptyName(_))));
+        assert_eq!(m.name("CN=alice").unwrap(), "ALICE");
+        let default = PrincipalMapper::parse("DEFAULT").unwrap();
+        assert!(matches!(default.name(""), Err(PrincipalError::EmptyName(_))));
     }
 }
