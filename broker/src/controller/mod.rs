@@ -108,6 +108,8 @@ pub struct Controller {
     /// This node's static `unclean.leader.election.enable`, used while it is
     /// the active controller (topic configs and dynamic configs override it).
     unclean_leader_election: bool,
+    /// How this node calls its peers (plain, or mutual TLS).
+    network: network::Network,
 }
 
 impl std::fmt::Debug for Controller {
@@ -176,7 +178,10 @@ impl Controller {
         let (applied_tx, applied) = watch::channel(0u64);
         let sm = store::StateMachine::open(&dir, Arc::clone(&image), applied_tx)?;
         let log_reader = log.clone();
-        let raft = Raft::new(node_id as u64, Arc::new(raft_config), network::Network, log, sm)
+        let network = network::Network {
+            tls: quorum_tls(config)?,
+        };
+        let raft = Raft::new(node_id as u64, Arc::new(raft_config), network.clone(), log, sm)
             .await
             .map_err(io_error)?;
         let controller = Arc::new(Controller {
@@ -195,6 +200,7 @@ impl Controller {
             election_spread: Duration::from_millis(election),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms()),
             unclean_leader_election: config.unclean_leader_election_enable(),
+            network,
         });
         if let Some(l) = listener {
             let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
@@ -208,12 +214,12 @@ impl Controller {
             .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
             let incoming = tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+            let mut server = tonic::transport::Server::builder();
+            if let Some(tls) = &controller.network.tls {
+                server = server.tls_config(tls.server.clone()).map_err(io_error)?;
+            }
             tokio::spawn(async move {
-                if let Err(e) = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming(incoming)
-                    .await
-                {
+                if let Err(e) = server.add_service(service).serve_with_incoming(incoming).await {
                     tracing::error!("metadata quorum listener failed: {e}");
                 }
             });
@@ -359,7 +365,7 @@ impl Controller {
         let address = self
             .address_of(id)
             .ok_or_else(|| format!("no address for controller {id}"))?;
-        let mut client = network::client(&address).map_err(|e| e.to_string())?;
+        let mut client = self.network.client(&address).map_err(|e| e.to_string())?;
         let p = network::payload(cmd).map_err(|e| e.to_string())?;
         let reply = tokio::time::timeout(ATTEMPT_TIMEOUT, client.propose(p))
             .await
@@ -431,7 +437,7 @@ impl Controller {
                 .chain(self.voters.iter().map(|v| v.address.clone()))
                 .collect::<Vec<_>>();
             for address in target {
-                let Ok(mut client) = network::client(&address) else {
+                let Ok(mut client) = self.network.client(&address) else {
                     continue;
                 };
                 let Ok(p) = network::payload(&(self.node_id, self.address.clone())) else {
@@ -554,7 +560,7 @@ impl Controller {
         let Some(address) = self.address_of(voter as i32) else {
             return false;
         };
-        let (Ok(mut client), Ok(p)) = (network::client(&address), network::payload(req)) else {
+        let (Ok(mut client), Ok(p)) = (self.network.client(&address), network::payload(req)) else {
             return false;
         };
         match tokio::time::timeout(self.election_spread, client.pre_vote(p)).await {
@@ -636,7 +642,7 @@ impl Controller {
             }
             Some(id) => {
                 let address = self.address_of(id).ok_or("no address for the active controller")?;
-                let mut client = network::client(&address).map_err(|e| e.to_string())?;
+                let mut client = self.network.client(&address).map_err(|e| e.to_string())?;
                 let p = network::payload(&hb).map_err(|e| e.to_string())?;
                 let reply = tokio::time::timeout(Duration::from_secs(2), client.heartbeat(p))
                     .await
@@ -769,5 +775,27 @@ impl Controller {
                 }
             }
         }
+    }
+}
+
+/// The quorum's TLS: Some when the CONTROLLER listener is mapped to SSL in
+/// `listener.security.protocol.map` (its `listener.name.controller.ssl.*`
+/// stores: voters present their certificate and check their peers' against
+/// the trust store). SASL is not served on the quorum.
+fn quorum_tls(config: &BrokerConfig) -> io::Result<Option<network::QuorumTls>> {
+    let name = config.controller_listener_name();
+    let protocol = config.security_protocol_map().get(&name).cloned().unwrap_or_default();
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    match protocol.as_str() {
+        "" | "PLAINTEXT" => Ok(None),
+        "SSL" => {
+            let settings =
+                crate::security::tls::TlsSettings::from_config(config, &name).map_err(|e| invalid(e.to_string()))?;
+            let pem = settings.pem_stores().map_err(|e| invalid(e.to_string()))?;
+            Ok(Some(network::QuorumTls::from_pem(&pem.chain, &pem.key, &pem.trust)))
+        }
+        other => Err(invalid(format!(
+            "listener {name}: the metadata quorum serves PLAINTEXT or SSL (mutual TLS), not {other}"
+        ))),
     }
 }

@@ -49,20 +49,58 @@ pub fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, tonic::Status> {
     serde_json::from_slice(&p.json).map_err(|e| tonic::Status::invalid_argument(e.to_string()))
 }
 
-/// A lazily connected client for `host:port`.
-pub fn client(address: &str) -> Result<QuorumClient<Channel>, tonic::Status> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))
-        .map_err(|e| tonic::Status::invalid_argument(format!("bad address {address}: {e}")))?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true);
-    Ok(QuorumClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+/// The quorum's mutual TLS (CONTROLLER mapped to SSL): what a voter serves
+/// and what it presents and trusts when it calls a peer.
+#[derive(Debug, Clone)]
+pub struct QuorumTls {
+    pub server: tonic::transport::ServerTlsConfig,
+    client: tonic::transport::ClientTlsConfig,
 }
 
-/// Makes one openraft network client per peer.
+impl QuorumTls {
+    /// From PEM: this node's certificate chain and key, and the CA its peers' certificates come from.
+    pub fn from_pem(chain: &[u8], key: &[u8], trust: &[u8]) -> QuorumTls {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+        let identity = Identity::from_pem(chain, key);
+        QuorumTls {
+            server: ServerTlsConfig::new()
+                .identity(identity.clone())
+                .client_ca_root(Certificate::from_pem(trust)),
+            client: ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(trust))
+                .identity(identity),
+        }
+    }
+}
+
+/// How a node calls its peers: plain HTTP/2, or mutual TLS.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub tls: Option<QuorumTls>,
+}
+
+impl Network {
+    /// A lazily connected client for `host:port`.
+    pub fn client(&self, address: &str) -> Result<QuorumClient<Channel>, tonic::Status> {
+        let bad = |e: &dyn std::fmt::Display| tonic::Status::invalid_argument(format!("bad address {address}: {e}"));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| bad(&e))?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            // The peer's certificate must name the host this node dials.
+            let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            endpoint = endpoint
+                .tls_config(tls.client.clone().domain_name(host))
+                .map_err(|e| bad(&e))?;
+        }
+        Ok(QuorumClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -70,7 +108,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             target,
-            client: client(&node.addr),
+            client: self.client(&node.addr),
         }
     }
 }

@@ -250,6 +250,54 @@ impl TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// The stores as PEM for the metadata quorum's gRPC (tonic takes PEM):
+    /// the certificate chain, the private key (decrypted with
+    /// `ssl.key.password` if it is encrypted) and the trust store, which the
+    /// quorum needs to check its peers (mutual TLS).
+    pub fn pem_stores(&self) -> Result<PemStores, TlsError> {
+        let err = |reason: String| TlsError {
+            listener: self.listener.clone(),
+            reason,
+        };
+        let stores = self.read()?;
+        let trust = stores.trust.clone().ok_or_else(|| {
+            err("the metadata quorum authenticates its voters by certificate: set the CONTROLLER listener's ssl.truststore.location (or ssl.truststore.certificates)".into())
+        })?;
+        let key = match private_key(&stores.key, self.key_password.as_deref()).map_err(err)? {
+            PrivateKeyDer::Pkcs8(der) => pem("PRIVATE KEY", der.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(der) => pem("RSA PRIVATE KEY", der.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(der) => pem("EC PRIVATE KEY", der.secret_sec1_der()),
+            _ => return Err(err("the private key is of an unknown kind".into())),
+        };
+        Ok(PemStores {
+            chain: stores.chain,
+            key,
+            trust,
+        })
+    }
+}
+
+/// A listener's stores as PEM: its certificate chain, its (decrypted) key, its trust store.
+pub struct PemStores {
+    pub chain: Vec<u8>,
+    pub key: Vec<u8>,
+    pub trust: Vec<u8>,
+}
+
+/// DER as a PEM block.
+fn pem(label: &str, der: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out.into_bytes()
+}
+
 /// The bytes of a listener's stores, as last read.
 #[derive(PartialEq, Eq)]
 struct Stores {

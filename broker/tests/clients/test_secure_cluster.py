@@ -1,7 +1,9 @@
-"""A three-broker cluster whose only client listener, the inter-broker one
-included, is SASL_SSL: brokers replicate to each other over TLS and log in to
-each other with SCRAM-SHA-512, clients do the same, ACLs are on. RF=3 acks=all
-traffic keeps full ISRs."""
+"""A three-broker cluster whose every listener is TLS: the only client
+listener, the inter-broker one, is SASL_SSL (brokers replicate over TLS and log
+in to each other with SCRAM-SHA-512, as clients do; ACLs are on), and the
+metadata quorum's CONTROLLER listener is SSL with mutual authentication. RF=3
+acks=all traffic keeps full ISRs; a broker whose certificate the others do not
+trust cannot join."""
 
 import tempfile
 import time
@@ -33,7 +35,7 @@ def secure_cluster(root, ca_for_trust, ca_for_keys):
     with open(truststore, "wb") as f:
         f.write(ca_for_trust.cert_pem.bytes())
     c = Cluster(root, 3, {
-        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
         "inter.broker.listener.name": "SASL_SSL",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": BROKER_LOGIN,
@@ -47,6 +49,7 @@ def secure_cluster(root, ca_for_trust, ca_for_keys):
         b.settings["listeners"] = f"SASL_SSL://127.0.0.1:{b.port},{ctl}"
         b.args = USERS
     c.truststore = truststore
+    c.root = root
     return c
 
 
@@ -100,3 +103,38 @@ def test_brokers_replicate_over_sasl_ssl_with_full_isrs():
     finally:
         c.stop()
 
+
+
+def test_a_voter_whose_certificate_the_others_do_not_trust_cannot_join():
+    ca = trustme.CA()
+    root = tempfile.mkdtemp(prefix="skein-intruder-")
+    c = secure_cluster(root, ca, ca)
+    # Broker 2 trusts the right CA but presents a certificate from another one.
+    intruder = trustme.CA().issue_cert("localhost", "127.0.0.1")
+    with open(f"{root}/intruder.pem", "wb") as f:
+        f.write(intruder.private_key_and_cert_chain_pem.bytes())
+    c.brokers[2].settings["ssl.keystore.location"] = f"{root}/intruder.pem"
+    for b in c.brokers:
+        b.launch()
+    try:
+        # Brokers 0 and 1 are a majority of the quorum and start; broker 2 is
+        # refused at every TLS handshake, never registers, so never serves.
+        c.brokers[0].wait_ready(60)
+        c.brokers[1].wait_ready(60)
+        conf = client(c)
+        conf["bootstrap.servers"] = ",".join(f"127.0.0.1:{b.port}" for b in c.brokers[:2])
+        admin = AdminClient(conf)
+        deadline = time.monotonic() + 20
+        while True:
+            brokers = sorted(admin.list_topics(timeout=10).brokers)
+            if brokers == [0, 1] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert brokers == [0, 1]
+        admin.create_topics([NewTopic("two-of-three", 1, 2)])["two-of-three"].result(30)
+        time.sleep(3)
+        assert sorted(admin.list_topics(timeout=10).brokers) == [0, 1], "broker 2 joined with an untrusted certificate"
+        assert c.brokers[2].alive
+        assert "UnknownCA" in c.brokers[2].log() or "certificate" in c.brokers[2].log()
+    finally:
+        c.stop()
