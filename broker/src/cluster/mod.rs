@@ -221,8 +221,18 @@ impl Broker {
         let segments_at_start = (!clean).then(|| count_segments(&log_dir));
         let metrics = Metrics::new().with_controller_counters(controller.refused_proposals.clone());
         let authorizer = config.authorizer().map(Arc::new);
-        let inter_broker_security = crate::security::inter_broker::client_security(&config)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let inter_broker_security = match crate::security::inter_broker::client_security(&config) {
+            Ok(s) => s,
+            // A cluster of one (no voters configured) has no peers to reach:
+            // its inter-broker settings are only wrong if it ever gets some.
+            Err(e) if config.voters().map(|v| v.is_empty()).unwrap_or(false) => {
+                tracing::warn!(
+                    "the inter-broker client is not usable ({e}); this broker has no peers, so nothing needs it"
+                );
+                skein_client::ClientSecurity::plaintext()
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidInput, e)),
+        };
         Ok(Arc::new(Broker {
             node_id: config.node_id(),
             cluster_id: config.cluster_id(),

@@ -62,3 +62,43 @@ pub fn client_security(config: &BrokerConfig) -> Result<ClientSecurity, String> 
     };
     Ok(ClientSecurity { protocol, tls, sasl })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn config(sets: &[(&str, &str)]) -> BrokerConfig {
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        m.insert("listeners".into(), "SASL_PLAINTEXT://:9092,CONTROLLER://:9093".into());
+        m.insert("controller.quorum.voters".into(), "0@localhost:9093".into());
+        for (k, v) in sets {
+            m.insert(k.to_string(), v.to_string());
+        }
+        BrokerConfig::from_map(m).unwrap()
+    }
+
+    #[test]
+    fn a_sasl_inter_broker_listener_needs_a_served_mechanism_and_the_broker_s_own_login() {
+        let e = client_security(&config(&[])).unwrap_err();
+        assert!(e.contains("sasl.mechanism.inter.broker.protocol: GSSAPI"), "{e}");
+        let e = client_security(&config(&[("sasl.mechanism.inter.broker.protocol", "PLAIN")])).unwrap_err();
+        assert!(e.contains("listener.name.sasl_plaintext.plain.sasl.jaas.config"), "{e}");
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"s3cret\" user_broker=\"s3cret\";";
+        let s = client_security(&config(&[
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+        ]))
+        .unwrap();
+        assert_eq!(s.protocol, Protocol::SaslPlaintext);
+        let login = s.sasl.unwrap();
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("broker", "s3cret"));
+        let no_login = "org.apache.kafka.common.security.plain.PlainLoginModule required user_broker=\"s3cret\";";
+        let e = client_security(&config(&[
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", no_login),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("username") && !e.contains("s3cret"), "{e}");
+    }
+}
