@@ -9,6 +9,7 @@
 
 mod output;
 mod reassign;
+mod security;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -68,6 +69,12 @@ enum Command {
     /// Move partitions to the (i+j) mod n placement over a broker set.
     #[command(subcommand)]
     Reassign(reassign::ReassignCommand),
+    /// ACL bindings (with an authorizer on the brokers).
+    #[command(subcommand)]
+    Acl(security::AclCommand),
+    /// SCRAM users.
+    #[command(subcommand)]
+    User(security::UserCommand),
 }
 
 #[derive(Subcommand)]
@@ -205,7 +212,7 @@ fn command_config(path: &std::path::Path) -> Result<ClientSecurity, String> {
 
 /// What went wrong, by exit code.
 #[derive(Debug)]
-enum CliError {
+pub(crate) enum CliError {
     /// A request the command line cannot express (exit 2, as clap's own errors).
     Usage(String),
     Admin(Error),
@@ -242,6 +249,8 @@ async fn run(admin: &Admin, out: &Output, command: Command) -> Result<(), CliErr
         Command::Group(GroupCommand::List) => group_list(admin, out).await,
         Command::Group(GroupCommand::Describe { group }) => group_describe(admin, out, &group).await,
         Command::Reassign(c) => reassign::run(admin, out, c).await,
+        Command::Acl(c) => security::acl(admin, out, c).await,
+        Command::User(c) => security::user(admin, out, c).await,
     }
 }
 

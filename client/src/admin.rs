@@ -1183,3 +1183,289 @@ mod tests {
         assert!(!Error::kafka(ResponseError::InvalidConfig, None::<String>).is_retriable());
     }
 }
+
+/// An ACL binding as the ACL APIs carry it, with Kafka's names
+/// (`Topic`, `Literal`, `Read`, `Allow`) for people and scripts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclEntry {
+    pub resource_type: String,
+    pub resource_name: String,
+    pub pattern_type: String,
+    pub principal: String,
+    pub host: String,
+    pub operation: String,
+    pub permission: String,
+}
+
+/// Kafka's codes and names: resource types, pattern types, operations, permissions.
+pub mod acl_codes {
+    pub const RESOURCE_TYPES: &[(i8, &str)] = &[
+        (1, "Any"),
+        (2, "Topic"),
+        (3, "Group"),
+        (4, "Cluster"),
+        (5, "TransactionalId"),
+        (6, "DelegationToken"),
+        (7, "User"),
+    ];
+    pub const PATTERN_TYPES: &[(i8, &str)] = &[(1, "Any"), (2, "Match"), (3, "Literal"), (4, "Prefixed")];
+    pub const OPERATIONS: &[(i8, &str)] = &[
+        (1, "Any"),
+        (2, "All"),
+        (3, "Read"),
+        (4, "Write"),
+        (5, "Create"),
+        (6, "Delete"),
+        (7, "Alter"),
+        (8, "Describe"),
+        (9, "ClusterAction"),
+        (10, "DescribeConfigs"),
+        (11, "AlterConfigs"),
+        (12, "IdempotentWrite"),
+        (13, "CreateTokens"),
+        (14, "DescribeTokens"),
+    ];
+    pub const PERMISSIONS: &[(i8, &str)] = &[(1, "Any"), (2, "Deny"), (3, "Allow")];
+
+    /// The code of a name (case and `-`/`_` ignored: `cluster-action`, `CLUSTER_ACTION`).
+    pub fn code(table: &[(i8, &str)], name: &str) -> Option<i8> {
+        let norm = |s: &str| s.replace(['-', '_'], "").to_ascii_lowercase();
+        table.iter().find(|(_, n)| norm(n) == norm(name)).map(|(c, _)| *c)
+    }
+
+    pub fn name(table: &[(i8, &str)], code: i8) -> String {
+        table
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or_else(|| format!("Unknown({code})"), |(_, n)| n.to_string())
+    }
+}
+
+/// A DescribeAcls/DeleteAcls filter: `None` matches any value.
+#[derive(Debug, Clone, Default)]
+pub struct AclFilterSpec {
+    pub resource_type: Option<i8>,
+    pub resource_name: Option<String>,
+    /// Some(2) (MATCH): the patterns that cover `resource_name`.
+    pub pattern_type: Option<i8>,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: Option<i8>,
+    pub permission: Option<i8>,
+}
+
+/// A SCRAM credential as DescribeUserScramCredentials lists it (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialInfo {
+    pub user: String,
+    pub mechanism: String,
+    pub iterations: i32,
+}
+
+fn acl_entry(t: i8, resource: &str, p: i8, principal: &str, host: &str, op: i8, perm: i8) -> AclEntry {
+    use acl_codes::{OPERATIONS, PATTERN_TYPES, PERMISSIONS, RESOURCE_TYPES};
+    AclEntry {
+        resource_type: acl_codes::name(RESOURCE_TYPES, t),
+        resource_name: resource.to_string(),
+        pattern_type: acl_codes::name(PATTERN_TYPES, p),
+        principal: principal.to_string(),
+        host: host.to_string(),
+        operation: acl_codes::name(OPERATIONS, op),
+        permission: acl_codes::name(PERMISSIONS, perm),
+    }
+}
+
+impl Admin {
+    /// CreateAcls: adds bindings (codes as [`acl_codes`]); the first refusal is the error.
+    pub async fn create_acls(&self, bindings: &[AclEntry]) -> Result<(), Error> {
+        use acl_codes::*;
+        use kafka_protocol::messages::create_acls_request::AclCreation;
+        let mut creations = Vec::new();
+        for b in bindings {
+            let bad = |what: &str, v: &str| Error::Protocol(format!("unknown {what} {v}"));
+            creations.push(
+                AclCreation::default()
+                    .with_resource_type(
+                        code(RESOURCE_TYPES, &b.resource_type).ok_or_else(|| bad("resource type", &b.resource_type))?,
+                    )
+                    .with_resource_name(str_bytes(&b.resource_name))
+                    .with_resource_pattern_type(
+                        code(PATTERN_TYPES, &b.pattern_type).ok_or_else(|| bad("pattern type", &b.pattern_type))?,
+                    )
+                    .with_principal(str_bytes(&b.principal))
+                    .with_host(str_bytes(&b.host))
+                    .with_operation(code(OPERATIONS, &b.operation).ok_or_else(|| bad("operation", &b.operation))?)
+                    .with_permission_type(
+                        code(PERMISSIONS, &b.permission).ok_or_else(|| bad("permission", &b.permission))?,
+                    ),
+            );
+        }
+        retry!(self, "create acls", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    CreateAclsRequest::default().with_creations(creations.clone())
+                })
+                .await?;
+            for x in &r.results {
+                check(x.error_code, x.error_message.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// DescribeAcls: the bindings a filter matches.
+    pub async fn describe_acls(&self, f: &AclFilterSpec) -> Result<Vec<AclEntry>, Error> {
+        retry!(self, "describe acls", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DescribeAclsRequest::default()
+                        .with_resource_type_filter(f.resource_type.unwrap_or(1))
+                        .with_resource_name_filter(f.resource_name.as_deref().map(str_bytes))
+                        .with_pattern_type_filter(f.pattern_type.unwrap_or(1))
+                        .with_principal_filter(f.principal.as_deref().map(str_bytes))
+                        .with_host_filter(f.host.as_deref().map(str_bytes))
+                        .with_operation(f.operation.unwrap_or(1))
+                        .with_permission_type(f.permission.unwrap_or(1))
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            let mut out = Vec::new();
+            for res in &r.resources {
+                for a in &res.acls {
+                    out.push(acl_entry(
+                        res.resource_type,
+                        &res.resource_name,
+                        res.pattern_type,
+                        &a.principal,
+                        &a.host,
+                        a.operation,
+                        a.permission_type,
+                    ));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// DeleteAcls: removes what the filter matches; returns what was removed.
+    pub async fn delete_acls(&self, f: &AclFilterSpec) -> Result<Vec<AclEntry>, Error> {
+        use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+        let filter = DeleteAclsFilter::default()
+            .with_resource_type_filter(f.resource_type.unwrap_or(1))
+            .with_resource_name_filter(f.resource_name.as_deref().map(str_bytes))
+            .with_pattern_type_filter(f.pattern_type.unwrap_or(1))
+            .with_principal_filter(f.principal.as_deref().map(str_bytes))
+            .with_host_filter(f.host.as_deref().map(str_bytes))
+            .with_operation(f.operation.unwrap_or(1))
+            .with_permission_type(f.permission.unwrap_or(1));
+        retry!(self, "delete acls", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DeleteAclsRequest::default().with_filters(vec![filter.clone()])
+                })
+                .await?;
+            let Some(result) = r.filter_results.first() else {
+                return Err(Error::Protocol("DeleteAcls answered no filter".into()));
+            };
+            check(result.error_code, result.error_message.as_ref())?;
+            Ok(result
+                .matching_acls
+                .iter()
+                .map(|m| {
+                    acl_entry(
+                        m.resource_type,
+                        &m.resource_name,
+                        m.pattern_type,
+                        &m.principal,
+                        &m.host,
+                        m.operation,
+                        m.permission_type,
+                    )
+                })
+                .collect())
+        })
+    }
+
+    /// AlterUserScramCredentials upsertion: the salt is random and only the
+    /// salted password leaves this process (KIP-554), never the password.
+    pub async fn upsert_scram_credential(
+        &self,
+        user: &str,
+        mechanism: &str,
+        password: &str,
+        iterations: i32,
+    ) -> Result<(), Error> {
+        use crate::scram::ScramHash;
+        use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+        let (code, hash) = match mechanism.to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-256" => (1, ScramHash::Sha256),
+            "SCRAM-SHA-512" => (2, ScramHash::Sha512),
+            other => return Err(Error::Protocol(format!("unknown SCRAM mechanism {other}"))),
+        };
+        let mut salt = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+            .map_err(|_| Error::Protocol("no random source".into()))?;
+        let salted = hash.salted_password(password, &salt, iterations.max(1) as u32);
+        let upsertion = ScramCredentialUpsertion::default()
+            .with_name(str_bytes(user))
+            .with_mechanism(code)
+            .with_iterations(iterations)
+            .with_salt(bytes::Bytes::copy_from_slice(&salt))
+            .with_salted_password(bytes::Bytes::from(salted));
+        self.alter_scram(AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion]))
+            .await
+    }
+
+    /// AlterUserScramCredentials deletion of one user's credential for a mechanism.
+    pub async fn delete_scram_credential(&self, user: &str, mechanism: &str) -> Result<(), Error> {
+        use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+        let code = match mechanism.to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-256" => 1,
+            "SCRAM-SHA-512" => 2,
+            other => return Err(Error::Protocol(format!("unknown SCRAM mechanism {other}"))),
+        };
+        self.alter_scram(AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            ScramCredentialDeletion::default().with_name(str_bytes(user)).with_mechanism(code),
+        ]))
+        .await
+    }
+
+    async fn alter_scram(&self, req: AlterUserScramCredentialsRequest) -> Result<(), Error> {
+        retry!(self, "alter user scram credentials", {
+            let r = self.send(&Route::Any, &|_| req.clone()).await?;
+            for x in &r.results {
+                check(x.error_code, x.error_message.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// DescribeUserScramCredentials: every user's mechanisms and iterations.
+    pub async fn describe_scram_credentials(&self) -> Result<Vec<ScramCredentialInfo>, Error> {
+        retry!(self, "describe user scram credentials", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DescribeUserScramCredentialsRequest::default().with_users(None)
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            let mut out = Vec::new();
+            for u in &r.results {
+                check(u.error_code, u.error_message.as_ref())?;
+                for c in &u.credential_infos {
+                    out.push(ScramCredentialInfo {
+                        user: u.user.to_string(),
+                        mechanism: if c.mechanism == 2 {
+                            "SCRAM-SHA-512"
+                        } else {
+                            "SCRAM-SHA-256"
+                        }
+                        .into(),
+                        iterations: c.iterations,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+}

@@ -23,8 +23,9 @@ pub mod scram;
 pub mod security;
 
 pub use admin::{
-    Admin, AdminOptions, AlterOp, BrokerInfo, ClusterInfo, ConfigEntry, ConfigResource, GroupDescription, GroupListing,
-    GroupMember, NewTopic, OngoingReassignment, PartitionInfo, TopicInfo,
+    acl_codes, AclEntry, AclFilterSpec, Admin, AdminOptions, AlterOp, BrokerInfo, ClusterInfo, ConfigEntry,
+    ConfigResource, GroupDescription, GroupListing, GroupMember, NewTopic, OngoingReassignment, PartitionInfo,
+    ScramCredentialInfo, TopicInfo,
 };
 pub use connection::Connection;
 pub use error::Error;

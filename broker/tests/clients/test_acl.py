@@ -240,3 +240,50 @@ def test_acls_and_scram_users_hold_on_every_broker_and_survive_kill9():
         assert produce_error(alice_conf(sasl), "shared") == KafkaError.TOPIC_AUTHORIZATION_FAILED
     finally:
         c.stop()
+
+
+def test_skeinctl_manages_acls_and_scram_users(broker_factory, tmp_path):
+    import json
+    import subprocess
+
+    from test_skeinctl import skeinctl_binary
+
+    b = secured_broker(broker_factory)
+    props = tmp_path / "admin.properties"
+    props.write_text(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+        'sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret";\n'
+    )
+
+    def ctl(*args, stdin=None):
+        r = subprocess.run(
+            [skeinctl_binary(), "-b", b.sasl_bootstrap, "--output", "json", "--timeout", "20",
+             "--command-config", str(props), *args],
+            capture_output=True, timeout=60, input=stdin,
+        )
+        assert r.returncode == 0, r.stderr.decode()
+        return json.loads(r.stdout.decode())
+
+    # A SCRAM user from standard input; it logs in at once.
+    ctl("user", "create", "carol", "--mechanism", "SCRAM-SHA-256", stdin=b"carol-secret\n")
+    users = {(u["user"], u["mechanism"]) for u in ctl("user", "list")}
+    assert ("carol", "SCRAM-SHA-256") in users and ("alice", "SCRAM-SHA-256") in users
+    carol = {**alice_conf(b.sasl_bootstrap), "sasl.username": "carol", "sasl.password": "carol-secret"}
+    admin = AdminClient(admin_conf(b.sasl_bootstrap))
+    admin.create_topics([NewTopic("audit", 1, 1)])["audit"].result(15)
+    assert produce_error(carol, "audit") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    created = ctl("acl", "create", "--topic", "aud", "--prefixed", "--principal", "User:carol",
+                  "--operation", "write", "--operation", "describe")
+    assert len(created) == 2
+    assert produce_error(carol, "audit") is None
+    listed = ctl("acl", "list", "--principal", "User:carol")
+    assert sorted(x["operation"] for x in listed) == ["Describe", "Write"]
+    assert {x["pattern_type"] for x in listed} == {"Prefixed"}
+    deleted = ctl("acl", "delete", "--principal", "User:carol", "--operation", "write")
+    assert [x["operation"] for x in deleted] == ["Write"]
+    assert produce_error(carol, "audit") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    ctl("user", "delete", "carol", "--mechanism", "SCRAM-SHA-256")
+    assert ("carol", "SCRAM-SHA-256") not in {(u["user"], u["mechanism"]) for u in ctl("user", "list")}
+    assert "carol-secret" not in b.log()
