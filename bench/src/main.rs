@@ -13,6 +13,7 @@
 //! client's share bounds what the brokers can be shown to do). Prints a table
 //! and writes JSON.
 
+mod acls;
 mod groups;
 mod paced;
 mod scale;
@@ -52,10 +53,11 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     scale_partitions: i32,
     /// Scenarios to run (comma-separated): produce, consume, groups, cluster,
-    /// latency, restart, and scale (not by default: `make bench-scale`). The
+    /// latency, restart, acls (produce with 5,001 ACL bindings against an open
+    /// broker), and scale (not by default: `make bench-scale`). The
     /// rest by default. `cluster` and `latency` compare with the single
     /// broker's acks=all figures, so they run its 1 KiB acks=all produce too.
-    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart", "acls"].map(String::from))]
     only: Vec<String>,
     /// Extra broker settings (key=value), repeatable.
     #[arg(long = "set")]
@@ -599,6 +601,9 @@ fn main() {
     }
     if run("scale") {
         json.extend(scale::run(&args, &dir));
+    }
+    if run("acls") {
+        json.extend(acls::run(&args, &dir, &lat_file));
     }
     if run("restart") {
         let log_bytes = walk_size(&dir);
