@@ -17,6 +17,7 @@ mod acls;
 mod groups;
 mod paced;
 mod scale;
+mod tls;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -54,10 +55,11 @@ struct Args {
     scale_partitions: i32,
     /// Scenarios to run (comma-separated): produce, consume, groups, cluster,
     /// latency, restart, acls (produce with 5,001 ACL bindings against an open
-    /// broker), and scale (not by default: `make bench-scale`). The
+    /// broker), tls (produce and consume over SASL_SSL against plaintext, SCRAM
+    /// logins per second), and scale (not by default: `make bench-scale`). The
     /// rest by default. `cluster` and `latency` compare with the single
     /// broker's acks=all figures, so they run its 1 KiB acks=all produce too.
-    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart", "acls"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart", "acls", "tls"].map(String::from))]
     only: Vec<String>,
     /// Extra broker settings (key=value), repeatable.
     #[arg(long = "set")]
@@ -604,6 +606,9 @@ fn main() {
     }
     if run("acls") {
         json.extend(acls::run(&args, &dir, &lat_file));
+    }
+    if run("tls") {
+        json.extend(tls::run(&args, &dir));
     }
     if run("restart") {
         let log_bytes = walk_size(&dir);
