@@ -12,8 +12,8 @@ use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserSc
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
-use crate::controller::image::{Command, Reply};
+use super::{propose, str_bytes};
+use crate::controller::image::Command;
 use crate::protocol::handler::{Handler, Operation, RequestContext};
 use crate::security::scram::{Mechanism, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
@@ -167,16 +167,7 @@ fn check(
 /// Proposes a user's commands in order; the first refusal stops the rest.
 async fn run(ctx: &RequestContext, commands: Vec<Command>) -> Outcome {
     for cmd in commands {
-        match ctx.metadata().propose(cmd).await {
-            Ok(Reply::Error { code, message }) => {
-                return Err((
-                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
-                    message,
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => return Err((e.code, e.message)),
-        }
+        propose(ctx, cmd).await?;
     }
     Ok(())
 }

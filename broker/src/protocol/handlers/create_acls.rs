@@ -8,9 +8,9 @@ use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::str_bytes;
-use crate::controller::image::{Command, Reply};
-use crate::protocol::handler::{Handler, Operation, RequestContext};
+use super::{acl_change_refused, propose, str_bytes};
+use crate::controller::image::Command;
+use crate::protocol::handler::{Handler, RequestContext};
 use crate::security::acl::AclBinding;
 
 pub struct CreateAcls;
@@ -24,13 +24,7 @@ impl Handler for CreateAcls {
 
     async fn handle(ctx: RequestContext, req: CreateAclsRequest) -> Option<CreateAclsResponse> {
         let authz = ctx.authz();
-        let refusal = if !authz.enabled() {
-            Some((ResponseError::SecurityDisabled, NO_AUTHORIZER.to_string()))
-        } else if !authz.allows_cluster(Operation::Alter) {
-            Some((ResponseError::ClusterAuthorizationFailed, String::new()))
-        } else {
-            None
-        };
+        let refusal = acl_change_refused(&authz);
         let parsed: Vec<Result<AclBinding, (ResponseError, String)>> = req
             .creations
             .iter()
@@ -52,14 +46,7 @@ impl Handler for CreateAcls {
         let committed: Result<(), (ResponseError, String)> = if valid.is_empty() {
             Ok(())
         } else {
-            match ctx.metadata().propose(Command::CreateAcls { bindings: valid }).await {
-                Ok(Reply::Error { code, message }) => Err((
-                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
-                    message,
-                )),
-                Ok(_) => Ok(()),
-                Err(e) => Err((e.code, e.message)),
-            }
+            propose(&ctx, Command::CreateAcls { bindings: valid }).await
         };
         let results = parsed
             .into_iter()

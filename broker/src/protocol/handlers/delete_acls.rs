@@ -11,10 +11,9 @@ use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, Del
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::VersionRange;
 
-use super::create_acls::NO_AUTHORIZER;
-use super::str_bytes;
-use crate::controller::image::{Command, Reply};
-use crate::protocol::handler::{Handler, Operation, RequestContext};
+use super::{acl_change_refused, propose, str_bytes};
+use crate::controller::image::Command;
+use crate::protocol::handler::{Handler, RequestContext};
 use crate::security::acl::{AclBinding, AclFilter};
 
 pub struct DeleteAcls;
@@ -25,13 +24,7 @@ impl Handler for DeleteAcls {
 
     async fn handle(ctx: RequestContext, req: DeleteAclsRequest) -> Option<DeleteAclsResponse> {
         let authz = ctx.authz();
-        let refusal = if !authz.enabled() {
-            Some((ResponseError::SecurityDisabled, NO_AUTHORIZER.to_string()))
-        } else if !authz.allows_cluster(Operation::Alter) {
-            Some((ResponseError::ClusterAuthorizationFailed, String::new()))
-        } else {
-            None
-        };
+        let refusal = acl_change_refused(&authz);
         let matched: Vec<Result<Vec<AclBinding>, (ResponseError, String)>> = req
             .filters
             .iter()
@@ -59,14 +52,7 @@ impl Handler for DeleteAcls {
             Ok(())
         } else {
             let bindings = all.into_iter().collect();
-            match ctx.metadata().propose(Command::DeleteAcls { bindings }).await {
-                Ok(Reply::Error { code, message }) => Err((
-                    ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
-                    message,
-                )),
-                Ok(_) => Ok(()),
-                Err(e) => Err((e.code, e.message)),
-            }
+            propose(&ctx, Command::DeleteAcls { bindings }).await
         };
         let results = matched
             .into_iter()

@@ -80,6 +80,34 @@ pub fn config_resource_denied(
     (!allowed).then(|| (error, "Authorization failed.".to_string()))
 }
 
+/// Proposes one metadata command: Ok, or the Kafka error (and message) it
+/// was refused with, by the controller or on the way there.
+pub async fn propose(
+    ctx: &crate::protocol::handler::RequestContext,
+    cmd: crate::controller::image::Command,
+) -> Result<(), (ResponseError, String)> {
+    match ctx.metadata().propose(cmd).await {
+        Ok(crate::controller::image::Reply::Error { code, message }) => Err((
+            ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+            message,
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err((e.code, e.message)),
+    }
+}
+
+/// Why the ACL-changing APIs refuse: no authorizer (SECURITY_DISABLED, with
+/// Kafka's message) or no ALTER on the cluster.
+pub fn acl_change_refused(authz: &Authz) -> Option<(ResponseError, String)> {
+    if !authz.enabled() {
+        Some((ResponseError::SecurityDisabled, create_acls::NO_AUTHORIZER.to_string()))
+    } else if !authz.allows_cluster(Operation::Alter) {
+        Some((ResponseError::ClusterAuthorizationFailed, String::new()))
+    } else {
+        None
+    }
+}
+
 /// `operations` when the client asked for them, else OPERATIONS_NOT_REQUESTED.
 pub fn authorized(requested: bool, operations: i32) -> i32 {
     if requested {
