@@ -16,6 +16,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;

@@ -112,6 +112,16 @@ pub struct LagLabels {
     pub partition: i32,
 }
 
+/// A throttled group's labels: the quota type (Kafka's MBean `type`:
+/// Produce, Fetch, Request) and the user and client id it is shared by
+/// (empty where the quota is shared across all of them).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabels {
+    quota_type: String,
+    user: String,
+    client_id: String,
+}
+
 /// One topic's counters, kept by the topic so the request path only adds.
 #[derive(Clone, Debug, Default)]
 pub struct TopicMetrics {
@@ -158,6 +168,9 @@ pub struct Metrics {
     /// Bytes a follower fetched for partitions being reassigned (throttled).
     pub follower_reassignment_bytes: Counter,
     pub state: StateGauges,
+    quota_throttle_time: Family<QuotaLabels, Counter>,
+    quota_throttled: Family<QuotaLabels, Counter>,
+    quota_rate: Family<QuotaLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -181,6 +194,9 @@ impl Metrics {
             leader_reassignment_bytes: Counter::default(),
             follower_reassignment_bytes: Counter::default(),
             state: StateGauges::default(),
+            quota_throttle_time: Family::default(),
+            quota_throttled: Family::default(),
+            quota_rate: Family::default(),
         };
         m.register()
     }
@@ -279,6 +295,21 @@ impl Metrics {
             s.groups.clone(),
         );
         r.register(
+            "kafka_server_quota_throttle_time_ms",
+            "Milliseconds clients were told to pause for exceeding a client quota (quota_type Produce, Fetch or Request)",
+            self.quota_throttle_time.clone(),
+        );
+        r.register(
+            "kafka_server_quota_throttled",
+            "Responses that carried a throttle time for exceeding a client quota",
+            self.quota_throttled.clone(),
+        );
+        r.register(
+            "kafka_server_quota_rate",
+            "A throttled group's measured rate when it last recorded: bytes per second (Produce, Fetch) or percent of a thread (Request)",
+            self.quota_rate.clone(),
+        );
+        r.register(
             "kafka_log_log_size",
             "Bytes of a partition's log on this broker",
             s.log_size.clone(),
@@ -351,6 +382,32 @@ impl Metrics {
         self.messages_in.remove(&labels);
         self.bytes_in.remove(&labels);
         self.bytes_out.remove(&labels);
+    }
+
+    /// A quota sensor's measured rate, and the pause it asked for (if any).
+    pub fn quota_recorded(&self, quota_type: &str, user: &str, client_id: &str, rate: f64, throttle_ms: u64) {
+        let labels = QuotaLabels {
+            quota_type: quota_type.to_string(),
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+        };
+        self.quota_rate.get_or_create(&labels).set(rate);
+        if throttle_ms > 0 {
+            self.quota_throttle_time.get_or_create(&labels).inc_by(throttle_ms);
+            self.quota_throttled.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Forgets an expired quota sensor's series.
+    pub fn quota_forget(&self, quota_type: &str, user: &str, client_id: &str) {
+        let labels = QuotaLabels {
+            quota_type: quota_type.to_string(),
+            user: user.to_string(),
+            client_id: client_id.to_string(),
+        };
+        self.quota_rate.remove(&labels);
+        self.quota_throttle_time.remove(&labels);
+        self.quota_throttled.remove(&labels);
     }
 
     /// Every metric in the OpenMetrics text format.

@@ -365,6 +365,11 @@ async fn connection(
         if !released.await.unwrap_or(false) || session.is_closing() {
             break;
         }
+        // A throttled client is not read from until its throttle time passes
+        // (KIP-219); its response has already gone out.
+        if let Some(until) = session.take_mute() {
+            tokio::time::sleep_until(until.into()).await;
+        }
     }
     drop(tx);
     let _ = writer.await;

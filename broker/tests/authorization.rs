@@ -949,6 +949,37 @@ fn rows() -> Vec<Row> {
             }
         ),
         row!(
+            DescribeClientQuotas,
+            "DESCRIBE_CONFIGS on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, DESCRIBE_CONFIGS)],
+            CAF,
+            |c| { c.call(1, &DescribeClientQuotasRequest::default()).error_code }
+        ),
+        row!(
+            AlterClientQuotas,
+            "ALTER_CONFIGS on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, ALTER_CONFIGS)],
+            CAF,
+            |c| {
+                c.call(
+                    1,
+                    &AlterClientQuotasRequest::default().with_entries(vec![
+                        alter_client_quotas_request::EntryData::default()
+                            .with_entity(vec![alter_client_quotas_request::EntityData::default()
+                                .with_entity_type(s("client-id"))
+                                .with_entity_name(Some(s("zed")))])
+                            .with_ops(vec![alter_client_quotas_request::OpData::default()
+                                .with_key(s("producer_byte_rate"))
+                                .with_value(1024.0)]),
+                    ]),
+                )
+                .entries[0]
+                    .error_code
+            }
+        ),
+        row!(
             ConsumerGroupHeartbeat,
             "READ on the group",
             &[(TOPIC, "t", LITERAL, DESCRIBE)],

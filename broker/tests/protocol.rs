@@ -267,6 +267,15 @@ fn every_api_answers_at_every_served_version() {
                 }
                 ApiKey::CreateAcls => check!(CreateAclsRequest::default()),
                 ApiKey::DeleteAcls => check!(DeleteAclsRequest::default()),
+                ApiKey::DescribeClientQuotas => {
+                    let r = c.call(v, &DescribeClientQuotasRequest::default());
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.entries.map(|e| e.len()), Some(0));
+                }
+                ApiKey::AlterClientQuotas => {
+                    let r = c.call(v, &AlterClientQuotasRequest::default().with_validate_only(true));
+                    assert!(r.entries.is_empty());
+                }
                 other => panic!("no version test for {other:?}"),
             }
         }

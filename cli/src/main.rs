@@ -75,6 +75,9 @@ enum Command {
     /// SCRAM users.
     #[command(subcommand)]
     User(security::UserCommand),
+    /// Client quotas: byte rates and request percentage per user and client id.
+    #[command(subcommand)]
+    Quota(security::QuotaCommand),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +254,7 @@ async fn run(admin: &Admin, out: &Output, command: Command) -> Result<(), CliErr
         Command::Reassign(c) => reassign::run(admin, out, c).await,
         Command::Acl(c) => security::acl(admin, out, c).await,
         Command::User(c) => security::user(admin, out, c).await,
+        Command::Quota(c) => security::quota(admin, out, c).await,
     }
 }
 

@@ -1,11 +1,12 @@
-//! `skeinctl acl` and `skeinctl user`: ACL bindings and SCRAM users, in the
-//! manner of Kafka's `kafka-acls.sh` and `kafka-configs.sh --entity-type users`.
+//! `skeinctl acl`, `skeinctl user` and `skeinctl quota`: ACL bindings, SCRAM
+//! users and client quotas, in the manner of Kafka's `kafka-acls.sh` and
+//! `kafka-configs.sh --entity-type users|clients`.
 
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use skein_client::{acl_codes, AclEntry, AclFilterSpec, Admin};
+use skein_client::{acl_codes, AclEntry, AclFilterSpec, Admin, QuotaEntity};
 
 use crate::output::{Output, Table};
 use crate::CliError;
@@ -283,6 +284,118 @@ pub async fn user(admin: &Admin, out: &Output, command: UserCommand) -> Result<(
                 &format!("user {name}: {mechanism} credential deleted"),
                 json!({"user": name, "mechanism": mechanism}),
             );
+            Ok(())
+        }
+    }
+}
+
+/// The entity of a quota command, as `kafka-configs.sh` names it.
+#[derive(Args)]
+pub struct QuotaEntityArgs {
+    /// A user (the principal's name, e.g. alice; ANONYMOUS without authentication).
+    #[arg(long, group = "user_entity")]
+    user: Option<String>,
+    /// The default for users without a quota of their own.
+    #[arg(long, group = "user_entity")]
+    user_defaults: bool,
+    /// A client id (the client's client.id).
+    #[arg(long, group = "client_entity")]
+    client_id: Option<String>,
+    /// The default for client ids without a quota of their own.
+    #[arg(long, group = "client_entity")]
+    client_defaults: bool,
+}
+
+impl QuotaEntityArgs {
+    fn entity(&self) -> QuotaEntity {
+        let part = |name: &Option<String>, default: bool| match (name, default) {
+            (Some(n), _) => Some(Some(n.clone())),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        QuotaEntity {
+            user: part(&self.user, self.user_defaults),
+            client_id: part(&self.client_id, self.client_defaults),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum QuotaCommand {
+    /// Set or remove quotas of a user, a client id, or a user's client id:
+    /// producer_byte_rate and consumer_byte_rate (bytes per second, per
+    /// broker), request_percentage (percent of one request thread).
+    Set {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+        /// key=value[,key=value...], e.g. producer_byte_rate=1048576
+        #[arg(long)]
+        add_config: Option<String>,
+        /// key[,key...] to remove
+        #[arg(long)]
+        delete_config: Option<String>,
+    },
+    /// List quotas: all, or those of the named user and/or client id.
+    List {
+        #[command(flatten)]
+        entity: QuotaEntityArgs,
+    },
+}
+
+pub async fn quota(admin: &Admin, out: &Output, command: QuotaCommand) -> Result<(), CliError> {
+    match command {
+        QuotaCommand::Set {
+            entity,
+            add_config,
+            delete_config,
+        } => {
+            let entity = entity.entity();
+            if entity.components().is_empty() {
+                return Err(CliError::Usage(
+                    "name the entity: --user/--user-defaults and/or --client-id/--client-defaults".into(),
+                ));
+            }
+            let mut ops: Vec<(String, Option<f64>)> = Vec::new();
+            for pair in add_config.iter().flat_map(|s| s.split(',')).filter(|p| !p.is_empty()) {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| CliError::Usage(format!("--add-config {pair}: expected key=value")))?;
+                let value: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| CliError::Usage(format!("--add-config {pair}: {value} is not a number")))?;
+                ops.push((key.trim().to_string(), Some(value)));
+            }
+            for key in delete_config
+                .iter()
+                .flat_map(|s| s.split(','))
+                .filter(|k| !k.is_empty())
+            {
+                ops.push((key.trim().to_string(), None));
+            }
+            if ops.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --add-config and/or --delete-config".into(),
+                ));
+            }
+            admin.alter_client_quotas(&entity, &ops, false).await?;
+            out.done(
+                &format!("quotas of {entity} updated"),
+                json!({"entity": entity.to_string(), "changes": ops.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}),
+            );
+            Ok(())
+        }
+        QuotaCommand::List { entity } => {
+            let entries = admin.describe_client_quotas(&entity.entity()).await?;
+            let mut table = Table::new(&["ENTITY", "QUOTA", "VALUE"]);
+            let mut doc = Vec::new();
+            for e in &entries {
+                for (k, v) in &e.values {
+                    table.row(vec![e.entity.to_string(), k.clone(), v.to_string()]);
+                }
+                doc.push(json!({"entity": e.entity.to_string(), "quotas": e.values}));
+            }
+            out.print(table, json!(doc));
             Ok(())
         }
     }

@@ -1262,6 +1262,46 @@ pub struct ScramCredentialInfo {
     pub iterations: i32,
 }
 
+/// A client quota entity: `user` and/or `client-id`, each a name or the
+/// default (`None` inside the `Some`): `user=alice`, `client-id=<default>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct QuotaEntity {
+    pub user: Option<Option<String>>,
+    pub client_id: Option<Option<String>>,
+}
+
+impl QuotaEntity {
+    /// The (entity type, name) pairs of the wire (None: the default).
+    pub fn components(&self) -> Vec<(&'static str, Option<&str>)> {
+        let mut out = Vec::new();
+        if let Some(u) = &self.user {
+            out.push(("user", u.as_deref()));
+        }
+        if let Some(c) = &self.client_id {
+            out.push(("client-id", c.as_deref()));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for QuotaEntity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .components()
+            .iter()
+            .map(|(t, n)| format!("{t}={}", n.unwrap_or("<default>")))
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// One entity's quotas as DescribeClientQuotas lists them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientQuotaEntry {
+    pub entity: QuotaEntity,
+    pub values: BTreeMap<String, f64>,
+}
+
 fn acl_entry(t: i8, resource: &str, p: i8, principal: &str, host: &str, op: i8, perm: i8) -> AclEntry {
     use acl_codes::{OPERATIONS, PATTERN_TYPES, PERMISSIONS, RESOURCE_TYPES};
     AclEntry {
@@ -1464,6 +1504,87 @@ impl Admin {
                         iterations: c.iterations,
                     });
                 }
+            }
+            Ok(out)
+        })
+    }
+
+    /// AlterClientQuotas on one entity: each key set to a value, or removed (None).
+    pub async fn alter_client_quotas(
+        &self,
+        entity: &QuotaEntity,
+        ops: &[(String, Option<f64>)],
+        validate_only: bool,
+    ) -> Result<(), Error> {
+        use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+        let entry = EntryData::default()
+            .with_entity(
+                entity
+                    .components()
+                    .into_iter()
+                    .map(|(t, n)| {
+                        EntityData::default()
+                            .with_entity_type(str_bytes(t))
+                            .with_entity_name(n.map(str_bytes))
+                    })
+                    .collect(),
+            )
+            .with_ops(
+                ops.iter()
+                    .map(|(k, v)| {
+                        OpData::default()
+                            .with_key(str_bytes(k))
+                            .with_value(v.unwrap_or(0.0))
+                            .with_remove(v.is_none())
+                    })
+                    .collect(),
+            );
+        let req = AlterClientQuotasRequest::default()
+            .with_entries(vec![entry])
+            .with_validate_only(validate_only);
+        retry!(self, "alter client quotas", {
+            let r = self.send(&Route::Any, &|_| req.clone()).await?;
+            for e in &r.entries {
+                check(e.error_code, e.error_message.as_ref())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// DescribeClientQuotas: every entity with a quota, or those whose user
+    /// or client id is the one named (`Some(None)`: the default).
+    pub async fn describe_client_quotas(&self, filter: &QuotaEntity) -> Result<Vec<ClientQuotaEntry>, Error> {
+        use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
+        let components: Vec<ComponentData> = filter
+            .components()
+            .into_iter()
+            .map(|(t, n)| {
+                ComponentData::default()
+                    .with_entity_type(str_bytes(t))
+                    .with_match_type(if n.is_some() { 0 } else { 1 })
+                    .with_match(n.map(str_bytes))
+            })
+            .collect();
+        retry!(self, "describe client quotas", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    DescribeClientQuotasRequest::default().with_components(components.clone())
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())?;
+            let mut out = Vec::new();
+            for e in r.entries.iter().flatten() {
+                let mut entity = QuotaEntity::default();
+                for part in &e.entity {
+                    let name = Some(part.entity_name.as_ref().map(|n| n.to_string()));
+                    match part.entity_type.as_str() {
+                        "user" => entity.user = name,
+                        "client-id" => entity.client_id = name,
+                        _ => {}
+                    }
+                }
+                let values = e.values.iter().map(|v| (v.key.to_string(), v.value)).collect();
+                out.push(ClientQuotaEntry { entity, values });
             }
             Ok(out)
         })

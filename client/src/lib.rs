@@ -23,9 +23,9 @@ pub mod scram;
 pub mod security;
 
 pub use admin::{
-    acl_codes, AclEntry, AclFilterSpec, Admin, AdminOptions, AlterOp, BrokerInfo, ClusterInfo, ConfigEntry,
-    ConfigResource, GroupDescription, GroupListing, GroupMember, NewTopic, OngoingReassignment, PartitionInfo,
-    ScramCredentialInfo, TopicInfo,
+    acl_codes, AclEntry, AclFilterSpec, Admin, AdminOptions, AlterOp, BrokerInfo, ClientQuotaEntry, ClusterInfo,
+    ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, NewTopic, OngoingReassignment,
+    PartitionInfo, QuotaEntity, ScramCredentialInfo, TopicInfo,
 };
 pub use connection::Connection;
 pub use error::Error;

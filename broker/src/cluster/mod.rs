@@ -133,6 +133,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Prometheus metrics (`/metrics`).
     pub metrics: Metrics,
+    /// Client quotas' measured rates (the quotas are in the metadata image).
+    pub quotas: crate::quota::QuotaManager,
     /// Segment files in the log dir at an unclean start: the denominator of recovery progress.
     segments_at_start: Option<usize>,
     /// Set once start-up is done: logs recovered, registered, unfenced (or timed out waiting).
@@ -259,6 +261,7 @@ impl Broker {
                 config.offsets_topic_partitions(),
                 config.consumer_group_timeouts(),
             ),
+            quotas: crate::quota::QuotaManager::new(config.quota_windows()),
             config,
             metrics,
             segments_at_start,

@@ -114,8 +114,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "producer.id.expiration.check.interval.ms",
     "producer.purgatory.purge.interval.requests",
     "queued.max.requests",
-    "quota.window.num",
-    "quota.window.size.seconds",
     "remote.fetch.max.wait.ms",
     "remote.list.offsets.request.timeout.ms",
     "remote.log.index.file.cache.total.size.bytes",

@@ -171,6 +171,20 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Longest a SASL session lasts before the client must re-authenticate (KIP-368); a connection that goes past it without re-authenticating is closed. 0: sessions do not expire.",
     ),
     def(
+        "quota.window.num",
+        T::Int,
+        Some("11"),
+        Some(2),
+        "The number of samples a client quota's rate is measured over.",
+    ),
+    def(
+        "quota.window.size.seconds",
+        T::Int,
+        Some("1"),
+        Some(1),
+        "The time span of each sample of a client quota's rate.",
+    ),
+    def(
         "sasl.server.max.receive.size",
         T::Int,
         Some("524288"),
@@ -1113,6 +1127,14 @@ impl BrokerConfig {
 
     pub fn connections_max_reauth_ms(&self) -> i64 {
         self.num("connections.max.reauth.ms")
+    }
+
+    /// How client quotas' rates are sampled (`quota.window.num`, `quota.window.size.seconds`).
+    pub fn quota_windows(&self) -> crate::quota::rate::Windows {
+        crate::quota::rate::Windows {
+            samples: self.num("quota.window.num") as u32,
+            window_ms: self.num("quota.window.size.seconds") as u64 * 1000,
+        }
     }
 
     pub fn sasl_server_max_receive_size(&self) -> usize {

@@ -151,6 +151,9 @@ pub struct MetadataImage {
     /// ACL bindings (CreateAcls, DeleteAcls), indexed for the authorizer.
     #[serde(default)]
     pub acls: Acls,
+    /// Client quotas (AlterClientQuotas), by entity.
+    #[serde(default)]
+    pub client_quotas: crate::quota::ClientQuotaConfigs,
 }
 
 /// A change to the image, as written in the metadata log.
@@ -262,6 +265,11 @@ pub enum Command {
     /// DeleteAcls: the bindings its filters matched on the proposing broker.
     DeleteAcls {
         bindings: Vec<AclBinding>,
+    },
+    /// AlterClientQuotas: per entity, each key set (Some) or removed (None),
+    /// already validated; applied all together.
+    AlterClientQuotas {
+        changes: Vec<crate::quota::QuotaChange>,
     },
 }
 
@@ -592,6 +600,28 @@ impl MetadataImage {
             }
             Command::DeleteAcls { bindings } => {
                 self.acls = Acls(Arc::new(self.acls.0.changed(&[], &bindings)));
+                Reply::Ok
+            }
+            Command::AlterClientQuotas { changes } => {
+                let invalid = changes
+                    .iter()
+                    .flat_map(|(_, ops)| ops)
+                    .find_map(|(t, v)| v.and_then(|v| crate::quota::config::invalid_value(*t, v.0)));
+                if let Some(why) = invalid {
+                    return refuse(E::InvalidRequest, why);
+                }
+                for (entity, ops) in changes {
+                    let values = self.client_quotas.entry(entity.clone()).or_default();
+                    for (t, v) in ops {
+                        match v {
+                            Some(v) => values.insert(t, v),
+                            None => values.remove(&t),
+                        };
+                    }
+                    if values.is_empty() {
+                        self.client_quotas.remove(&entity);
+                    }
+                }
                 Reply::Ok
             }
             Command::AllocateProducerIds { broker: _ } => {

@@ -14,6 +14,7 @@ use crate::cluster::parts::{Groups, Metadata, ProducerIds, Replicas};
 use crate::cluster::Broker;
 use crate::config::BrokerConfig;
 use crate::metrics::Metrics;
+use crate::quota::{AppliedQuota, ClientQuotas, QuotaType};
 pub use crate::security::acl::{Authz, Operation, ResourceType};
 
 /// What a handler knows about the request besides its body, and the parts of
@@ -27,6 +28,10 @@ pub struct RequestContext {
     pub zero_copy: ZeroCopy,
     /// Lets the connection read its next request before this one is answered.
     pub detach: Detach,
+    /// The request's size in bytes (what a produce quota counts).
+    pub request_bytes: usize,
+    /// The client quotas that apply to this request's user and client id.
+    quotas: Option<Arc<ClientQuotas>>,
     /// Reached only through the parts below.
     broker: Arc<Broker>,
 }
@@ -75,8 +80,58 @@ impl RequestContext {
             session,
             zero_copy: ZeroCopy::default(),
             detach,
+            request_bytes: 0,
+            quotas: None,
             broker,
         }
+    }
+
+    /// Looks up the client quotas of this request's principal and client id
+    /// (nothing to look up while no quota is set anywhere).
+    pub(super) fn with_quotas(mut self, request_bytes: usize) -> RequestContext {
+        self.request_bytes = request_bytes;
+        let client_id = self.header.client_id.as_deref().unwrap_or("");
+        let session = &self.session;
+        self.quotas = self
+            .broker
+            .controller
+            .with_image(|i| {
+                if i.client_quotas.is_empty() {
+                    return None;
+                }
+                ClientQuotas::resolve(&i.client_quotas, &session.principal().name, client_id)
+            })
+            .map(Arc::new);
+        self
+    }
+
+    /// The quota of this type that applies to this request, if any.
+    pub fn quota(&self, t: QuotaType) -> Option<&AppliedQuota> {
+        self.quotas.as_deref().and_then(|q| q.get(t))
+    }
+
+    /// Records `value` against this request's quota of type `t` and returns
+    /// the throttle time in ms (0 without a quota or within it). The caller
+    /// puts it in the response; the connection is muted for it here.
+    pub fn record_quota(&self, t: QuotaType, value: f64) -> u64 {
+        let Some(q) = self.quota(t) else {
+            return 0;
+        };
+        let throttle = self.broker.quotas.record(t, q, value, &self.broker.metrics);
+        self.session.mute_for_ms(throttle);
+        throttle
+    }
+
+    /// Takes back a value recorded against a quota (a response not sent).
+    pub fn unrecord_quota(&self, t: QuotaType, value: f64) {
+        if let Some(q) = self.quota(t) {
+            self.broker.quotas.unrecord(t, q, value);
+        }
+    }
+
+    /// The most a byte quota of type `t` lets one response carry (Fetch).
+    pub fn quota_window_max(&self, t: QuotaType) -> Option<f64> {
+        self.quota(t).map(|q| self.broker.quotas.max_value_in_window(q))
     }
 
     pub fn api_version(&self) -> i16 {
@@ -146,11 +201,17 @@ impl std::fmt::Debug for RequestContext {
 /// One Kafka API.
 pub trait Handler: Send + Sync + 'static {
     /// The request type; its `Response` is what the handler returns.
-    type Request: Request + Send + 'static;
+    type Request: Request<Response: Throttled> + Send + 'static;
     /// Versions this broker serves.
     const VERSIONS: VersionRange;
     /// Versions advertised in ApiVersions (wider than served only where clients need it).
     const ADVERTISED: VersionRange = Self::VERSIONS;
+
+    /// Whether this request is free of the request-time quota
+    /// (`request_percentage`): ApiVersions, SASL and followers' fetches are.
+    fn exempt_from_request_quota(_request: &Self::Request) -> bool {
+        false
+    }
 
     /// Handles one request. `None` sends no response (Produce with acks=0).
     fn handle(
@@ -158,3 +219,73 @@ pub trait Handler: Send + Sync + 'static {
         request: Self::Request,
     ) -> impl Future<Output = Option<<Self::Request as Request>::Response>> + Send;
 }
+
+/// A response's `throttle_time_ms`, where its API has one (a quota's throttle
+/// time reaches the client through it; versions without the field omit it).
+pub trait Throttled {
+    fn throttle_time_ms(&self) -> i32 {
+        0
+    }
+    fn set_throttle_time_ms(&mut self, _ms: i32) {}
+}
+
+macro_rules! throttled {
+    ($($response:ident),* $(,)?) => {
+        $(impl Throttled for kafka_protocol::messages::$response {
+            fn throttle_time_ms(&self) -> i32 {
+                self.throttle_time_ms
+            }
+            fn set_throttle_time_ms(&mut self, ms: i32) {
+                self.throttle_time_ms = ms;
+            }
+        })*
+    };
+}
+
+throttled!(
+    ProduceResponse,
+    FetchResponse,
+    ListOffsetsResponse,
+    MetadataResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    SyncGroupResponse,
+    DescribeGroupsResponse,
+    ListGroupsResponse,
+    ApiVersionsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    DeleteRecordsResponse,
+    InitProducerIdResponse,
+    OffsetForLeaderEpochResponse,
+    DescribeConfigsResponse,
+    AlterConfigsResponse,
+    CreatePartitionsResponse,
+    IncrementalAlterConfigsResponse,
+    DescribeClusterResponse,
+    UnregisterBrokerResponse,
+    DeleteGroupsResponse,
+    OffsetDeleteResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
+    DescribeLogDirsResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeAclsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
+);
+
+// No throttle_time_ms in these APIs.
+impl Throttled for kafka_protocol::messages::DescribeQuorumResponse {}
+impl Throttled for kafka_protocol::messages::SaslHandshakeResponse {}
+impl Throttled for kafka_protocol::messages::SaslAuthenticateResponse {}

@@ -21,9 +21,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Ver
 
 use crate::cluster::Broker;
 use crate::metrics::Timed;
+use crate::quota::QuotaType;
 use frame::SpliceBuf;
 pub use frame::{Frame, FramePart, ZeroCopy};
-pub use handler::{Detach, Handler, RequestContext};
+pub use handler::{Detach, Handler, RequestContext, Throttled};
 pub use session::{KafkaPrincipal, SecurityProtocol, Session};
 
 /// Why a connection must be closed instead of answered.
@@ -89,14 +90,45 @@ fn decode_body<R: Request>(mut body: Bytes, version: i16) -> Result<R, ProtocolE
 fn dispatch<H: Handler>(ctx: RequestContext, body: Bytes) -> HandlerFuture {
     Box::pin(async move {
         let version = ctx.api_version();
+        let ctx = ctx.with_quotas(body.len());
         let request = decode_body::<H::Request>(body, version)?;
         let correlation_id = ctx.header.correlation_id;
         let zero_copy = ctx.zero_copy.clone();
-        match H::handle(ctx, request).await {
-            Some(response) => encode_frame(correlation_id, version, &response, zero_copy).map(Some),
-            None => Ok(None),
+        // The request-time quota counts the time the handler ran (its polls,
+        // not its waits), in percent of one thread per second.
+        let metered =
+            (!H::exempt_from_request_quota(&request) && ctx.quota(QuotaType::Request).is_some()).then(|| ctx.clone());
+        let (response, busy) = if metered.is_some() {
+            busy_time(H::handle(ctx, request)).await
+        } else {
+            (H::handle(ctx, request).await, std::time::Duration::ZERO)
+        };
+        let Some(mut response) = response else {
+            return Ok(None);
+        };
+        if let Some(ctx) = metered {
+            let throttle = ctx.record_quota(QuotaType::Request, busy.as_nanos() as f64 * 100.0 / 1e9);
+            let throttle = i32::try_from(throttle).unwrap_or(i32::MAX);
+            if throttle > response.throttle_time_ms() {
+                response.set_throttle_time_ms(throttle);
+            }
         }
+        encode_frame(correlation_id, version, &response, zero_copy).map(Some)
     })
+}
+
+/// Runs a future and sums the time spent in its polls.
+async fn busy_time<F: Future>(future: F) -> (F::Output, std::time::Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut busy = std::time::Duration::ZERO;
+    let out = std::future::poll_fn(|cx| {
+        let started = std::time::Instant::now();
+        let poll = future.as_mut().poll(cx);
+        busy += started.elapsed();
+        poll
+    })
+    .await;
+    (out, busy)
 }
 
 /// Encodes a response frame: length, response header, body.
@@ -184,6 +216,8 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::describe_acls::DescribeAcls>(ApiKey::DescribeAcls),
     ApiEntry::of::<handlers::create_acls::CreateAcls>(ApiKey::CreateAcls),
     ApiEntry::of::<handlers::delete_acls::DeleteAcls>(ApiKey::DeleteAcls),
+    ApiEntry::of::<handlers::describe_client_quotas::DescribeClientQuotas>(ApiKey::DescribeClientQuotas),
+    ApiEntry::of::<handlers::alter_client_quotas::AlterClientQuotas>(ApiKey::AlterClientQuotas),
 ];
 
 /// The table row for an API key.

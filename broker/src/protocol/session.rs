@@ -86,6 +86,9 @@ pub struct Session {
     auth: Mutex<Auth>,
     /// Set when the connection must close once the response being made is sent.
     closing: AtomicBool,
+    /// Until when the connection reads nothing from the client: a client
+    /// quota's throttle (KIP-219 mutes the channel after the response).
+    muted_until: Mutex<Option<std::time::Instant>>,
 }
 
 /// Where a SASL session stands.
@@ -135,6 +138,7 @@ impl Session {
             principal: RwLock::new(KafkaPrincipal::anonymous()),
             auth: Mutex::new(Auth::default()),
             closing: AtomicBool::new(false),
+            muted_until: Mutex::new(None),
         })
     }
 
@@ -228,6 +232,24 @@ impl Session {
 
     pub fn is_closing(&self) -> bool {
         self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Reads no further request for `ms` (a quota's throttle time); a longer
+    /// mute already set stays.
+    pub fn mute_for_ms(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        let mut muted = self.muted_until.lock().unwrap_or_else(|e| e.into_inner());
+        if muted.is_none_or(|m| m < until) {
+            *muted = Some(until);
+        }
+    }
+
+    /// Until when the connection must not read (once: the mute is taken).
+    pub fn take_mute(&self) -> Option<std::time::Instant> {
+        self.muted_until.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 

@@ -14,6 +14,10 @@ impl Handler for ApiVersions {
     type Request = ApiVersionsRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
+    fn exempt_from_request_quota(_: &ApiVersionsRequest) -> bool {
+        true
+    }
+
     async fn handle(_ctx: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
         Some(response(ResponseError::try_from_code(0)))
     }

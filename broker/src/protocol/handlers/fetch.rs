@@ -18,6 +18,7 @@ use super::read_error_code;
 use crate::cluster::Partition;
 use crate::metrics::Timed;
 use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
+use crate::quota::QuotaType;
 use crate::replication::leader::{self, LeaderThrottle};
 
 pub struct Fetch;
@@ -29,16 +30,30 @@ impl Handler for Fetch {
     type Request = FetchRequest;
     const VERSIONS: VersionRange = VersionRange { min: 4, max: 12 };
 
+    /// Followers' fetches are replication, not a client's use.
+    fn exempt_from_request_quota(req: &FetchRequest) -> bool {
+        req.replica_id.0 >= 0
+    }
+
     async fn handle(ctx: RequestContext, req: FetchRequest) -> Option<FetchResponse> {
         let started = Instant::now();
         let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
         let deadline = Instant::now() + wait;
         let min_bytes = req.min_bytes.max(0) as usize;
-        let max_bytes = if req.max_bytes <= 0 {
+        let mut max_bytes = if req.max_bytes <= 0 {
             usize::MAX
         } else {
             req.max_bytes as usize
         };
+        // A consumer under a byte quota asks for no more than one window of it.
+        let quota = if req.replica_id.0 < 0 {
+            ctx.quota_window_max(QuotaType::Fetch)
+        } else {
+            None
+        };
+        if let Some(window) = quota {
+            max_bytes = max_bytes.min(window.max(1.0) as usize);
+        }
         let read_committed = req.isolation_level == 1;
         // A follower's fetch (replica id set) tells the leader how far it has
         // replicated; record that once, before any waiting.
@@ -88,6 +103,21 @@ impl Handler for Fetch {
             let pass = read_all(&ctx, &req, &allowed, max_bytes, read_committed).await;
             let expired = Instant::now() >= deadline;
             if pass.bytes >= min_bytes.max(1) || pass.any_error || expired || wait.is_zero() {
+                // Over its byte rate, a consumer gets an empty response with
+                // the throttle time, and what it would have read stays unread.
+                if quota.is_some() {
+                    let throttle = ctx.record_quota(QuotaType::Fetch, pass.bytes as f64);
+                    if throttle > 0 {
+                        ctx.unrecord_quota(QuotaType::Fetch, pass.bytes as f64);
+                        ctx.zero_copy.clear();
+                        ctx.metrics().request_time(Timed::FetchConsumer, started.elapsed());
+                        return Some(
+                            FetchResponse::default()
+                                .with_session_id(0)
+                                .with_throttle_time_ms(i32::try_from(throttle).unwrap_or(i32::MAX)),
+                        );
+                    }
+                }
                 record_metrics(&ctx, &pass, replica >= 0, started);
                 return Some(
                     FetchResponse::default()

@@ -16,6 +16,7 @@ use super::{append_error_code, str_bytes};
 use crate::cluster::Partition;
 use crate::log::AppendError;
 use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
+use crate::quota::QuotaType;
 
 pub struct Produce;
 
@@ -52,6 +53,9 @@ impl Handler for Produce {
             }
             topics.push((topic_data.name, partitions));
         }
+        // A producer over its byte rate is told to pause, and its connection
+        // reads nothing more until then (acks=0 included: it gets no response).
+        let throttle = ctx.record_quota(QuotaType::Produce, ctx.request_bytes as f64);
         if acks == 0 {
             for (_, partitions) in &topics {
                 for pending in partitions {
@@ -90,7 +94,11 @@ impl Handler for Produce {
                     .with_partition_responses(partition_responses),
             );
         }
-        Some(ProduceResponse::default().with_responses(responses))
+        Some(
+            ProduceResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(i32::try_from(throttle).unwrap_or(i32::MAX)),
+        )
     }
 }
 

@@ -24,6 +24,10 @@ impl Handler for SaslAuthenticate {
     type Request = SaslAuthenticateRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 2 };
 
+    fn exempt_from_request_quota(_: &SaslAuthenticateRequest) -> bool {
+        true
+    }
+
     async fn handle(ctx: RequestContext, req: SaslAuthenticateRequest) -> Option<SaslAuthenticateResponse> {
         let resp = SaslAuthenticateResponse::default();
         if !ctx.session.exchanging() {

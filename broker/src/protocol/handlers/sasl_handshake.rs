@@ -15,6 +15,10 @@ impl Handler for SaslHandshake {
     type Request = SaslHandshakeRequest;
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
 
+    fn exempt_from_request_quota(_: &SaslHandshakeRequest) -> bool {
+        true
+    }
+
     async fn handle(ctx: RequestContext, req: SaslHandshakeRequest) -> Option<SaslHandshakeResponse> {
         let session = &ctx.session;
         let mechanisms = session.sasl.as_ref().map(|s| s.mechanisms.clone()).unwrap_or_default();
