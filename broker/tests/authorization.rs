@@ -1010,6 +1010,22 @@ fn rows() -> Vec<Row> {
                     .error_code
             }
         ),
+        // The heartbeat rows above left a member of "cg" subscribed to "t".
+        row!(
+            ConsumerGroupDescribe,
+            "DESCRIBE on the members' topics",
+            &[(GROUP, "cg", LITERAL, DESCRIBE)],
+            &[(TOPIC, "t", LITERAL, DESCRIBE)],
+            TAF,
+            |c| {
+                c.call(
+                    0,
+                    &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("cg")]),
+                )
+                .groups[0]
+                    .error_code
+            }
+        ),
     ]
 }
 

@@ -1,4 +1,7 @@
 //! ConsumerGroupDescribe (key 69): members, epochs and assignments of KIP-848 groups.
+//! As Kafka: DESCRIBE on the group, and a group whose members subscribe to or
+//! are assigned a topic the client may not DESCRIBE is answered
+//! TOPIC_AUTHORIZATION_FAILED without its members.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,6 +56,27 @@ impl Handler for ConsumerGroupDescribe {
                         .with_error_code(ResponseError::GroupIdNotFound.code())
                         .with_group_state(str_bytes("Dead"));
                 };
+                let topics: BTreeSet<String> = g
+                    .members
+                    .values()
+                    .flat_map(|m| {
+                        let assigned = m.assigned.iter().chain(g.target.get(&m.id).into_iter().flatten());
+                        m.subscribed
+                            .iter()
+                            .cloned()
+                            .chain(assigned.filter_map(|(t, _)| names.get(t).cloned()))
+                    })
+                    .collect();
+                if !topics
+                    .iter()
+                    .all(|t| authz.allows(Operation::Describe, ResourceType::Topic, t))
+                {
+                    return d
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes(
+                            "The group has described topic(s) that the client is not authorized to describe.",
+                        )));
+                }
                 let members = g
                     .members
                     .values()
