@@ -152,7 +152,7 @@ pub struct MetadataImage {
     #[serde(default)]
     pub acls: Acls,
     /// Client quotas (AlterClientQuotas), by entity.
-    #[serde(default)]
+    #[serde(default, with = "crate::quota::config::as_list")]
     pub client_quotas: crate::quota::ClientQuotaConfigs,
 }
 
@@ -1397,5 +1397,44 @@ mod tests {
             .0
             .authorize(&cfg, "User:alice", "h", Operation::Read, ResourceType::Topic, "t"));
         assert_eq!(img.acls.0.len(), 1);
+    }
+
+    #[test]
+    fn client_quotas_are_set_removed_refused_and_kept_in_snapshots() {
+        use crate::quota::config::EntityName;
+        use crate::quota::{QuotaEntity, QuotaType, QuotaValue};
+        let alice = QuotaEntity {
+            user: Some(EntityName::Named("alice".into())),
+            client_id: Some(EntityName::Default),
+        };
+        let mut img = cluster(1);
+        let set = img.apply(Command::AlterClientQuotas {
+            changes: vec![(
+                alice.clone(),
+                vec![
+                    (QuotaType::Produce, Some(QuotaValue(1024.0))),
+                    (QuotaType::Request, Some(QuotaValue(25.5))),
+                ],
+            )],
+        });
+        assert_eq!(set, Reply::Ok);
+        // Snapshots are JSON: the entities must survive as list items, not map keys.
+        let back: MetadataImage = serde_json::from_slice(&serde_json::to_vec(&img).unwrap()).unwrap();
+        assert_eq!(back.client_quotas, img.client_quotas);
+        let refused = img.apply(Command::AlterClientQuotas {
+            changes: vec![(alice.clone(), vec![(QuotaType::Fetch, Some(QuotaValue(-1.0)))])],
+        });
+        assert!(matches!(refused, Reply::Error { .. }));
+        assert_eq!(img.client_quotas[&alice].len(), 2, "a refused change changes nothing");
+        img.apply(Command::AlterClientQuotas {
+            changes: vec![(
+                alice.clone(),
+                vec![(QuotaType::Produce, None), (QuotaType::Request, None)],
+            )],
+        });
+        assert!(
+            img.client_quotas.is_empty(),
+            "an entity with no quota left is forgotten"
+        );
     }
 }

@@ -161,6 +161,22 @@ pub fn invalid_value(quota_type: QuotaType, value: f64) -> Option<String> {
 /// Every client quota set in the cluster, by entity.
 pub type ClientQuotaConfigs = BTreeMap<QuotaEntity, BTreeMap<QuotaType, QuotaValue>>;
 
+/// The quotas as a list of (entity, values) in snapshots: the metadata log is
+/// JSON, whose map keys are strings and cannot be entities.
+pub mod as_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(quotas: &ClientQuotaConfigs, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(quotas.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ClientQuotaConfigs, D::Error> {
+        let list: Vec<(QuotaEntity, BTreeMap<QuotaType, QuotaValue>)> = Deserialize::deserialize(d)?;
+        Ok(list.into_iter().collect())
+    }
+}
+
 /// The quota that applies to one request, and whom it is shared by: the
 /// user and client id tags of its sensor (an empty tag: shared across all
 /// values of that part), as Kafka's `DefaultQuotaCallback.quotaMetricTags`.
