@@ -141,8 +141,9 @@ pub struct Broker {
     started: AtomicBool,
     /// `authorizer.class.name` and its settings; None: everything is allowed.
     pub authorizer: Option<Arc<crate::security::acl::AuthorizerConfig>>,
-    /// How this broker connects to its peers' inter-broker listener.
-    pub inter_broker_security: skein_client::ClientSecurity,
+    /// How this broker connects to its peers' inter-broker listener; its TLS
+    /// follows the listener's stores (see `reload_inter_broker_security`).
+    pub inter_broker_security: std::sync::RwLock<skein_client::ClientSecurity>,
 }
 
 /// How far opening the hosted logs has got (`/v1/status` during start-up).
@@ -199,6 +200,24 @@ fn refused(reply: Reply) -> Result<Reply, AdminError> {
 }
 
 impl Broker {
+    /// How this broker connects to its peers' inter-broker listener now.
+    pub fn inter_broker_security(&self) -> skein_client::ClientSecurity {
+        self.inter_broker_security
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Reads the inter-broker listener's stores again (they changed): new
+    /// connections to peers present the new certificate and trust the new
+    /// trust store; an unusable change keeps the previous settings.
+    pub fn reload_inter_broker_security(&self) {
+        match crate::security::inter_broker::client_security(&self.config) {
+            Ok(s) => *self.inter_broker_security.write().unwrap_or_else(|e| e.into_inner()) = s,
+            Err(e) => tracing::warn!("{e}; connections to peers keep the previous TLS configuration"),
+        }
+    }
+
     /// Opens the log directory. Partition logs open when the metadata image
     /// (replayed by the controller) says this broker hosts them.
     pub fn open(config: BrokerConfig, controller: Arc<Controller>) -> io::Result<Arc<Broker>> {
@@ -267,7 +286,7 @@ impl Broker {
             segments_at_start,
             started: AtomicBool::new(false),
             authorizer,
-            inter_broker_security,
+            inter_broker_security: std::sync::RwLock::new(inter_broker_security),
         }))
     }
 

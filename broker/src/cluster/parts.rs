@@ -80,8 +80,8 @@ impl Metadata<'_> {
     }
 
     /// How this broker connects to its peers' inter-broker listener.
-    pub fn inter_broker_security(&self) -> &skein_client::ClientSecurity {
-        &self.0.inter_broker_security
+    pub fn inter_broker_security(&self) -> skein_client::ClientSecurity {
+        self.0.inter_broker_security()
     }
 
     /// Whether this broker's image is fresh enough to act on (see `Broker::metadata_is_current`).

@@ -28,8 +28,8 @@ impl ReplicaHost for Broker {
             .with_image(|img| img.brokers.get(&id).map(|r| format!("{}:{}", r.host, r.port)))
     }
 
-    fn client_security(&self) -> &skein_client::ClientSecurity {
-        &self.inter_broker_security
+    fn client_security(&self) -> skein_client::ClientSecurity {
+        self.inter_broker_security()
     }
 
     fn dynamic_u64(&self, key: &str) -> u64 {

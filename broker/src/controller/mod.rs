@@ -213,16 +213,26 @@ impl Controller {
             })
             .max_decoding_message_size(network::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(network::MAX_MESSAGE_BYTES);
-            let incoming = tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
-            let mut server = tonic::transport::Server::builder();
-            if let Some(tls) = &controller.network.tls {
-                server = server.tls_config(tls.server.clone()).map_err(io_error)?;
-            }
-            tokio::spawn(async move {
-                if let Err(e) = server.add_service(service).serve_with_incoming(incoming).await {
-                    tracing::error!("metadata quorum listener failed: {e}");
+            let server = tonic::transport::Server::builder().add_service(service);
+            match controller.network.tls.clone() {
+                Some(tls) => {
+                    tokio::spawn(Arc::clone(&tls).watch());
+                    let incoming = tls.incoming(tcp, config.controller_listener_name());
+                    tokio::spawn(async move {
+                        if let Err(e) = server.serve_with_incoming(incoming).await {
+                            tracing::error!("metadata quorum listener failed: {e}");
+                        }
+                    });
                 }
-            });
+                None => {
+                    let incoming = tonic::transport::server::TcpIncoming::from(tcp).with_nodelay(Some(true));
+                    tokio::spawn(async move {
+                        if let Err(e) = server.serve_with_incoming(incoming).await {
+                            tracing::error!("metadata quorum listener failed: {e}");
+                        }
+                    });
+                }
+            }
         }
         if voters.iter().any(|v| v.id == node_id) {
             if !controller.raft.is_initialized().await.map_err(io_error)? {
@@ -782,7 +792,7 @@ impl Controller {
 /// `listener.security.protocol.map` (its `listener.name.controller.ssl.*`
 /// stores: voters present their certificate and check their peers' against
 /// the trust store). SASL is not served on the quorum.
-fn quorum_tls(config: &BrokerConfig) -> io::Result<Option<network::QuorumTls>> {
+fn quorum_tls(config: &BrokerConfig) -> io::Result<Option<Arc<network::QuorumTls>>> {
     let name = config.controller_listener_name();
     let protocol = config.security_protocol_map().get(&name).cloned().unwrap_or_default();
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
@@ -791,8 +801,8 @@ fn quorum_tls(config: &BrokerConfig) -> io::Result<Option<network::QuorumTls>> {
         "SSL" => {
             let settings =
                 crate::security::tls::TlsSettings::from_config(config, &name).map_err(|e| invalid(e.to_string()))?;
-            let pem = settings.pem_stores().map_err(|e| invalid(e.to_string()))?;
-            Ok(Some(network::QuorumTls::from_pem(&pem.chain, &pem.key, &pem.trust)))
+            let tls = network::QuorumTls::new(settings).map_err(|e| invalid(e.to_string()))?;
+            Ok(Some(Arc::new(tls)))
         }
         other => Err(invalid(format!(
             "listener {name}: the metadata quorum serves PLAINTEXT or SSL (mutual TLS), not {other}"

@@ -1,7 +1,8 @@
 //! The quorum's gRPC: openraft's network (client side) and the `Quorum` service
 //! (server side) that feeds incoming RPCs to the local Raft node and controller.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -19,6 +20,7 @@ use super::proto::quorum_client::QuorumClient;
 use super::proto::quorum_server::Quorum;
 use super::proto::Payload;
 use super::{Controller, TypeConfig};
+use crate::security::tls::{ClientAuth, TlsError, TlsListener, TlsSettings};
 
 type NodeId = u64;
 
@@ -50,36 +52,129 @@ pub fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, tonic::Status> {
 }
 
 /// The quorum's mutual TLS (CONTROLLER mapped to SSL): what a voter serves
-/// and what it presents and trusts when it calls a peer.
-#[derive(Debug, Clone)]
+/// and what it presents and trusts when it calls a peer. Both follow the
+/// CONTROLLER listener's stores: when their files change, new connections in
+/// and new clients out use the new certificate and trust store.
 pub struct QuorumTls {
-    pub server: tonic::transport::ServerTlsConfig,
-    client: tonic::transport::ClientTlsConfig,
+    pub listener: Arc<TlsListener>,
+    client: RwLock<tonic::transport::ClientTlsConfig>,
+    /// Counts the client config's swaps: a peer connection made before the
+    /// last one is made again, so it presents the current certificate.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumTls")
+            .field("listener", &self.listener.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl QuorumTls {
-    /// From PEM: this node's certificate chain and key, and the CA its peers' certificates come from.
-    pub fn from_pem(chain: &[u8], key: &[u8], trust: &[u8]) -> QuorumTls {
-        use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
-        let identity = Identity::from_pem(chain, key);
-        QuorumTls {
-            server: ServerTlsConfig::new()
-                .identity(identity.clone())
-                .client_ca_root(Certificate::from_pem(trust)),
-            client: ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(trust))
-                .identity(identity),
-        }
+    /// From the CONTROLLER listener's settings; client certificates are
+    /// always required (a voter is authenticated by its certificate).
+    pub fn new(mut settings: TlsSettings) -> Result<QuorumTls, TlsError> {
+        settings.client_auth = ClientAuth::Required;
+        settings.alpn = vec![b"h2".to_vec()];
+        let client = client_tls(&settings)?;
+        Ok(QuorumTls {
+            listener: Arc::new(TlsListener::new(settings)?),
+            client: RwLock::new(client),
+            generation: AtomicU64::new(0),
+        })
     }
+
+    /// Follows the stores until the task is dropped: a change that makes a
+    /// usable config is served to new connections and used for new clients.
+    pub async fn watch(self: Arc<Self>) {
+        let this = Arc::clone(&self);
+        Arc::clone(&self.listener)
+            .watch_with(move || match client_tls(&this.listener.settings) {
+                Ok(c) => {
+                    *this.client.write().unwrap_or_else(|e| e.into_inner()) = c;
+                    this.generation.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!("{e}; the quorum's clients keep the previous TLS configuration"),
+            })
+            .await
+    }
+
+    /// Serves `service` on `tcp` over TLS: each connection's handshake runs
+    /// on its own task, bounded in time, and a refused one is logged with the
+    /// peer's address as Kafka logs a failed authentication (tonic's own TLS
+    /// drops them silently, so an untrusted voter would leave no trace).
+    pub fn incoming(
+        self: Arc<Self>,
+        tcp: tokio::net::TcpListener,
+        listener_name: String,
+    ) -> impl futures_util::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(listener = %listener_name, "metadata quorum cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                if tx.is_closed() {
+                    return;
+                }
+                let acceptor = self.listener.acceptor();
+                let tx = tx.clone();
+                let listener_name = listener_name.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let _ = tx.send(Ok(s)).await;
+                        }
+                        Ok(Err(e)) => tracing::info!(
+                            %peer,
+                            listener = %listener_name,
+                            "failed authentication (TLS handshake failed): {e}"
+                        ),
+                        Err(_) => tracing::info!(
+                            %peer,
+                            listener = %listener_name,
+                            "failed authentication (TLS handshake did not finish in time)"
+                        ),
+                    }
+                });
+            }
+        });
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) })
+    }
+}
+
+/// How long a connecting peer has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// tonic's client config from the stores: this node's certificate and key
+/// (decrypted with `ssl.key.password` if need be) and the trust store.
+fn client_tls(settings: &TlsSettings) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let pem = settings.pem_stores()?;
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pem.trust))
+        .identity(Identity::from_pem(&pem.chain, &pem.key)))
 }
 
 /// How a node calls its peers: plain HTTP/2, or mutual TLS.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
-    pub tls: Option<QuorumTls>,
+    pub tls: Option<Arc<QuorumTls>>,
 }
 
 impl Network {
+    /// Which TLS client config `client` would use now (0 without TLS).
+    fn generation(&self) -> u64 {
+        self.tls.as_ref().map_or(0, |t| t.generation.load(Ordering::Relaxed))
+    }
+
     /// A lazily connected client for `host:port`.
     pub fn client(&self, address: &str) -> Result<QuorumClient<Channel>, tonic::Status> {
         let bad = |e: &dyn std::fmt::Display| tonic::Status::invalid_argument(format!("bad address {address}: {e}"));
@@ -92,9 +187,8 @@ impl Network {
             // The peer's certificate must name the host this node dials.
             let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            endpoint = endpoint
-                .tls_config(tls.client.clone().domain_name(host))
-                .map_err(|e| bad(&e))?;
+            let config = tls.client.read().unwrap_or_else(|e| e.into_inner()).clone();
+            endpoint = endpoint.tls_config(config.domain_name(host)).map_err(|e| bad(&e))?;
         }
         Ok(QuorumClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -109,6 +203,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         Peer {
             target,
             client: self.client(&node.addr),
+            generation: self.generation(),
+            address: node.addr.clone(),
+            network: self.clone(),
         }
     }
 }
@@ -117,6 +214,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeId,
     client: Result<QuorumClient<Channel>, tonic::Status>,
+    /// The TLS generation `client` was made with.
+    generation: u64,
+    address: String,
+    network: Network,
 }
 
 impl Peer {
@@ -131,6 +232,11 @@ impl Peer {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let generation = self.network.generation();
+        if generation != self.generation {
+            self.client = self.network.client(&self.address);
+            self.generation = generation;
+        }
         let client = self
             .client
             .clone()

@@ -196,7 +196,7 @@ async fn run<H: ReplicaHost>(broker: Weak<H>, leader: i32, partitions: FollowedM
             // no batch is larger than the request frame that brought it.
             let max_response = b.config().replica_fetch_response_max_bytes() + b.config().socket_request_max_bytes();
             let security = b.client_security();
-            match Connection::connect_with(&address, client_id, Duration::from_secs(2), max_response, security).await {
+            match Connection::connect_with(&address, client_id, Duration::from_secs(2), max_response, &security).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     tracing::debug!(leader, "cannot reach the leader at {address}: {e}");

@@ -21,7 +21,7 @@ pub trait ReplicaHost: Send + Sync + 'static {
     /// `host:port` of a broker's client listener, from the metadata image.
     fn broker_address(&self, id: i32) -> Option<String>;
     /// How to connect to a peer's inter-broker listener (TLS, SASL).
-    fn client_security(&self) -> &skein_client::ClientSecurity;
+    fn client_security(&self) -> skein_client::ClientSecurity;
     /// A dynamic broker config as a number (the throttle rates).
     fn dynamic_u64(&self, key: &str) -> u64;
     fn leader_throttle(&self) -> &Mutex<Throttle>;

@@ -65,6 +65,9 @@ pub struct TlsSettings {
     pub client_auth: ClientAuth,
     versions: Vec<&'static rustls::SupportedProtocolVersion>,
     pub mapper: PrincipalMapper,
+    /// The application protocols offered in the handshake (ALPN): none on
+    /// Kafka listeners, `h2` on the quorum's gRPC.
+    pub alpn: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TlsSettings {
@@ -160,6 +163,7 @@ impl TlsSettings {
             client_auth,
             versions,
             mapper,
+            alpn: Vec::new(),
         })
     }
 
@@ -224,9 +228,10 @@ impl TlsSettings {
             }
             _ => builder.with_no_client_auth(),
         };
-        let config = builder
+        let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| err(format!("the key does not fit the certificate chain: {e}")))?;
+        config.alpn_protocols = self.alpn.clone();
         Ok(Arc::new(config))
     }
 }
@@ -376,6 +381,11 @@ impl TlsListener {
 
     /// Checks the stores every [`RELOAD_CHECK_INTERVAL`] until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
+        self.watch_with(|| {}).await
+    }
+
+    /// As [`TlsListener::watch`], calling `changed` after each swap.
+    pub async fn watch_with(self: Arc<Self>, changed: impl Fn()) {
         let mut last_error = None;
         loop {
             tokio::time::sleep(RELOAD_CHECK_INTERVAL).await;
@@ -384,6 +394,7 @@ impl TlsListener {
             match outcome {
                 Ok(Ok(true)) => {
                     tracing::info!(listener = %self.settings.listener, "TLS key or trust store changed: new connections use the new one");
+                    changed();
                     last_error = None;
                 }
                 Ok(Ok(false)) => last_error = None,

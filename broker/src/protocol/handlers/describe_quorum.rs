@@ -63,7 +63,7 @@ impl Handler for DescribeQuorum {
                 version,
             ));
         };
-        match forward(&address, version, &req, ctx.metadata().inter_broker_security()).await {
+        match forward(&address, version, &req, &ctx.metadata().inter_broker_security()).await {
             Ok(resp) => Some(resp),
             Err(e) => Some(error(
                 ResponseError::NotLeaderOrFollower,
