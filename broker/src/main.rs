@@ -197,14 +197,15 @@ async fn run(config: BrokerConfig, add_scram: Vec<AddScram>) -> std::io::Result<
         let name: std::sync::Arc<str> = l.name.clone().into();
         let tls = tls.iter().find(|(n, _)| *n == l.name).map(|(_, t)| t.clone());
         if let Some(t) = &tls {
+            let source = Some(broker.tls_settings_source(&l.name));
             if l.name == config.inter_broker_listener_name() {
                 // Its stores are also what this broker presents to its peers.
                 let b = broker.clone();
                 servers.push(tokio::spawn(
-                    t.clone().watch_with(move || b.reload_inter_broker_security()),
+                    t.clone().watch_with(source, move || b.reload_inter_broker_security()),
                 ));
             } else {
-                servers.push(tokio::spawn(t.clone().watch()));
+                servers.push(tokio::spawn(t.clone().watch_with(source, || {})));
             }
         }
         servers.push(tokio::spawn(server::serve(

@@ -52,7 +52,7 @@ def broker_binary():
 class Brokers:
     """n brokers on loopback, each a voter of the metadata quorum when n > 1."""
 
-    def __init__(self, n, root, auto_create=True):
+    def __init__(self, n, root, auto_create=True, protocol="PLAINTEXT", extra=None, extra_args=()):
         self.procs, self.ports = [], [free_port() for _ in range(n)]
         controllers = [free_port() for _ in range(n)]
         voters = ",".join(f"{i}@127.0.0.1:{p}" for i, p in enumerate(controllers))
@@ -63,7 +63,7 @@ class Brokers:
             # partitions per auto-created topic, replication factor 3 on a cluster.
             settings = {
                 "log.dirs": str(data),
-                "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                "listeners": f"{protocol}://127.0.0.1:{self.ports[i]}",
                 "http.listener": "",
                 "num.partitions": "4",
                 "auto.create.topics.enable": "true" if auto_create else "false",
@@ -71,11 +71,12 @@ class Brokers:
             if n > 1:
                 settings.update({
                     "node.id": str(i),
-                    "listeners": f"PLAINTEXT://127.0.0.1:{self.ports[i]},CONTROLLER://127.0.0.1:{controllers[i]}",
+                    "listeners": f"{protocol}://127.0.0.1:{self.ports[i]},CONTROLLER://127.0.0.1:{controllers[i]}",
                     "controller.quorum.voters": voters,
                     "default.replication.factor": "3",
                 })
-            args = [broker_binary()]
+            settings.update(extra or {})
+            args = [broker_binary(), *extra_args]
             for k, v in settings.items():
                 args += ["--set", f"{k}={v}"]
             log = open(Path(root) / f"node{i}.log", "wb")
@@ -119,24 +120,66 @@ def load_expected():
         if not line or line.startswith("#"):
             continue
         test, expect, brokers, which, *reason = line.split()
-        rows[test] = {"expect": expect, "brokers": brokers, "set": which, "reason": " ".join(reason)}
+        # fast:NAME: in the fast set only the subtests whose name holds NAME run.
+        which, _, subtests = which.partition(":")
+        rows[test] = {"expect": expect, "brokers": brokers, "set": which, "subtests": subtests,
+                      "reason": " ".join(reason)}
     return rows
 
 
 STATE = re.compile(r'"(\d{4})_[^"]*": \{"name": "[^"]*", "state": "(\w+)"')
 
 
-# The brokers column of expected.txt: how many, and the suite's scenario
-# (noautocreate: topics are never created by Metadata requests).
-SETUPS = {"1": (1, "default"), "3": (3, "default"), "3-noautocreate": (3, "noautocreate")}
+class Setup:
+    """A value of expected.txt's brokers column: how many brokers, the suite's
+    scenario (noautocreate: topics are never created by Metadata requests),
+    the brokers' security, what the test clients add to their config, and
+    whether the tests need the suite built with TLS and SASL."""
+
+    def __init__(self, n, scenario="default", protocol="PLAINTEXT", broker=None, args=(), client="", secure=False):
+        self.n, self.scenario, self.protocol = n, scenario, protocol
+        self.broker, self.args, self.client, self.secure = broker or {}, args, client, secure
 
 
-def run_one(tests_dir, test, bootstrap, workdir, timeout, scenario):
-    conf = Path(workdir) / f"test-{test}.conf"
-    conf.write_text(f"metadata.broker.list={bootstrap}\ntest.topic.random=true\n")
-    report = Path(workdir) / f"report-{test}.json"
+# ACLs on (StandardAuthorizer, deny by default): the suite's anonymous
+# PLAINTEXT client is the super user; its ACL subtests create, list and delete
+# bindings for other principals.
+ACL = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:ANONYMOUS",
+}
+# SASL/SCRAM-SHA-512 with ACLs: the suite logs in as `admin`, a super user;
+# connections re-authenticate every 10 s (KIP-368), which 0142 needs.
+SASL_USERS = ["--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+              "--add-scram", "SCRAM-SHA-256=[name=admin,password=admin-secret]"]
+SASL = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "super.users": "User:admin",
+    "connections.max.reauth.ms": "10000",
+}
+SASL_CLIENT = ("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+               "sasl.username=admin\nsasl.password=admin-secret\n")
+
+SETUPS = {
+    "1": Setup(1),
+    "3": Setup(3),
+    "3-noautocreate": Setup(3, "noautocreate"),
+    "1-acl": Setup(1, broker=ACL),
+    "1-sasl": Setup(1, protocol="SASL_PLAINTEXT", broker=SASL, args=SASL_USERS, client=SASL_CLIENT, secure=True),
+}
+
+
+def run_one(tests_dir, row, bootstrap, workdir, timeout, scenario, client="", subtests=""):
+    """Runs one row of expected.txt: `NNNN`, or `NNNN+what` for a test run
+    a second time on another setup."""
+    test = row.split("+")[0]
+    conf = Path(workdir) / f"test-{row}.conf"
+    conf.write_text(f"metadata.broker.list={bootstrap}\ntest.topic.random=true\n{client}")
+    report = Path(workdir) / f"report-{row}.json"
     env = dict(os.environ, TESTS=test, TEST_KAFKA_VERSION="4.0.0", RDKAFKA_TEST_CONF=str(conf),
                TEST_REPORT=str(report), LD_LIBRARY_PATH="../src:../src-cpp")
+    if subtests:
+        env["SUBTESTS"] = subtests
     env.pop("CI", None)  # CI=true makes the runner cut test concurrency and timeouts differently
     t0 = time.time()
     try:
@@ -157,13 +200,16 @@ def run_one(tests_dir, test, bootstrap, workdir, timeout, scenario):
         state = "PASSED" if all(s == "PASSED" for s in ran) else "FAILED"
     if code != 0 and state != "FAILED":
         state = f"EXIT-{code}"
-    (Path(workdir) / f"output-{test}.log").write_bytes(output)
-    return test, state, time.time() - t0
+    (Path(workdir) / f"output-{row}.log").write_bytes(output)
+    return row, state, time.time() - t0
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tests-dir", required=True)
+    ap.add_argument("--secure-tests-dir",
+                    help="the suite built with TLS and SASL (build-librdkafka-tests.sh --secure): "
+                         "without it, tests on a secure setup are not run")
     ap.add_argument("--set", choices=["fast", "full"], default="full")
     ap.add_argument("--only", help="comma-separated test numbers (ignores --set)")
     ap.add_argument("--jobs", type=int, default=2)
@@ -179,15 +225,24 @@ def main():
     workdir = tempfile.mkdtemp(prefix="skein-librdkafka-")
     results = {}
     try:
-        for setup, (n, scenario) in SETUPS.items():
-            group = [t for t in chosen if expected.get(t, {"brokers": "1"})["brokers"] == setup]
+        for name, setup in SETUPS.items():
+            group = [t for t in chosen if expected.get(t, {"brokers": "1"})["brokers"] == name]
             if not group:
                 continue
-            brokers = Brokers(n, Path(workdir) / f"brokers-{setup}", auto_create=scenario != "noautocreate")
-            print(f"librdkafka: {len(group)} tests against {n} broker(s), scenario {scenario}", flush=True)
+            tests_dir = args.secure_tests_dir if setup.secure else args.tests_dir
+            if not tests_dir:
+                print(f"librdkafka: {len(group)} tests on {name} need the suite built with TLS and SASL "
+                      "(--secure-tests-dir); not run", flush=True)
+                continue
+            brokers = Brokers(setup.n, Path(workdir) / f"brokers-{name}", auto_create=setup.scenario != "noautocreate",
+                              protocol=setup.protocol, extra=setup.broker, extra_args=setup.args)
+            print(f"librdkafka: {len(group)} tests against {setup.n} broker(s) ({name}), scenario {setup.scenario}",
+                  flush=True)
             try:
                 with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-                    futures = [pool.submit(run_one, args.tests_dir, t, brokers.bootstrap, workdir, args.timeout, scenario)
+                    futures = [pool.submit(run_one, tests_dir, t, brokers.bootstrap, workdir, args.timeout,
+                                           setup.scenario, setup.client,
+                                           expected.get(t, {}).get("subtests", "") if args.set == "fast" else "")
                                for t in group]
                     for f in concurrent.futures.as_completed(futures):
                         test, state, secs = f.result()

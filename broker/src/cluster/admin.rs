@@ -289,6 +289,10 @@ impl Broker {
         for (k, v) in &configs {
             config::validate_dynamic_broker_config(k, v)?;
         }
+        let mine = resource.is_empty() || resource == self.node_id.to_string();
+        if mine && configs.keys().any(|k| config::is_dynamic_listener_tls_key(k)) {
+            self.check_tls_overrides(resource, &configs)?;
+        }
         if validate_only {
             return Ok(());
         }
@@ -298,6 +302,37 @@ impl Broker {
         };
         self.propose_configs(cmd, |img| img.broker_configs.get(resource), &configs)
             .await
+    }
+
+    /// Whether this broker's TLS listeners (the quorum's included) would have
+    /// usable stores with `configs` as the dynamic configs of `resource`
+    /// (this broker's id, or "" for the cluster's defaults): a path that
+    /// cannot be read, a key that does not fit its certificate or a store
+    /// that is not PEM is refused here, as Kafka refuses it, rather than
+    /// accepted and then ignored by the reload.
+    fn check_tls_overrides(&self, resource: &str, configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
+        let effective = self.controller.with_image(|img| {
+            let own = img.broker_configs.get(&self.node_id.to_string());
+            if resource.is_empty() {
+                self.config.overlaid(&[Some(configs), own])
+            } else {
+                self.config.overlaid(&[img.broker_configs.get(""), Some(configs)])
+            }
+        });
+        let map = effective.security_protocol_map();
+        let controller = effective.controller_listener_name();
+        let tls = effective
+            .listeners()
+            .into_iter()
+            .map(|l| l.name)
+            .chain(std::iter::once(controller))
+            .filter(|name| matches!(map.get(name).map(String::as_str), Some("SSL" | "SASL_SSL")));
+        for name in tls {
+            crate::security::tls::TlsSettings::from_config(&effective, &name)
+                .and_then(|s| s.check())
+                .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// The dynamic configs of a group (empty for a group with none, or no such group).

@@ -200,6 +200,31 @@ fn refused(reply: Reply) -> Result<Reply, AdminError> {
 }
 
 impl Broker {
+    /// This broker's config now: its static config with the dynamic
+    /// overrides of the metadata image (the cluster's, then its own).
+    pub fn effective_config(&self) -> BrokerConfig {
+        self.controller
+            .with_image(|img| img.effective_config(&self.config, self.node_id))
+    }
+
+    /// A TLS listener's settings as they are now, for its reload checks.
+    pub fn tls_settings_source(self: &Arc<Self>, listener: &str) -> crate::security::tls::SettingsSource {
+        let broker = Arc::downgrade(self);
+        let listener = listener.to_string();
+        Arc::new(move || {
+            let config = match broker.upgrade() {
+                Some(b) => b.effective_config(),
+                None => {
+                    return Err(crate::security::tls::TlsError {
+                        listener: listener.clone(),
+                        reason: "the broker is shutting down".into(),
+                    })
+                }
+            };
+            crate::security::tls::TlsSettings::from_config(&config, &listener)
+        })
+    }
+
     /// How this broker connects to its peers' inter-broker listener now.
     pub fn inter_broker_security(&self) -> skein_client::ClientSecurity {
         self.inter_broker_security
@@ -212,7 +237,7 @@ impl Broker {
     /// connections to peers present the new certificate and trust the new
     /// trust store; an unusable change keeps the previous settings.
     pub fn reload_inter_broker_security(&self) {
-        match crate::security::inter_broker::client_security(&self.config) {
+        match crate::security::inter_broker::client_security(&self.effective_config()) {
             Ok(s) => *self.inter_broker_security.write().unwrap_or_else(|e| e.into_inner()) = s,
             Err(e) => tracing::warn!("{e}; connections to peers keep the previous TLS configuration"),
         }

@@ -28,6 +28,27 @@ pub static DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
+/// A listener's TLS stores, which AlterConfigs may change on a running broker
+/// (Kafka's reconfigurable SSL configs), listener-prefixed
+/// (`listener.name.<l>.ssl.keystore.location`) or for every TLS listener.
+/// Each broker checks the new stores make a usable config before it accepts
+/// them, then serves them to new connections.
+pub static DYNAMIC_LISTENER_TLS_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+];
+
+/// Whether `key` is one of a listener's reconfigurable TLS stores, prefixed or not.
+pub fn is_dynamic_listener_tls_key(key: &str) -> bool {
+    DYNAMIC_LISTENER_TLS_CONFIGS.contains(&listener_scoped(key).map_or(key, |(_, base)| base))
+}
+
 /// Broker properties (`server.properties`, `--set`).
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("node.id", T::Int, Some("0"), Some(0), "The node ID of this broker."),
@@ -786,7 +807,23 @@ pub fn validate_dynamic_broker_config(key: &str, value: &str) -> Result<(), Conf
     if is_kafka_only_broker_key(key) {
         return Ok(());
     }
-    let def = find(BROKER_CONFIGS, key).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
+    let base = listener_scoped(key).map_or(key, |(_, base)| base);
+    if DYNAMIC_LISTENER_TLS_CONFIGS.contains(&base) {
+        let def = find(BROKER_CONFIGS, base).ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
+        return validate(def, value).map_err(|e| match e {
+            ConfigError::Invalid { value, reason, .. } => ConfigError::Invalid {
+                key: key.to_string(),
+                value,
+                reason,
+            },
+            e => e,
+        });
+    }
+    let known = match listener_scoped(key) {
+        Some((_, base)) if listener_scopable(base) => find(BROKER_CONFIGS, base),
+        _ => find(BROKER_CONFIGS, key),
+    };
+    let def = known.ok_or_else(|| ConfigError::Unknown(key.to_string()))?;
     if !DYNAMIC_BROKER_CONFIGS.contains(&key) {
         return Err(ConfigError::Invalid {
             key: key.to_string(),
@@ -973,6 +1010,17 @@ impl BrokerConfig {
             .get(&format!("listener.name.{}.{key}", listener.to_ascii_lowercase()))
             .cloned()
             .or_else(|| self.get(key))
+    }
+
+    /// This config with `layers` of dynamic overrides laid over it in order
+    /// (the cluster's defaults, then this broker's): what a reconfigurable
+    /// setting is now. The overrides were validated when they were set.
+    pub fn overlaid(&self, layers: &[Option<&BTreeMap<String, String>>]) -> BrokerConfig {
+        let mut values = self.values.clone();
+        for layer in layers.iter().flatten() {
+            values.extend(layer.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        BrokerConfig { values }
     }
 
     /// Whether the property was set explicitly (DescribeConfigs' STATIC_BROKER_CONFIG).
@@ -1504,13 +1552,46 @@ log.retention.check.interval.ms=300000
         // Secrets: hidden in errors and in Debug.
         assert!(is_sensitive("ssl.key.password") && is_sensitive("listener.name.ssl.ssl.keystore.key"));
         assert!(is_sensitive("listener.name.sasl_ssl.plain.sasl.jaas.config") && !is_sensitive("ssl.client.auth"));
-        let e = validate_dynamic_broker_config("ssl.key.password", "hunter2")
+        let e = validate_dynamic_broker_config("listener.name.sasl_ssl.plain.sasl.jaas.config", "hunter2")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = validate_dynamic_broker_config("sasl.jaas.config", "hunter2")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("hunter2") && e.contains(HIDDEN), "{e}");
         let c = load(&["ssl.key.password=hunter2", "ssl.keystore.key=-----BEGIN"]).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("BEGIN"), "{shown}");
+    }
+
+    #[test]
+    fn a_listeners_tls_stores_are_dynamic_and_its_other_tls_keys_are_not() {
+        for key in ["listener.name.ssl.ssl.keystore.location", "ssl.truststore.certificates"] {
+            assert!(is_dynamic_listener_tls_key(key), "{key}");
+            validate_dynamic_broker_config(key, "/etc/kafka/x.pem").unwrap();
+        }
+        let e = validate_dynamic_broker_config("listener.name.ssl.ssl.keystore.type", "JKS").unwrap_err();
+        assert!(e.to_string().contains("listener.name.ssl.ssl.keystore.type"), "{e}");
+        let e = validate_dynamic_broker_config("listener.name.ssl.ssl.client.auth", "required").unwrap_err();
+        assert!(e.to_string().contains("dynamically"), "{e}");
+        let e = validate_dynamic_broker_config("listener.name.ssl.ssl.key.password", "bad\u{0}").err();
+        assert!(e.is_none_or(|e| !e.to_string().contains("bad")));
+        assert!(matches!(
+            validate_dynamic_broker_config("listener.name.ssl.num.partitions", "3"),
+            Err(ConfigError::Unknown(_))
+        ));
+        let base = load(&["ssl.keystore.location=/a.pem"]).unwrap();
+        let own: BTreeMap<String, String> = [("ssl.keystore.location".to_string(), "/b.pem".to_string())].into();
+        let cluster: BTreeMap<String, String> = [("ssl.keystore.location".to_string(), "/c.pem".to_string())].into();
+        let now = base.overlaid(&[Some(&cluster), Some(&own)]);
+        assert_eq!(now.get("ssl.keystore.location").as_deref(), Some("/b.pem"));
+        assert_eq!(
+            base.overlaid(&[Some(&cluster), None])
+                .get("ssl.keystore.location")
+                .as_deref(),
+            Some("/c.pem")
+        );
     }
 
     #[test]

@@ -916,6 +916,12 @@ impl MetadataImage {
     }
 
     /// A dynamic broker config of broker `id`: its own value, else the cluster default.
+    /// Broker `id`'s config now: `base` (its static config) with the
+    /// cluster's dynamic defaults, then its own overrides, laid over it.
+    pub fn effective_config(&self, base: &crate::config::BrokerConfig, id: i32) -> crate::config::BrokerConfig {
+        base.overlaid(&[self.broker_configs.get(""), self.broker_configs.get(&id.to_string())])
+    }
+
     pub fn broker_config(&self, id: i32, key: &str) -> Option<&String> {
         self.broker_configs
             .get(&id.to_string())

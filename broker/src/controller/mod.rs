@@ -179,7 +179,7 @@ impl Controller {
         let sm = store::StateMachine::open(&dir, Arc::clone(&image), applied_tx)?;
         let log_reader = log.clone();
         let network = network::Network {
-            tls: quorum_tls(config)?,
+            tls: quorum_tls(config, node_id, Arc::clone(&image))?,
         };
         let raft = Raft::new(node_id as u64, Arc::new(raft_config), network.clone(), log, sm)
             .await
@@ -792,15 +792,22 @@ impl Controller {
 /// `listener.security.protocol.map` (its `listener.name.controller.ssl.*`
 /// stores: voters present their certificate and check their peers' against
 /// the trust store). SASL is not served on the quorum.
-fn quorum_tls(config: &BrokerConfig) -> io::Result<Option<Arc<network::QuorumTls>>> {
+fn quorum_tls(
+    config: &BrokerConfig,
+    node_id: i32,
+    image: Arc<RwLock<MetadataImage>>,
+) -> io::Result<Option<Arc<network::QuorumTls>>> {
     let name = config.controller_listener_name();
     let protocol = config.security_protocol_map().get(&name).cloned().unwrap_or_default();
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
     match protocol.as_str() {
         "" | "PLAINTEXT" => Ok(None),
         "SSL" => {
-            let settings =
-                crate::security::tls::TlsSettings::from_config(config, &name).map_err(|e| invalid(e.to_string()))?;
+            let config = config.clone();
+            let settings = move || {
+                let img = image.read().unwrap_or_else(|e| e.into_inner());
+                crate::security::tls::TlsSettings::from_config(&img.effective_config(&config, node_id), &name)
+            };
             let tls = network::QuorumTls::new(settings).map_err(|e| invalid(e.to_string()))?;
             Ok(Some(Arc::new(tls)))
         }

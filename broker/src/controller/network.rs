@@ -20,7 +20,7 @@ use super::proto::quorum_client::QuorumClient;
 use super::proto::quorum_server::Quorum;
 use super::proto::Payload;
 use super::{Controller, TypeConfig};
-use crate::security::tls::{ClientAuth, TlsError, TlsListener, TlsSettings};
+use crate::security::tls::{ClientAuth, SettingsSource, TlsError, TlsListener, TlsSettings};
 
 type NodeId = u64;
 
@@ -57,6 +57,8 @@ pub fn decode<T: DeserializeOwned>(p: &Payload) -> Result<T, tonic::Status> {
 /// and new clients out use the new certificate and trust store.
 pub struct QuorumTls {
     pub listener: Arc<TlsListener>,
+    /// The CONTROLLER listener's settings now (dynamic overrides included).
+    source: SettingsSource,
     client: RwLock<tonic::transport::ClientTlsConfig>,
     /// Counts the client config's swaps: a peer connection made before the
     /// last one is made again, so it presents the current certificate.
@@ -66,19 +68,21 @@ pub struct QuorumTls {
 impl std::fmt::Debug for QuorumTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuorumTls")
-            .field("listener", &self.listener.settings)
+            .field("listener", &self.listener.settings())
             .finish_non_exhaustive()
     }
 }
 
 impl QuorumTls {
-    /// From the CONTROLLER listener's settings; client certificates are
-    /// always required (a voter is authenticated by its certificate).
-    pub fn new(mut settings: TlsSettings) -> Result<QuorumTls, TlsError> {
-        settings.client_auth = ClientAuth::Required;
-        settings.alpn = vec![b"h2".to_vec()];
+    /// From the CONTROLLER listener's settings, which `settings` gives now.
+    pub fn new(
+        settings: impl Fn() -> Result<TlsSettings, TlsError> + Send + Sync + 'static,
+    ) -> Result<QuorumTls, TlsError> {
+        let source: SettingsSource = Arc::new(move || settings().map(for_the_quorum));
+        let settings = source()?;
         let client = client_tls(&settings)?;
         Ok(QuorumTls {
+            source,
             listener: Arc::new(TlsListener::new(settings)?),
             client: RwLock::new(client),
             generation: AtomicU64::new(0),
@@ -90,12 +94,14 @@ impl QuorumTls {
     pub async fn watch(self: Arc<Self>) {
         let this = Arc::clone(&self);
         Arc::clone(&self.listener)
-            .watch_with(move || match client_tls(&this.listener.settings) {
-                Ok(c) => {
-                    *this.client.write().unwrap_or_else(|e| e.into_inner()) = c;
-                    this.generation.fetch_add(1, Ordering::Relaxed);
+            .watch_with(Some(self.source.clone()), move || {
+                match client_tls(&this.listener.settings()) {
+                    Ok(c) => {
+                        *this.client.write().unwrap_or_else(|e| e.into_inner()) = c;
+                        this.generation.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!("{e}; the quorum's clients keep the previous TLS configuration"),
                 }
-                Err(e) => tracing::warn!("{e}; the quorum's clients keep the previous TLS configuration"),
             })
             .await
     }
@@ -148,6 +154,14 @@ impl QuorumTls {
         });
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|s| (s, rx)) })
     }
+}
+
+/// A voter is authenticated by its certificate (client certificates are
+/// always required) and speaks gRPC (ALPN h2).
+fn for_the_quorum(mut settings: TlsSettings) -> TlsSettings {
+    settings.client_auth = ClientAuth::Required;
+    settings.alpn = vec![b"h2".to_vec()];
+    settings
 }
 
 /// How long a connecting peer has to finish its TLS handshake.

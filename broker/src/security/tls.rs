@@ -68,6 +68,9 @@ pub struct TlsSettings {
     /// The application protocols offered in the handshake (ALPN): none on
     /// Kafka listeners, `h2` on the quorum's gRPC.
     pub alpn: Vec<Vec<u8>>,
+    /// The values these settings were made from: a change of one (through
+    /// AlterConfigs) makes new settings.
+    keys: Vec<Option<String>>,
 }
 
 impl std::fmt::Debug for TlsSettings {
@@ -79,7 +82,26 @@ impl std::fmt::Debug for TlsSettings {
     }
 }
 
+/// Every key [`TlsSettings::from_config`] reads.
+const TLS_KEYS: &[&str] = &[
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.principal.mapping.rules",
+];
+
 impl TlsSettings {
+    /// Reads the stores and makes a server config of them: whether these
+    /// settings are usable, as a listener would find at its next reload.
+    pub fn check(&self) -> Result<(), TlsError> {
+        self.server_config(&self.read()?).map(|_| ())
+    }
+
     /// The settings of `listener` (its `listener.name.<l>.ssl.*` keys over `ssl.*`).
     pub fn from_config(config: &BrokerConfig, listener: &str) -> Result<TlsSettings, TlsError> {
         let err = |reason: String| TlsError {
@@ -164,6 +186,7 @@ impl TlsSettings {
             versions,
             mapper,
             alpn: Vec::new(),
+            keys: TLS_KEYS.iter().map(|k| get(k)).collect(),
         })
     }
 
@@ -340,10 +363,22 @@ fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'stat
     })
 }
 
-/// A TLS listener's current server config, swapped when its stores change.
+/// Where a listener's settings come from now: the static config with the
+/// metadata image's dynamic overrides laid over it (AlterConfigs of its
+/// `ssl.*` stores). Called at every reload check.
+pub type SettingsSource = Arc<dyn Fn() -> Result<TlsSettings, TlsError> + Send + Sync>;
+
+/// A TLS listener's current server config, swapped when its stores change
+/// (their files, or their settings through AlterConfigs).
 pub struct TlsListener {
-    pub settings: TlsSettings,
-    current: RwLock<(Arc<ServerConfig>, Stores)>,
+    name: String,
+    current: RwLock<Current>,
+}
+
+struct Current {
+    settings: TlsSettings,
+    config: Arc<ServerConfig>,
+    stores: Stores,
 }
 
 impl TlsListener {
@@ -352,48 +387,75 @@ impl TlsListener {
         let stores = settings.read()?;
         let config = settings.server_config(&stores)?;
         Ok(TlsListener {
-            settings,
-            current: RwLock::new((config, stores)),
+            name: settings.listener.clone(),
+            current: RwLock::new(Current {
+                settings,
+                config,
+                stores,
+            }),
         })
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> TlsSettings {
+        self.current().settings.clone()
     }
 
     /// The config new connections are accepted with.
     pub fn server_config(&self) -> Arc<ServerConfig> {
-        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()).0)
+        Arc::clone(&self.current().config)
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.server_config())
     }
 
-    /// Reads the stores again and, if they changed and make a usable config,
-    /// serves it to new connections. `Ok(true)` when it was swapped; an
-    /// unusable change keeps the current config and is an error.
-    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        let stores = self.settings.read()?;
-        if self.current.read().unwrap_or_else(|e| e.into_inner()).1 == stores {
-            return Ok(false);
+    /// Reads the stores again (with the settings `source` gives, if any) and,
+    /// if they changed and make a usable config, serves it to new
+    /// connections. `Ok(true)` when it was swapped; an unusable change keeps
+    /// the current config and is an error.
+    pub fn reload_if_changed(&self, source: Option<&SettingsSource>) -> Result<bool, TlsError> {
+        let settings = match source {
+            Some(source) => source()?,
+            None => self.settings(),
+        };
+        let stores = settings.read()?;
+        {
+            let current = self.current();
+            if current.stores == stores && current.settings.keys == settings.keys {
+                return Ok(false);
+            }
         }
-        let config = self.settings.server_config(&stores)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (config, stores);
+        let config = settings.server_config(&stores)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Current {
+            settings,
+            config,
+            stores,
+        };
         Ok(true)
     }
 
     /// Checks the stores every [`RELOAD_CHECK_INTERVAL`] until the task is dropped.
     pub async fn watch(self: Arc<Self>) {
-        self.watch_with(|| {}).await
+        self.watch_with(None, || {}).await
     }
 
-    /// As [`TlsListener::watch`], calling `changed` after each swap.
-    pub async fn watch_with(self: Arc<Self>, changed: impl Fn()) {
+    /// As [`TlsListener::watch`], with the settings from `source` (when
+    /// AlterConfigs can change them), calling `changed` after each swap.
+    pub async fn watch_with(self: Arc<Self>, source: Option<SettingsSource>, changed: impl Fn()) {
         let mut last_error = None;
         loop {
             tokio::time::sleep(RELOAD_CHECK_INTERVAL).await;
             let this = Arc::clone(&self);
-            let outcome = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
+            let source = source.clone();
+            let outcome = tokio::task::spawn_blocking(move || this.reload_if_changed(source.as_ref())).await;
             match outcome {
                 Ok(Ok(true)) => {
-                    tracing::info!(listener = %self.settings.listener, "TLS key or trust store changed: new connections use the new one");
+                    tracing::info!(listener = %self.name, "TLS key or trust store changed: new connections use the new one");
                     changed();
                     last_error = None;
                 }
@@ -416,7 +478,7 @@ impl TlsListener {
             return Ok(None);
         };
         let dn = subject_dn(leaf)?;
-        self.settings.mapper.name(&dn).map(Some)
+        self.current().settings.mapper.name(&dn).map(Some)
     }
 }
 

@@ -11,8 +11,8 @@ use kafka_protocol::protocol::VersionRange;
 
 use super::{config_resource_denied, str_bytes};
 use crate::config::{
-    is_kafka_only_broker_key, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, GROUP_CONFIGS,
-    TOPIC_CONFIGS,
+    is_kafka_only_broker_key, listener_scoped, topic_synonym, ConfigType, BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS,
+    DYNAMIC_LISTENER_TLS_CONFIGS, GROUP_CONFIGS, TOPIC_CONFIGS,
 };
 use crate::protocol::handler::{Handler, Operation, RequestContext};
 
@@ -176,15 +176,44 @@ fn describe_broker_configs(
                 Vec::new()
             };
             entry(def.name, value, source, def.kind, include_docs.then_some(def.doc))
-                .with_read_only(!DYNAMIC_BROKER_CONFIGS.contains(&def.name))
+                .with_read_only(
+                    !DYNAMIC_BROKER_CONFIGS.contains(&def.name) && !DYNAMIC_LISTENER_TLS_CONFIGS.contains(&def.name),
+                )
                 .with_synonyms(synonyms)
         })
+        .chain(listener_tls(&own, DYNAMIC_BROKER_CONFIG, include_docs))
+        .chain(
+            listener_tls(&cluster, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs)
+                .filter(|c| !own.contains_key(c.name.as_str())),
+        )
         .chain(kafka_only(&own, DYNAMIC_BROKER_CONFIG, include_docs))
         .chain(
             kafka_only(&cluster, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs)
                 .filter(|c| !own.contains_key(c.name.as_str())),
         )
         .collect()
+}
+
+/// The listener-prefixed TLS stores among a resource's dynamic configs
+/// (`listener.name.<l>.ssl.keystore.location`, ...), described as their base key.
+fn listener_tls<'a>(
+    configs: &'a BTreeMap<String, String>,
+    source: i8,
+    include_docs: bool,
+) -> impl Iterator<Item = DescribeConfigsResourceResult> + 'a {
+    configs.iter().filter_map(move |(k, v)| {
+        let (_, base) = listener_scoped(k)?;
+        let def = BROKER_CONFIGS
+            .iter()
+            .find(|d| d.name == base && DYNAMIC_LISTENER_TLS_CONFIGS.contains(&d.name))?;
+        Some(entry(
+            k.clone(),
+            Some(v.clone()),
+            source,
+            def.kind,
+            include_docs.then_some(def.doc),
+        ))
+    })
 }
 
 const NOT_ACTED_ON: &str = "A Kafka broker setting that Skein accepts and stores but does not act on.";
@@ -226,6 +255,7 @@ fn describe_cluster_defaults(ctx: &RequestContext, include_docs: bool) -> Vec<De
                 include_docs.then_some(def.doc),
             ))
         })
+        .chain(listener_tls(&defaults, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs))
         .chain(kafka_only(&defaults, DYNAMIC_DEFAULT_BROKER_CONFIG, include_docs))
         .collect()
 }
