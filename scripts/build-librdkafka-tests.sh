@@ -24,6 +24,8 @@ for p in json.load(sys.stdin)["packages"]:
 NEED=""
 [ -f /usr/include/rapidjson/rapidjson.h ] || NEED="rapidjson-dev"
 [ -z "$SECURE" ] || [ -f /usr/include/openssl/ssl.h ] || NEED="$NEED libssl-dev"
+# compat/librdkafka/run.py makes the secure setups' certificates with it.
+[ -z "$SECURE" ] || command -v openssl >/dev/null || NEED="$NEED openssl"
 if [ -n "$NEED" ]; then
   echo "installing $NEED" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -16,6 +16,7 @@
 mod acls;
 mod groups;
 mod paced;
+mod quotas;
 mod scale;
 mod tls;
 
@@ -55,11 +56,12 @@ struct Args {
     scale_partitions: i32,
     /// Scenarios to run (comma-separated): produce, consume, groups, cluster,
     /// latency, restart, acls (produce with 5,001 ACL bindings against an open
-    /// broker), tls (produce and consume over SASL_SSL against plaintext, SCRAM
-    /// logins per second), and scale (not by default: `make bench-scale`). The
+    /// broker), quotas (produce under 2,001 client quotas against none), tls
+    /// (produce and consume over SASL_SSL against plaintext, SCRAM logins per
+    /// second), and scale (not by default: `make bench-scale`). The
     /// rest by default. `cluster` and `latency` compare with the single
     /// broker's acks=all figures, so they run its 1 KiB acks=all produce too.
-    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart", "acls", "tls"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["produce", "consume", "groups", "cluster", "latency", "restart", "acls", "quotas", "tls"].map(String::from))]
     only: Vec<String>,
     /// Extra broker settings (key=value), repeatable.
     #[arg(long = "set")]
@@ -606,6 +608,9 @@ fn main() {
     }
     if run("acls") {
         json.extend(acls::run(&args, &dir, &lat_file));
+    }
+    if run("quotas") {
+        json.extend(quotas::run(&args, &dir, &lat_file));
     }
     if run("tls") {
         json.extend(tls::run(&args, &dir));

@@ -140,6 +140,27 @@ class Setup:
         self.n, self.scenario, self.protocol = n, scenario, protocol
         self.broker, self.args, self.client, self.secure = broker or {}, args, client, secure
 
+    def prepare(self, root):
+        """For a TLS protocol: a CA and the brokers' certificate (OpenSSL's
+        command line), the key store in the brokers' settings and the CA in
+        the clients' config."""
+        if not self.protocol.endswith("SSL"):
+            return self.broker, self.client
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        ext = root / "san.ext"
+        ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        quiet = dict(check=True, capture_output=True, cwd=root)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+                        "-out", "ca.pem", "-days", "2", "-subj", "/CN=skein-compat-ca"], **quiet)
+        subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+                        "-out", "server.csr", "-subj", "/CN=localhost"], **quiet)
+        subprocess.run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext"], **quiet)
+        (root / "server.pem").write_bytes((root / "server.key").read_bytes() + (root / "server.crt").read_bytes())
+        broker = {**self.broker, "ssl.keystore.location": str(root / "server.pem")}
+        return broker, f"{self.client}ssl.ca.location={root / 'ca.pem'}\n"
+
 
 # ACLs on (StandardAuthorizer, deny by default): the suite's anonymous
 # PLAINTEXT client is the super user; its ACL subtests create, list and delete
@@ -148,7 +169,8 @@ ACL = {
     "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
     "super.users": "User:ANONYMOUS",
 }
-# SASL/SCRAM-SHA-512 with ACLs: the suite logs in as `admin`, a super user;
+# SASL_SSL (the suite's OpenSSL against the broker's rustls) with
+# SCRAM-SHA-512 and ACLs: the suite logs in as `admin`, a super user;
 # connections re-authenticate every 10 s (KIP-368), which 0142 needs.
 SASL_USERS = ["--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]",
               "--add-scram", "SCRAM-SHA-256=[name=admin,password=admin-secret]"]
@@ -157,7 +179,7 @@ SASL = {
     "super.users": "User:admin",
     "connections.max.reauth.ms": "10000",
 }
-SASL_CLIENT = ("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"
+SASL_CLIENT = ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
                "sasl.username=admin\nsasl.password=admin-secret\n")
 
 SETUPS = {
@@ -165,7 +187,7 @@ SETUPS = {
     "3": Setup(3),
     "3-noautocreate": Setup(3, "noautocreate"),
     "1-acl": Setup(1, broker=ACL),
-    "1-sasl": Setup(1, protocol="SASL_PLAINTEXT", broker=SASL, args=SASL_USERS, client=SASL_CLIENT, secure=True),
+    "1-sasl": Setup(1, protocol="SASL_SSL", broker=SASL, args=SASL_USERS, client=SASL_CLIENT, secure=True),
 }
 
 
@@ -234,14 +256,15 @@ def main():
                 print(f"librdkafka: {len(group)} tests on {name} need the suite built with TLS and SASL "
                       "(--secure-tests-dir); not run", flush=True)
                 continue
+            broker_settings, client_conf = setup.prepare(Path(workdir) / f"pki-{name}")
             brokers = Brokers(setup.n, Path(workdir) / f"brokers-{name}", auto_create=setup.scenario != "noautocreate",
-                              protocol=setup.protocol, extra=setup.broker, extra_args=setup.args)
+                              protocol=setup.protocol, extra=broker_settings, extra_args=setup.args)
             print(f"librdkafka: {len(group)} tests against {setup.n} broker(s) ({name}), scenario {setup.scenario}",
                   flush=True)
             try:
                 with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
                     futures = [pool.submit(run_one, tests_dir, t, brokers.bootstrap, workdir, args.timeout,
-                                           setup.scenario, setup.client,
+                                           setup.scenario, client_conf,
                                            expected.get(t, {}).get("subtests", "") if args.set == "fast" else "")
                                for t in group]
                     for f in concurrent.futures.as_completed(futures):

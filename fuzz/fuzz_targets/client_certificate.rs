@@ -1,24 +1,5 @@
-//! A client certificate's bytes as the principal code reads them: its subject
-//! in RFC 2253 form (hand-written over x509-parser) through Kafka's mapping rules.
+//! libFuzzer's entry to `skein_fuzz::targets::client_certificate` (the body is shared with
+//! broker/tests/fuzz_corpora.rs, which replays the corpus in `make test`).
 #![no_main]
 
-use std::sync::OnceLock;
-
-use libfuzzer_sys::fuzz_target;
-use skein_broker::security::principal::{subject_dn, PrincipalError, PrincipalMapper};
-
-fuzz_target!(|data: &[u8]| {
-    static RULES: OnceLock<PrincipalMapper> = OnceLock::new();
-    let rules = RULES.get_or_init(|| {
-        PrincipalMapper::parse("RULE:^CN=(.*?),OU=(.*?),.*$/$1@$2/L,RULE:^.*[Cc][Nn]=([a-zA-Z0-9.]*).*$/$1/U,DEFAULT")
-            .expect("rules")
-    });
-    if let Ok(dn) = subject_dn(data) {
-        // DEFAULT always applies: a name, or the refusal of an empty one.
-        match rules.name(&dn) {
-            Ok(name) => assert!(!name.is_empty()),
-            Err(PrincipalError::EmptyName(_)) => {}
-            Err(e) => panic!("{e}"),
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| skein_fuzz::targets::client_certificate::run(data));

@@ -1,17 +1,5 @@
-//! A request frame (without its length prefix) through the header and body
-//! decoders of every API and version the broker serves, as `handle_frame` reads
-//! it. Nothing is handled; this target finds decoder crashes and allocations
-//! larger than the input (run with `-malloc_limit_mb`).
+//! libFuzzer's entry to `skein_fuzz::targets::request_decode` (the body is shared with
+//! broker/tests/fuzz_corpora.rs, which replays the corpus in `make test`).
 #![no_main]
 
-use bytes::Bytes;
-use libfuzzer_sys::fuzz_target;
-use skein_broker::protocol::decode_frame;
-use skein_fuzz::request_frame;
-
-fuzz_target!(|data: &[u8]| {
-    let Some(frame) = request_frame(data) else {
-        return;
-    };
-    let _ = decode_frame(Bytes::from(frame));
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| skein_fuzz::targets::request_decode::run(data));

@@ -1,6 +1,9 @@
-//! What the request targets share: how fuzz input becomes a request frame.
+//! The fuzz targets' bodies (`targets`) and what the request targets share:
+//! how fuzz input becomes a request frame.
 
 use skein_broker::protocol::API_TABLE;
+
+pub mod targets;
 
 /// A request frame (without its length prefix) from fuzz input. Most random
 /// bytes name no served API, so the first byte picks a row of the dispatch table
