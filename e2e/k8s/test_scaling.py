@@ -24,6 +24,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from kube import ApiError
 from test_operator import cluster, placement_ok, topic
 
 NAME = "grow"
@@ -605,7 +606,14 @@ def test_a_broker_that_dies_mid_roll_pauses_the_roll_until_it_is_back(k8s, grow)
     subprocess.run(["podman", "kill", name], check=True, capture_output=True)
 
     def victim_ready():
-        pod = k8s.kube.get(f"/api/v1/namespaces/{ns}/pods/{NAME}-{victim}")
+        # Between its deletion and its re-creation by the StatefulSet the pod
+        # does not exist: down, as much as a pod that is not Ready.
+        try:
+            pod = k8s.kube.get(f"/api/v1/namespaces/{ns}/pods/{NAME}-{victim}")
+        except ApiError as e:
+            if e.code == 404:
+                return False
+            raise
         return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
     # Until the roll completes: no broker is restarted while the victim is seen down.
     samples, down_seen, deadline = [], 0, time.time() + 420
