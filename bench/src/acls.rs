@@ -11,15 +11,13 @@ use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-use crate::{free_port, print_produced, produce, Args, Broker, Produced};
+use crate::{free_port, print_produced, produce_side_by_side, Args, Broker};
 
 /// Bindings for other principals, each on a topic of its own.
 const OTHER_BINDINGS: usize = 5000;
 const AUTHORIZER: &str = "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
 pub fn run(args: &Args, dir: &Path, lat_file: &Path) -> Vec<String> {
-    let size = 1024;
-    let count = args.bytes / size;
     let mut sets = vec![format!("num.partitions={}", args.partitions)];
     sets.extend(args.common_sets());
     let (open, _) = Broker::start(&args.broker, dir.join("acl-open"), free_port(), &sets);
@@ -38,27 +36,7 @@ pub fn run(args: &Args, dir: &Path, lat_file: &Path) -> Vec<String> {
     enforcing.push(AUTHORIZER.to_string());
     let (acl, _) = Broker::start(&args.broker, acl_dir, port, &enforcing);
 
-    let mut best: [Option<Produced>; 2] = [None, None];
-    for round in 0..2 {
-        for (i, broker) in [&open, &acl].into_iter().enumerate() {
-            let topic = format!("bench-acl-{i}-{round}");
-            let r = produce(
-                &args.perf,
-                &topic,
-                &broker.bootstrap(),
-                size,
-                count,
-                "1",
-                lat_file,
-                &[broker.child.id()],
-                &[],
-            );
-            if best[i].as_ref().is_none_or(|b| r.mbps > b.mbps) {
-                best[i] = Some(r);
-            }
-        }
-    }
-    let [Some(open_r), Some(acl_r)] = best else {
+    let Some([open_r, acl_r]) = produce_side_by_side(args, [&open, &acl], "bench-acl", lat_file) else {
         return Vec::new();
     };
     let ratio = acl_r.mbps / open_r.mbps;

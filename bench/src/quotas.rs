@@ -8,7 +8,7 @@ use std::path::Path;
 
 use skein_client::{Admin, AdminOptions, QuotaEntity};
 
-use crate::{free_port, print_produced, produce, Args, Broker, Produced};
+use crate::{free_port, print_produced, produce_side_by_side, Args, Broker};
 
 /// Quotas of other client ids, which the lookup must not be slowed by.
 const OTHER_CLIENTS: usize = 2000;
@@ -16,35 +16,13 @@ const OTHER_CLIENTS: usize = 2000;
 const GENEROUS: f64 = 10e9;
 
 pub fn run(args: &Args, dir: &Path, lat_file: &Path) -> Vec<String> {
-    let size = 1024;
-    let count = args.bytes / size;
     let mut sets = vec![format!("num.partitions={}", args.partitions)];
     sets.extend(args.common_sets());
     let (open, _) = Broker::start(&args.broker, dir.join("quota-none"), free_port(), &sets);
     let (quoted, _) = Broker::start(&args.broker, dir.join("quota-set"), free_port(), &sets);
     set_quotas(&quoted.bootstrap());
 
-    let mut best: [Option<Produced>; 2] = [None, None];
-    for round in 0..2 {
-        for (i, broker) in [&open, &quoted].into_iter().enumerate() {
-            let topic = format!("bench-quota-{i}-{round}");
-            let r = produce(
-                &args.perf,
-                &topic,
-                &broker.bootstrap(),
-                size,
-                count,
-                "1",
-                lat_file,
-                &[broker.child.id()],
-                &[],
-            );
-            if best[i].as_ref().is_none_or(|b| r.mbps > b.mbps) {
-                best[i] = Some(r);
-            }
-        }
-    }
-    let [Some(open_r), Some(quota_r)] = best else {
+    let Some([open_r, quota_r]) = produce_side_by_side(args, [&open, &quoted], "bench-quota", lat_file) else {
         return Vec::new();
     };
     let ratio = quota_r.mbps / open_r.mbps;
