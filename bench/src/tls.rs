@@ -124,7 +124,7 @@ async fn consume(address: &str, security: &ClientSecurity) -> (usize, f64) {
         let r = c
             .call(12, &req, Duration::from_secs(30))
             .await
-            .unwrap_or_else(|e| panic!("fetch at {offset} after {total} bytes: {e}"));
+            .unwrap_or_else(|e| panic!("fetch from {address} at {offset} after {total} bytes: {e}"));
         let recs = r.responses[0].partitions[0].records.clone().unwrap_or_default();
         if recs.is_empty() {
             break;

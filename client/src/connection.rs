@@ -205,6 +205,12 @@ impl Connection {
         frame.put(body);
         let exchange = async {
             self.stream.write_all(&frame).await?;
+            // Over TLS, write_all can return with the request still in rustls'
+            // buffer (tokio-rustls takes the bytes, then the socket write is
+            // Pending, e.g. when the task's cooperative budget is spent); only
+            // flush sends it. Without this, a call now and then waited for a
+            // response to a request the broker never received.
+            self.stream.flush().await?;
             let len = self.stream.read_i32().await?;
             if len < 0 || len as usize > self.max_response_bytes {
                 return Err(invalid(format!(
@@ -240,6 +246,7 @@ impl Connection {
 mod tests {
     use super::*;
     use kafka_protocol::messages::ApiVersionsRequest;
+    use std::sync::Arc;
     use tokio::net::TcpListener;
 
     #[tokio::test]
@@ -263,5 +270,78 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
         peer.abort();
+    }
+
+    /// A TLS listener that answers every request with an empty ApiVersions v0
+    /// response, and counts the requests it received.
+    async fn tls_peer() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../broker/tests/fixtures/tls");
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(fixtures.join("server.crt"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(fixtures.join("server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&received);
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut s = acceptor.accept(tcp).await.unwrap();
+            loop {
+                let Ok(len) = s.read_i32().await else { return };
+                let mut req = vec![0u8; len as usize];
+                s.read_exact(&mut req).await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut body = BytesMut::new();
+                body.put_slice(&req[4..8]); // the correlation id (response header v0)
+                kafka_protocol::messages::ApiVersionsResponse::default()
+                    .encode(&mut body, 0)
+                    .unwrap();
+                s.write_i32(body.len() as i32).await.unwrap();
+                s.write_all(&body).await.unwrap();
+                s.flush().await.unwrap();
+            }
+        });
+        (address, received)
+    }
+
+    #[tokio::test]
+    async fn a_request_over_tls_is_sent_even_when_the_task_has_spent_its_io_budget() {
+        let (address, received) = tls_peer().await;
+        let trust =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../broker/tests/fixtures/tls/ca.pem"))
+                .unwrap();
+        let security = ClientSecurity {
+            protocol: crate::security::Protocol::Ssl,
+            tls: Some(crate::security::tls_config(&trust, None).unwrap()),
+            sasl: None,
+        };
+        let mut c = Connection::connect_with(&address, "t".into(), Duration::from_secs(5), 1 << 20, &security)
+            .await
+            .unwrap();
+        // As after reading a large response in the same task poll: tokio's
+        // cooperative budget is spent, so the socket write inside rustls is
+        // Pending and the request stays in rustls' buffer until flushed.
+        tokio::task::yield_now().await;
+        while tokio::task::coop::has_budget_remaining() {
+            tokio::task::consume_budget().await;
+        }
+        let r = c.call(0, &ApiVersionsRequest::default(), Duration::from_secs(5)).await;
+        assert_eq!(
+            received.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the peer never got the request"
+        );
+        r.unwrap();
     }
 }
