@@ -255,6 +255,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--report", help="write a Markdown table of the results here")
+    ap.add_argument("--keep", action="store_true", help="keep the brokers' logs and the tests' outputs")
     args = ap.parse_args()
 
     expected = load_expected()
@@ -326,7 +327,10 @@ def main():
         if regressions:
             print(f"librdkafka: expected to pass but did not: {', '.join(regressions)} (outputs in {workdir})")
             sys.exit(1)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"librdkafka: outputs and broker logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ impl GroupHost for Broker {
     }
 
     fn has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.partition(topic, partition).is_some()
+        self.topic(topic).is_some_and(|t| t.has_partition(partition))
     }
 
     fn group_configs(&self, group: &str) -> BTreeMap<String, String> {

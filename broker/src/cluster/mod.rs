@@ -66,6 +66,12 @@ impl Topic {
     pub fn partition_count(&self) -> usize {
         self.count.load(Ordering::SeqCst).max(0) as usize
     }
+    /// Whether partition `index` exists in the cluster, hosted here or not
+    /// (Kafka's metadata cache check: a group coordinator commits offsets for
+    /// partitions that live on other brokers).
+    pub fn has_partition(&self, index: i32) -> bool {
+        usize::try_from(index).is_ok_and(|i| i < self.partition_count())
+    }
     /// The local replicas.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions

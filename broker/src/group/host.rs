@@ -29,6 +29,7 @@ pub trait GroupHost: Send + Sync + 'static {
     fn leads_offsets_partition(&self, index: i32) -> bool;
     /// Every topic's id and partition count, for the KIP-848 assignors.
     fn topics_view(&self) -> TopicsView;
+    /// Whether the partition exists in the cluster (hosted here or not).
     fn has_partition(&self, topic: &str, partition: i32) -> bool;
     /// A group's own configs (resource type GROUP).
     fn group_configs(&self, group: &str) -> BTreeMap<String, String>;

@@ -544,6 +544,45 @@ def test_committed_offsets_survive_losing_the_coordinator(cluster_factory):
     wait_until(committed, timeout=30, what="the new coordinator to serve the committed offsets")
 
 
+def test_a_coordinator_commits_and_deletes_offsets_of_partitions_it_does_not_host(cluster_factory):
+    # One replica per partition, one partition per broker: the group's
+    # coordinator hosts one of the three, and must still take commits for the
+    # other two (Kafka checks the cluster's metadata, not the local replicas).
+    cluster = cluster_factory(3)
+    create_topic(cluster, "spread", 3, rf=1)
+    conf = {"bootstrap.servers": cluster.bootstrap, "group.id": "spread-group", "enable.auto.commit": False}
+    c = Consumer(conf)
+    try:
+        done = c.commit(offsets=[TopicPartition("spread", p, 5 + p) for p in range(3)], asynchronous=False)
+        assert [(tp.partition, tp.offset, tp.error) for tp in done] == [(p, 5 + p, None) for p in range(3)]
+        got = c.committed([TopicPartition("spread", p) for p in range(3)], timeout=10)
+        assert [tp.offset for tp in got] == [5, 6, 7]
+        # A partition that does not exist is still refused.
+        with pytest.raises(KafkaException) as e:
+            c.commit(offsets=[TopicPartition("spread", 3, 1)], asynchronous=False)
+        assert e.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, e.value
+    finally:
+        c.close()
+    a = admin(cluster)
+    [coordinator] = [f.result(10).coordinator.id for f in a.describe_consumer_groups(["spread-group"]).values()]
+    remote = next(p for p, (leader, _, _) in sorted(partitions_of(cluster, "spread").items()) if leader != coordinator)
+    # OffsetDelete (kafka-python; confluent-kafka's Python client has no call for it).
+    import kafka
+
+    kadmin = kafka_python_admin(cluster)
+    try:
+        deleted = kadmin.delete_group_offsets("spread-group", [kafka.TopicPartition("spread", remote)])
+    finally:
+        kadmin.close()
+    assert [e.__name__ for e in deleted.values()] == ["NoError"], deleted
+    c = Consumer(conf)
+    try:
+        got = c.committed([TopicPartition("spread", p) for p in range(3)], timeout=10)
+        assert [tp.offset for tp in got] == [-1001 if p == remote else 5 + p for p in range(3)]
+    finally:
+        c.close()
+
+
 def test_a_waiting_consumer_gets_a_replicated_record_when_it_is_committed_not_when_its_wait_ends(cluster_factory):
     # With replicas, the leader's append comes before the high watermark moves:
     # a consumer's long-polling fetch woken by the append finds nothing it may

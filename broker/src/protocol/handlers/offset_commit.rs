@@ -58,7 +58,7 @@ impl Handler for OffsetCommit {
                         Err(e)
                     } else if !topic_allowed {
                         Err(ResponseError::TopicAuthorizationFailed)
-                    } else if topic.as_ref().and_then(|t| t.partition(p.partition_index)).is_none() {
+                    } else if !topic.as_ref().is_some_and(|t| t.has_partition(p.partition_index)) {
                         Err(ResponseError::UnknownTopicOrPartition)
                     } else if metadata.len() > max_metadata {
                         Err(ResponseError::OffsetMetadataTooLarge)
