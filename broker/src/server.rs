@@ -245,17 +245,9 @@ async fn over_tls(
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = session.peer;
-    let handshake = tokio::time::timeout(admission.idle.min(HANDSHAKE_TIMEOUT), tls.acceptor().accept(stream)).await;
-    let stream = match handshake {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::info!(%peer, listener = %session.listener, "failed authentication (TLS handshake failed): {e}");
-            return Ok(());
-        }
-        Err(_) => {
-            tracing::info!(%peer, listener = %session.listener, "failed authentication (TLS handshake did not finish in time)");
-            return Ok(());
-        }
+    let timeout = admission.idle.min(HANDSHAKE_TIMEOUT);
+    let Some(stream) = tls.accept(stream, peer, &session.listener, timeout).await else {
+        return Ok(());
     };
     let chain = stream.get_ref().1.peer_certificates().unwrap_or_default();
     match tls.principal_name(chain) {

@@ -130,24 +130,14 @@ impl QuorumTls {
                 if tx.is_closed() {
                     return;
                 }
-                let acceptor = self.listener.acceptor();
-                let tx = tx.clone();
-                let listener_name = listener_name.clone();
+                let (me, tx, listener_name) = (Arc::clone(&self), tx.clone(), listener_name.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            let _ = tx.send(Ok(s)).await;
-                        }
-                        Ok(Err(e)) => tracing::info!(
-                            %peer,
-                            listener = %listener_name,
-                            "failed authentication (TLS handshake failed): {e}"
-                        ),
-                        Err(_) => tracing::info!(
-                            %peer,
-                            listener = %listener_name,
-                            "failed authentication (TLS handshake did not finish in time)"
-                        ),
+                    if let Some(s) = me
+                        .listener
+                        .accept(stream, peer, &listener_name, HANDSHAKE_TIMEOUT)
+                        .await
+                    {
+                        let _ = tx.send(Ok(s)).await;
                     }
                 });
             }

@@ -414,6 +414,29 @@ impl TlsListener {
         tokio_rustls::TlsAcceptor::from(self.server_config())
     }
 
+    /// The server side of a handshake on a new connection, bounded by
+    /// `timeout`. A refusal is logged as Kafka logs it, with the peer and the
+    /// listener (the client and quorum listeners share this), and is None.
+    pub async fn accept(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        listener: &str,
+        timeout: Duration,
+    ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        match tokio::time::timeout(timeout, self.acceptor().accept(stream)).await {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::info!(%peer, %listener, "failed authentication (TLS handshake failed): {e}");
+                None
+            }
+            Err(_) => {
+                tracing::info!(%peer, %listener, "failed authentication (TLS handshake did not finish in time)");
+                None
+            }
+        }
+    }
+
     /// Reads the stores again (with the settings `source` gives, if any) and,
     /// if they changed and make a usable config, serves it to new
     /// connections. `Ok(true)` when it was swapped; an unusable change keeps
