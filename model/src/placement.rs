@@ -4,6 +4,15 @@
 //! goes on `b[(i + j) mod n]`. Replica 0 is the preferred leader, so leaders land
 //! on `b[i mod n]` and spread evenly. New partitions of an existing topic are
 //! placed by their own index, so adding partitions never moves existing ones.
+//!
+//! With racks ([`assign_replicas_rack_aware`]), Kafka's rack-aware way: the
+//! brokers are first ordered alternating by rack (the first broker of each
+//! rack, then the second of each, ...), leaders go round that list as above,
+//! and each further replica is the next broker in the list whose rack holds
+//! none of the partition's replicas yet, until every rack holds one; after
+//! that, simply the next broker not yet used. So when there are at least RF
+//! racks no partition has two replicas in one rack, and with no racks (or one)
+//! the result is the classic rule exactly.
 
 /// Why replicas cannot be placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,6 +21,93 @@ pub enum PlacementError {
     NonPositiveReplicationFactor,
     #[error("replication factor {rf} is larger than the {brokers} available brokers")]
     NotEnoughBrokers { rf: i16, brokers: usize },
+    #[error("not all brokers have rack information: brokers {without:?} have no broker.rack")]
+    MixedRacks { without: Vec<i32> },
+}
+
+/// A live broker and its `broker.rack`, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RackedBroker {
+    pub id: i32,
+    pub rack: Option<String>,
+}
+
+/// The brokers ordered alternating by rack: racks by name, brokers by id
+/// within a rack, then the first of each rack, the second of each, ...
+/// Without racks: the ids sorted.
+pub fn rack_alternating_order(brokers: &[RackedBroker]) -> Result<Vec<i32>, PlacementError> {
+    let mut sorted = brokers.to_vec();
+    sorted.sort_by_key(|b| b.id);
+    sorted.dedup_by_key(|b| b.id);
+    let without: Vec<i32> = sorted.iter().filter(|b| b.rack.is_none()).map(|b| b.id).collect();
+    if without.len() == sorted.len() {
+        return Ok(sorted.iter().map(|b| b.id).collect());
+    }
+    if !without.is_empty() {
+        return Err(PlacementError::MixedRacks { without });
+    }
+    let mut by_rack: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
+    for b in &sorted {
+        by_rack
+            .entry(b.rack.as_deref().unwrap_or_default())
+            .or_default()
+            .push(b.id);
+    }
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    Ok((0..deepest)
+        .flat_map(|k| by_rack.values().filter_map(move |ids| ids.get(k).copied()))
+        .collect())
+}
+
+/// [`assign_replicas`] aware of racks: replicas (preferred leader first) of
+/// partitions `first..first + count`, spread over racks (see the module's
+/// comment). Brokers must all have a rack or none.
+pub fn assign_replicas_rack_aware(
+    brokers: &[RackedBroker],
+    first: i32,
+    count: i32,
+    rf: i16,
+) -> Result<Vec<Vec<i32>>, PlacementError> {
+    if rf <= 0 {
+        return Err(PlacementError::NonPositiveReplicationFactor);
+    }
+    let order = rack_alternating_order(brokers)?;
+    let n = order.len();
+    if rf as usize > n {
+        return Err(PlacementError::NotEnoughBrokers { rf, brokers: n });
+    }
+    let rack_of: std::collections::BTreeMap<i32, Option<&str>> =
+        brokers.iter().map(|b| (b.id, b.rack.as_deref())).collect();
+    let racks: std::collections::BTreeSet<Option<&str>> = rack_of.values().copied().collect();
+    Ok((first..first + count.max(0))
+        .map(|i| {
+            let start = i as usize % n;
+            let mut replicas = vec![order[start]];
+            let mut used = std::collections::BTreeSet::from([rack_of[&order[start]]]);
+            for k in 1..n {
+                if replicas.len() == rf as usize {
+                    break;
+                }
+                let b = order[(start + k) % n];
+                if used.len() < racks.len() && used.contains(&rack_of[&b]) {
+                    continue;
+                }
+                replicas.push(b);
+                used.insert(rack_of[&b]);
+            }
+            // Every rack holds one now: the rest go to the next unused brokers.
+            for k in 1..n {
+                if replicas.len() == rf as usize {
+                    break;
+                }
+                let b = order[(start + k) % n];
+                if !replicas.contains(&b) {
+                    replicas.push(b);
+                }
+            }
+            replicas
+        })
+        .collect())
 }
 
 /// Replicas (preferred leader first) of partitions `first..first + count`.
@@ -50,7 +146,80 @@ mod tests {
         );
     }
 
+    fn racked(brokers: &[(i32, &str)]) -> Vec<RackedBroker> {
+        brokers
+            .iter()
+            .map(|(id, rack)| RackedBroker {
+                id: *id,
+                rack: (!rack.is_empty()).then(|| rack.to_string()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn brokers_alternate_by_rack_and_replicas_land_in_distinct_racks() {
+        let b = racked(&[(0, "a"), (1, "a"), (2, "b"), (3, "b"), (4, "c"), (5, "c")]);
+        assert_eq!(rack_alternating_order(&b).unwrap(), vec![0, 2, 4, 1, 3, 5]);
+        let a = assign_replicas_rack_aware(&b, 0, 3, 3).unwrap();
+        assert_eq!(a, vec![vec![0, 2, 4], vec![2, 4, 1], vec![4, 1, 3]]);
+        // Unbalanced racks: four brokers in "a", one in "b"; RF 2 still spans both.
+        let b = racked(&[(0, "a"), (1, "a"), (2, "a"), (3, "a"), (4, "b")]);
+        for r in assign_replicas_rack_aware(&b, 0, 10, 2).unwrap() {
+            assert!(r.contains(&4), "{r:?} misses rack b");
+        }
+        assert_eq!(
+            assign_replicas_rack_aware(&racked(&[(0, "a"), (1, "")]), 0, 1, 1),
+            Err(PlacementError::MixedRacks { without: vec![1] })
+        );
+    }
+
     proptest! {
+        #[test]
+        fn rack_aware_placement_properties(
+            brokers in proptest::collection::btree_map(0i32..50, 0usize..5, 1..10),
+            partitions in 1i32..64,
+            extra in 0i32..16,
+            rf_seed in 1i16..8,
+            with_racks in any::<bool>(),
+        ) {
+            let names = ["a", "b", "c", "d", "e"];
+            let list: Vec<RackedBroker> = brokers
+                .iter()
+                .map(|(id, r)| RackedBroker { id: *id, rack: with_racks.then(|| names[*r].to_string()) })
+                .collect();
+            let ids: Vec<i32> = brokers.keys().copied().collect();
+            let n = ids.len();
+            let rf = rf_seed.min(n as i16);
+            let a = assign_replicas_rack_aware(&list, 0, partitions, rf).unwrap();
+            if !with_racks {
+                // No racks: exactly the classic rule.
+                prop_assert_eq!(&a, &assign_replicas(&ids, 0, partitions, rf).unwrap());
+            }
+            let racks: std::collections::BTreeSet<_> = list.iter().map(|b| b.rack.clone()).collect();
+            for r in &a {
+                let mut s = r.clone();
+                s.sort_unstable();
+                s.dedup();
+                prop_assert_eq!(s.len(), rf as usize);
+                prop_assert!(r.iter().all(|b| ids.contains(b)));
+                // As many racks as the partition can span: all distinct when racks >= RF.
+                let spanned: std::collections::BTreeSet<_> =
+                    r.iter().map(|b| list.iter().find(|x| x.id == *b).unwrap().rack.clone()).collect();
+                prop_assert_eq!(spanned.len(), racks.len().min(rf as usize), "{:?}", r);
+            }
+            // Leaders spread evenly.
+            for b in &ids {
+                let led = a.iter().filter(|r| r[0] == *b).count() as i32;
+                let p = partitions;
+                prop_assert!(led == p / n as i32 || led == (p + n as i32 - 1) / n as i32);
+            }
+            // Adding partitions keeps the existing ones where they are.
+            let more = assign_replicas_rack_aware(&list, partitions, extra, rf).unwrap();
+            let all = assign_replicas_rack_aware(&list, 0, partitions + extra, rf).unwrap();
+            prop_assert_eq!(&all[..partitions as usize], &a[..]);
+            prop_assert_eq!(&all[partitions as usize..], &more[..]);
+        }
+
         #[test]
         fn placement_properties(
             brokers in proptest::collection::btree_set(0i32..50, 1..8),
