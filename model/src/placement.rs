@@ -12,7 +12,8 @@
 //! none of the partition's replicas yet, until every rack holds one; after
 //! that, simply the next broker not yet used. So when there are at least RF
 //! racks no partition has two replicas in one rack, and with no racks (or one)
-//! the result is the classic rule exactly.
+//! the result is the classic rule exactly. Brokers without `broker.rack`
+//! count as one more rack, as in KRaft's placer.
 
 /// Why replicas cannot be placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,8 +22,6 @@ pub enum PlacementError {
     NonPositiveReplicationFactor,
     #[error("replication factor {rf} is larger than the {brokers} available brokers")]
     NotEnoughBrokers { rf: i16, brokers: usize },
-    #[error("not all brokers have rack information: brokers {without:?} have no broker.rack")]
-    MixedRacks { without: Vec<i32> },
 }
 
 /// A live broker and its `broker.rack`, if it has one.
@@ -34,34 +33,26 @@ pub struct RackedBroker {
 
 /// The brokers ordered alternating by rack: racks by name, brokers by id
 /// within a rack, then the first of each rack, the second of each, ...
-/// Without racks: the ids sorted.
-pub fn rack_alternating_order(brokers: &[RackedBroker]) -> Result<Vec<i32>, PlacementError> {
-    let mut sorted = brokers.to_vec();
-    sorted.sort_by_key(|b| b.id);
-    sorted.dedup_by_key(|b| b.id);
-    let without: Vec<i32> = sorted.iter().filter(|b| b.rack.is_none()).map(|b| b.id).collect();
-    if without.len() == sorted.len() {
-        return Ok(sorted.iter().map(|b| b.id).collect());
+/// Brokers without a rack count as one rack of their own (as KRaft's replica
+/// placer does), so without racks this is the ids sorted.
+pub fn rack_alternating_order(brokers: &[RackedBroker]) -> Vec<i32> {
+    let mut by_rack: std::collections::BTreeMap<Option<&str>, Vec<i32>> = std::collections::BTreeMap::new();
+    for b in brokers {
+        by_rack.entry(b.rack.as_deref()).or_default().push(b.id);
     }
-    if !without.is_empty() {
-        return Err(PlacementError::MixedRacks { without });
-    }
-    let mut by_rack: std::collections::BTreeMap<&str, Vec<i32>> = std::collections::BTreeMap::new();
-    for b in &sorted {
-        by_rack
-            .entry(b.rack.as_deref().unwrap_or_default())
-            .or_default()
-            .push(b.id);
+    for ids in by_rack.values_mut() {
+        ids.sort_unstable();
+        ids.dedup();
     }
     let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
-    Ok((0..deepest)
+    (0..deepest)
         .flat_map(|k| by_rack.values().filter_map(move |ids| ids.get(k).copied()))
-        .collect())
+        .collect()
 }
 
 /// [`assign_replicas`] aware of racks: replicas (preferred leader first) of
 /// partitions `first..first + count`, spread over racks (see the module's
-/// comment). Brokers must all have a rack or none.
+/// comment).
 pub fn assign_replicas_rack_aware(
     brokers: &[RackedBroker],
     first: i32,
@@ -71,7 +62,7 @@ pub fn assign_replicas_rack_aware(
     if rf <= 0 {
         return Err(PlacementError::NonPositiveReplicationFactor);
     }
-    let order = rack_alternating_order(brokers)?;
+    let order = rack_alternating_order(brokers);
     let n = order.len();
     if rf as usize > n {
         return Err(PlacementError::NotEnoughBrokers { rf, brokers: n });
@@ -159,7 +150,7 @@ mod tests {
     #[test]
     fn brokers_alternate_by_rack_and_replicas_land_in_distinct_racks() {
         let b = racked(&[(0, "a"), (1, "a"), (2, "b"), (3, "b"), (4, "c"), (5, "c")]);
-        assert_eq!(rack_alternating_order(&b).unwrap(), vec![0, 2, 4, 1, 3, 5]);
+        assert_eq!(rack_alternating_order(&b), vec![0, 2, 4, 1, 3, 5]);
         let a = assign_replicas_rack_aware(&b, 0, 3, 3).unwrap();
         assert_eq!(a, vec![vec![0, 2, 4], vec![2, 4, 1], vec![4, 1, 3]]);
         // Unbalanced racks: four brokers in "a", one in "b"; RF 2 still spans both.
@@ -167,25 +158,31 @@ mod tests {
         for r in assign_replicas_rack_aware(&b, 0, 10, 2).unwrap() {
             assert!(r.contains(&4), "{r:?} misses rack b");
         }
-        assert_eq!(
-            assign_replicas_rack_aware(&racked(&[(0, "a"), (1, "")]), 0, 1, 1),
-            Err(PlacementError::MixedRacks { without: vec![1] })
-        );
+        // A broker without a rack is a rack of its own.
+        let b = racked(&[(0, "a"), (1, "a"), (2, "")]);
+        assert_eq!(rack_alternating_order(&b), vec![2, 0, 1]);
+        for r in assign_replicas_rack_aware(&b, 0, 6, 2).unwrap() {
+            assert!(r.contains(&2), "{r:?} is all in rack a");
+        }
     }
 
     proptest! {
         #[test]
         fn rack_aware_placement_properties(
-            brokers in proptest::collection::btree_map(0i32..50, 0usize..5, 1..10),
+            brokers in proptest::collection::btree_map(0i32..50, 0usize..6, 1..10),
             partitions in 1i32..64,
             extra in 0i32..16,
             rf_seed in 1i16..8,
             with_racks in any::<bool>(),
         ) {
+            // Rack 5 stands for a broker without broker.rack.
             let names = ["a", "b", "c", "d", "e"];
             let list: Vec<RackedBroker> = brokers
                 .iter()
-                .map(|(id, r)| RackedBroker { id: *id, rack: with_racks.then(|| names[*r].to_string()) })
+                .map(|(id, r)| RackedBroker {
+                    id: *id,
+                    rack: names.get(*r).filter(|_| with_racks).map(|n| n.to_string()),
+                })
                 .collect();
             let ids: Vec<i32> = brokers.keys().copied().collect();
             let n = ids.len();

@@ -14,7 +14,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "alter.log.dirs.replication.quota.window.num",
     "alter.log.dirs.replication.quota.window.size.seconds",
     "background.threads",
-    "broker.rack",
     "client.quota.callback.class",
     "compression.gzip.level",
     "compression.lz4.level",

@@ -60,6 +60,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Alias of node.id kept for older tooling.",
     ),
     def(
+        "broker.rack",
+        T::String,
+        None,
+        None,
+        "Rack of the broker (a zone, for example). New partitions' replicas are spread over racks (a partition of replication factor RF spans RF racks when there are that many); brokers without a rack count as one rack. Listed in Metadata and DescribeCluster.",
+    ),
+    def(
         "listeners",
         T::List,
         Some("PLAINTEXT://:9092,CONTROLLER://:9093"),

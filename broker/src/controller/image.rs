@@ -955,9 +955,19 @@ impl MetadataImage {
         })
     }
 
-    /// Places `count` new partitions starting at `first` with the classic rule over live brokers.
+    /// Places `count` new partitions starting at `first` over the brokers that
+    /// may take replicas: the classic rule, spread over their `broker.rack`s.
     pub fn place(&self, first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, placement::PlacementError> {
-        placement::assign_replicas(&self.placeable_brokers(), first, count, rf)
+        let brokers: Vec<placement::RackedBroker> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced && !b.shutting_down)
+            .map(|b| placement::RackedBroker {
+                id: b.id,
+                rack: b.rack.clone(),
+            })
+            .collect();
+        placement::assign_replicas_rack_aware(&brokers, first, count, rf)
     }
 }
 

@@ -206,7 +206,8 @@ class Cluster:
                     "listeners": f"PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{controller_ports[i]}",
                     "controller.quorum.voters": voters,
                     **FAST_CLUSTER,
-                    **settings,
+                    # A callable setting is per broker: it is given the broker's index.
+                    **{k: (v(i) if callable(v) else v) for k, v in settings.items()},
                 }
             )
             self.brokers.append(b)

@@ -757,6 +757,24 @@ def reassign_and_wait(cluster, topic, partition, replicas):
         kp.close()
 
 
+def test_replicas_of_new_topics_spread_over_the_brokers_racks(cluster_factory):
+    # Four brokers in two racks (a, a, b, b: the classic rule alone would put
+    # partition 0 on brokers 0 and 1, both in a): every partition of RF 2 gets one
+    # replica in each rack (auto-creation and CreatePartitions place new
+    # partitions through the same function as CreateTopics).
+    racks = "aabb"
+    cluster = cluster_factory(4, broker_rack=lambda i: racks[i])
+    a = admin(cluster)  # kept alive until the future completes
+    nodes = a.describe_cluster().result(10).nodes
+    assert sorted((n.id, n.rack) for n in nodes) == [(i, racks[i]) for i in range(4)]
+    create_topic(cluster, "racked", 8, rf=2)
+    for p, (leader, replicas, _) in sorted(partitions_of(cluster, "racked").items()):
+        assert sorted(racks[b] for b in replicas) == ["a", "b"], (p, replicas)
+    # Leaders still spread evenly: two partitions each.
+    leaders = [leader for leader, _, _ in partitions_of(cluster, "racked").values()]
+    assert sorted(leaders.count(b) for b in range(4)) == [2, 2, 2, 2]
+
+
 def test_a_broker_far_behind_catches_up_from_a_metadata_snapshot(cluster_factory):
     # A snapshot every 20 metadata entries, and only 20 kept after it: a broker
     # that misses a hundred entries must be sent the snapshot. The one stopped is
