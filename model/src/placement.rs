@@ -166,6 +166,36 @@ mod tests {
         }
     }
 
+    /// What every placement keeps: a partition's replicas are RF distinct live
+    /// brokers, each broker leads floor(P/n) or ceil(P/n) partitions, and
+    /// adding partitions leaves the existing ones where they are.
+    fn classic_properties(
+        place: impl Fn(i32, i32) -> Vec<Vec<i32>>,
+        brokers: &[i32],
+        partitions: i32,
+        extra: i32,
+        rf: i16,
+    ) -> Result<(), TestCaseError> {
+        let n = brokers.len() as i32;
+        let a = place(0, partitions);
+        for r in &a {
+            let mut s = r.clone();
+            s.sort_unstable();
+            s.dedup();
+            prop_assert_eq!(s.len(), rf as usize);
+            prop_assert!(r.iter().all(|b| brokers.contains(b)));
+        }
+        for b in brokers {
+            let led = a.iter().filter(|r| r[0] == *b).count() as i32;
+            prop_assert!(led == partitions / n || led == (partitions + n - 1) / n);
+        }
+        let more = place(partitions, extra);
+        let all = place(0, partitions + extra);
+        prop_assert_eq!(&all[..partitions as usize], &a[..]);
+        prop_assert_eq!(&all[partitions as usize..], &more[..]);
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn rack_aware_placement_properties(
@@ -194,27 +224,12 @@ mod tests {
             }
             let racks: std::collections::BTreeSet<_> = list.iter().map(|b| b.rack.clone()).collect();
             for r in &a {
-                let mut s = r.clone();
-                s.sort_unstable();
-                s.dedup();
-                prop_assert_eq!(s.len(), rf as usize);
-                prop_assert!(r.iter().all(|b| ids.contains(b)));
                 // As many racks as the partition can span: all distinct when racks >= RF.
                 let spanned: std::collections::BTreeSet<_> =
                     r.iter().map(|b| list.iter().find(|x| x.id == *b).unwrap().rack.clone()).collect();
                 prop_assert_eq!(spanned.len(), racks.len().min(rf as usize), "{:?}", r);
             }
-            // Leaders spread evenly.
-            for b in &ids {
-                let led = a.iter().filter(|r| r[0] == *b).count() as i32;
-                let p = partitions;
-                prop_assert!(led == p / n as i32 || led == (p + n as i32 - 1) / n as i32);
-            }
-            // Adding partitions keeps the existing ones where they are.
-            let more = assign_replicas_rack_aware(&list, partitions, extra, rf).unwrap();
-            let all = assign_replicas_rack_aware(&list, 0, partitions + extra, rf).unwrap();
-            prop_assert_eq!(&all[..partitions as usize], &a[..]);
-            prop_assert_eq!(&all[partitions as usize..], &more[..]);
+            classic_properties(|first, count| assign_replicas_rack_aware(&list, first, count, rf).unwrap(), &ids, partitions, extra, rf)?;
         }
 
         #[test]
@@ -227,26 +242,7 @@ mod tests {
             let brokers: Vec<i32> = brokers.into_iter().collect();
             let n = brokers.len();
             let rf = rf_seed.min(n as i16);
-            let a = assign_replicas(&brokers, 0, partitions, rf).unwrap();
-            // Replicas of a partition are distinct live brokers.
-            for r in &a {
-                let mut s = r.clone();
-                s.sort_unstable();
-                s.dedup();
-                prop_assert_eq!(s.len(), rf as usize);
-                prop_assert!(r.iter().all(|b| brokers.contains(b)));
-            }
-            // Each broker leads floor(P/n) or ceil(P/n) partitions.
-            for b in &brokers {
-                let led = a.iter().filter(|r| r[0] == *b).count() as i32;
-                let p = partitions;
-                prop_assert!(led == p / n as i32 || led == (p + n as i32 - 1) / n as i32);
-            }
-            // Adding partitions keeps the existing ones where they are.
-            let more = assign_replicas(&brokers, partitions, extra, rf).unwrap();
-            let all = assign_replicas(&brokers, 0, partitions + extra, rf).unwrap();
-            prop_assert_eq!(&all[..partitions as usize], &a[..]);
-            prop_assert_eq!(&all[partitions as usize..], &more[..]);
+            classic_properties(|first, count| assign_replicas(&brokers, first, count, rf).unwrap(), &brokers, partitions, extra, rf)?;
         }
     }
 }
