@@ -29,7 +29,7 @@ use crate::config::BrokerConfig;
 use crate::log::FileSlice;
 use crate::protocol::{self, Frame, FramePart, ProtocolError};
 use crate::security::sasl::SaslSettings;
-use crate::security::tls::TlsListener;
+use crate::security::tls::{TlsListener, HANDSHAKE_TIMEOUT};
 
 /// Responses queued per connection before the reader waits for the writer.
 const RESPONSE_QUEUE: usize = 32;
@@ -229,9 +229,6 @@ async fn plaintext(
     let (rd, wr) = stream.into_split();
     connection(broker, rd, SendFile(wr), session, admission).await
 }
-
-/// The longest a TLS handshake may take (or `connections.max.idle.ms`, if shorter).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS connection: the handshake (bounded in time), the client
 /// certificate's principal if it presented one, then requests as on any

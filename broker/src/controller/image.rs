@@ -959,12 +959,11 @@ impl MetadataImage {
     /// may take replicas: the classic rule, spread over their `broker.rack`s.
     pub fn place(&self, first: i32, count: i32, rf: i16) -> Result<Vec<Vec<i32>>, placement::PlacementError> {
         let brokers: Vec<placement::RackedBroker> = self
-            .brokers
-            .values()
-            .filter(|b| !b.fenced && !b.shutting_down)
-            .map(|b| placement::RackedBroker {
-                id: b.id,
-                rack: b.rack.clone(),
+            .placeable_brokers()
+            .into_iter()
+            .map(|id| placement::RackedBroker {
+                id,
+                rack: self.brokers.get(&id).and_then(|b| b.rack.clone()),
             })
             .collect();
         placement::assign_replicas_rack_aware(&brokers, first, count, rf)

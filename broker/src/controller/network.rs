@@ -20,7 +20,7 @@ use super::proto::quorum_client::QuorumClient;
 use super::proto::quorum_server::Quorum;
 use super::proto::Payload;
 use super::{Controller, TypeConfig};
-use crate::security::tls::{ClientAuth, SettingsSource, TlsError, TlsListener, TlsSettings};
+use crate::security::tls::{ClientAuth, SettingsSource, TlsError, TlsListener, TlsSettings, HANDSHAKE_TIMEOUT};
 
 type NodeId = u64;
 
@@ -153,9 +153,6 @@ fn for_the_quorum(mut settings: TlsSettings) -> TlsSettings {
     settings.alpn = vec![b"h2".to_vec()];
     settings
 }
-
-/// How long a connecting peer has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// tonic's client config from the stores: this node's certificate and key
 /// (decrypted with `ssl.key.password` if need be) and the trust store.

@@ -368,6 +368,10 @@ fn private_key(pem: &[u8], password: Option<&str>) -> Result<PrivateKeyDer<'stat
 /// `ssl.*` stores). Called at every reload check.
 pub type SettingsSource = Arc<dyn Fn() -> Result<TlsSettings, TlsError> + Send + Sync>;
 
+/// The longest a connecting peer has to finish its TLS handshake (client
+/// listeners also stop at `connections.max.idle.ms`, if shorter).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A TLS listener's current server config, swapped when its stores change
 /// (their files, or their settings through AlterConfigs).
 pub struct TlsListener {
@@ -415,7 +419,7 @@ impl TlsListener {
     }
 
     /// The server side of a handshake on a new connection, bounded by
-    /// `timeout`. A refusal is logged as Kafka logs it, with the peer and the
+    /// `timeout` (at most [`HANDSHAKE_TIMEOUT`] on every listener). A refusal is logged as Kafka logs it, with the peer and the
     /// listener (the client and quorum listeners share this), and is None.
     pub async fn accept(
         &self,

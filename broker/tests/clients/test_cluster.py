@@ -9,7 +9,7 @@ import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 
 def admin(cluster):
@@ -760,8 +760,8 @@ def reassign_and_wait(cluster, topic, partition, replicas):
 def test_replicas_of_new_topics_spread_over_the_brokers_racks(cluster_factory):
     # Four brokers in two racks (a, a, b, b: the classic rule alone would put
     # partition 0 on brokers 0 and 1, both in a): every partition of RF 2 gets one
-    # replica in each rack (auto-creation and CreatePartitions place new
-    # partitions through the same function as CreateTopics).
+    # replica in each rack, from CreateTopics and from CreatePartitions
+    # (auto-creation places through the same function).
     racks = "aabb"
     cluster = cluster_factory(4, broker_rack=lambda i: racks[i])
     a = admin(cluster)  # kept alive until the future completes
@@ -773,6 +773,12 @@ def test_replicas_of_new_topics_spread_over_the_brokers_racks(cluster_factory):
     # Leaders still spread evenly: two partitions each.
     leaders = [leader for leader, _, _ in partitions_of(cluster, "racked").values()]
     assert sorted(leaders.count(b) for b in range(4)) == [2, 2, 2, 2]
+    # CreatePartitions places the new ones the same way.
+    a.create_partitions([NewPartitions("racked", 12)])["racked"].result(30)
+    parts = partitions_of(cluster, "racked")
+    assert sorted(parts) == list(range(12))
+    for p, (_, replicas, _) in parts.items():
+        assert sorted(racks[b] for b in replicas) == ["a", "b"], (p, replicas)
 
 
 def test_a_broker_far_behind_catches_up_from_a_metadata_snapshot(cluster_factory):
