@@ -131,10 +131,7 @@ fn main() -> std::process::ExitCode {
 fn render(file: &std::path::Path, pdb_api_version: String) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let kc: KafkaCluster = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let errors = cluster::validate::validate(&kc, None);
-    if !errors.is_empty() {
-        return Err(errors.join("; "));
-    }
+    cluster::validate::validate(&kc, None, None).map_err(|e| cluster::validate::messages(&e))?;
     let settings = Settings {
         pdb_api_version,
         ..Settings::default()

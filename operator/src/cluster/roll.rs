@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cluster::events::{Event, Reason};
 use crate::cluster::scale::BrokerView;
 use crate::crd::RollStatus;
 
@@ -62,7 +63,13 @@ pub struct Decision {
     pub elect_preferred: bool,
     pub status: Option<RollStatus>,
     /// An Event: (warning, reason, message).
-    pub event: Option<(bool, &'static str, String)>,
+    pub event: Option<Event>,
+}
+
+/// Whether a roll is under way, or due: a pod runs another revision than the update revision.
+pub fn due(previous: Option<&RollStatus>, update_revision: Option<&str>, pods: &[PodState]) -> bool {
+    let outdated = update_revision.is_some_and(|r| pods.iter().any(|p| p.revision.as_deref() != Some(r)));
+    outdated || previous.is_some_and(|p| p.phase != COMPLETED)
 }
 
 /// Decides the next step of a roll.
@@ -96,15 +103,15 @@ pub fn decide(i: &Input) -> Decision {
     step(i, &outdated, &mut st, &mut d);
     if st.phase != old_phase || d.delete_pod.is_some() {
         let reason = match st.phase.as_str() {
-            BLOCKED => "RollBlocked",
-            COMPLETED => "RollCompleted",
-            _ => "Rolling",
+            BLOCKED => Reason::RollBlocked,
+            COMPLETED => Reason::RollCompleted,
+            _ => Reason::Rolling,
         };
         let note = match d.delete_pod {
             Some(k) => format!("restarting broker {k}; {} left after it", outdated.len() - 1),
             None => format!("{}: {}", st.phase, st.message),
         };
-        d.event = Some((st.phase == BLOCKED, reason, note));
+        d.event = Some(Event::new(reason, note));
     }
     d.status = Some(st);
     d
@@ -406,7 +413,7 @@ mod tests {
         let st = d.status.unwrap();
         assert_eq!(st.phase, BLOCKED);
         assert!(st.message.contains("single"), "{}", st.message);
-        assert_eq!(d.event.unwrap().1, "RollBlocked");
+        assert_eq!(d.event.unwrap().reason, Reason::RollBlocked);
         let allow = vec!["single".to_string()];
         let (order, _) = converge(&mut w, &allow, None);
         assert_eq!(order.len(), 3);

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use skein_model::plan::{plan, Assignments};
 
+use crate::cluster::events::{Event, Reason};
 use crate::crd::ScalingStatus;
 
 pub const ADDING_BROKERS: &str = "AddingBrokers";
@@ -156,7 +157,7 @@ pub struct Decision {
     pub statefulset_replicas: i32,
     pub steps: Vec<Step>,
     pub status: Option<ScalingStatus>,
-    pub event: Option<(bool, &'static str, String)>,
+    pub event: Option<Event>,
 }
 
 /// Whether a recorded change is still under way.
@@ -200,14 +201,13 @@ pub fn decide(i: &Input) -> Decision {
     };
     step(i, current, &mut st, &mut d);
     if st.stalled && !old_stalled {
-        d.event = Some((true, "RebalanceStalled", st.message.clone()));
+        d.event = Some(Event::new(Reason::RebalanceStalled, st.message.clone()));
     } else if st.phase != old_phase || st.plan_id != i.previous.map(|p| p.plan_id.clone()).unwrap_or_default() {
-        let warning = st.phase == REFUSED;
         let reason = match st.phase.as_str() {
-            REFUSED => "ScaleDownRefused",
-            COMPLETED => "ScalingCompleted",
-            CANCELLED => "ScalingCancelled",
-            _ => "Scaling",
+            REFUSED => Reason::ScaleDownRefused,
+            COMPLETED => Reason::ScalingCompleted,
+            CANCELLED => Reason::ScalingCancelled,
+            _ => Reason::Scaling,
         };
         let note = format!(
             "{} -> {} brokers: {}{}",
@@ -220,7 +220,7 @@ pub fn decide(i: &Input) -> Decision {
                 format!(" ({})", st.message)
             }
         );
-        d.event = Some((warning, reason, note));
+        d.event = Some(Event::new(reason, note));
     }
     d.status = Some(st);
     d
@@ -705,9 +705,9 @@ mod tests {
         let st = d.status.unwrap();
         assert_eq!(st.phase, REFUSED);
         assert!(st.message.contains("__consumer_offsets") && st.message.contains("replication factor 3"));
-        let (warning, reason, _) = d.event.unwrap();
-        assert!(warning);
-        assert_eq!(reason, "ScaleDownRefused");
+        let event = d.event.unwrap();
+        assert!(event.reason.warning());
+        assert_eq!(event.reason.as_str(), "ScaleDownRefused");
     }
 
     #[test]
@@ -720,7 +720,7 @@ mod tests {
             let d = decide_in(&w, 3, status.as_ref(), false);
             w.apply(&d);
             assert_eq!(w.statefulset, 4, "never shrinks while moves are stuck");
-            stalled_event |= d.event.as_ref().is_some_and(|e| e.1 == "RebalanceStalled");
+            stalled_event |= d.event.as_ref().is_some_and(|e| e.reason == Reason::RebalanceStalled);
             status = d.status;
             w.tick();
         }

@@ -1,5 +1,7 @@
 //! The status of a KafkaCluster from what was observed: pure.
 
+use crate::cluster::events::Phase;
+use crate::cluster::validate::{messages, Invalid};
 use crate::crd::{condition, set_condition, BrokerStatus, KafkaCluster, KafkaClusterStatus, ScalingStatus};
 
 /// What the reconciler saw of the running cluster.
@@ -34,11 +36,11 @@ pub fn with_roll(st: &mut KafkaClusterStatus, roll: Option<crate::crd::RollStatu
     );
     if active
         && matches!(
-            st.phase.as_deref(),
-            Some("Ready") | Some("Degraded") | Some("Reconciling")
+            st.phase.as_deref().and_then(Phase::parse),
+            Some(Phase::Ready | Phase::Degraded | Phase::Reconciling)
         )
     {
-        st.phase = Some("Rolling".into());
+        st.phase = Some(Phase::Rolling.as_str().into());
     }
     st.roll = roll;
 }
@@ -92,22 +94,28 @@ pub fn next_status(
     let was_up = crate::crd::condition::is_true(&old.conditions, "Ready")
         || crate::crd::condition::is_true(&old.conditions, "Degraded");
     let (phase, degraded_msg) = if ready && under_replicated == 0 {
-        ("Ready", String::new())
+        (Phase::Ready, String::new())
     } else if ready {
-        ("Degraded", format!("{under_replicated} under-replicated partitions"))
+        (
+            Phase::Degraded,
+            format!("{under_replicated} under-replicated partitions"),
+        )
     } else if was_up && ready_among(observed, old.replicas.min(want)) < old.replicas.min(want) {
         // A broker that was up is not: degraded. New brokers of a scale-up are only starting.
-        ("Degraded", format!("{} of {want} brokers ready", st.ready_replicas))
+        (
+            Phase::Degraded,
+            format!("{} of {want} brokers ready", st.ready_replicas),
+        )
     } else {
-        ("Reconciling", String::new())
+        (Phase::Reconciling, String::new())
     };
     let scaling_active = scaling.as_ref().is_some_and(|s| {
         crate::cluster::scale::active(s)
             && s.phase != crate::cluster::scale::REFUSED
             && s.phase != crate::cluster::scale::CANCELLED
     });
-    let phase = if scaling_active && phase != "Degraded" {
-        "Scaling"
+    let phase = if scaling_active && phase != Phase::Degraded {
+        Phase::Scaling
     } else {
         phase
     };
@@ -117,8 +125,8 @@ pub fn next_status(
         &mut st.conditions,
         condition(
             "Ready",
-            phase == "Ready",
-            if phase == "Ready" {
+            phase == Phase::Ready,
+            if phase == Phase::Ready {
                 "AllBrokersReady"
             } else {
                 "BrokersNotReady"
@@ -131,8 +139,8 @@ pub fn next_status(
         &mut st.conditions,
         condition(
             "Degraded",
-            phase == "Degraded",
-            if phase == "Degraded" {
+            phase == Phase::Degraded,
+            if phase == Phase::Degraded {
                 "BrokersUnavailable"
             } else {
                 "AsExpected"
@@ -145,13 +153,13 @@ pub fn next_status(
         &mut st.conditions,
         condition(
             "Reconciling",
-            phase == "Reconciling",
-            if phase == "Reconciling" {
+            phase == Phase::Reconciling,
+            if phase == Phase::Reconciling {
                 "BrokersStarting"
             } else {
                 "Reconciled"
             },
-            if phase == "Reconciling" {
+            if phase == Phase::Reconciling {
                 format!("waiting for {want} brokers")
             } else {
                 String::new()
@@ -172,7 +180,7 @@ pub fn next_status(
         condition("Scaling", scaling_true, reason, message, g),
     );
     st.scaling = scaling;
-    st.phase = Some(phase.into());
+    st.phase = Some(phase.as_str().into());
     st
 }
 
@@ -182,13 +190,13 @@ fn ready_among(observed: &Observed, n: i32) -> i32 {
 }
 
 /// The status of a spec that cannot be run: nothing was applied.
-pub fn invalid_status(kc: &KafkaCluster, errors: &[String]) -> KafkaClusterStatus {
+pub fn invalid_status(kc: &KafkaCluster, errors: &[Invalid]) -> KafkaClusterStatus {
     let mut st = kc.status.clone().unwrap_or_default();
     let g = kc.metadata.generation;
     st.observed_generation = g;
     set_condition(
         &mut st.conditions,
-        condition("Ready", false, "InvalidSpec", errors.join("; "), g),
+        condition("Ready", false, "InvalidSpec", messages(errors), g),
     );
     set_condition(
         &mut st.conditions,
@@ -200,7 +208,7 @@ pub fn invalid_status(kc: &KafkaCluster, errors: &[String]) -> KafkaClusterStatu
             g,
         ),
     );
-    st.phase = Some("Invalid".into());
+    st.phase = Some(Phase::Invalid.as_str().into());
     st
 }
 
@@ -218,7 +226,7 @@ pub fn paused_status(kc: &KafkaCluster) -> KafkaClusterStatus {
             g,
         ),
     );
-    st.phase = Some("Paused".into());
+    st.phase = Some(Phase::Paused.as_str().into());
     st
 }
 
@@ -307,7 +315,7 @@ mod tests {
 
     #[test]
     fn an_invalid_spec_sets_ready_false_with_the_reason() {
-        let st = invalid_status(&fixture(), &["config: unknown".into()]);
+        let st = invalid_status(&fixture(), &[Invalid::Config("unknown".into())]);
         let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
         assert!(ready.message.contains("config: unknown"));

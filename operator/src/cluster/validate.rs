@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 
 use skein_broker::config::{BrokerConfig, Host};
 
+use kube::ResourceExt;
+
 use super::build::{server_properties, Names};
-use crate::crd::KafkaCluster;
+use super::CANCEL_SCALING_ANNOTATION;
+use crate::crd::{KafkaCluster, VolumePolicy};
 
 /// Broker properties the operator sets itself: a spec that names one is refused.
 pub const OPERATOR_OWNED_KEYS: &[&str] = &[
@@ -31,60 +34,135 @@ pub const OPERATOR_OWNED_KEYS: &[&str] = &[
 /// Longest KafkaCluster name: `NAME-brokers` must be a DNS label (63).
 pub const MAX_NAME_LEN: usize = 63 - "-brokers".len();
 
-/// Every reason `cluster` cannot be run as specified, or none.
-pub fn validate(cluster: &KafkaCluster, recorded_controllers: Option<i32>) -> Vec<String> {
+/// Why a spec cannot be run; each displays as the message users see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("metadata.name: at most {MAX_NAME_LEN} characters (pods are NAME-N.NAME-brokers)")]
+    NameTooLong,
+    #[error("replicas: must be at least 1, got {0}")]
+    NoReplicas(i32),
+    #[error("controllers: must be 1, 3 or 5, got {0}")]
+    Controllers(i32),
+    #[error("replicas: {replicas} is fewer than controllers ({controllers}); every voter is a broker")]
+    FewerReplicasThanControllers { replicas: i32, controllers: i32 },
+    #[error("controllers: immutable, the cluster was created with {recorded} (spec says {spec})")]
+    ControllersChanged { recorded: i32, spec: i32 },
+    #[error("image: must not be empty")]
+    EmptyImage,
+    #[error("storage.size: {0}")]
+    StorageSize(String),
+    #[error("storage.size: {spec} is smaller than the volumes' {current}; volumes cannot shrink")]
+    VolumesShrink { spec: String, current: String },
+    #[error("config: {} set by the operator (listeners, quorum and identity follow the pods)", .0.join(", "))]
+    OperatorOwnedKeys(Vec<String>),
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// What the volumes need: the spec's size against the claim template's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volumes {
+    /// As they are (or not created yet).
+    Keep,
+    /// Grow every claim smaller than `bytes`.
+    Grow { bytes: u64 },
+}
+
+/// A KafkaCluster whose spec can be run, with what validation parsed: code
+/// downstream reads these fields, never the raw strings again.
+#[derive(Debug, Clone)]
+pub struct ValidCluster<'a> {
+    /// The resource, for the builders (its spec is the one validated).
+    pub cluster: &'a KafkaCluster,
+    pub replicas: i32,
+    pub volumes: Volumes,
+    /// `spec.rebalance.maxMovesInFlight`, at least 1.
+    pub max_moves_in_flight: usize,
+    /// `spec.rebalance.throttleBytesPerSecond`, at least 1.
+    pub throttle: i64,
+    pub delete_claims_when_scaled: bool,
+    /// The annotation `skein.dev/cancel-scaling: "true"`.
+    pub cancel_scaling: bool,
+}
+
+/// `cluster` as a runnable spec, or every reason it is not. `recorded_controllers`
+/// is what status recorded at creation; `volume_size` the StatefulSet's claim
+/// template size, when it exists.
+pub fn validate<'a>(
+    cluster: &'a KafkaCluster,
+    recorded_controllers: Option<i32>,
+    volume_size: Option<&str>,
+) -> Result<ValidCluster<'a>, Vec<Invalid>> {
     let spec = &cluster.spec;
     let mut errors = Vec::new();
     let name = cluster.metadata.name.clone().unwrap_or_default();
     if name.len() > MAX_NAME_LEN {
-        errors.push(format!(
-            "metadata.name: at most {MAX_NAME_LEN} characters (pods are NAME-N.NAME-brokers)"
-        ));
+        errors.push(Invalid::NameTooLong);
     }
     if spec.replicas < 1 {
-        errors.push(format!("replicas: must be at least 1, got {}", spec.replicas));
+        errors.push(Invalid::NoReplicas(spec.replicas));
     }
     if ![1, 3, 5].contains(&spec.controllers) {
-        errors.push(format!("controllers: must be 1, 3 or 5, got {}", spec.controllers));
+        errors.push(Invalid::Controllers(spec.controllers));
     }
     if spec.replicas < spec.controllers {
-        errors.push(format!(
-            "replicas: {} is fewer than controllers ({}); every voter is a broker",
-            spec.replicas, spec.controllers
-        ));
+        errors.push(Invalid::FewerReplicasThanControllers {
+            replicas: spec.replicas,
+            controllers: spec.controllers,
+        });
     }
     if let Some(recorded) = recorded_controllers.filter(|r| *r != spec.controllers) {
-        errors.push(format!(
-            "controllers: immutable, the cluster was created with {recorded} (spec says {})",
-            spec.controllers
-        ));
+        errors.push(Invalid::ControllersChanged {
+            recorded,
+            spec: spec.controllers,
+        });
     }
     if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
-        errors.push("image: must not be empty".into());
+        errors.push(Invalid::EmptyImage);
     }
     if let Err(e) = parse_quantity(&spec.storage.size) {
-        errors.push(format!("storage.size: {e}"));
+        errors.push(Invalid::StorageSize(e));
     }
-    let owned: Vec<&str> = spec
+    let owned: Vec<String> = spec
         .config
         .keys()
-        .map(String::as_str)
-        .filter(|k| OPERATOR_OWNED_KEYS.contains(k))
+        .filter(|k| OPERATOR_OWNED_KEYS.contains(&k.as_str()))
+        .cloned()
         .collect();
     if !owned.is_empty() {
-        errors.push(format!(
-            "config: {} set by the operator (listeners, quorum and identity follow the pods)",
-            owned.join(", ")
-        ));
+        errors.push(Invalid::OperatorOwnedKeys(owned));
     } else if errors.is_empty() {
         // The broker's own parser over the exact file every pod gets, as pod 0 sees it.
         let names = Names::new(cluster, "cluster.local");
         let text = server_properties(cluster, &names, "validation");
         if let Err(e) = check_with_broker(&text, &format!("{name}-0")) {
-            errors.push(format!("config: {e}"));
+            errors.push(Invalid::Config(e));
         }
     }
-    errors
+    let volumes = match storage_change(&spec.storage.size, volume_size) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(e);
+            Volumes::Keep
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ValidCluster {
+        cluster,
+        replicas: spec.replicas,
+        volumes,
+        max_moves_in_flight: spec.rebalance.max_moves_in_flight.max(1) as usize,
+        throttle: spec.rebalance.throttle_bytes_per_second.max(1),
+        delete_claims_when_scaled: spec.storage.when_scaled == VolumePolicy::Delete,
+        cancel_scaling: cluster.annotations().get(CANCEL_SCALING_ANNOTATION).map(String::as_str) == Some("true"),
+    })
+}
+
+/// The messages of `errors`, joined as status and Events show them.
+pub fn messages(errors: &[Invalid]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// Parses `server.properties` text as the broker will, on a host called `host`.
@@ -99,25 +177,29 @@ fn check_with_broker(text: &str, host: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A Kubernetes quantity in bytes (`10Gi`, `500M`, `1e9`).
-/// A change of `storage.size` against the volumes' size now: Ok(true) to grow
-/// them, Ok(false) for nothing to do, an error for a smaller size (volumes
-/// cannot shrink).
-pub fn storage_change(spec: &str, current: Option<&str>) -> Result<bool, String> {
+/// A change of `storage.size` against the volumes' size now: grow them, keep
+/// them, or an error for a smaller size (volumes cannot shrink).
+pub fn storage_change(spec: &str, current: Option<&str>) -> Result<Volumes, Invalid> {
     let (Some(current), Ok(want)) = (current, parse_quantity(spec)) else {
-        return Ok(false);
+        return Ok(Volumes::Keep);
     };
     let Ok(have) = parse_quantity(current) else {
-        return Ok(false);
+        return Ok(Volumes::Keep);
     };
     if want < have {
-        return Err(format!(
-            "storage.size: {spec} is smaller than the volumes' {current}; volumes cannot shrink"
-        ));
+        return Err(Invalid::VolumesShrink {
+            spec: spec.to_string(),
+            current: current.to_string(),
+        });
     }
-    Ok(want > have)
+    Ok(if want > have {
+        Volumes::Grow { bytes: want }
+    } else {
+        Volumes::Keep
+    })
 }
 
+/// A Kubernetes quantity in bytes (`10Gi`, `500M`, `1e9`).
 pub fn parse_quantity(q: &str) -> Result<u64, String> {
     const SUFFIXES: &[(&str, f64)] = &[
         ("Ki", 1024.0),
@@ -162,15 +244,18 @@ mod tests {
     fn errors_of(edit: impl FnOnce(&mut KafkaCluster)) -> Vec<String> {
         let mut kc = fixture();
         edit(&mut kc);
-        validate(&kc, None)
+        match validate(&kc, None, None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
     }
 
     #[test]
     fn volumes_grow_never_shrink() {
-        assert_eq!(storage_change("2Gi", Some("1Gi")), Ok(true));
-        assert_eq!(storage_change("1Gi", Some("1024Mi")), Ok(false));
-        assert_eq!(storage_change("1Gi", None), Ok(false));
-        let e = storage_change("500Mi", Some("1Gi")).unwrap_err();
+        assert_eq!(storage_change("2Gi", Some("1Gi")), Ok(Volumes::Grow { bytes: 2 << 30 }));
+        assert_eq!(storage_change("1Gi", Some("1024Mi")), Ok(Volumes::Keep));
+        assert_eq!(storage_change("1Gi", None), Ok(Volumes::Keep));
+        let e = storage_change("500Mi", Some("1Gi")).unwrap_err().to_string();
         assert!(e.contains("cannot shrink") && e.contains("500Mi"), "{e}");
     }
 
@@ -224,8 +309,11 @@ mod tests {
     #[test]
     fn changing_controllers_after_creation_is_refused() {
         let kc = fixture();
-        let e = validate(&kc, Some(1));
-        assert!(e.iter().any(|m| m.contains("immutable")), "{e:?}");
+        let e = validate(&kc, Some(1), None).unwrap_err();
+        assert!(
+            matches!(e[..], [Invalid::ControllersChanged { recorded: 1, spec: 3 }]),
+            "{e:?}"
+        );
     }
 
     #[test]

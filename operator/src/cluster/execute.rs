@@ -1,0 +1,307 @@
+//! Execute: carries out a plan's writes in order, and nothing else. The only
+//! part of the KafkaCluster reconcile that writes to the API server or the brokers.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use skein_client::{AlterOp, ConfigResource};
+
+use super::build::{Names, FIELD_MANAGER};
+use super::decide::{Plan, Requeue, Write};
+use super::events::{Event, Reason};
+use super::facts::OwnedKind;
+use super::scale::Step;
+use crate::context::Context;
+use crate::crd::{KafkaCluster, KafkaClusterStatus};
+use crate::error::Error;
+
+const THROTTLE_KEYS: [&str; 2] = [
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+];
+
+/// Makes `plan`'s writes about `kc`, in order; the first failure stops the rest.
+pub async fn execute(ctx: &Context, kc: &KafkaCluster, plan: Plan) -> Result<Action, Error> {
+    let ns = kc.namespace().unwrap_or_default();
+    let name = kc.name_any();
+    let names = Names::new(kc, &ctx.settings.cluster_domain);
+    if let Some(sc) = &plan.scaling {
+        ctx.metrics.scaling(&ns, &name, sc);
+    }
+    for write in plan.writes {
+        match write {
+            Write::Status(st) => write_status(&Api::namespaced(ctx.client.clone(), &ns), &name, &st).await?,
+            Write::Event(ev) => publish(ctx, kc, ev).await,
+            Write::GrowClaim { claim, size } => {
+                let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+                let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
+                tracing::info!(cluster = %name, %claim, %size, "growing volume");
+                if let Err(e) = pvcs.patch(&claim, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    let note = format!("claim {claim} cannot grow to {size}: {e}");
+                    publish(ctx, kc, Event::new(Reason::VolumeExpansionFailed, note)).await;
+                    return Err(e.into());
+                }
+            }
+            Write::ReplaceStatefulSet => {
+                let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+                statefulsets.delete(&name, &DeleteParams::orphan()).await?;
+            }
+            Write::Scale(step) => scale_step(ctx, &names, &plan.plan_id, step).await?,
+            Write::AlterBrokerConfigs(ops) => {
+                tracing::info!(cluster = %name, ?ops, "applying dynamic broker configs (no restart)");
+                let admin = ctx.admin(&names.bootstrap_servers()).await;
+                admin
+                    .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+                    .await?;
+            }
+            Write::RestartBroker(k) => {
+                let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                tracing::info!(cluster = %name, broker = k, "restarting broker (rolling update)");
+                pods.delete(&names.pod(k), &DeleteParams::default()).await?;
+            }
+            Write::Apply(obj) => {
+                let api = dynamic_api(ctx, &ns, &obj);
+                let obj_name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                api.patch(
+                    &obj_name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&obj),
+                )
+                .await?;
+            }
+            Write::Delete { kind, name: object } => {
+                tracing::info!(cluster = %name, kind = kind.as_str(), %object, "deleting an object the spec no longer needs");
+                match kind {
+                    OwnedKind::Service => {
+                        let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+                        api.delete(&object, &DeleteParams::default()).await?;
+                    }
+                    OwnedKind::ConfigMap => {
+                        let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                        api.delete(&object, &DeleteParams::default()).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(match plan.requeue {
+        Requeue::OnChange => Action::await_change(),
+        Requeue::After(d) => Action::requeue(d),
+    })
+}
+
+/// Publishes an Event about `kc` (logged too); a failure to publish is never fatal.
+pub async fn publish(ctx: &Context, kc: &KafkaCluster, ev: Event) {
+    tracing::info!(cluster = %kc.name_any(), namespace = %kc.namespace().unwrap_or_default(), reason = ev.reason.as_str(), "{}", ev.note);
+    ctx.event(kc, ev.reason.warning(), ev.reason.as_str(), ev.note).await;
+}
+
+/// One scaling step against the brokers or the volume claims.
+async fn scale_step(ctx: &Context, names: &Names, plan_id: &str, step: Step) -> Result<(), Error> {
+    let cluster = &names.name;
+    let admin = ctx.admin(&names.bootstrap_servers()).await;
+    match step {
+        Step::Reassign(moves) => {
+            for (t, p, target) in &moves {
+                tracing::info!(%cluster, plan = %plan_id, topic = %t, partition = p, ?target, "reassigning partition");
+            }
+            let changes: Vec<(String, i32, Option<Vec<i32>>)> =
+                moves.into_iter().map(|(t, p, r)| (t, p, Some(r))).collect();
+            for ((t, p), r) in admin.alter_partition_reassignments(&changes).await? {
+                if let Err(e) = r {
+                    tracing::warn!(%cluster, topic = %t, partition = p, "reassignment refused: {e}");
+                }
+            }
+        }
+        Step::Cancel(keys) => {
+            tracing::info!(%cluster, plan = %plan_id, moves = keys.len(), "cancelling reassignments");
+            let changes: Vec<(String, i32, Option<Vec<i32>>)> = keys.into_iter().map(|(t, p)| (t, p, None)).collect();
+            admin.alter_partition_reassignments(&changes).await?;
+        }
+        Step::SetThrottle(rate) => {
+            let ops: Vec<AlterOp> = THROTTLE_KEYS
+                .iter()
+                .map(|k| AlterOp::Set(k.to_string(), rate.to_string()))
+                .collect();
+            admin
+                .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+                .await?;
+        }
+        Step::ClearThrottle => {
+            let ops: Vec<AlterOp> = THROTTLE_KEYS.iter().map(|k| AlterOp::Delete(k.to_string())).collect();
+            admin
+                .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
+                .await?;
+        }
+        Step::ElectPreferredLeaders => {
+            for ((t, p), r) in admin.elect_leaders(true, None).await? {
+                if let Err(e) = r {
+                    tracing::debug!(%cluster, topic = %t, partition = p, "preferred leader not elected: {e}");
+                }
+            }
+        }
+        Step::Unregister(ids) => {
+            for id in ids {
+                tracing::info!(%cluster, plan = %plan_id, broker = id, "unregistering broker");
+                admin.unregister_broker(id).await?;
+            }
+        }
+        Step::DeleteClaims(ordinals) => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &names.namespace);
+            for o in ordinals {
+                let claim = format!("data-{}", names.pod(o));
+                tracing::info!(%cluster, %claim, "deleting volume (storage.whenScaled: Delete)");
+                match pvcs.delete(&claim, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dynamic_api(ctx: &Context, ns: &str, obj: &serde_json::Value) -> Api<DynamicObject> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, obj["kind"].as_str().unwrap_or_default());
+    Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+/// Server-side apply of a KafkaCluster's status.
+pub async fn write_status(api: &Api<KafkaCluster>, name: &str, st: &KafkaClusterStatus) -> Result<(), Error> {
+    let patch = json!({
+        "apiVersion": KafkaCluster::api_version(&()),
+        "kind": KafkaCluster::kind(&()),
+        "status": st,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+/// The shell against a scripted API server (`tower_test::mock`, as kube-rs's
+/// controller-rs does): the writes reach the server in the plan's order, and
+/// the first failure stops the rest.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    use super::*;
+    use crate::cluster::build::Settings;
+    use crate::cluster::decide::tests::{facts, plan_of};
+    use crate::telemetry::Metrics;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn context() -> (Context, Handle) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Context::new(
+            kube::Client::new(service, "default"),
+            Settings::default(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(60),
+            jiff::SignedDuration::from_secs(600),
+            "test".into(),
+        );
+        (ctx, handle)
+    }
+
+    /// One request as the server saw it.
+    #[derive(Debug)]
+    struct Seen {
+        call: String,
+        body: serde_json::Value,
+    }
+
+    /// Plays the API server until the client hangs up: answers every request
+    /// by echoing its object (a KafkaCluster for status writes), except that
+    /// calls containing `fail` get a 500.
+    async fn serve(mut handle: Handle, kc: KafkaCluster, fail: Option<&'static str>) -> Vec<Seen> {
+        let mut seen = Vec::new();
+        while let Some((request, respond)) = handle.next_request().await {
+            let call = format!("{} {}", request.method(), request.uri().path());
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let failing = fail.is_some_and(|f| call.contains(f));
+            let reply = if failing {
+                let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "scripted failure", "reason": "InternalError", "code": 500});
+                Response::builder()
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .body(status)
+            } else if call.contains("/kafkaclusters/") {
+                Response::builder().body(serde_json::to_value(&kc).unwrap())
+            } else if call.starts_with("DELETE") {
+                Response::builder().body(serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+            } else {
+                Response::builder().body(body.clone())
+            };
+            let reply = reply.unwrap().map(|v| Body::from(serde_json::to_vec(&v).unwrap()));
+            seen.push(Seen { call, body });
+            respond.send_response(reply);
+        }
+        seen
+    }
+
+    /// Runs `plan` against the scripted server; the calls it made, in order.
+    async fn run(plan: Plan, fail: Option<&'static str>) -> (Result<Action, Error>, Vec<Seen>) {
+        let kc = facts(3, 3).cluster;
+        let (ctx, handle) = context();
+        let server = tokio::spawn(serve(handle, kc.clone(), fail));
+        let result = execute(&ctx, &kc, plan).await;
+        drop(ctx);
+        (result, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn status_reaches_the_server_before_the_statefulset_grows() {
+        let (result, seen) = run(plan_of(&facts(3, 4)), None).await;
+        result.unwrap();
+        let status = seen
+            .iter()
+            .position(|s| s.call.ends_with("/kafkaclusters/demo/status"))
+            .unwrap();
+        let grow = seen
+            .iter()
+            .position(|s| s.call.ends_with("/statefulsets/demo") && s.body["spec"]["replicas"] == 4)
+            .unwrap();
+        assert!(status < grow, "{seen:#?}");
+        assert_eq!(seen[status].body["status"]["scaling"]["to"], 4);
+        assert!(seen.last().unwrap().call.ends_with("/kafkaclusters/demo/status"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stops_the_rest_and_status_is_not_written() {
+        let (result, seen) = run(plan_of(&facts(3, 3)), Some("/statefulsets/")).await;
+        assert!(matches!(result, Err(Error::Kube(_))), "{result:?}");
+        assert!(seen.last().unwrap().call.ends_with("/statefulsets/demo"), "{seen:#?}");
+        assert!(!seen.iter().any(|s| s.call.ends_with("/status")));
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_cannot_grow_is_reported_and_the_statefulset_is_kept() {
+        let mut f = facts(3, 3);
+        f.cluster.spec.storage.size = "30Gi".into();
+        let (result, seen) = run(plan_of(&f), Some("/persistentvolumeclaims/data-demo-0")).await;
+        assert!(result.is_err());
+        let calls: Vec<&str> = seen.iter().map(|s| s.call.as_str()).collect();
+        assert_eq!(
+            calls[0],
+            "PATCH /api/v1/namespaces/kafka/persistentvolumeclaims/data-demo-0"
+        );
+        assert!(calls[1].contains("/events"), "{calls:?}");
+        assert!(seen[1].body.to_string().contains("VolumeExpansionFailed"));
+        assert!(!calls.iter().any(|c| c.starts_with("DELETE")), "{calls:?}");
+    }
+}
