@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use clap::Subcommand;
 use serde_json::json;
 use skein_client::Admin;
+use skein_model::placement::RackedBroker;
 use skein_model::plan::{plan, Assignments};
 
 use crate::output::{ids, Output, Table};
@@ -68,7 +69,14 @@ async fn plan_command(
         .map(|t| (t.name, t.partitions.into_iter().map(|p| p.replicas).collect()))
         .collect();
     let sizes = admin.partition_sizes().await?;
-    let plan = plan(&current, &brokers, &sizes).map_err(|e| CliError::Usage(e.to_string()))?;
+    let racked: Vec<RackedBroker> = brokers
+        .iter()
+        .map(|&id| RackedBroker {
+            id,
+            rack: cluster.brokers.iter().find(|b| b.id == id).and_then(|b| b.rack.clone()),
+        })
+        .collect();
+    let plan = plan(&current, &racked, &sizes).map_err(|e| CliError::Usage(e.to_string()))?;
     let mut table = Table::new(&["TOPIC", "PARTITION", "CURRENT", "TARGET", "ADDING", "REMOVING", "BYTES"]);
     for m in &plan.moves {
         table.row(vec![

@@ -214,7 +214,7 @@ async fn three_brokers_route_requests_and_drain_a_broker_by_the_plan() {
 
     // Drain broker 2: the plan over {0, 1}, executed through the admin client.
     let sizes = a.partition_sizes().await.unwrap();
-    let p = plan(&before, &[0, 1], &sizes).unwrap();
+    let p = plan(&before, &skein_model::placement::unracked(&[0, 1]), &sizes).unwrap();
     assert!(!p.is_empty());
     let changes: Vec<(String, i32, Option<Vec<i32>>)> = p
         .moves

@@ -31,6 +31,11 @@ pub struct RackedBroker {
     pub rack: Option<String>,
 }
 
+/// Brokers without racks (the classic rule's input).
+pub fn unracked(ids: &[i32]) -> Vec<RackedBroker> {
+    ids.iter().map(|&id| RackedBroker { id, rack: None }).collect()
+}
+
 /// The brokers ordered alternating by rack: racks by name, brokers by id
 /// within a rack, then the first of each rack, the second of each, ...
 /// Brokers without a rack count as one rack of their own (as KRaft's replica

@@ -2,14 +2,17 @@
 //! the moves that make every partition follow the classic placement over that set.
 //!
 //! Each partition keeps its replication factor; its target replica list is
-//! [`assign_replicas`] over the target brokers at its own index, so the plan
+//! [`assign_replicas_rack_aware`] over the target brokers at its own index
+//! (without racks, exactly the classic [`assign_replicas`]), so the plan
 //! applied to its input is exactly the placement a topic created on the target
 //! set would have. A partition whose replica list is already its target is
 //! left out: a plan never moves what does not change.
 
 use std::collections::BTreeMap;
 
-use crate::placement::{assign_replicas, PlacementError};
+#[cfg(doc)]
+use crate::placement::assign_replicas;
+use crate::placement::{assign_replicas_rack_aware, PlacementError, RackedBroker};
 
 /// Replica lists (preferred leader first) of every partition, by topic.
 pub type Assignments = BTreeMap<String, Vec<Vec<i32>>>;
@@ -76,11 +79,12 @@ impl ReassignmentPlan {
     }
 }
 
-/// Plans the moves from `current` to the classic placement over `brokers`.
-/// `sizes` gives partitions' sizes in bytes, by (topic, partition), where known.
+/// Plans the moves from `current` to the classic placement over `brokers`,
+/// spread over their racks. `sizes` gives partitions' sizes in bytes, by
+/// (topic, partition), where known.
 pub fn plan(
     current: &Assignments,
-    brokers: &[i32],
+    brokers: &[RackedBroker],
     sizes: &BTreeMap<(String, i32), u64>,
 ) -> Result<ReassignmentPlan, PlanError> {
     if brokers.is_empty() {
@@ -97,7 +101,7 @@ pub fn plan(
                     partition,
                 });
             }
-            let target = assign_replicas(brokers, partition, 1, rf)
+            let target = assign_replicas_rack_aware(brokers, partition, 1, rf)
                 .map_err(|source| PlanError::Placement {
                     topic: topic.clone(),
                     source,
@@ -128,6 +132,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::{assign_replicas, unracked};
     use proptest::prelude::*;
 
     fn placed(brokers: &[i32], topics: &[(&str, i32, i16)]) -> Assignments {
@@ -141,7 +146,7 @@ mod tests {
     fn growing_three_brokers_to_four_moves_what_the_rule_moves_and_counts_bytes() {
         let current = placed(&[0, 1, 2], &[("orders", 4, 2)]);
         let sizes: BTreeMap<(String, i32), u64> = (0..4).map(|p| (("orders".to_string(), p), 100)).collect();
-        let plan = plan(&current, &[0, 1, 2, 3], &sizes).unwrap();
+        let plan = plan(&current, &unracked(&[0, 1, 2, 3]), &sizes).unwrap();
         // Partitions 0 and 1 stay on [0, 1] and [1, 2]; 2 and 3 gain broker 3.
         let moved: Vec<(i32, Vec<i32>, Vec<i32>)> = plan
             .moves
@@ -157,7 +162,7 @@ mod tests {
     #[test]
     fn draining_a_broker_moves_every_replica_off_it() {
         let current = placed(&[0, 1, 2], &[("t", 6, 2)]);
-        let plan = plan(&current, &[0, 1], &BTreeMap::new()).unwrap();
+        let plan = plan(&current, &unracked(&[0, 1]), &BTreeMap::new()).unwrap();
         let after = plan.apply(&current);
         assert!(after["t"].iter().all(|r| !r.contains(&2)));
         assert_eq!(plan.total_bytes(), None);
@@ -167,13 +172,16 @@ mod tests {
     fn a_plan_that_cannot_keep_the_replication_factor_is_refused() {
         let current = placed(&[0, 1, 2], &[("t", 1, 3)]);
         assert!(matches!(
-            plan(&current, &[0, 1], &BTreeMap::new()),
+            plan(&current, &unracked(&[0, 1]), &BTreeMap::new()),
             Err(PlanError::Placement { .. })
         ));
-        assert_eq!(plan(&current, &[], &BTreeMap::new()), Err(PlanError::NoBrokers));
+        assert_eq!(
+            plan(&current, &unracked(&[]), &BTreeMap::new()),
+            Err(PlanError::NoBrokers)
+        );
         let empty: Assignments = [("e".to_string(), vec![vec![]])].into();
         assert!(matches!(
-            plan(&empty, &[0], &BTreeMap::new()),
+            plan(&empty, &unracked(&[0]), &BTreeMap::new()),
             Err(PlanError::NoReplicas { .. })
         ));
     }
@@ -197,7 +205,7 @@ mod tests {
                 .iter()
                 .flat_map(|(t, ps)| (0..ps.len() as i32).map(move |p| ((t.clone(), p), 10 + p as u64)))
                 .collect();
-            let plan = plan(&current, &to, &sizes).unwrap();
+            let plan = plan(&current, &unracked(&to), &sizes).unwrap();
             let after = plan.apply(&current);
             for (t, ps) in &after {
                 let rf = ps[0].len() as i16;
@@ -215,7 +223,34 @@ mod tests {
                 .sum::<usize>();
             prop_assert_eq!(moved, changed);
             // Planning again from the result has nothing left to do.
-            prop_assert!(super::plan(&after, &to, &sizes).unwrap().is_empty());
+            prop_assert!(super::plan(&after, &unracked(&to), &sizes).unwrap().is_empty());
+        }
+
+        #[test]
+        fn with_racks_a_plan_applied_spreads_every_partition_over_them(
+            to in proptest::collection::btree_map(0i32..12, 0u8..3, 2..8),
+            topics in proptest::collection::vec((1i32..20, 1i16..4), 1..4),
+        ) {
+            let brokers: Vec<RackedBroker> = to
+                .iter()
+                .map(|(id, r)| RackedBroker { id: *id, rack: Some(format!("zone-{r}")) })
+                .collect();
+            let ids: Vec<i32> = to.keys().copied().collect();
+            let racks = to.values().collect::<std::collections::BTreeSet<_>>().len();
+            // Placed first without racks (a cluster before racks were set).
+            let current: Assignments = topics
+                .iter()
+                .enumerate()
+                .map(|(i, (p, rf))| (format!("t{i}"), assign_replicas(&ids, 0, *p, (*rf).min(ids.len() as i16)).unwrap()))
+                .collect();
+            let after = plan(&current, &brokers, &BTreeMap::new()).unwrap().apply(&current);
+            for ps in after.values() {
+                for r in ps {
+                    let spanned = r.iter().map(|b| to[b]).collect::<std::collections::BTreeSet<_>>().len();
+                    prop_assert_eq!(spanned, racks.min(r.len()), "{:?}", r);
+                }
+            }
+            prop_assert!(plan(&after, &brokers, &BTreeMap::new()).unwrap().is_empty());
         }
     }
 }

@@ -306,6 +306,11 @@ async fn broker_view(admin: &skein_client::Admin, scaling: bool) -> Result<scale
     let topics = admin.describe_topics(None).await?;
     let mut view = scale::BrokerView {
         registered: cluster.brokers.iter().map(|b| (b.id, b.fenced)).collect(),
+        racks: cluster
+            .brokers
+            .iter()
+            .filter_map(|b| Some((b.id, b.rack.clone()?)))
+            .collect(),
         ..Default::default()
     };
     for t in &topics {

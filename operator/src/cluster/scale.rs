@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use skein_model::placement::RackedBroker;
 use skein_model::plan::{plan, Assignments};
 
 use crate::cluster::events::{Event, Reason};
@@ -44,6 +45,8 @@ pub struct InFlight {
 pub struct BrokerView {
     /// Registered broker ids, with whether each is fenced.
     pub registered: BTreeMap<i32, bool>,
+    /// Each registered broker's `broker.rack`, where it has one.
+    pub racks: BTreeMap<i32, String>,
     /// Replica lists by topic (during a reassignment, all replicas old and new).
     pub assignments: Assignments,
     /// In-sync replicas and leader of every partition.
@@ -350,7 +353,14 @@ fn moves(i: &Input, view: &BrokerView, brokers: &[i32], st: &mut ScalingStatus, 
             *r = f.target.clone();
         }
     }
-    let planned = match plan(&effective, brokers, &view.sizes) {
+    let racked: Vec<RackedBroker> = brokers
+        .iter()
+        .map(|&id| RackedBroker {
+            id,
+            rack: view.racks.get(&id).cloned(),
+        })
+        .collect();
+    let planned = match plan(&effective, &racked, &view.sizes) {
         Ok(p) => p,
         Err(e) => {
             st.message = format!("no plan: {e}");
@@ -449,6 +459,8 @@ mod tests {
         stalled: bool,
         throttle: Option<i64>,
         now: jiff::Timestamp,
+        /// `broker.rack` of brokers that have one.
+        racks: BTreeMap<i32, String>,
     }
 
     impl World {
@@ -473,6 +485,7 @@ mod tests {
                 stalled: false,
                 throttle: None,
                 now: jiff::Timestamp::from_second(1_800_000_000).unwrap(),
+                racks: BTreeMap::new(),
             }
         }
 
@@ -483,6 +496,7 @@ mod tests {
         fn view(&self) -> BrokerView {
             let mut v = BrokerView {
                 registered: self.registered.iter().map(|b| (*b, self.down.contains(b))).collect(),
+                racks: self.racks.clone(),
                 ..Default::default()
             };
             for (t, ps) in &self.assignments {
@@ -674,6 +688,19 @@ mod tests {
             .leaders
             .iter()
             .all(|((t, p), l)| w.assignments[t][*p as usize][0] == *l));
+    }
+
+    #[test]
+    fn scaling_up_over_racks_spreads_every_partition_over_them() {
+        let mut w = World::new(2, &[("orders", 8, 2)]);
+        // Zones a, a, b, b: the classic rule alone would keep partition 0 on 0 and 1, both in a.
+        w.racks = (0..4).map(|b| (b, if b < 2 { "a" } else { "b" }.to_string())).collect();
+        let (phases, _) = converge(&mut w, 4, None);
+        assert_eq!(phases.last().map(String::as_str), Some(COMPLETED));
+        for r in &w.assignments["orders"] {
+            let zones: BTreeSet<&str> = r.iter().map(|b| w.racks[b].as_str()).collect();
+            assert_eq!(zones.len(), 2, "{r:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::crd::{condition, set_condition, DeletionPolicy, KafkaCluster, Topic, TopicStatus};
 use crate::error::Error;
 use plan::{Current, Step};
+use skein_model::placement::RackedBroker;
 
 /// Finalizer that deletes the Kafka topic per `deletionPolicy`.
 pub const FINALIZER: &str = "skein.dev/topic";
@@ -320,15 +321,17 @@ async fn replicate(
         .filter(|r| r.topic == name)
         .map(|r| r.partition)
         .collect();
-    let mut brokers: Vec<i32> = admin
+    let brokers: Vec<RackedBroker> = admin
         .describe_cluster()
         .await?
         .brokers
         .iter()
         .filter(|b| !b.fenced)
-        .map(|b| b.id)
+        .map(|b| RackedBroker {
+            id: b.id,
+            rack: b.rack.clone(),
+        })
         .collect();
-    brokers.sort_unstable();
     let limit = kc.spec.rebalance.max_moves_in_flight.max(1) as usize;
     let moves = match plan::rf_moves(&replicas, &in_flight, &brokers, rf, limit) {
         Ok(m) => m,

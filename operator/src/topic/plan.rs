@@ -104,7 +104,7 @@ pub fn plan(spec: &TopicSpec, current: Option<&Current>, synced: bool) -> Plan {
 }
 
 /// Partition moves that give a topic `rf` replicas per partition on the
-/// classic placement over `brokers`: the same rule and the same in-flight limit
+/// classic placement over `brokers`, spread over their racks: the same rule and the same in-flight limit
 /// as a scale's reassignments (partitions in flight are left to finish).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RfMoves {
@@ -117,11 +117,11 @@ pub struct RfMoves {
 pub fn rf_moves(
     replicas: &[Vec<i32>],
     in_flight: &std::collections::BTreeSet<i32>,
-    brokers: &[i32],
+    brokers: &[skein_model::placement::RackedBroker],
     rf: i16,
     max_in_flight: usize,
 ) -> Result<RfMoves, String> {
-    let targets = skein_model::placement::assign_replicas(brokers, 0, replicas.len() as i32, rf)
+    let targets = skein_model::placement::assign_replicas_rack_aware(brokers, 0, replicas.len() as i32, rf)
         .map_err(|e| format!("replication factor {rf}: {e}"))?;
     let mut out = RfMoves::default();
     let mut slots = max_in_flight.max(1).saturating_sub(in_flight.len());
@@ -239,24 +239,44 @@ mod tests {
     fn a_replication_factor_change_moves_partitions_by_the_classic_rule_a_few_at_a_time() {
         use std::collections::BTreeSet;
         let brokers = [0, 1, 2, 3];
+        let racked = skein_model::placement::unracked(&brokers);
         let now = skein_model::placement::assign_replicas(&brokers, 0, 6, 2).unwrap();
-        let m = rf_moves(&now, &BTreeSet::new(), &brokers, 3, 4).unwrap();
+        let m = rf_moves(&now, &BTreeSet::new(), &racked, 3, 4).unwrap();
         assert_eq!(m.left, 6);
         assert_eq!(m.start.len(), 4);
         assert_eq!(m.start[0], (0, vec![0, 1, 2]));
         // Two in flight: two more start; the rest wait.
-        let m = rf_moves(&now, &BTreeSet::from([0, 1]), &brokers, 3, 4).unwrap();
+        let m = rf_moves(&now, &BTreeSet::from([0, 1]), &racked, 3, 4).unwrap();
         assert_eq!(m.start.iter().map(|s| s.0).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(m.left, 6);
         // Done: nothing to move.
         let done = skein_model::placement::assign_replicas(&brokers, 0, 6, 3).unwrap();
         assert_eq!(
-            rf_moves(&done, &BTreeSet::new(), &brokers, 3, 4).unwrap(),
+            rf_moves(&done, &BTreeSet::new(), &racked, 3, 4).unwrap(),
             RfMoves::default()
         );
-        assert!(rf_moves(&done, &BTreeSet::new(), &brokers, 5, 4)
+        assert!(rf_moves(&done, &BTreeSet::new(), &racked, 5, 4)
             .unwrap_err()
             .contains("replication factor 5"));
+    }
+
+    #[test]
+    fn a_replication_factor_change_spreads_the_new_replicas_over_racks() {
+        use skein_model::placement::RackedBroker;
+        // Racks a, a, b, b: the classic rule alone would put partition 0 on 0 and 1.
+        let racked: Vec<RackedBroker> = [(0, "a"), (1, "a"), (2, "b"), (3, "b")]
+            .iter()
+            .map(|(id, r)| RackedBroker {
+                id: *id,
+                rack: Some(r.to_string()),
+            })
+            .collect();
+        let now = vec![vec![0]; 4];
+        let m = rf_moves(&now, &std::collections::BTreeSet::new(), &racked, 2, 8).unwrap();
+        for (_, target) in &m.start {
+            let racks: std::collections::BTreeSet<bool> = target.iter().map(|b| *b >= 2).collect();
+            assert_eq!(racks.len(), 2, "{target:?}");
+        }
     }
 
     #[test]
