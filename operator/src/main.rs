@@ -4,6 +4,7 @@
 //! CustomResourceDefinitions (`crds/`); `render` prints the objects a
 //! KafkaCluster file would get, without a cluster.
 
+mod certificates;
 mod cluster;
 mod context;
 mod crd;

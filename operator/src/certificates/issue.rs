@@ -1,0 +1,304 @@
+//! Issuing certificates with rcgen: a CA, a broker's server certificate, a
+//! user's client certificate; and reading back what the plan needs (issuer
+//! generation, expiry, names) with x509-parser. Not pure: keys are random.
+
+use jiff::{SignedDuration, Timestamp};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use super::plan::Leaf;
+
+/// Certificates start this long before they are issued: clocks of the pods
+/// that check them may lag the operator's.
+const BACKDATE: SignedDuration = SignedDuration::from_mins(5);
+
+/// Why a certificate could not be issued or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot issue a certificate: {0}")]
+    Issue(#[from] rcgen::Error),
+    #[error("cannot read a certificate: {0}")]
+    Read(String),
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+// Never print a key.
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The common name of generation `generation` of the CA called `name`
+/// (`demo-cluster-ca`): the generation is read back from it.
+pub fn ca_common_name(name: &str, generation: u32) -> String {
+    format!("{name} v{generation}")
+}
+
+/// A new CA key and self-signed certificate.
+pub fn new_ca(name: &str, generation: u32, now: Timestamp, validity: SignedDuration) -> Result<Issued, CertError> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(&ca_common_name(name, generation));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = datetime(now - BACKDATE)?;
+    params.not_after = datetime(now + validity)?;
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// What a leaf is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Usage {
+    /// A broker: serves TLS under these DNS names and authenticates to its peers.
+    Broker { dns_names: Vec<String> },
+    /// A user (or the operator): authenticates as a client.
+    Client,
+}
+
+/// A leaf signed by `ca`, never valid beyond the CA itself.
+pub fn issue(
+    ca: &Issued,
+    common_name: &str,
+    usage: &Usage,
+    now: Timestamp,
+    validity: SignedDuration,
+) -> Result<Issued, CertError> {
+    let ca_not_after = read(&ca.cert_pem)?.not_after;
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    match usage {
+        Usage::Broker { dns_names } => {
+            params.subject_alt_names = dns_names
+                .iter()
+                .map(|n| n.clone().try_into().map(SanType::DnsName))
+                .collect::<Result<_, _>>()?;
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        Usage::Client => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
+    }
+    params.not_before = datetime(now - BACKDATE)?;
+    params.not_after = datetime((now + validity).min(ca_not_after))?;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Issued {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// What the plan reads of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub subject: String,
+    /// The generation in the issuer's common name (`NAME vN`), if it has one.
+    pub issuer_generation: Option<u32>,
+    pub not_after: Timestamp,
+    pub dns_names: Vec<String>,
+}
+
+impl Read {
+    /// The leaf as the plan sees it, given the names it should carry.
+    pub fn leaf(&self, dns_names: &[String]) -> Leaf {
+        let mut want = dns_names.to_vec();
+        let mut have = self.dns_names.clone();
+        want.sort();
+        have.sort();
+        Leaf {
+            issuer: self.issuer_generation.unwrap_or(0),
+            not_after: self.not_after,
+            names_match: want == have,
+        }
+    }
+}
+
+/// Reads the first certificate of a PEM text.
+pub fn read(pem_text: &str) -> Result<Read, CertError> {
+    let bad = |e: String| CertError::Read(e);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem_text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
+    let cn = |name: &x509_parser::x509::X509Name| {
+        name.iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let issuer = cn(cert.issuer());
+    let issuer_generation = issuer.rsplit_once(" v").and_then(|(_, g)| g.parse().ok());
+    let not_after = Timestamp::from_second(cert.validity().not_after.timestamp()).map_err(|e| bad(e.to_string()))?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                dns_names.push(d.to_string());
+            }
+        }
+    }
+    Ok(Read {
+        subject: cn(cert.subject()),
+        issuer_generation,
+        not_after,
+        dns_names,
+    })
+}
+
+fn dn(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "skein.dev");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+fn datetime(t: Timestamp) -> Result<time::OffsetDateTime, CertError> {
+    time::OffsetDateTime::from_unix_timestamp(t.as_second()).map_err(|e| CertError::Read(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::RootCertStore;
+
+    use super::*;
+
+    fn days(d: i64) -> SignedDuration {
+        SignedDuration::from_hours(24 * d)
+    }
+
+    fn roots(bundle: &[&Issued]) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        for ca in bundle {
+            roots
+                .add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap())
+                .unwrap();
+        }
+        Arc::new(roots)
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// Whether a client holding `bundle` accepts `leaf` as the server `host` at `at`.
+    fn server_trusted(bundle: &[&Issued], leaf: &Issued, host: &str, at: Timestamp) -> bool {
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots(bundle), provider())
+            .build()
+            .unwrap();
+        let cert = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at.as_second() as u64));
+        verifier
+            .verify_server_cert(&cert, &[], &ServerName::try_from(host.to_string()).unwrap(), &[], now)
+            .is_ok()
+    }
+
+    fn client_trusted(bundle: &[&Issued], leaf: &Issued, at: Timestamp) -> bool {
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots(bundle), provider())
+            .build()
+            .unwrap();
+        let cert = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes()).unwrap();
+        let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(at.as_second() as u64));
+        verifier.verify_client_cert(&cert, &[], now).is_ok()
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_broker_certificate_is_trusted_under_its_names_by_its_ca_only() {
+        let ca = new_ca("demo-cluster-ca", 1, now(), days(365)).unwrap();
+        let other = new_ca("demo-cluster-ca", 2, now(), days(365)).unwrap();
+        let names = vec!["demo-0.demo-brokers.kafka.svc.cluster.local".to_string()];
+        let leaf = issue(
+            &ca,
+            "demo-0",
+            &Usage::Broker {
+                dns_names: names.clone(),
+            },
+            now(),
+            days(30),
+        )
+        .unwrap();
+        assert!(server_trusted(&[&ca], &leaf, &names[0], now()));
+        assert!(
+            server_trusted(&[&other, &ca], &leaf, &names[0], now()),
+            "a bundle of both"
+        );
+        assert!(!server_trusted(&[&other], &leaf, &names[0], now()));
+        assert!(!server_trusted(
+            &[&ca],
+            &leaf,
+            "demo-1.demo-brokers.kafka.svc.cluster.local",
+            now()
+        ));
+        assert!(!server_trusted(&[&ca], &leaf, &names[0], now() + days(31)), "expired");
+        // Brokers authenticate to each other with the same certificate.
+        assert!(client_trusted(&[&ca], &leaf, now()));
+    }
+
+    #[test]
+    fn a_user_certificate_authenticates_a_client_and_names_it() {
+        let ca = new_ca("demo-clients-ca", 3, now(), days(365)).unwrap();
+        let leaf = issue(&ca, "alice", &Usage::Client, now(), days(30)).unwrap();
+        assert!(client_trusted(&[&ca], &leaf, now()));
+        let r = read(&leaf.cert_pem).unwrap();
+        assert_eq!((r.subject.as_str(), r.issuer_generation), ("alice", Some(3)));
+    }
+
+    #[test]
+    fn a_leaf_never_outlives_its_ca_and_reads_back_as_the_plan_sees_it() {
+        let ca = new_ca("demo-cluster-ca", 7, now(), days(10)).unwrap();
+        let names = vec!["b".to_string(), "a".to_string()];
+        let leaf = issue(
+            &ca,
+            "demo-0",
+            &Usage::Broker {
+                dns_names: names.clone(),
+            },
+            now(),
+            days(30),
+        )
+        .unwrap();
+        let r = read(&leaf.cert_pem).unwrap();
+        assert_eq!(r.not_after, read(&ca.cert_pem).unwrap().not_after);
+        assert_eq!(r.not_after, now() + days(10));
+        let l = r.leaf(&["a".into(), "b".into()]);
+        assert_eq!((l.issuer, l.names_match), (7, true));
+        assert!(!r.leaf(&["a".into()]).names_match);
+    }
+
+    #[test]
+    fn garbage_is_an_error_and_a_key_is_never_printed() {
+        assert!(matches!(read("not a certificate"), Err(CertError::Read(_))));
+        let ca = new_ca("x", 1, now(), days(1)).unwrap();
+        assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
+    }
+}
