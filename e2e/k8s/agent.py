@@ -4,7 +4,9 @@ It registers one Node and renews its Lease, binds unscheduled pods to it, and
 runs each pod's containers as podman containers from their image on one
 container network, where pods resolve each other by their DNS names (network
 aliases). Volumes: a PersistentVolumeClaim is its bound hostPath volume's
-directory (so data survives pod deletion); a ConfigMap is written to files. It
+directory (so data survives pod deletion); a ConfigMap is written to files; a
+Secret too, and kept up to date while the pod runs (every few seconds, each
+changed file replaced atomically), as the kubelet does. It
 runs readiness probes, writes pod status back, restarts exited containers, and
 finishes deletions as a kubelet does (gracePeriodSeconds=0 with a uid
 precondition). Pod and Service DNS names are published to the host's
@@ -14,6 +16,7 @@ under test, reach brokers by the names a pod would use.
 Test equipment, not product: one node, no liveness probes, no init containers.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -30,6 +33,9 @@ NETWORK = "skein-k8s"
 DOMAIN = "cluster.local"
 HOSTS = "/etc/hosts"
 BEGIN, END = "# BEGIN skein-e2e-agent\n", "# END skein-e2e-agent\n"
+# How often running pods' Secret volumes follow their Secrets (the kubelet's
+# sync period is a minute; shorter keeps renewal tests short).
+SECRET_SYNC_SECONDS = 3
 
 
 def now():
@@ -61,6 +67,8 @@ class Agent:
         self.kube = kube
         self.dir = workdir
         self.pods = {}  # uid -> Running
+        self.secret_volumes = {}  # (pod uid, volume) -> (namespace, Secret, host path)
+        self.secrets_synced = 0.0
         self.stop = threading.Event()
         self.errors = []
         self.thread = threading.Thread(target=self._run, daemon=True, name="node-agent")
@@ -152,6 +160,7 @@ class Agent:
             container = self.pods.pop(uid).container
             self._keep_log(container)
             podman("rm", "-f", "-t", "0", container, check=False)
+        self._resync_secrets()
         self._publish({u: r for u, r in self.pods.items()}, pods)
 
     def _keep_log(self, container):
@@ -217,11 +226,63 @@ class Agent:
                     f.write(v)
             os.chmod(path, 0o755)
             return path
+        if "secret" in volume:
+            path = os.path.join(self.dir, "pods", pod["metadata"]["uid"], volume["name"])
+            if not self._sync_secret(ns, volume["secret"]["secretName"], path):
+                return None  # not created yet: the kubelet waits too (ContainerCreating)
+            self.secret_volumes[(pod["metadata"]["uid"], volume["name"])] = (ns, volume["secret"]["secretName"], path)
+            return path
         if "emptyDir" in volume:
             path = os.path.join(self.dir, "pods", pod["metadata"]["uid"], volume["name"])
             os.makedirs(path, exist_ok=True)
             return path
         raise RuntimeError(f"volume {volume['name']}: unsupported by the test agent")
+
+    def _sync_secret(self, ns, name, path):
+        """Writes a Secret's keys as files under `path`, replacing changed ones
+        atomically and removing keys it no longer has, as the kubelet keeps a
+        Secret volume up to date. False when the Secret does not exist."""
+        try:
+            secret = self.kube.get(f"/api/v1/namespaces/{ns}/secrets/{name}")
+        except ApiError as e:
+            if e.code == 404:
+                return False
+            raise
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, 0o755)
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        for k, v in data.items():
+            f = os.path.join(path, k)
+            try:
+                with open(f, "rb") as old:
+                    if old.read() == v:
+                        continue
+            except FileNotFoundError:
+                pass
+            tmp = f + ".tmp"
+            with open(tmp, "wb") as out:
+                out.write(v)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, f)
+        for k in os.listdir(path):
+            if k not in data:
+                os.remove(os.path.join(path, k))
+        return True
+
+    def _resync_secrets(self):
+        """Every few seconds, the running pods' Secret volumes follow their Secrets."""
+        if time.monotonic() - self.secrets_synced < SECRET_SYNC_SECONDS:
+            return
+        self.secrets_synced = time.monotonic()
+        running = set(self.pods)
+        for (uid, volume), (ns, name, path) in list(self.secret_volumes.items()):
+            if uid not in running:
+                del self.secret_volumes[(uid, volume)]
+                continue
+            try:
+                self._sync_secret(ns, name, path)
+            except Exception as e:  # the next round retries
+                self.errors.append(f"secret {ns}/{name}: {e!r}")
 
     def _start_pod(self, pod):
         meta, spec = pod["metadata"], pod["spec"]

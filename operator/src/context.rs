@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
-use skein_client::{Admin, AdminOptions};
+use skein_client::{Admin, AdminOptions, ClientSecurity};
 use tokio::sync::Mutex;
 
 use crate::cluster::build::Settings;
@@ -23,6 +23,9 @@ pub struct Context {
     pub drift_interval: Duration,
     /// How long moves in flight may go without progress before a scale is reported stalled.
     pub stall_after: jiff::SignedDuration,
+    /// How long a Secret change takes to reach every pod and be reloaded: a
+    /// CA's replacement waits this long between its steps.
+    pub secret_propagation: jiff::SignedDuration,
     admins: Mutex<HashMap<String, Arc<Admin>>>,
     /// Consecutive failed reconciles per object, for the retry backoff.
     failures: std::sync::Mutex<HashMap<String, u32>>,
@@ -48,6 +51,7 @@ impl Context {
             metrics,
             drift_interval,
             stall_after,
+            secret_propagation: jiff::SignedDuration::from_secs(180),
             admins: Mutex::new(HashMap::new()),
             failures: std::sync::Mutex::new(HashMap::new()),
         }
@@ -72,6 +76,30 @@ impl Context {
             .clone()
     }
 
+    /// The admin client of a secured cluster: `security` (TLS with the
+    /// operator's certificate), one per address and identity (`fingerprint`
+    /// changes when the certificate or the trust bundle does).
+    pub async fn admin_with(&self, bootstrap: &str, security: ClientSecurity, fingerprint: &str) -> Arc<Admin> {
+        let mut admins = self.admins.lock().await;
+        let key = format!("{bootstrap}#{fingerprint}");
+        // Clients of an older identity of this cluster are dropped.
+        admins.retain(|k, _| k == &key || !k.starts_with(&format!("{bootstrap}#")));
+        admins
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Admin::new(
+                    bootstrap,
+                    AdminOptions {
+                        client_id: "skein-operator".into(),
+                        request_timeout: Duration::from_secs(10),
+                        timeout: Duration::from_secs(15),
+                        security,
+                    },
+                ))
+            })
+            .clone()
+    }
+
     /// The delay before retrying `key` after one more failure: 2 s doubling to 5 minutes.
     pub fn backoff(&self, key: &str) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,9 +113,12 @@ impl Context {
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
-    /// Forgets a cluster's admin client (the cluster is gone).
+    /// Forgets a cluster's admin clients (the cluster is gone).
     pub async fn forget_admin(&self, bootstrap: &str) {
-        self.admins.lock().await.remove(bootstrap);
+        self.admins
+            .lock()
+            .await
+            .retain(|k, _| k != bootstrap && !k.starts_with(&format!("{bootstrap}#")));
     }
 
     /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.

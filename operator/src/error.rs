@@ -11,6 +11,8 @@ pub enum Error {
     ClusterNotReady(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    #[error("certificates: {0}")]
+    Certificates(#[from] crate::certificates::issue::CertError),
 }
 
 impl Error {
@@ -24,6 +26,7 @@ impl Error {
             Error::Kafka(_) => "KafkaError",
             Error::ClusterNotReady(_) => "ClusterNotReady",
             Error::Finalizer(_) => "FinalizerError",
+            Error::Certificates(_) => "CertificateError",
         }
     }
 }

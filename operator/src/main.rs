@@ -43,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Reconciles KafkaCluster and Topic resources until stopped.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Prints the CustomResourceDefinitions as YAML.
     Crd,
     /// Prints the objects a KafkaCluster (YAML file) gets, without a cluster.
@@ -75,6 +75,11 @@ struct RunArgs {
     /// scale is reported as stalled (it is waited on, never skipped).
     #[arg(long, default_value_t = 300)]
     stall_seconds: u64,
+    /// Seconds a Secret change takes to reach every pod (the kubelet's sync
+    /// period and cache) and be reloaded: a CA replacement waits this long
+    /// before moving certificates to the new key, and again before dropping the old one.
+    #[arg(long, default_value_t = 180)]
+    secret_propagation_seconds: u64,
     /// Elect a leader through a Lease, so replicas can run side by side.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
@@ -118,7 +123,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .expect("a tokio runtime");
-            match rt.block_on(run(args)) {
+            match rt.block_on(run(*args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -173,14 +178,16 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         pdb_api_version: pdb_api_version.into(),
         pvc_retention_policy: version.major == "1" && minor >= 27,
     };
-    let ctx = Arc::new(context::Context::new(
+    let mut ctx = context::Context::new(
         client.clone(),
         settings,
         metrics.clone(),
         Duration::from_secs(args.drift_interval_seconds.max(1)),
         jiff::SignedDuration::from_secs(args.stall_seconds.max(1) as i64),
         identity.clone(),
-    ));
+    );
+    ctx.secret_propagation = jiff::SignedDuration::from_secs(args.secret_propagation_seconds.min(86_400) as i64);
+    let ctx = Arc::new(ctx);
 
     let elector = args
         .leader_elect

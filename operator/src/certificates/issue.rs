@@ -86,7 +86,10 @@ pub fn issue(
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = dn(common_name);
+    // The subject alone, so the Kafka principal is `User:CN=<name>`.
+    let mut subject = DistinguishedName::new();
+    subject.push(DnType::CommonName, common_name);
+    params.distinguished_name = subject;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     match usage {

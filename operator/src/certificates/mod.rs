@@ -5,9 +5,6 @@
 //! `plan` decides (pure, with the clock passed in) what to create, issue and
 //! drop; the reconcilers read the Secrets and carry the steps out.
 
-// Until the listeners change wires these into the KafkaCluster reconcile (issue
-// 23), only their tests call them.
-#![allow(dead_code)]
-
 pub mod issue;
+pub mod material;
 pub mod plan;

@@ -10,8 +10,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -77,6 +77,10 @@ pub struct Names {
     /// The ConfigMap holding `server.properties`.
     pub config: String,
     domain: String,
+    /// The port clients bootstrap on (the first client listener).
+    client_port: i32,
+    /// The port the operator's admin client uses (REPLICATION when secured).
+    operator_port: i32,
 }
 
 impl Names {
@@ -88,8 +92,25 @@ impl Names {
             bootstrap: format!("{name}-bootstrap"),
             config: format!("{name}-config"),
             domain: domain.to_string(),
+            client_port: super::listeners::listeners(cluster)
+                .first()
+                .map_or(KAFKA_PORT, |l| l.port),
+            operator_port: super::listeners::operator_port(cluster),
             name,
         }
+    }
+
+    /// The cluster's DNS domain.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// Where the operator's admin client connects.
+    pub fn operator_bootstrap(&self) -> String {
+        format!(
+            "{}.{}.svc.{}:{}",
+            self.bootstrap, self.namespace, self.domain, self.operator_port
+        )
     }
 
     /// Pod `ordinal`'s name.
@@ -110,7 +131,10 @@ impl Names {
 
     /// The address clients bootstrap from.
     pub fn bootstrap_servers(&self) -> String {
-        format!("{}.{}.svc.{}:{KAFKA_PORT}", self.bootstrap, self.namespace, self.domain)
+        format!(
+            "{}.{}.svc.{}:{}",
+            self.bootstrap, self.namespace, self.domain, self.client_port
+        )
     }
 
     /// Labels every object of the cluster carries.
@@ -165,10 +189,6 @@ pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str
         .map(|i| format!("{i}@{}:{CONTROLLER_PORT}", names.pod_host(i)))
         .collect::<Vec<_>>()
         .join(",");
-    let host = format!(
-        "${{HOSTNAME}}.{}.{}.svc.{}",
-        names.headless, names.namespace, names.domain
-    );
     let mut out = format!(
         "# Written by skein-operator for KafkaCluster {}/{}: edits here are overwritten.\n",
         names.namespace, names.name
@@ -177,21 +197,25 @@ pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str
     push("cluster.id", cluster_id);
     push("node.id", "${ORDINAL}");
     push("controller.quorum.voters", &voters);
-    push(
-        "listeners",
-        &format!("PLAINTEXT://:{KAFKA_PORT},CONTROLLER://:{CONTROLLER_PORT}"),
-    );
-    push("advertised.listeners", &format!("PLAINTEXT://{host}:{KAFKA_PORT}"));
-    push(
-        "listener.security.protocol.map",
-        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-    );
-    push("inter.broker.listener.name", "PLAINTEXT");
-    push("controller.listener.names", "CONTROLLER");
+    for (k, v) in super::listeners::properties(cluster, names) {
+        push(&k, &v);
+    }
     push("log.dirs", &format!("{DATA_MOUNT}/data"));
     push("http.listener", &format!("0.0.0.0:{HTTP_PORT}"));
+    let secured = super::listeners::secured(cluster);
+    if secured {
+        // The brokers and the operator first, then the spec's own.
+        let ours = super::listeners::super_users(names);
+        let users = match cluster.spec.config.get("super.users") {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{ours};{theirs}"),
+            _ => ours,
+        };
+        push("super.users", &users);
+    }
     for (k, v) in &cluster.spec.config {
-        push(k, v);
+        if !(secured && k == "super.users") {
+            push(k, v);
+        }
     }
     out
 }
@@ -296,6 +320,15 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         target_port: Some(IntOrString::String(name.into())),
         ..Default::default()
     };
+    let kafka_ports = super::listeners::ports(cluster);
+    // A secured cluster's certificates and trust bundles, updated in place by the
+    // kubelet and reloaded by the brokers: renewals restart nothing.
+    let secret_names = super::listeners::SecretNames::new(&names);
+    let secret_volumes: Vec<(&str, &str, &str)> = if super::listeners::secured(cluster) {
+        secret_names.volumes().to_vec()
+    } else {
+        Vec::new()
+    };
     let headless = Service {
         metadata: meta(cluster, &names, &names.headless),
         spec: Some(ServiceSpec {
@@ -303,7 +336,13 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
             // The quorum must form before any broker is ready.
             publish_not_ready_addresses: Some(true),
             selector: Some(names.selector()),
-            ports: Some(vec![port("kafka", KAFKA_PORT), port("controller", CONTROLLER_PORT)]),
+            ports: Some(
+                kafka_ports
+                    .iter()
+                    .map(|(n, p)| port(n, *p))
+                    .chain([port("controller", CONTROLLER_PORT)])
+                    .collect(),
+            ),
             ..Default::default()
         }),
         ..Default::default()
@@ -313,7 +352,7 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(names.selector()),
-            ports: Some(vec![port("kafka", KAFKA_PORT)]),
+            ports: Some(kafka_ports.iter().map(|(n, p)| port(n, *p)).collect()),
             ..Default::default()
         }),
         ..Default::default()
@@ -354,11 +393,16 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         name: "broker".into(),
         image: Some(spec.image.clone().unwrap_or_else(|| settings.broker_image.clone())),
         args: Some(vec!["--config".into(), "/etc/skein/server.properties".into()]),
-        ports: Some(vec![
-            container_port("kafka", KAFKA_PORT),
-            container_port("controller", CONTROLLER_PORT),
-            container_port("http", HTTP_PORT),
-        ]),
+        ports: Some(
+            kafka_ports
+                .iter()
+                .map(|(n, p)| container_port(n, *p))
+                .chain([
+                    container_port("controller", CONTROLLER_PORT),
+                    container_port("http", HTTP_PORT),
+                ])
+                .collect(),
+        ),
         // Ready once logs are recovered and the broker is registered and unfenced.
         readiness_probe: Some(http_probe("/readyz", 2, 3)),
         // /healthz only says the runtime turns, so a long log recovery is not killed.
@@ -367,19 +411,29 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
             ..http_probe("/healthz", 10, 6)
         }),
         resources: spec.resources.clone(),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_MOUNT.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "config".into(),
-                mount_path: "/etc/skein".into(),
+        volume_mounts: Some(
+            [
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: DATA_MOUNT.into(),
+                    ..Default::default()
+                },
+                VolumeMount {
+                    name: "config".into(),
+                    mount_path: "/etc/skein".into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                },
+            ]
+            .into_iter()
+            .chain(secret_volumes.iter().map(|(volume, _, path)| VolumeMount {
+                name: volume.to_string(),
+                mount_path: path.to_string(),
                 read_only: Some(true),
                 ..Default::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ..Default::default()
     };
     let pod_spec = PodSpec {
@@ -397,14 +451,26 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
             run_as_non_root: Some(true),
             ..Default::default()
         }),
-        volumes: Some(vec![Volume {
-            name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: names.config.clone(),
+        volumes: Some(
+            [Volume {
+                name: "config".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: names.config.clone(),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+            }]
+            .into_iter()
+            .chain(secret_volumes.iter().map(|(volume, secret, _)| Volume {
+                name: volume.to_string(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(secret.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+            .collect(),
+        ),
         affinity: overrides.affinity.clone(),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
         node_selector: (!overrides.node_selector.is_empty()).then(|| overrides.node_selector.clone()),

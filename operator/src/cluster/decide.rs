@@ -6,16 +6,22 @@
 //! brokers are a scale-up whose partitions must move), Events precede the
 //! write they announce, and the final status is the last write.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use skein_client::AlterOp;
 
-use super::build::{self, Settings};
+use super::build::{self, Names, Settings};
 use super::events::{Event, Phase, Reason};
 use super::facts::{Facts, OwnedKind};
+use super::listeners::{self, SecretNames, OPERATOR_LEAF};
 use super::validate::{self, Invalid, ValidCluster, Volumes};
 use super::{roll, scale, status};
+use crate::certificates::issue::Usage;
+use crate::certificates::material::{Material, FORCE_RENEW};
+use crate::certificates::plan::{self as certs, Policy, Step as CertStep};
+use crate::crd::{CaSpec, CaStatus};
 use crate::crd::{KafkaCluster, KafkaClusterStatus, ScalingStatus};
 
 /// One write against the API server or the brokers.
@@ -45,6 +51,27 @@ pub enum Write {
         kind: OwnedKind,
         name: String,
     },
+    /// Carries out a CA's certificate steps and writes its Secrets.
+    Certificates(Box<CertificateWrite>),
+}
+
+/// One CA's certificate steps, with everything `execute` needs to take them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CertificateWrite {
+    /// The CA's Secrets as read.
+    pub material: Material,
+    pub steps: Vec<CertStep>,
+    /// The leaves that should exist, with what each is for.
+    pub wanted: BTreeMap<String, Usage>,
+    /// Each leaf's subject common name.
+    pub common_names: BTreeMap<String, String>,
+    pub policy: Policy,
+    /// The key Secret, the trust bundle Secret, and the leaves' Secret (if it has leaves).
+    pub key_secret: String,
+    pub cert_secret: String,
+    pub leaves_secret: Option<String>,
+    /// The `skein.dev/force-renew` value handled once this is done.
+    pub force_renew: Option<String>,
 }
 
 /// When to reconcile again.
@@ -84,6 +111,8 @@ pub struct Inputs<'a> {
     pub now: jiff::Timestamp,
     /// How long moves in flight may go without progress before a scale is reported stalled.
     pub stall_after: jiff::SignedDuration,
+    /// How long a Secret change takes to reach every pod (and be reloaded).
+    pub propagation: jiff::SignedDuration,
 }
 
 /// Validates the spec of the observed cluster.
@@ -200,7 +229,18 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
             names.selector_string(),
         )
     };
+    // Certificates first: pods cannot start without them.
     let mut writes = Vec::new();
+    let mut next_check = None;
+    let mut authorities = Vec::new();
+    if let Some(certs) = &facts.certificates {
+        let brokers = current.unwrap_or(0).max(valid.replicas);
+        for (write, check, status) in certificate_writes(kc, names, certs, brokers, inputs) {
+            writes.extend(write);
+            next_check = next_check.into_iter().chain(check).min();
+            authorities.push(status);
+        }
+    }
     if decision.statefulset_replicas > current.unwrap_or(valid.replicas) {
         writes.push(Write::Status(Box::new(status_of(&decision))));
     }
@@ -266,6 +306,7 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
     writes.extend(deletes);
 
     let mut st = status_of(&decision);
+    st.certificate_authorities = authorities;
     status::with_roll(&mut st, roll, kc.metadata.generation);
     let old_phase = kc.status.as_ref().and_then(|s| s.phase.clone());
     if st.phase != old_phase {
@@ -290,11 +331,145 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
         && !st.scaling.as_ref().is_some_and(scale::active)
         && st.roll.as_ref().is_none_or(|r| r.phase == roll::COMPLETED);
     writes.push(Write::Status(Box::new(st)));
+    let mut requeue = Duration::from_secs(if settled { 60 } else { 5 });
+    if let Some(t) = next_check {
+        // A renewal or a propagation wait falls due: look again then.
+        let wait = t.duration_since(inputs.now).unsigned_abs().max(Duration::from_secs(1));
+        requeue = requeue.min(wait);
+    }
     Plan {
         writes,
-        requeue: Requeue::After(Duration::from_secs(if settled { 60 } else { 5 })),
+        requeue: Requeue::After(requeue),
         plan_id: decision.status.as_ref().map(|s| s.plan_id.clone()).unwrap_or_default(),
         scaling: decision.status,
+    }
+}
+
+/// The certificate steps of both CAs (with their Events), and when each next falls due.
+fn certificate_writes(
+    kc: &KafkaCluster,
+    names: &Names,
+    certs: &super::facts::CertificateFacts,
+    brokers: i32,
+    inputs: &Inputs,
+) -> Vec<(Vec<Write>, Option<jiff::Timestamp>, CaStatus)> {
+    let secrets = SecretNames::new(names);
+    let force = kc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FORCE_RENEW))
+        .cloned();
+    let broker_cn = listeners::broker_common_name(names);
+    let mut cluster_wanted: BTreeMap<String, Usage> = (0..brokers)
+        .map(|o| {
+            let usage = Usage::Broker {
+                dns_names: listeners::broker_dns_names(names, o),
+            };
+            (names.pod(o), usage)
+        })
+        .collect();
+    cluster_wanted.insert(OPERATOR_LEAF.into(), Usage::Client);
+    let cluster_names = cluster_wanted
+        .keys()
+        .map(|l| {
+            let cn = if l == OPERATOR_LEAF {
+                listeners::operator_common_name(names)
+            } else {
+                broker_cn.clone()
+            };
+            (l.clone(), cn)
+        })
+        .collect();
+    let spec = &kc.spec.certificates;
+    [
+        (
+            "cluster",
+            &certs.cluster_ca,
+            &spec.cluster_ca,
+            cluster_wanted,
+            cluster_names,
+            &secrets.cluster_ca,
+            &secrets.cluster_ca_cert,
+            Some(secrets.brokers.clone()),
+        ),
+        (
+            "clients",
+            &certs.clients_ca,
+            &spec.clients_ca,
+            BTreeMap::new(),
+            BTreeMap::new(),
+            &secrets.clients_ca,
+            &secrets.clients_ca_cert,
+            None,
+        ),
+    ]
+    .into_iter()
+    .map(|(what, material, ca, wanted, common_names, key, cert, leaves)| {
+        let policy = policy(ca, inputs.propagation);
+        let forced = force.is_some() && force != material.force_renew_handled;
+        let state = material.state(&wanted, forced);
+        let d = certs::decide(&state, &policy, inputs.now);
+        let mut generations: Vec<u32> = state.cas.iter().map(|c| c.generation).collect();
+        let mut not_after = state.cas.last().map(|c| c.not_after);
+        for step in &d.steps {
+            match step {
+                CertStep::CreateCa | CertStep::AddCa { .. } => {
+                    generations.push(generations.last().map_or(1, |g| g + 1));
+                    not_after = Some(inputs.now + policy.ca_validity);
+                }
+                CertStep::DropCa { generation } => generations.retain(|g| g != generation),
+                _ => {}
+            }
+        }
+        let status = CaStatus {
+            name: what.into(),
+            phase: d.phase.as_str().into(),
+            generations,
+            not_after: not_after.map(|t| t.to_string()),
+        };
+        let mut writes = Vec::new();
+        for step in &d.steps {
+            let event = match step {
+                CertStep::AddCa { generation } => Some(Event::new(
+                    Reason::CaReplacing,
+                    format!("{what} CA: a new key (generation {generation}) joins the trust bundle; certificates move to it once the bundle has reached every pod"),
+                )),
+                CertStep::DropCa { generation } => Some(Event::new(
+                    Reason::CaReplaced,
+                    format!("{what} CA: every certificate is the new key's; generation {generation} leaves the trust bundle"),
+                )),
+                _ => None,
+            };
+            writes.extend(event.map(Write::Event));
+        }
+        if !d.steps.is_empty() {
+            writes.push(Write::Certificates(Box::new(CertificateWrite {
+                material: material.clone(),
+                steps: d.steps,
+                wanted,
+                common_names,
+                policy,
+                key_secret: key.clone(),
+                cert_secret: cert.clone(),
+                leaves_secret: leaves,
+                force_renew: if forced { force.clone() } else { material.force_renew_handled.clone() },
+            })));
+        }
+        (writes, d.next_check, status)
+    })
+    .collect()
+}
+
+/// A CA spec as the certificate plan takes it: leaves live as long as their CA.
+fn policy(ca: &CaSpec, propagation: jiff::SignedDuration) -> Policy {
+    let days = |d: i32| jiff::SignedDuration::from_hours(24 * i64::from(d));
+    Policy {
+        ca_validity: days(ca.validity_days),
+        ca_renewal: days(ca.renewal_days),
+        leaf_validity: days(ca.validity_days),
+        leaf_renewal: days(ca.renewal_days),
+        propagation,
     }
 }
 
@@ -386,6 +561,7 @@ pub(crate) mod tests {
             settings: &settings,
             now: jiff::Timestamp::UNIX_EPOCH,
             stall_after: jiff::SignedDuration::from_secs(600),
+            propagation: jiff::SignedDuration::from_secs(180),
         };
         decide(f, validate(f), &inputs)
     }
@@ -555,6 +731,113 @@ pub(crate) mod tests {
         let restart = position(&plan, |w| matches!(w, Write::RestartBroker(_))).expect("a restart");
         let event = position(&plan, |w| matches!(w, Write::Event(e) if e.reason == Reason::Rolling)).unwrap();
         assert!(event < restart, "{:?}", plan.writes);
+    }
+
+    /// `facts(running, spec)` with a TLS + SCRAM listener and no Secrets yet.
+    pub(crate) fn secured_facts(running: i32, spec: i32) -> Facts {
+        use crate::crd::{AuthenticationType, ListenerAuthentication, ListenerSpec, ListenerType};
+        let mut f = facts(running, spec);
+        f.cluster.spec.listeners = vec![ListenerSpec {
+            name: "tls".into(),
+            port: 9094,
+            type_: ListenerType::Internal,
+            tls: true,
+            authentication: Some(ListenerAuthentication {
+                type_: AuthenticationType::ScramSha512,
+            }),
+        }];
+        f.names = Names::new(&f.cluster, "cluster.local");
+        let material = |name: &str| Material {
+            name: name.into(),
+            ..Default::default()
+        };
+        f.certificates = Some(super::super::facts::CertificateFacts {
+            cluster_ca: material("demo-cluster-ca"),
+            clients_ca: material("demo-clients-ca"),
+        });
+        f
+    }
+
+    #[test]
+    fn a_secured_cluster_gets_its_certificates_before_anything_is_applied() {
+        let plan = plan_of(&secured_facts(3, 3));
+        let Some(Write::Certificates(cluster)) = plan.writes.first() else {
+            panic!("{:?}", plan.writes)
+        };
+        assert_eq!(cluster.steps[0], CertStep::CreateCa);
+        let Some(Write::Status(st)) = plan.writes.last() else {
+            panic!()
+        };
+        let phases: Vec<(&str, &str, &[u32])> = st
+            .certificate_authorities
+            .iter()
+            .map(|c| (c.name.as_str(), c.phase.as_str(), &c.generations[..]))
+            .collect();
+        assert_eq!(
+            phases,
+            [("cluster", "Creating", &[1][..]), ("clients", "Creating", &[1][..])]
+        );
+        let mut leaves: Vec<&str> = cluster.wanted.keys().map(String::as_str).collect();
+        leaves.sort();
+        assert_eq!(leaves, ["demo-0", "demo-1", "demo-2", "operator"]);
+        assert_eq!(cluster.common_names["demo-1"], "demo-broker");
+        assert_eq!(cluster.leaves_secret.as_deref(), Some("demo-brokers"));
+        let Some(Write::Certificates(clients)) = plan.writes.get(1) else {
+            panic!("{:?}", plan.writes)
+        };
+        assert_eq!(
+            (clients.key_secret.as_str(), clients.steps.len()),
+            ("demo-clients-ca", 1)
+        );
+        let first_apply = position(&plan, |w| matches!(w, Write::Apply(_))).unwrap();
+        assert!(first_apply > 1);
+        let sts = plan
+            .writes
+            .iter()
+            .find_map(|w| match w {
+                Write::Apply(o) if o["kind"] == "StatefulSet" => Some(o.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let volumes = sts["spec"]["template"]["spec"]["volumes"].to_string();
+        for secret in ["demo-brokers", "demo-cluster-ca-cert", "demo-clients-ca-cert"] {
+            assert!(volumes.contains(secret), "{secret}: {volumes}");
+        }
+        // The key material is never in a printed plan.
+        assert!(!format!("{plan:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_secured_cluster_with_its_certificates_in_place_writes_none() {
+        use crate::certificates::issue::Usage;
+        let mut f = secured_facts(3, 3);
+        let plan = plan_of(&f);
+        let Some(Write::Certificates(w)) = plan.writes.first().cloned() else {
+            panic!()
+        };
+        let mut m = w.material.clone();
+        let cn = |l: &str| w.common_names[l].clone();
+        let wanted: BTreeMap<String, Usage> = w.wanted.clone();
+        m.apply(&w.steps, &wanted, &cn, &w.policy, jiff::Timestamp::UNIX_EPOCH)
+            .unwrap();
+        f.certificates.as_mut().unwrap().cluster_ca = m;
+        let mut clients = f.certificates.as_ref().unwrap().clients_ca.clone();
+        clients
+            .apply(
+                &[CertStep::CreateCa],
+                &BTreeMap::new(),
+                &cn,
+                &w.policy,
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
+        f.certificates.as_mut().unwrap().clients_ca = clients;
+        let plan = plan_of(&f);
+        assert!(
+            !plan.writes.iter().any(|w| matches!(w, Write::Certificates(_))),
+            "{:?}",
+            plan.writes
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum Reason {
     Rolling,
     RollCompleted,
     RollBlocked,
+    /// A CA's key is being replaced (a new one in the trust bundle).
+    CaReplacing,
+    /// The old CA left the trust bundle.
+    CaReplaced,
 }
 
 impl Reason {
@@ -79,6 +83,8 @@ impl Reason {
             Reason::Rolling => "Rolling",
             Reason::RollCompleted => "RollCompleted",
             Reason::RollBlocked => "RollBlocked",
+            Reason::CaReplacing => "CaReplacing",
+            Reason::CaReplaced => "CaReplaced",
         }
     }
 

@@ -2,7 +2,9 @@
 //! part of the KafkaCluster reconcile that writes to the API server or the brokers.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
@@ -11,10 +13,11 @@ use serde_json::json;
 use skein_client::{AlterOp, ConfigResource};
 
 use super::build::{Names, FIELD_MANAGER};
-use super::decide::{Plan, Requeue, Write};
+use super::decide::{CertificateWrite, Plan, Requeue, Write};
 use super::events::{Event, Reason};
 use super::facts::OwnedKind;
 use super::scale::Step;
+use crate::certificates::plan::Step as CertStep;
 use crate::context::Context;
 use crate::crd::{KafkaCluster, KafkaClusterStatus};
 use crate::error::Error;
@@ -50,10 +53,10 @@ pub async fn execute(ctx: &Context, kc: &KafkaCluster, plan: Plan) -> Result<Act
                 let statefulsets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
                 statefulsets.delete(&name, &DeleteParams::orphan()).await?;
             }
-            Write::Scale(step) => scale_step(ctx, &names, &plan.plan_id, step).await?,
+            Write::Scale(step) => scale_step(ctx, kc, &names, &plan.plan_id, step).await?,
             Write::AlterBrokerConfigs(ops) => {
                 tracing::info!(cluster = %name, ?ops, "applying dynamic broker configs (no restart)");
-                let admin = ctx.admin(&names.bootstrap_servers()).await;
+                let admin = super::admin_for(ctx, kc).await?;
                 admin
                     .incremental_alter_configs(&ConfigResource::Broker(None), &ops, false)
                     .await?;
@@ -73,6 +76,7 @@ pub async fn execute(ctx: &Context, kc: &KafkaCluster, plan: Plan) -> Result<Act
                 )
                 .await?;
             }
+            Write::Certificates(w) => certificates(ctx, kc, &ns, *w).await?,
             Write::Delete { kind, name: object } => {
                 tracing::info!(cluster = %name, kind = kind.as_str(), %object, "deleting an object the spec no longer needs");
                 match kind {
@@ -101,9 +105,9 @@ pub async fn publish(ctx: &Context, kc: &KafkaCluster, ev: Event) {
 }
 
 /// One scaling step against the brokers or the volume claims.
-async fn scale_step(ctx: &Context, names: &Names, plan_id: &str, step: Step) -> Result<(), Error> {
+async fn scale_step(ctx: &Context, kc: &KafkaCluster, names: &Names, plan_id: &str, step: Step) -> Result<(), Error> {
     let cluster = &names.name;
-    let admin = ctx.admin(&names.bootstrap_servers()).await;
+    let admin = super::admin_for(ctx, kc).await?;
     match step {
         Step::Reassign(moves) => {
             for (t, p, target) in &moves {
@@ -166,6 +170,68 @@ async fn scale_step(ctx: &Context, names: &Names, plan_id: &str, step: Step) -> 
     Ok(())
 }
 
+/// Takes a CA's steps (new keys and certificates are drawn here), then writes
+/// its Secrets: the leaves and the trust bundle before the keys, so a failure
+/// part way leaves the keys' record (and the plan's times) as they were.
+async fn certificates(ctx: &Context, kc: &KafkaCluster, ns: &str, w: CertificateWrite) -> Result<(), Error> {
+    let mut m = w.material;
+    let names = &w.common_names;
+    let cn = |leaf: &str| names.get(leaf).cloned().unwrap_or_else(|| leaf.to_string());
+    m.apply(&w.steps, &w.wanted, &cn, &w.policy, jiff::Timestamp::now())?;
+    m.force_renew_handled = w.force_renew;
+    tracing::info!(cluster = %kc.name_any(), ca = %m.name, steps = ?w.steps.iter().map(step_name).collect::<Vec<_>>(), "certificates");
+    if let Some(leaves) = &w.leaves_secret {
+        apply_secret(ctx, kc, ns, leaves, m.leaves_data(), Default::default()).await?;
+    }
+    let bundle = BTreeMap::from([("ca.crt".to_string(), m.bundle())]);
+    apply_secret(ctx, kc, ns, &w.cert_secret, bundle, Default::default()).await?;
+    apply_secret(ctx, kc, ns, &w.key_secret, m.key_data(), m.annotations()).await
+}
+
+/// A certificate step without its keys, for the log.
+fn step_name(step: &CertStep) -> String {
+    match step {
+        CertStep::CreateCa => "create CA".into(),
+        CertStep::AddCa { generation } => format!("add CA v{generation}"),
+        CertStep::Issue { leaf, generation } => format!("issue {leaf} from v{generation}"),
+        CertStep::Revoke { leaf } => format!("remove {leaf}"),
+        CertStep::DropCa { generation } => format!("drop CA v{generation}"),
+    }
+}
+
+/// Server-side apply of a Secret owned by the cluster (its data is never logged).
+async fn apply_secret(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    ns: &str,
+    name: &str,
+    data: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let names = Names::new(kc, &ctx.settings.cluster_domain);
+    let mut owner = kc.controller_owner_ref(&());
+    if let Some(o) = owner.as_mut() {
+        o.block_owner_deletion = Some(true);
+    }
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": names.labels(),
+            "annotations": annotations,
+            "ownerReferences": owner.map(|o| vec![o]).unwrap_or_default(),
+        },
+        "type": "Opaque",
+        "stringData": data,
+    });
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+        .await?;
+    Ok(())
+}
+
 fn dynamic_api(ctx: &Context, ns: &str, obj: &serde_json::Value) -> Api<DynamicObject> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
@@ -199,7 +265,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::build::Settings;
-    use crate::cluster::decide::tests::{facts, plan_of};
+    use crate::cluster::decide::tests::{facts, plan_of, secured_facts};
     use crate::telemetry::Metrics;
 
     type Handle = mock::Handle<Request<Body>, Response<Body>>;
@@ -287,6 +353,44 @@ mod tests {
         assert!(matches!(result, Err(Error::Kube(_))), "{result:?}");
         assert!(seen.last().unwrap().call.ends_with("/statefulsets/demo"), "{seen:#?}");
         assert!(!seen.iter().any(|s| s.call.ends_with("/status")));
+    }
+
+    #[tokio::test]
+    async fn a_secured_cluster_s_secrets_are_written_before_its_pods_can_start() {
+        let (result, seen) = run(plan_of(&secured_facts(3, 3)), None).await;
+        result.unwrap();
+        let secrets: Vec<&str> = seen
+            .iter()
+            .filter(|s| s.call.contains("/secrets/"))
+            .map(|s| s.call.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                "demo-brokers",
+                "demo-cluster-ca-cert",
+                "demo-cluster-ca",
+                "demo-clients-ca-cert",
+                "demo-clients-ca"
+            ]
+        );
+        let last_secret = seen.iter().rposition(|s| s.call.contains("/secrets/")).unwrap();
+        let sts = seen.iter().position(|s| s.call.contains("/statefulsets/")).unwrap();
+        assert!(last_secret < sts);
+        let body = |name: &str| {
+            &seen
+                .iter()
+                .find(|s| s.call.ends_with(&format!("/secrets/{name}")))
+                .unwrap()
+                .body
+        };
+        let brokers = &body("demo-brokers")["stringData"];
+        assert!(brokers["demo-2.pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(brokers["operator.key"].as_str().unwrap().contains("PRIVATE KEY"));
+        let bundle = body("demo-cluster-ca-cert")["stringData"]["ca.crt"].as_str().unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
+        assert!(!bundle.contains("PRIVATE KEY"), "the bundle holds no key");
+        assert!(body("demo-cluster-ca")["metadata"]["annotations"]["skein.dev/bundle-changed"].is_string());
     }
 
     #[tokio::test]

@@ -10,14 +10,16 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use skein_client::ConfigResource;
 
 use super::build::{Names, FIELD_MANAGER};
+use super::listeners::SecretNames;
 use super::status::Observed;
 use super::{roll, scale, PAUSE_ANNOTATION};
+use crate::certificates::material::Material;
 use crate::context::Context;
 use crate::crd::KafkaCluster;
 use crate::error::Error;
@@ -43,6 +45,15 @@ pub struct Facts {
     pub roll: Option<RollFacts>,
     /// Services and ConfigMaps this cluster owns (deleted when no longer built).
     pub owned: Vec<Owned>,
+    /// A secured cluster's CAs and certificates, as its Secrets hold them.
+    pub certificates: Option<CertificateFacts>,
+}
+
+/// The cluster CA (with the brokers' and the operator's certificates) and the clients CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    pub cluster_ca: Material,
+    pub clients_ca: Material,
 }
 
 /// The StatefulSet as it is.
@@ -111,6 +122,7 @@ impl Facts {
             broker_configs: None,
             roll: None,
             owned: Vec::new(),
+            certificates: None,
         }
     }
 
@@ -141,6 +153,9 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
     if facts.statefulset.as_ref().is_some_and(|s| s.deleting) {
         return Ok(Some(facts));
     }
+    if super::listeners::secured(&facts.cluster) {
+        facts.certificates = Some(certificates(ctx, &names).await?);
+    }
     facts.observed = pods(ctx, &names).await?;
     facts.claims = claims(ctx, &names).await?;
     let kc = &facts.cluster;
@@ -148,10 +163,11 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
     let scaling =
         facts.current_replicas().is_some_and(|n| n != kc.spec.replicas) || previous.is_some_and(scale::active);
     if facts.observed.pods.iter().any(|p| p.2) {
-        brokers(ctx, &names, scaling, &mut facts.observed).await;
+        let admin = super::admin_for(ctx, &facts.cluster).await?;
+        brokers(&admin, &names, scaling, &mut facts.observed).await;
     }
     if let Some(view) = facts.observed.view.as_ref().filter(|v| !v.registered.is_empty()) {
-        let admin = ctx.admin(&names.bootstrap_servers()).await;
+        let admin = super::admin_for(ctx, &facts.cluster).await?;
         facts.broker_configs = Some(
             admin
                 .describe_configs(&ConfigResource::Broker(None))
@@ -274,9 +290,8 @@ async fn claims(ctx: &Context, names: &Names) -> Result<Vec<Claim>, Error> {
 
 /// What the brokers report into `observed`; brokers that do not answer within
 /// 10 s leave it without a view (logged: normal while they start).
-async fn brokers(ctx: &Context, names: &Names, scaling: bool, observed: &mut Observed) {
-    let admin = ctx.admin(&names.bootstrap_servers()).await;
-    match tokio::time::timeout(Duration::from_secs(10), broker_view(&admin, scaling)).await {
+async fn brokers(admin: &skein_client::Admin, names: &Names, scaling: bool, observed: &mut Observed) {
+    match tokio::time::timeout(Duration::from_secs(10), broker_view(admin, scaling)).await {
         Ok(Ok(view)) => {
             observed.registered = Some(view.registered.keys().copied().collect());
             let mut counts: BTreeMap<i32, (i32, i32)> = BTreeMap::new();
@@ -344,6 +359,37 @@ async fn broker_view(admin: &skein_client::Admin, scaling: bool) -> Result<scale
         }
     }
     Ok(view)
+}
+
+/// A Secret's data as text (certificates and keys are PEM) and its annotations.
+pub async fn secret_text(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(name).await? else {
+        return Ok(Default::default());
+    };
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, String::from_utf8(v.0).ok()?)))
+        .collect();
+    Ok((data, secret.metadata.annotations.unwrap_or_default()))
+}
+
+/// The CAs' Secrets and the certificates they signed.
+async fn certificates(ctx: &Context, names: &Names) -> Result<CertificateFacts, Error> {
+    let s = SecretNames::new(names);
+    let ns = &names.namespace;
+    let (keys, annotations) = secret_text(ctx, ns, &s.cluster_ca).await?;
+    let (leaves, _) = secret_text(ctx, ns, &s.brokers).await?;
+    let cluster_ca = Material::read(&s.cluster_ca, &keys, &annotations, &leaves);
+    let (keys, annotations) = secret_text(ctx, ns, &s.clients_ca).await?;
+    let clients_ca = Material::read(&s.clients_ca, &keys, &annotations, &BTreeMap::new());
+    Ok(CertificateFacts { cluster_ca, clients_ca })
 }
 
 /// Services and ConfigMaps labelled as this cluster's and owned by it.

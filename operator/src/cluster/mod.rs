@@ -10,6 +10,7 @@ pub mod decide;
 pub mod events;
 pub mod execute;
 pub mod facts;
+pub mod listeners;
 pub mod roll;
 pub mod scale;
 pub mod status;
@@ -24,6 +25,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::ResourceExt;
 
+use crate::certificates::material::Material;
 use crate::context::Context;
 use crate::crd::{KafkaCluster, VolumePolicy};
 use crate::error::Error;
@@ -91,16 +93,48 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
         settings: &ctx.settings,
         now: jiff::Timestamp::now(),
         stall_after: ctx.stall_after,
+        propagation: ctx.secret_propagation,
     };
     let plan = decide::decide(&facts, decide::validate(&facts), &inputs);
     execute::execute(ctx, &facts.cluster, plan).await
+}
+
+/// The admin client the operator uses for `kc`: on a secured cluster, mutual
+/// TLS to the REPLICATION listener with the operator's own certificate.
+pub async fn admin_for(ctx: &Context, kc: &KafkaCluster) -> Result<Arc<skein_client::Admin>, Error> {
+    let names = Names::new(kc, &ctx.settings.cluster_domain);
+    if !listeners::secured(kc) {
+        return Ok(ctx.admin(&names.operator_bootstrap()).await);
+    }
+    let s = listeners::SecretNames::new(&names);
+    let (keys, _) = facts::secret_text(ctx, &names.namespace, &s.cluster_ca).await?;
+    let (leaves, _) = facts::secret_text(ctx, &names.namespace, &s.brokers).await?;
+    let m = Material::read(&s.cluster_ca, &keys, &Default::default(), &leaves);
+    let Some(me) = m.leaves.get(listeners::OPERATOR_LEAF) else {
+        return Err(Error::ClusterNotReady(format!(
+            "{}: the operator's certificate is not issued yet",
+            names.name
+        )));
+    };
+    let bundle = m.bundle();
+    let props = std::collections::BTreeMap::from([
+        ("security.protocol".to_string(), "SSL".to_string()),
+        ("ssl.truststore.certificates".to_string(), bundle.clone()),
+        ("ssl.keystore.key".to_string(), me.key_pem.clone()),
+        ("ssl.keystore.certificate.chain".to_string(), me.cert_pem.clone()),
+    ]);
+    let security = skein_client::ClientSecurity::from_properties(&props).map_err(Error::ClusterNotReady)?;
+    let fingerprint = build::hash(&format!("{}{bundle}", me.cert_pem));
+    Ok(ctx
+        .admin_with(&names.operator_bootstrap(), security, &fingerprint)
+        .await)
 }
 
 /// A deleted cluster: owner references take its objects; the claims follow the policy.
 async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let ns = kc.namespace().unwrap_or_default();
     let names = Names::new(kc, &ctx.settings.cluster_domain);
-    ctx.forget_admin(&names.bootstrap_servers()).await;
+    ctx.forget_admin(&names.operator_bootstrap()).await;
     if kc.spec.storage.when_deleted == VolumePolicy::Delete {
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
         let lp = ListParams::default().labels(&names.selector_string());

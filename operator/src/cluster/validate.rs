@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use super::build::{server_properties, Names};
 use super::CANCEL_SCALING_ANNOTATION;
-use crate::crd::{KafkaCluster, VolumePolicy};
+use crate::crd::{AuthenticationType, KafkaCluster, ListenerSpec, VolumePolicy};
 
 /// Broker properties the operator sets itself: a spec that names one is refused.
 pub const OPERATOR_OWNED_KEYS: &[&str] = &[
@@ -57,6 +57,14 @@ pub enum Invalid {
     OperatorOwnedKeys(Vec<String>),
     #[error("config: {0}")]
     Config(String),
+    #[error("listeners: {0}")]
+    Listeners(String),
+    #[error("certificates.{ca}: renewalDays ({renewal}) must be less than validityDays ({validity})")]
+    Renewal {
+        ca: &'static str,
+        renewal: i32,
+        validity: i32,
+    },
 }
 
 /// What the volumes need: the spec's size against the claim template's.
@@ -123,10 +131,29 @@ pub fn validate<'a>(
     if let Err(e) = parse_quantity(&spec.storage.size) {
         errors.push(Invalid::StorageSize(e));
     }
+    errors.extend(check_listeners(&spec.listeners));
+    for (ca, c) in [
+        ("clusterCa", &spec.certificates.cluster_ca),
+        ("clientsCa", &spec.certificates.clients_ca),
+    ] {
+        if c.renewal_days >= c.validity_days {
+            errors.push(Invalid::Renewal {
+                ca,
+                renewal: c.renewal_days,
+                validity: c.validity_days,
+            });
+        }
+    }
+    // On a secured cluster the TLS and SASL keys are the operator's too.
+    let secured = super::listeners::secured(cluster);
     let owned: Vec<String> = spec
         .config
         .keys()
-        .filter(|k| OPERATOR_OWNED_KEYS.contains(&k.as_str()))
+        .filter(|k| {
+            OPERATOR_OWNED_KEYS.contains(&k.as_str())
+                || (secured
+                    && (k.starts_with("ssl.") || k.starts_with("listener.name.") || k.starts_with("sasl.enabled")))
+        })
         .cloned()
         .collect();
     if !owned.is_empty() {
@@ -158,6 +185,45 @@ pub fn validate<'a>(
         delete_claims_when_scaled: spec.storage.when_scaled == VolumePolicy::Delete,
         cancel_scaling: cluster.annotations().get(CANCEL_SCALING_ANNOTATION).map(String::as_str) == Some("true"),
     })
+}
+
+/// Conflicting names or ports, reserved ones, client certificates without TLS.
+fn check_listeners(listeners: &[ListenerSpec]) -> Vec<Invalid> {
+    use super::build::{CONTROLLER_PORT, HTTP_PORT};
+    use super::listeners::{REPLICATION_PORT, RESERVED_NAMES};
+    let mut errors = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    let mut ports = std::collections::BTreeSet::new();
+    for l in listeners {
+        let bad_name = l.name.is_empty()
+            || l.name.len() > 11
+            || !l.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if bad_name {
+            errors.push(format!("{:?}: a name is 1 to 11 lowercase letters and digits", l.name));
+        } else if RESERVED_NAMES.contains(&l.name.as_str()) {
+            errors.push(format!("{:?}: the name is the operator's own", l.name));
+        } else if !names.insert(l.name.as_str()) {
+            errors.push(format!("{:?}: two listeners have the name", l.name));
+        }
+        if [REPLICATION_PORT, CONTROLLER_PORT, HTTP_PORT].contains(&l.port) {
+            errors.push(format!(
+                "{}: port {} is the operator's own ({REPLICATION_PORT}, {CONTROLLER_PORT}, {HTTP_PORT})",
+                l.name, l.port
+            ));
+        } else if !(1..=65535).contains(&l.port) {
+            errors.push(format!("{}: port {} is not a TCP port", l.name, l.port));
+        } else if !ports.insert(l.port) {
+            errors.push(format!("{}: port {} is another listener's", l.name, l.port));
+        }
+        if l.authentication
+            .as_ref()
+            .is_some_and(|a| a.type_ == AuthenticationType::Tls)
+            && !l.tls
+        {
+            errors.push(format!("{}: authentication tls needs tls: true", l.name));
+        }
+    }
+    errors.into_iter().map(Invalid::Listeners).collect()
 }
 
 /// The messages of `errors`, joined as status and Events show them.
@@ -329,6 +395,73 @@ mod tests {
     fn a_name_too_long_for_pod_dns_is_refused() {
         let e = errors_of(|kc| kc.metadata.name = Some("x".repeat(60)));
         assert!(e.iter().any(|m| m.contains("metadata.name")), "{e:?}");
+    }
+
+    #[test]
+    fn conflicting_or_reserved_listeners_are_refused() {
+        use crate::crd::{ListenerAuthentication, ListenerType};
+        let l = |name: &str, port: i32, tls: bool, auth: Option<AuthenticationType>| ListenerSpec {
+            name: name.into(),
+            port,
+            type_: ListenerType::Internal,
+            tls,
+            authentication: auth.map(|type_| ListenerAuthentication { type_ }),
+        };
+        let e = errors_of(|kc| {
+            kc.spec.listeners = vec![
+                l("tls", 9094, true, Some(AuthenticationType::ScramSha512)),
+                l("tls", 9095, true, None),
+                l("other", 9094, false, None),
+                l("replication", 9096, false, None),
+                l("quorum", 9093, false, None),
+                l("mtls", 9097, false, Some(AuthenticationType::Tls)),
+                l("Bad-Name", 9098, false, None),
+            ];
+        });
+        for want in [
+            "\"tls\": two listeners",
+            "port 9094 is another",
+            "\"replication\": the name is the operator's",
+            "port 9093 is the operator's",
+            "mtls: authentication tls needs tls: true",
+            "\"Bad-Name\": a name is",
+        ] {
+            assert!(e.iter().any(|m| m.contains(want)), "{want}: {e:?}");
+        }
+        assert_eq!(e.len(), 6, "{e:?}");
+    }
+
+    #[test]
+    fn a_secured_cluster_is_valid_to_the_broker_and_owns_its_tls_keys() {
+        use crate::crd::{ListenerAuthentication, ListenerType};
+        let mut kc = fixture();
+        kc.spec.listeners = vec![ListenerSpec {
+            name: "tls".into(),
+            port: 9094,
+            type_: ListenerType::Internal,
+            tls: true,
+            authentication: Some(ListenerAuthentication {
+                type_: AuthenticationType::ScramSha512,
+            }),
+        }];
+        kc.spec.config.insert("super.users".into(), "User:admin".into());
+        assert!(
+            validate(&kc, None, None).is_ok(),
+            "{:?}",
+            validate(&kc, None, None).err()
+        );
+        kc.spec.config.insert("ssl.keystore.location".into(), "/x.pem".into());
+        let e = validate(&kc, None, None).unwrap_err();
+        assert!(
+            matches!(&e[..], [Invalid::OperatorOwnedKeys(k)] if k == &["ssl.keystore.location"]),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_renewal_as_long_as_the_validity_is_refused() {
+        let e = errors_of(|kc| kc.spec.certificates.cluster_ca.renewal_days = 365);
+        assert!(e.iter().any(|m| m.contains("certificates.clusterCa")), "{e:?}");
     }
 
     #[test]

@@ -70,6 +70,14 @@ pub struct KafkaClusterSpec {
     /// How brokers are restarted when their static config or image changes.
     #[serde(default, skip_serializing_if = "RollingUpdateSpec::is_default")]
     pub rolling_update: RollingUpdateSpec,
+    /// The listeners clients use. None: one internal plaintext listener on 9092.
+    /// With any listener encrypted or authenticated, brokers replicate and the
+    /// quorum talks over mutual TLS on their own listeners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<super::ListenerSpec>,
+    /// The certificate authorities the operator keeps.
+    #[serde(default, skip_serializing_if = "super::CertificatesSpec::is_default")]
+    pub certificates: super::CertificatesSpec,
 }
 
 /// Rolling restarts: one broker at a time, never below `min.insync.replicas`.
@@ -229,6 +237,25 @@ pub struct KafkaClusterStatus {
     /// The last or current rolling restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roll: Option<RollStatus>,
+    /// The certificate authorities of a secured cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificate_authorities: Vec<CaStatus>,
+}
+
+/// Where a CA stands.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CaStatus {
+    /// `cluster` or `clients`.
+    pub name: String,
+    /// Creating, Ready, Distributing (a new key in the trust bundle), Reissuing
+    /// (certificates moving to it) or Settling (before the old key leaves).
+    pub phase: String,
+    /// The key generations in the trust bundle, oldest first.
+    pub generations: Vec<u32>,
+    /// When the newest CA certificate expires (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<String>,
 }
 
 /// A rolling restart of the brokers onto the StatefulSet's update revision.

@@ -5,10 +5,12 @@
 
 mod cluster;
 pub mod condition;
+mod security;
 mod topic;
 
 pub use cluster::*;
 pub use condition::{condition, set_condition, Condition};
+pub use security::*;
 pub use topic::*;
 
 /// A map that may arrive as null: server-side apply on servers before 1.22

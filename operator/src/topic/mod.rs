@@ -155,7 +155,7 @@ async fn apply(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
         kc.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Ready" | "Degraded" | "Scaling" | "Rolling")
     );
-    let Some(bootstrap) = bootstrap.filter(|_| cluster_up) else {
+    if bootstrap.is_none() || !cluster_up {
         not_ready(
             &mut st,
             "ClusterNotReady",
@@ -175,7 +175,7 @@ async fn apply(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(ctx.drift_interval));
     }
 
-    let admin = ctx.admin(&bootstrap).await;
+    let admin = crate::cluster::admin_for(ctx, &kc).await?;
     let before = current(&admin, &name).await?;
     let synced = kt
         .status
@@ -395,10 +395,10 @@ async fn cleanup(kt: &Topic, ctx: &Context) -> Result<Action, Error> {
         // Not the manager of this topic (or never created it): the topic stays.
         return Ok(Action::await_change());
     }
-    let Some(bootstrap) = kc.status.as_ref().and_then(|s| s.bootstrap_servers.clone()) else {
+    if kc.status.as_ref().and_then(|s| s.bootstrap_servers.as_ref()).is_none() {
         return Err(Error::ClusterNotReady(kt.spec.cluster.clone()));
-    };
-    let admin = ctx.admin(&bootstrap).await;
+    }
+    let admin = crate::cluster::admin_for(ctx, &kc).await?;
     match admin.delete_topic(&name).await {
         Ok(()) => {}
         Err(skein_client::Error::Kafka {

@@ -1,0 +1,313 @@
+//! The brokers' listeners from `spec.listeners`: Kafka's listener keys, the
+//! ports, the TLS files and the certificates' names. Pure.
+//!
+//! No listeners in the spec: one internal plaintext listener on 9092, as
+//! before listeners existed. With any listener encrypted or authenticated, the
+//! brokers replicate over their own REPLICATION listener (9091) and the quorum
+//! talks on CONTROLLER (9093), both TLS with client certificates from the
+//! cluster CA; the operator connects to REPLICATION with its own certificate.
+
+use crate::crd::{AuthenticationType, KafkaCluster, ListenerSpec};
+
+use super::build::{Names, CONTROLLER_PORT, KAFKA_PORT};
+
+/// The brokers' replication listener (and the operator's way in) on secured clusters.
+pub const REPLICATION_PORT: i32 = 9091;
+/// Where the brokers' certificates are mounted (`<pod>.pem`: key and chain).
+pub const CERTS_DIR: &str = "/etc/skein-tls/certs";
+/// Where the cluster CA's trust bundle is mounted (`ca.crt`).
+pub const CLUSTER_CA_DIR: &str = "/etc/skein-tls/cluster-ca";
+/// Where the clients CA's trust bundle is mounted (`ca.crt`).
+pub const CLIENTS_CA_DIR: &str = "/etc/skein-tls/clients-ca";
+/// The leaf certificate the operator authenticates with.
+pub const OPERATOR_LEAF: &str = "operator";
+
+/// One Kafka listener of every broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Kafka's listener name (`PLAIN`, `REPLICATION`).
+    pub name: String,
+    pub port: i32,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub protocol: &'static str,
+    /// The SASL mechanism clients use.
+    pub sasl: Option<&'static str>,
+    /// Clients present a certificate signed by this CA directory.
+    pub client_ca: Option<&'static str>,
+    /// Served to clients through the bootstrap Service.
+    pub client: bool,
+}
+
+/// Listener names the operator uses itself (and port names of the pods).
+pub const RESERVED_NAMES: &[&str] = &["controller", "replication", "http", "plaintext"];
+
+/// The named ports of the Kafka listeners (`kafka` for the default one).
+pub fn ports(cluster: &KafkaCluster) -> Vec<(String, i32)> {
+    if cluster.spec.listeners.is_empty() {
+        return vec![("kafka".into(), KAFKA_PORT)];
+    }
+    listeners(cluster)
+        .iter()
+        .map(|l| (l.name.to_ascii_lowercase(), l.port))
+        .collect()
+}
+
+/// The Secrets of a secured cluster, as Strimzi names them.
+pub struct SecretNames {
+    /// The cluster CA's keys (`ca.key`, and one per generation held).
+    pub cluster_ca: String,
+    /// The cluster CA's trust bundle (`ca.crt`): what clients and brokers trust.
+    pub cluster_ca_cert: String,
+    pub clients_ca: String,
+    pub clients_ca_cert: String,
+    /// The brokers' (and the operator's) certificates: `<leaf>.crt`, `.key`, `.pem`.
+    pub brokers: String,
+}
+
+impl SecretNames {
+    pub fn new(names: &Names) -> SecretNames {
+        let n = &names.name;
+        SecretNames {
+            cluster_ca: format!("{n}-cluster-ca"),
+            cluster_ca_cert: format!("{n}-cluster-ca-cert"),
+            clients_ca: format!("{n}-clients-ca"),
+            clients_ca_cert: format!("{n}-clients-ca-cert"),
+            brokers: format!("{n}-brokers"),
+        }
+    }
+
+    /// The Secret volumes of a broker pod: (volume, Secret, mount path).
+    pub fn volumes(&self) -> [(&'static str, &str, &'static str); 3] {
+        [
+            ("certs", &self.brokers, CERTS_DIR),
+            ("cluster-ca", &self.cluster_ca_cert, CLUSTER_CA_DIR),
+            ("clients-ca", &self.clients_ca_cert, CLIENTS_CA_DIR),
+        ]
+    }
+}
+
+/// Whether the spec asks for encryption or authentication anywhere.
+pub fn secured(cluster: &KafkaCluster) -> bool {
+    cluster
+        .spec
+        .listeners
+        .iter()
+        .any(|l| l.tls || l.authentication.is_some())
+}
+
+/// Every listener of the brokers except CONTROLLER, clients' first.
+pub fn listeners(cluster: &KafkaCluster) -> Vec<Listener> {
+    if cluster.spec.listeners.is_empty() {
+        return vec![Listener {
+            name: "PLAINTEXT".into(),
+            port: KAFKA_PORT,
+            protocol: "PLAINTEXT",
+            sasl: None,
+            client_ca: None,
+            client: true,
+        }];
+    }
+    let mut out: Vec<Listener> = cluster.spec.listeners.iter().map(client_listener).collect();
+    let secure = secured(cluster);
+    out.push(Listener {
+        name: "REPLICATION".into(),
+        port: REPLICATION_PORT,
+        protocol: if secure { "SSL" } else { "PLAINTEXT" },
+        sasl: None,
+        client_ca: secure.then_some(CLUSTER_CA_DIR),
+        client: false,
+    });
+    out
+}
+
+fn client_listener(l: &ListenerSpec) -> Listener {
+    let auth = l.authentication.as_ref().map(|a| a.type_);
+    let sasl = auth.and_then(AuthenticationType::sasl_mechanism);
+    Listener {
+        name: l.name.to_ascii_uppercase(),
+        port: l.port,
+        protocol: match (l.tls, sasl.is_some()) {
+            (false, false) => "PLAINTEXT",
+            (true, false) => "SSL",
+            (false, true) => "SASL_PLAINTEXT",
+            (true, true) => "SASL_SSL",
+        },
+        sasl,
+        client_ca: (auth == Some(AuthenticationType::Tls)).then_some(CLIENTS_CA_DIR),
+        client: true,
+    }
+}
+
+/// The listener keys of `server.properties`, in order.
+pub fn properties(cluster: &KafkaCluster, names: &Names) -> Vec<(String, String)> {
+    let host = format!(
+        "${{HOSTNAME}}.{}.{}.svc.{}",
+        names.headless,
+        names.namespace,
+        names.domain()
+    );
+    let all = listeners(cluster);
+    let secure = secured(cluster);
+    let controller_protocol = if secure { "SSL" } else { "PLAINTEXT" };
+    let mut out = Vec::new();
+    let mut push = |k: &str, v: String| out.push((k.to_string(), v));
+    let bind: Vec<String> = all.iter().map(|l| format!("{}://:{}", l.name, l.port)).collect();
+    push(
+        "listeners",
+        format!("{},CONTROLLER://:{CONTROLLER_PORT}", bind.join(",")),
+    );
+    let advertised: Vec<String> = all.iter().map(|l| format!("{}://{host}:{}", l.name, l.port)).collect();
+    push("advertised.listeners", advertised.join(","));
+    let map: Vec<String> = all.iter().map(|l| format!("{}:{}", l.name, l.protocol)).collect();
+    push(
+        "listener.security.protocol.map",
+        format!("{},CONTROLLER:{controller_protocol}", map.join(",")),
+    );
+    let inter = if cluster.spec.listeners.is_empty() {
+        "PLAINTEXT"
+    } else {
+        "REPLICATION"
+    };
+    push("inter.broker.listener.name", inter.into());
+    push("controller.listener.names", "CONTROLLER".into());
+    if !secure {
+        return out;
+    }
+    push("ssl.keystore.location", format!("{CERTS_DIR}/${{HOSTNAME}}.pem"));
+    for l in all.iter().filter(|l| l.client_ca.is_some()) {
+        let prefix = format!("listener.name.{}", l.name.to_ascii_lowercase());
+        push(
+            &format!("{prefix}.ssl.truststore.location"),
+            format!("{}/ca.crt", l.client_ca.unwrap_or_default()),
+        );
+        push(&format!("{prefix}.ssl.client.auth"), "required".into());
+    }
+    push(
+        "listener.name.controller.ssl.truststore.location",
+        format!("{CLUSTER_CA_DIR}/ca.crt"),
+    );
+    push("listener.name.controller.ssl.client.auth", "required".into());
+    for l in all.iter().filter(|l| l.sasl.is_some()) {
+        push(
+            &format!("listener.name.{}.sasl.enabled.mechanisms", l.name.to_ascii_lowercase()),
+            l.sasl.unwrap_or_default().into(),
+        );
+    }
+    // TLS clients connect as ssl.truststore.location trusts for server
+    // certificates too: the brokers' own client side (replication, the quorum).
+    push("ssl.truststore.location", format!("{CLUSTER_CA_DIR}/ca.crt"));
+    out
+}
+
+/// The principals that may do anything: the brokers and the operator.
+pub fn super_users(names: &Names) -> String {
+    format!(
+        "User:CN={};User:CN={}",
+        broker_common_name(names),
+        operator_common_name(names)
+    )
+}
+
+/// The subject every broker's certificate carries (one principal for all brokers).
+pub fn broker_common_name(names: &Names) -> String {
+    format!("{}-broker", names.name)
+}
+
+pub fn operator_common_name(names: &Names) -> String {
+    format!("{}-operator", names.name)
+}
+
+/// The DNS names broker `ordinal`'s certificate carries.
+pub fn broker_dns_names(names: &Names, ordinal: i32) -> Vec<String> {
+    let svc = format!("{}.svc", names.namespace);
+    vec![
+        format!("{}.{}.{svc}.{}", names.pod(ordinal), names.headless, names.domain()),
+        format!("{}.{}.{svc}", names.pod(ordinal), names.headless),
+        format!("{}.{svc}.{}", names.bootstrap, names.domain()),
+        format!("{}.{svc}", names.bootstrap),
+        names.bootstrap.clone(),
+    ]
+}
+
+/// What the operator's admin client connects to: REPLICATION on a secured
+/// cluster, the first client listener otherwise.
+pub fn operator_port(cluster: &KafkaCluster) -> i32 {
+    if secured(cluster) {
+        REPLICATION_PORT
+    } else {
+        listeners(cluster).first().map_or(KAFKA_PORT, |l| l.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::build::tests::fixture;
+    use crate::crd::{ListenerAuthentication, ListenerType};
+
+    fn listener(name: &str, port: i32, tls: bool, auth: Option<AuthenticationType>) -> ListenerSpec {
+        ListenerSpec {
+            name: name.into(),
+            port,
+            type_: ListenerType::Internal,
+            tls,
+            authentication: auth.map(|type_| ListenerAuthentication { type_ }),
+        }
+    }
+
+    fn props(kc: &KafkaCluster) -> std::collections::BTreeMap<String, String> {
+        properties(kc, &Names::new(kc, "cluster.local")).into_iter().collect()
+    }
+
+    #[test]
+    fn no_listeners_is_one_plaintext_listener_as_before() {
+        let p = props(&fixture());
+        assert_eq!(p["listeners"], "PLAINTEXT://:9092,CONTROLLER://:9093");
+        assert_eq!(
+            p["listener.security.protocol.map"],
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        assert_eq!(p["inter.broker.listener.name"], "PLAINTEXT");
+        assert!(!p.contains_key("ssl.keystore.location"));
+    }
+
+    #[test]
+    fn a_secured_listener_puts_replication_and_the_quorum_on_mutual_tls() {
+        let mut kc = fixture();
+        kc.spec.listeners = vec![
+            listener("tls", 9093 + 1, true, Some(AuthenticationType::ScramSha512)),
+            listener("mtls", 9095, true, Some(AuthenticationType::Tls)),
+        ];
+        let p = props(&kc);
+        assert_eq!(
+            p["listeners"],
+            "TLS://:9094,MTLS://:9095,REPLICATION://:9091,CONTROLLER://:9093"
+        );
+        assert_eq!(
+            p["listener.security.protocol.map"],
+            "TLS:SASL_SSL,MTLS:SSL,REPLICATION:SSL,CONTROLLER:SSL"
+        );
+        assert_eq!(p["inter.broker.listener.name"], "REPLICATION");
+        assert_eq!(p["listener.name.tls.sasl.enabled.mechanisms"], "SCRAM-SHA-512");
+        assert_eq!(
+            p["listener.name.mtls.ssl.truststore.location"],
+            "/etc/skein-tls/clients-ca/ca.crt"
+        );
+        assert_eq!(p["listener.name.replication.ssl.client.auth"], "required");
+        assert_eq!(p["listener.name.controller.ssl.client.auth"], "required");
+        assert!(!p.contains_key("listener.name.tls.ssl.client.auth"));
+        assert_eq!(operator_port(&kc), REPLICATION_PORT);
+    }
+
+    #[test]
+    fn plaintext_listeners_stay_plaintext_inside() {
+        let mut kc = fixture();
+        kc.spec.listeners = vec![listener("plain", 9092, false, None)];
+        let p = props(&kc);
+        assert_eq!(
+            p["listener.security.protocol.map"],
+            "PLAIN:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        );
+        assert_eq!(operator_port(&kc), 9092);
+    }
+}

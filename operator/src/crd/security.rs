@@ -1,0 +1,111 @@
+//! A KafkaCluster's listeners and certificate authorities.
+
+use serde::{Deserialize, Serialize};
+
+/// A listener clients connect to.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerSpec {
+    /// Lowercase letters and digits, at most 11 (`plain`, `tls`): the Kafka
+    /// listener is its uppercase.
+    #[schemars(regex(pattern = r"^[a-z0-9]{1,11}$"))]
+    pub name: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Who reaches it: `internal`, inside the Kubernetes cluster (the headless
+    /// and bootstrap Services).
+    #[serde(rename = "type", default)]
+    pub type_: ListenerType,
+    /// Encrypts the listener with a certificate from the cluster CA.
+    #[serde(default)]
+    pub tls: bool,
+    /// How clients authenticate (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<ListenerAuthentication>,
+}
+
+/// Where a listener is reachable from.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerType {
+    #[default]
+    Internal,
+}
+
+/// A listener's client authentication.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ListenerAuthentication {
+    #[serde(rename = "type")]
+    pub type_: AuthenticationType,
+}
+
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthenticationType {
+    /// SASL SCRAM-SHA-512 with the users' passwords.
+    #[serde(rename = "scram-sha-512")]
+    ScramSha512,
+    /// SASL SCRAM-SHA-256.
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// Client certificates signed by the clients CA (needs `tls: true`).
+    #[serde(rename = "tls")]
+    Tls,
+}
+
+impl AuthenticationType {
+    /// The SASL mechanism, for the SCRAM types.
+    pub fn sasl_mechanism(self) -> Option<&'static str> {
+        match self {
+            AuthenticationType::ScramSha512 => Some("SCRAM-SHA-512"),
+            AuthenticationType::ScramSha256 => Some("SCRAM-SHA-256"),
+            AuthenticationType::Tls => None,
+        }
+    }
+}
+
+/// The cluster CA (signs the brokers' certificates) and the clients CA (signs users').
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificatesSpec {
+    #[serde(default)]
+    pub cluster_ca: CaSpec,
+    #[serde(default)]
+    pub clients_ca: CaSpec,
+}
+
+impl CertificatesSpec {
+    pub fn is_default(&self) -> bool {
+        self == &CertificatesSpec::default()
+    }
+}
+
+/// How long a CA's certificates live and how early they are replaced.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSpec {
+    /// Validity of the CA certificate, days.
+    #[serde(default = "default_validity")]
+    #[schemars(range(min = 2))]
+    pub validity_days: i32,
+    /// The CA is replaced (and leaves re-issued) this many days before expiry.
+    #[serde(default = "default_renewal")]
+    #[schemars(range(min = 1))]
+    pub renewal_days: i32,
+}
+
+fn default_validity() -> i32 {
+    365
+}
+
+fn default_renewal() -> i32 {
+    30
+}
+
+impl Default for CaSpec {
+    fn default() -> Self {
+        CaSpec {
+            validity_days: default_validity(),
+            renewal_days: default_renewal(),
+        }
+    }
+}
