@@ -140,7 +140,9 @@ class Harness:
         env.update(KUBECONFIG=kubeconfig, RUST_LOG="info,kube=warn,kube_client=error", POD_NAMESPACE=OPERATOR_NS)
         p = subprocess.Popen(
             [operator_bin(), "run", f"--http-addr=127.0.0.1:{port}", f"--broker-image={IMAGE}",
-             f"--drift-interval-seconds={self.drift_seconds}", f"--identity={identity}"],
+             f"--drift-interval-seconds={self.drift_seconds}", f"--identity={identity}",
+             # The agent updates Secret volumes every 3 s and brokers reload within 2 s.
+             "--secret-propagation-seconds=10"],
             stdout=log, stderr=subprocess.STDOUT, env=env)
         p.http_port, p.identity = port, identity
         self.operators.append(p)

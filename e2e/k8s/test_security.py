@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 
+import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -34,12 +35,33 @@ def secret(k8s, ns, name):
     return {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
 
 
-def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s):
+@pytest.fixture(scope="module")
+def secured(k8s):
+    """A secured KafkaCluster of three brokers, Ready; shared by this module's tests."""
     ns = k8s.namespace()
     start = time.time()
     k8s.apply(secured_cluster(ns))
     kc = k8s.wait_condition("kafkaclusters", ns, NAME, "Ready", timeout=300)
     print(f"secured KafkaCluster of 3 Ready {time.time() - start:.1f} s after apply")
+    return ns, kc
+
+
+def super_user(k8s, ns):
+    """Client settings with the operator's certificate (a super user) and the
+    trust bundle, as files written now: what a client that mounted them holds."""
+    d = tempfile.mkdtemp(prefix="skein-sec-")
+    certs = secret(k8s, ns, f"{NAME}-brokers")
+    bundle = secret(k8s, ns, f"{NAME}-cluster-ca-cert")["ca.crt"]
+    for name, text in [("ca.crt", bundle), ("me.crt", certs["operator.crt"]), ("me.key", certs["operator.key"])]:
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)
+    host = f"{NAME}-0.{NAME}-brokers.{ns}.svc.cluster.local"
+    return {"bootstrap.servers": f"{host}:9091", "security.protocol": "SSL", "ssl.ca.location": f"{d}/ca.crt",
+            "ssl.certificate.location": f"{d}/me.crt", "ssl.key.location": f"{d}/me.key"}
+
+
+def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured):
+    ns, kc = secured
     cas = {c["name"]: c for c in kc["status"]["certificateAuthorities"]}
     assert cas["cluster"]["phase"] == "Ready" and cas["cluster"]["generations"] == [1], cas
     assert cas["clients"]["generations"] == [1], cas
@@ -97,3 +119,4 @@ def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s):
         except KafkaException:
             continue
         raise AssertionError(f"{conf['bootstrap.servers']} answered a client it should refuse")
+

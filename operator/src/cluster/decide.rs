@@ -443,7 +443,10 @@ fn certificate_writes(
             };
             writes.extend(event.map(Write::Event));
         }
-        if !d.steps.is_empty() {
+        // A force-renew that comes while a replacement is under way is that
+        // replacement's: recorded as handled, so it does not start another.
+        let absorbed = forced && state.cas.len() > 1;
+        if !d.steps.is_empty() || absorbed {
             writes.push(Write::Certificates(Box::new(CertificateWrite {
                 material: material.clone(),
                 steps: d.steps,
@@ -453,7 +456,11 @@ fn certificate_writes(
                 key_secret: key.clone(),
                 cert_secret: cert.clone(),
                 leaves_secret: leaves,
-                force_renew: if forced { force.clone() } else { material.force_renew_handled.clone() },
+                force_renew: if forced {
+                    force.clone()
+                } else {
+                    material.force_renew_handled.clone()
+                },
             })));
         }
         (writes, d.next_check, status)
@@ -838,6 +845,44 @@ pub(crate) mod tests {
             "{:?}",
             plan.writes
         );
+    }
+
+    #[test]
+    fn a_force_renew_during_a_replacement_is_that_replacement_s() {
+        let mut f = secured_facts(3, 3);
+        let policy = policy(&CaSpec::default(), jiff::SignedDuration::from_secs(180));
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let cn = |_: &str| "x".to_string();
+        let certs = f.certificates.as_mut().unwrap();
+        for ca in [&mut certs.cluster_ca, &mut certs.clients_ca] {
+            ca.apply(
+                &[CertStep::CreateCa, CertStep::AddCa { generation: 2 }],
+                &BTreeMap::new(),
+                &cn,
+                &policy,
+                now,
+            )
+            .unwrap();
+        }
+        f.cluster
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(FORCE_RENEW.into(), "again".into());
+        let plan = plan_of(&f);
+        let handled: Vec<(Vec<CertStep>, Option<String>)> = plan
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Certificates(c) => Some((c.steps.clone(), c.force_renew.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(handled.len(), 2, "{handled:?}");
+        for (steps, force) in handled {
+            assert!(!steps.iter().any(|s| matches!(s, CertStep::AddCa { .. })), "{steps:?}");
+            assert_eq!(force.as_deref(), Some("again"));
+        }
     }
 
     #[test]
