@@ -46,20 +46,6 @@ def secured(k8s):
     return ns, kc
 
 
-def super_user(k8s, ns):
-    """Client settings with the operator's certificate (a super user) and the
-    trust bundle, as files written now: what a client that mounted them holds."""
-    d = tempfile.mkdtemp(prefix="skein-sec-")
-    certs = secret(k8s, ns, f"{NAME}-brokers")
-    bundle = secret(k8s, ns, f"{NAME}-cluster-ca-cert")["ca.crt"]
-    for name, text in [("ca.crt", bundle), ("me.crt", certs["operator.crt"]), ("me.key", certs["operator.key"])]:
-        with open(os.path.join(d, name), "w") as f:
-            f.write(text)
-    host = f"{NAME}-0.{NAME}-brokers.{ns}.svc.cluster.local"
-    return {"bootstrap.servers": f"{host}:9091", "security.protocol": "SSL", "ssl.ca.location": f"{d}/ca.crt",
-            "ssl.certificate.location": f"{d}/me.crt", "ssl.key.location": f"{d}/me.key"}
-
-
 def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured):
     ns, kc = secured
     cas = {c["name"]: c for c in kc["status"]["certificateAuthorities"]}
