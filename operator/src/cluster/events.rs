@@ -14,6 +14,17 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase.
+    pub const ALL: [Phase; 7] = [
+        Phase::Ready,
+        Phase::Degraded,
+        Phase::Reconciling,
+        Phase::Scaling,
+        Phase::Rolling,
+        Phase::Invalid,
+        Phase::Paused,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Ready => "Ready",
@@ -28,17 +39,7 @@ impl Phase {
 
     /// The phase a status recorded, if it is one.
     pub fn parse(s: &str) -> Option<Phase> {
-        [
-            Phase::Ready,
-            Phase::Degraded,
-            Phase::Reconciling,
-            Phase::Scaling,
-            Phase::Rolling,
-            Phase::Invalid,
-            Phase::Paused,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        Phase::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -124,15 +125,7 @@ mod tests {
 
     #[test]
     fn phases_round_trip_through_their_strings() {
-        for p in [
-            Phase::Ready,
-            Phase::Degraded,
-            Phase::Reconciling,
-            Phase::Scaling,
-            Phase::Rolling,
-            Phase::Invalid,
-            Phase::Paused,
-        ] {
+        for p in Phase::ALL {
             assert_eq!(Phase::parse(p.as_str()), Some(p));
         }
         assert_eq!(Phase::parse("Sideways"), None);
