@@ -264,7 +264,7 @@ pub async fn user(admin: &Admin, out: &Output, command: UserCommand) -> Result<(
             Ok(())
         }
         UserCommand::List => {
-            let users = admin.describe_scram_credentials().await?;
+            let users = admin.describe_scram_credentials(None).await?;
             let mut table = Table::new(&["USER", "MECHANISM", "ITERATIONS"]);
             for u in &users {
                 table.row(vec![u.user.clone(), u.mechanism.clone(), u.iterations.to_string()]);

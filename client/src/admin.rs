@@ -1480,17 +1480,30 @@ impl Admin {
         })
     }
 
-    /// DescribeUserScramCredentials: every user's mechanisms and iterations.
-    pub async fn describe_scram_credentials(&self) -> Result<Vec<ScramCredentialInfo>, Error> {
+    /// DescribeUserScramCredentials: the mechanisms and iterations of every
+    /// user, or of the users named (one without credentials is left out).
+    pub async fn describe_scram_credentials(
+        &self,
+        users: Option<&[String]>,
+    ) -> Result<Vec<ScramCredentialInfo>, Error> {
+        use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+        let names = users.map(|u| {
+            u.iter()
+                .map(|n| UserName::default().with_name(str_bytes(n)))
+                .collect::<Vec<_>>()
+        });
         retry!(self, "describe user scram credentials", {
             let r = self
                 .send(&Route::Any, &|_| {
-                    DescribeUserScramCredentialsRequest::default().with_users(None)
+                    DescribeUserScramCredentialsRequest::default().with_users(names.clone())
                 })
                 .await?;
             check(r.error_code, r.error_message.as_ref())?;
             let mut out = Vec::new();
             for u in &r.results {
+                if u.error_code == ResponseError::ResourceNotFound.code() {
+                    continue;
+                }
                 check(u.error_code, u.error_message.as_ref())?;
                 for c in &u.credential_infos {
                     out.push(ScramCredentialInfo {
