@@ -36,6 +36,8 @@ pub const CONFIG_HASH_ANNOTATION: &str = "skein.dev/config-hash";
 pub const RESTART_ANNOTATION: &str = "skein.dev/restart";
 /// The field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "skein-operator";
+/// `authorizer.class.name` of clusters with `spec.authorization` (Kafka's KRaft authorizer).
+pub const AUTHORIZER_CLASS: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 /// Controlled shutdown waits at most 5 s for the controller, then the broker
 /// flushes and closes its logs; 60 s covers both with room for slow disks.
 pub const TERMINATION_GRACE_SECONDS: i64 = 60;
@@ -203,14 +205,20 @@ pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str
     push("log.dirs", &format!("{DATA_MOUNT}/data"));
     push("http.listener", &format!("0.0.0.0:{HTTP_PORT}"));
     let secured = super::listeners::secured(cluster);
+    // Validation keeps an authorizer to clusters whose clients authenticate.
+    if cluster.spec.authorization.is_some() {
+        push("authorizer.class.name", AUTHORIZER_CLASS);
+    }
     if secured {
         // The brokers and the operator first, then the spec's own.
-        let ours = super::listeners::super_users(names);
-        let users = match cluster.spec.config.get("super.users") {
-            Some(theirs) if !theirs.trim().is_empty() => format!("{ours};{theirs}"),
-            _ => ours,
-        };
-        push("super.users", &users);
+        let mut users = vec![super::listeners::super_users(names)];
+        if let Some(authz) = &cluster.spec.authorization {
+            users.extend(authz.super_users.iter().cloned());
+        }
+        if let Some(theirs) = cluster.spec.config.get("super.users").filter(|t| !t.trim().is_empty()) {
+            users.push(theirs.clone());
+        }
+        push("super.users", &users.join(";"));
     }
     for (k, v) in &cluster.spec.config {
         if !(secured && k == "super.users") {

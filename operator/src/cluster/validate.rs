@@ -59,6 +59,8 @@ pub enum Invalid {
     Config(String),
     #[error("listeners: {0}")]
     Listeners(String),
+    #[error("authorization: needs a listener with authentication (without one every client is User:ANONYMOUS)")]
+    AuthorizationWithoutAuthentication,
     #[error("certificates.{ca}: renewalDays ({renewal}) must be less than validityDays ({validity})")]
     Renewal {
         ca: &'static str,
@@ -132,6 +134,9 @@ pub fn validate<'a>(
         errors.push(Invalid::StorageSize(e));
     }
     errors.extend(check_listeners(&spec.listeners));
+    if spec.authorization.is_some() && !spec.listeners.iter().any(|l| l.authentication.is_some()) {
+        errors.push(Invalid::AuthorizationWithoutAuthentication);
+    }
     for (ca, c) in [
         ("clusterCa", &spec.certificates.cluster_ca),
         ("clientsCa", &spec.certificates.clients_ca),
@@ -455,6 +460,45 @@ mod tests {
         assert!(
             matches!(&e[..], [Invalid::OperatorOwnedKeys(k)] if k == &["ssl.keystore.location"]),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_authorizer_needs_a_listener_with_authentication_and_keeps_our_super_users() {
+        use crate::crd::{ClusterAuthorization, ListenerAuthentication, ListenerType};
+        let e = errors_of(|kc| kc.spec.authorization = Some(ClusterAuthorization::default()));
+        assert!(e.iter().any(|m| m.contains("User:ANONYMOUS")), "{e:?}");
+        let mut kc = fixture();
+        kc.spec.listeners = vec![ListenerSpec {
+            name: "tls".into(),
+            port: 9094,
+            type_: ListenerType::Internal,
+            tls: true,
+            authentication: Some(ListenerAuthentication {
+                type_: AuthenticationType::ScramSha256,
+            }),
+        }];
+        kc.spec.authorization = Some(ClusterAuthorization {
+            super_users: vec!["User:admin".into()],
+            ..Default::default()
+        });
+        kc.spec.config.insert("super.users".into(), "User:ops".into());
+        assert!(
+            validate(&kc, None, None).is_ok(),
+            "{:?}",
+            validate(&kc, None, None).err()
+        );
+        let names = Names::new(&kc, "cluster.local");
+        let text = server_properties(&kc, &names, "id");
+        assert!(text.contains(&format!(
+            "authorizer.class.name={}\n",
+            super::super::build::AUTHORIZER_CLASS
+        )));
+        let users: Vec<&str> = text.lines().filter(|l| l.starts_with("super.users=")).collect();
+        assert_eq!(
+            users,
+            ["super.users=User:CN=demo-broker;User:CN=demo-operator;User:admin;User:ops"],
+            "{text}"
         );
     }
 

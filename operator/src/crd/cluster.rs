@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,15 @@ pub struct KafkaClusterSpec {
     /// The certificate authorities the operator keeps.
     #[serde(default, skip_serializing_if = "super::CertificatesSpec::is_default")]
     pub certificates: super::CertificatesSpec,
+    /// Kafka's ACL authorizer on every broker: requests are checked against
+    /// the ACLs (KafkaUsers declare them); the brokers and the operator are
+    /// super users. Absent: no authorizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<super::ClusterAuthorization>,
+    /// Namespaces other than this one whose KafkaUsers may belong to this
+    /// cluster (a label selector; `{}` selects every namespace). Absent: only this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespaces: Option<LabelSelector>,
 }
 
 /// Rolling restarts: one broker at a time, never below `min.insync.replicas`.

@@ -109,3 +109,14 @@ impl Default for CaSpec {
         }
     }
 }
+
+/// The cluster's authorizer (`authorization.type: simple`, as in Strimzi).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAuthorization {
+    #[serde(rename = "type", default)]
+    pub type_: super::AuthorizationType,
+    /// Principals allowed everything besides the brokers and the operator (`User:CN=admin`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub super_users: Vec<String>,
+}
