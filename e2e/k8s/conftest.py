@@ -182,7 +182,7 @@ class Harness:
     def apply(self, obj):
         kind = obj["kind"]
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        plural = {"KafkaCluster": "kafkaclusters", "Topic": "topics"}[kind]
+        plural = {"KafkaCluster": "kafkaclusters", "Topic": "topics", "KafkaUser": "kafkausers"}[kind]
         return self.kube.apply(f"/apis/skein.dev/v1alpha1/namespaces/{ns}/{plural}/{name}", obj)
 
     def get(self, plural, ns, name):

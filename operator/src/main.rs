@@ -1,6 +1,6 @@
 //! `skein-operator`: runs Skein clusters on Kubernetes.
 //!
-//! `run` reconciles KafkaCluster and Topic resources; `crd` prints the
+//! `run` reconciles KafkaCluster, Topic and KafkaUser resources; `crd` prints the
 //! CustomResourceDefinitions (`crds/`); `render` prints the objects a
 //! KafkaCluster file would get, without a cluster.
 
@@ -12,6 +12,7 @@ mod error;
 mod leader;
 mod telemetry;
 mod topic;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,12 +23,12 @@ use clap::{Parser, Subcommand};
 use futures::stream::{BoxStream, SelectAll};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 
 use cluster::build::Settings;
-use crd::{KafkaCluster, Topic};
+use crd::{KafkaCluster, KafkaUser, Topic};
 
 #[derive(Parser)]
 #[command(
@@ -230,7 +231,23 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             .owns(svc, managed.clone())
             .owns(cm, managed);
         let tc = Controller::new(topics, watcher::Config::default());
-        stores.push((cc.store(), tc.store()));
+        let (users, user_secrets) = match ns {
+            Some(ns) => (
+                Api::<KafkaUser>::namespaced(client.clone(), ns),
+                Api::<Secret>::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        // The users' Secrets only (labelled), not every Secret of the cluster.
+        let uc = Controller::new(users, watcher::Config::default())
+            .owns(user_secrets, watcher::Config::default().labels(user::USER_LABEL));
+        stores.push((cc.store(), tc.store(), uc.store()));
+        results.push(
+            uc.shutdown_on_signal()
+                .run(user::reconcile, user::error_policy, ctx.clone())
+                .map(|r| format!("{r:?}"))
+                .boxed(),
+        );
         results.push(
             cc.shutdown_on_signal()
                 .run(cluster::reconcile, cluster::error_policy, ctx.clone())
@@ -248,10 +265,12 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         let metrics = metrics.clone();
         async move {
             loop {
-                let clusters: usize = stores.iter().map(|(c, _)| c.state().len()).sum();
-                let topics: usize = stores.iter().map(|(_, t)| t.state().len()).sum();
+                let clusters: usize = stores.iter().map(|(c, _, _)| c.state().len()).sum();
+                let topics: usize = stores.iter().map(|(_, t, _)| t.state().len()).sum();
+                let users: usize = stores.iter().map(|(_, _, u)| u.state().len()).sum();
                 metrics.clusters.set(clusters as i64);
                 metrics.topics.set(topics as i64);
+                metrics.users.set(users as i64);
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         }

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub clusters: Gauge,
     /// Topic resources being managed.
     pub topics: Gauge,
+    /// KafkaUser resources being managed.
+    pub users: Gauge,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
     scaling_bytes_left: Family<ClusterLabels, Gauge>,
@@ -60,6 +62,7 @@ impl Default for Metrics {
         });
         let clusters = Gauge::default();
         let topics = Gauge::default();
+        let users = Gauge::default();
         let leader = Gauge::default();
         registry.register("reconciliations", "Reconciles run, by kind", reconciles.clone());
         registry.register(
@@ -74,6 +77,7 @@ impl Default for Metrics {
         );
         registry.register("managed_clusters", "KafkaCluster resources managed", clusters.clone());
         registry.register("managed_topics", "Topic resources managed", topics.clone());
+        registry.register("managed_users", "KafkaUser resources managed", users.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         let scaling_bytes_left = Family::<ClusterLabels, Gauge>::default();
         let scaling_partitions_left = Family::<ClusterLabels, Gauge>::default();
@@ -100,6 +104,7 @@ impl Default for Metrics {
             duration,
             clusters,
             topics,
+            users,
             leader,
             scaling_bytes_left,
             scaling_partitions_left,

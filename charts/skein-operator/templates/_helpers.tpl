@@ -30,13 +30,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The rules the operator needs in a namespace it manages: nothing more. */}}
 {{- define "skein-operator.rules" -}}
 - apiGroups: ["skein.dev"]
-  resources: ["kafkaclusters", "topics"]
+  resources: ["kafkaclusters", "topics", "kafkausers"]
   verbs: ["get", "list", "watch", "patch", "update"]
 - apiGroups: ["skein.dev"]
-  resources: ["kafkaclusters/status", "topics/status"]
+  resources: ["kafkaclusters/status", "topics/status", "kafkausers/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["skein.dev"]
-  resources: ["kafkaclusters/finalizers", "topics/finalizers"]
+  resources: ["kafkaclusters/finalizers", "topics/finalizers", "kafkausers/finalizers"]
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
@@ -47,10 +47,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "delete"]
-# A secured cluster's CAs and certificates.
+# A secured cluster's CAs and certificates; KafkaUsers' Secrets (watched).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "list", "patch", "delete"]

@@ -1,4 +1,4 @@
-//! The custom resources: `KafkaCluster` (kc) and `Topic` (kt) in `skein.dev/v1alpha1`.
+//! The custom resources: `KafkaCluster` (kc), `Topic` (kt) and `KafkaUser` (ku) in `skein.dev/v1alpha1`.
 //!
 //! Types only, plus the metav1 Condition bookkeeping both kinds share. Nothing
 //! here talks to the API server; `skein-operator crd` prints what these derive.
@@ -7,11 +7,13 @@ mod cluster;
 pub mod condition;
 mod security;
 mod topic;
+mod user;
 
 pub use cluster::*;
 pub use condition::{condition, set_condition, Condition};
 pub use security::*;
 pub use topic::*;
+pub use user::*;
 
 /// A map that may arrive as null: server-side apply on servers before 1.22
 /// stores a map whose last key an apply removed as null, not as `{}`.
@@ -26,7 +28,7 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(
 pub fn crds_yaml() -> String {
     use kube::CustomResourceExt;
     let mut out = String::new();
-    for crd in [KafkaCluster::crd(), Topic::crd()] {
+    for crd in [KafkaCluster::crd(), Topic::crd(), KafkaUser::crd()] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd).expect("a CRD always serializes"));
     }
@@ -85,6 +87,8 @@ mod tests {
         for needle in [
             "shortNames:\n    - kc",
             "shortNames:\n    - kt",
+            "shortNames:\n    - ku",
+            "name: Authentication",
             "specReplicasPath: .spec.replicas",
             "labelSelectorPath: .status.selector",
             "name: Bootstrap",
