@@ -69,6 +69,13 @@ def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured
     for leaf in [f"{NAME}-0", f"{NAME}-1", f"{NAME}-2", "operator"]:
         assert {f"{leaf}.crt", f"{leaf}.key", f"{leaf}.pem"} <= set(certs), sorted(certs)
     assert "ca.key" in secret(k8s, ns, f"{NAME}-cluster-ca")
+    # Each CA and certificate's remaining life, in seconds (365 days by default).
+    import re
+    expiry = {m[1]: float(m[2]) for m in re.finditer(
+        r'skein_operator_certificate_expiry_seconds\{[^}]*certificate="([^"]+)"[^}]*\} (\S+)',
+        k8s.operator_metrics(k8s.operator))}
+    assert {"cluster-ca", "clients-ca", f"{NAME}-0", "operator"} <= set(expiry), expiry
+    assert 364 * 86400 < expiry["cluster-ca"] <= 365 * 86400, expiry
     # No key in the operator's log, status or Events.
     assert "PRIVATE KEY" not in k8s.operator_logs(tail=10**8)
     assert "PRIVATE KEY" not in str(kc["status"])

@@ -27,6 +27,14 @@ struct ClusterLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    namespace: String,
+    cluster: String,
+    /// `cluster-ca`, `clients-ca` (the newest key), or a leaf (`demo-0`, `operator`).
+    certificate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     kind: &'static str,
     reason: &'static str,
@@ -49,6 +57,11 @@ pub struct Metrics {
     scaling_bytes_left: Family<ClusterLabels, Gauge>,
     scaling_partitions_left: Family<ClusterLabels, Gauge>,
     scaling_stalled: Family<ClusterLabels, Gauge>,
+    certificate_expiry: Family<CertificateLabels, Gauge>,
+    /// The certificate labels set per cluster, to drop those that go.
+    known_certificates: std::sync::Mutex<
+        std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>,
+    >,
     ready: AtomicBool,
 }
 
@@ -82,6 +95,12 @@ impl Default for Metrics {
         let scaling_bytes_left = Family::<ClusterLabels, Gauge>::default();
         let scaling_partitions_left = Family::<ClusterLabels, Gauge>::default();
         let scaling_stalled = Family::<ClusterLabels, Gauge>::default();
+        let certificate_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register(
+            "certificate_expiry_seconds",
+            "Seconds until a CA or a certificate the operator issued expires",
+            certificate_expiry.clone(),
+        );
         registry.register(
             "scaling_bytes_left",
             "Bytes the partition moves of a scale still copy",
@@ -109,6 +128,8 @@ impl Default for Metrics {
             scaling_bytes_left,
             scaling_partitions_left,
             scaling_stalled,
+            certificate_expiry,
+            known_certificates: Default::default(),
             ready: AtomicBool::new(false),
         }
     }
@@ -148,6 +169,26 @@ impl Metrics {
             .get_or_create(&l)
             .set((st.partitions_total - st.partitions_done).max(0));
         self.scaling_stalled.get_or_create(&l).set(i64::from(st.stalled));
+    }
+
+    /// A cluster's certificates: (name, seconds to expiry); names no longer
+    /// given are dropped.
+    pub fn certificates(&self, namespace: &str, cluster: &str, expiries: &[(String, i64)]) {
+        let label = |certificate: &str| CertificateLabels {
+            namespace: namespace.into(),
+            cluster: cluster.into(),
+            certificate: certificate.into(),
+        };
+        let mut known = self.known_certificates.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (namespace.to_string(), cluster.to_string());
+        let now: std::collections::BTreeSet<String> = expiries.iter().map(|(n, _)| n.clone()).collect();
+        for gone in known.get(&key).into_iter().flatten().filter(|n| !now.contains(*n)) {
+            self.certificate_expiry.remove(&label(gone));
+        }
+        for (name, seconds) in expiries {
+            self.certificate_expiry.get_or_create(&label(name)).set(*seconds);
+        }
+        known.insert(key, now);
     }
 
     /// Marks the process ready (watches started).

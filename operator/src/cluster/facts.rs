@@ -56,6 +56,29 @@ pub struct CertificateFacts {
     pub clients_ca: Material,
 }
 
+impl CertificateFacts {
+    /// Seconds until each CA's newest key and each leaf expire (negative: expired).
+    pub fn expiries(&self, now: jiff::Timestamp) -> Vec<(String, i64)> {
+        let left = |pem: &str| {
+            crate::certificates::issue::read(pem)
+                .ok()
+                .map(|r| r.not_after.as_second() - now.as_second())
+        };
+        let mut out = Vec::new();
+        for (name, m) in [("cluster-ca", &self.cluster_ca), ("clients-ca", &self.clients_ca)] {
+            if let Some(s) = m.cas.values().next_back().and_then(|c| left(&c.cert_pem)) {
+                out.push((name.to_string(), s));
+            }
+            for (leaf, l) in &m.leaves {
+                if let Some(s) = left(&l.cert_pem) {
+                    out.push((leaf.clone(), s));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The StatefulSet as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatefulSetFacts {

@@ -89,9 +89,14 @@ async fn apply(cached: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
     let Some(facts) = facts::observe(ctx, &ns, &cached.name_any()).await? else {
         return Ok(Action::await_change());
     };
+    let now = jiff::Timestamp::now();
+    if let Some(certs) = &facts.certificates {
+        let expiries = certs.expiries(now);
+        ctx.metrics.certificates(&ns, &cached.name_any(), &expiries);
+    }
     let inputs = decide::Inputs {
         settings: &ctx.settings,
-        now: jiff::Timestamp::now(),
+        now,
         stall_after: ctx.stall_after,
         propagation: ctx.secret_propagation,
     };
