@@ -304,9 +304,11 @@ def test_replacing_both_cas_breaks_no_connected_client_and_restarts_nothing(k8s,
     for name, text in files.items():
         with open(f"{d}/{name}", "w") as f:
             f.write(text)
-    AdminClient({"bootstrap.servers": f"{host}:9091", "security.protocol": "SSL", "ssl.ca.location": f"{d}/ca.crt",
-                 "ssl.certificate.location": f"{d}/op.crt", "ssl.key.location": f"{d}/op.key"}) \
-        .create_topics([NewTopic("steady", 3, 3)])["steady"].result(30)
+    # Kept in a variable: a handle destroyed at once fails its own request.
+    admin = AdminClient({"bootstrap.servers": f"{host}:9091", "security.protocol": "SSL",
+                         "ssl.ca.location": f"{d}/ca.crt", "ssl.certificate.location": f"{d}/op.crt",
+                         "ssl.key.location": f"{d}/op.key"})
+    admin.create_topics([NewTopic("steady", 3, 3)])["steady"].result(30)
     conf = {"bootstrap.servers": f"{host}:9095", "security.protocol": "SSL", "ssl.ca.location": f"{d}/ca.crt",
             "ssl.certificate.location": f"{d}/user.crt", "ssl.key.location": f"{d}/user.key"}
 

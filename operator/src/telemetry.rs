@@ -59,9 +59,8 @@ pub struct Metrics {
     scaling_stalled: Family<ClusterLabels, Gauge>,
     certificate_expiry: Family<CertificateLabels, Gauge>,
     /// The certificate labels set per cluster, to drop those that go.
-    known_certificates: std::sync::Mutex<
-        std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>,
-    >,
+    known_certificates:
+        std::sync::Mutex<std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>>,
     ready: AtomicBool,
 }
 

@@ -1,8 +1,10 @@
 //! Execute: carries out a plan's writes in order, and nothing else. The only
 //! part of the KafkaCluster reconcile that writes to the API server or the brokers.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use std::collections::BTreeMap;
+
+use base64::Engine;
+use k8s_openapi::api::apps::v1::StatefulSet;
 
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -200,6 +202,9 @@ fn step_name(step: &CertStep) -> String {
 }
 
 /// Server-side apply of a Secret owned by the cluster (its data is never logged).
+/// As `data`, not `stringData`: the API server folds `stringData` into `data`
+/// outside the apply's field ownership, so a key dropped from a later apply
+/// (an old CA's) would stay in the Secret for ever.
 async fn apply_secret(
     ctx: &Context,
     kc: &KafkaCluster,
@@ -224,7 +229,10 @@ async fn apply_secret(
             "ownerReferences": owner.map(|o| vec![o]).unwrap_or_default(),
         },
         "type": "Opaque",
-        "stringData": data,
+        "data": data
+            .into_iter()
+            .map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v)))
+            .collect::<BTreeMap<String, String>>(),
     });
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
@@ -384,10 +392,16 @@ mod tests {
                 .unwrap()
                 .body
         };
-        let brokers = &body("demo-brokers")["stringData"];
-        assert!(brokers["demo-2.pem"].as_str().unwrap().contains("BEGIN CERTIFICATE"));
-        assert!(brokers["operator.key"].as_str().unwrap().contains("PRIVATE KEY"));
-        let bundle = body("demo-cluster-ca-cert")["stringData"]["ca.crt"].as_str().unwrap();
+        // As `data`: keys the next apply leaves out are removed (an old CA's).
+        let text = |name: &str, key: &str| {
+            let b64 = body(name)["data"][key].as_str().unwrap_or_default().to_string();
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+        };
+        assert!(text("demo-brokers", "demo-2.pem").contains("BEGIN CERTIFICATE"));
+        assert!(text("demo-brokers", "operator.key").contains("PRIVATE KEY"));
+        assert!(body("demo-brokers").get("stringData").is_none());
+        let bundle = text("demo-cluster-ca-cert", "ca.crt");
+        let bundle = bundle.as_str();
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
         assert!(!bundle.contains("PRIVATE KEY"), "the bundle holds no key");
         assert!(body("demo-cluster-ca")["metadata"]["annotations"]["skein.dev/bundle-changed"].is_string());
