@@ -22,7 +22,7 @@ IMAGE ?= localhost/skein:dev
 export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-scale bench-operator bench-scaling lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-scale bench-operator bench-users bench-scaling lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -103,6 +103,11 @@ compat: build
 bench-operator: build image
 	./scripts/setup-test-env.sh
 	.venv/bin/python e2e/k8s/bench_operator.py
+
+# KafkaUsers: apply -> authenticated, and the operator with USERS (1000) of them.
+bench-users: build image
+	./scripts/setup-test-env.sh
+	.venv/bin/python e2e/k8s/bench_users.py
 
 # Scaling 3 -> 5 brokers with BENCH_MIB MiB of data at BENCH_THROTTLE_MIB MiB/s, and
 # the operator's RSS/CPU over a cluster of 1,000 partitions (bench-results/scaling.json).

@@ -176,7 +176,13 @@ pub fn decide(state: &State, policy: &Policy, now: Timestamp) -> Decision {
 
     // Leaves still signed by an older CA (re-issued this round or not).
     let migrated = state.leaves.values().all(|l| l.issuer == newest.generation);
-    let leaves_settled = migrated && settled(state.old_leaves_changed, &mut due);
+    // Certificates this plan does not track (KafkaUsers', re-issued by their
+    // own reconciler once the new CA is trusted) move when the bundle settles:
+    // the old CA stays a full propagation after that, too.
+    let moved = state
+        .old_leaves_changed
+        .max(state.bundle_changed.map(|t| t + policy.propagation));
+    let leaves_settled = migrated && settled(moved, &mut due);
     let phase = if !replacing {
         Phase::Ready
     } else if !bundle_settled {
@@ -408,6 +414,28 @@ mod tests {
         );
         assert_eq!(w.state.cas.iter().map(|c| c.generation).collect::<Vec<_>>(), [2]);
         assert!(w.state.leaves.values().all(|l| l.issuer == 2));
+    }
+
+    #[test]
+    fn a_ca_without_tracked_leaves_keeps_its_old_key_a_propagation_after_the_bundle_settles() {
+        // The clients CA: its leaves are KafkaUsers', re-issued by the user
+        // reconciler once the bundle has settled; applications then need a
+        // propagation period to take them before the old CA goes.
+        let p = policy();
+        let mut w = World::default();
+        let start = Timestamp::UNIX_EPOCH;
+        let mut dropped_at = None;
+        for m in 0..20 {
+            let now = start + minutes(m);
+            w.state.force_renew = m == 1;
+            let d = decide(&w.state, &p, now);
+            if d.steps.iter().any(|s| matches!(s, Step::DropCa { .. })) {
+                dropped_at.get_or_insert(m);
+            }
+            w.apply(&d, &p, now);
+        }
+        // The new key joins at minute 1, settles at 4; the old one goes at 7.
+        assert_eq!(dropped_at, Some(7));
     }
 
     #[test]
