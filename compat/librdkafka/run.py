@@ -75,7 +75,8 @@ class Brokers:
                     "controller.quorum.voters": voters,
                     "default.replication.factor": "3",
                 })
-            settings.update(extra or {})
+            # A callable value is per broker: it is given the broker's index.
+            settings.update({k: (v(i) if callable(v) else v) for k, v in (extra or {}).items()})
             args = [broker_binary(), *extra_args]
             for k, v in settings.items():
                 args += ["--set", f"{k}={v}"]
@@ -193,11 +194,19 @@ SASL = {
 SASL_CLIENT = ("security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
                "sasl.username=admin\nsasl.password=admin-secret\n")
 
+# Three brokers in three racks named as 0101 expects (RACK<node.id>), with
+# KIP-392's rack-aware replica selector.
+RACKS = {
+    "broker.rack": lambda i: f"RACK{i}",
+    "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+}
+
 SETUPS = {
     "1": Setup(1),
     "3": Setup(3),
     "3-noautocreate": Setup(3, "noautocreate"),
     "1-acl": Setup(1, broker=ACL),
+    "3-racks": Setup(3, broker=RACKS),
     "3-sasl": Setup(3, protocol="SASL_SSL", broker=SASL, args=SASL_USERS, client=SASL_CLIENT, secure=True),
 }
 

@@ -455,6 +455,51 @@ impl Broker {
         }
     }
 
+    /// The local replica a consumer may read: the leader's, or with a fetch
+    /// that can follow a preferred replica (v11+, KIP-392) a follower's, read
+    /// up to its high watermark. Errors as [`Broker::leader_partition`].
+    pub fn readable_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        from_followers: bool,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        match self.leader_partition(topic, index) {
+            Err(ResponseError::NotLeaderOrFollower) if from_followers => {}
+            other => return other,
+        }
+        match self.partition(topic, index).filter(|p| !p.is_deleted()) {
+            Some(p) if self.metadata_is_current() && p.replica_state().replicas.contains(&self.node_id) => Ok(p),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
+    /// KIP-392, on the leader of `p`: the in-sync replica a consumer in
+    /// `client_rack` should read from instead (RackAwareReplicaSelector), or
+    /// None to read here (no selector, no rack, the leader's own rack, or no
+    /// live in-sync replica there). Of several, the lowest id: stable, so a
+    /// consumer is not moved back and forth.
+    pub fn preferred_read_replica(&self, p: &Partition, client_rack: &str) -> Option<i32> {
+        if client_rack.is_empty() || !self.config.rack_aware_fetching() {
+            return None;
+        }
+        if self.config.get("broker.rack").as_deref() == Some(client_rack) {
+            return None;
+        }
+        let isr = p.replica_state().isr;
+        self.controller.with_image(|img| {
+            isr.iter()
+                .copied()
+                .filter(|id| *id != self.node_id)
+                .filter(|id| {
+                    img.brokers
+                        .get(id)
+                        .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(client_rack))
+                })
+                .min()
+        })
+    }
+
     /// The ids of live (registered, unfenced) brokers.
     pub fn broker_ids(&self) -> Vec<i32> {
         self.controller.with_image(MetadataImage::live_brokers)

@@ -42,6 +42,21 @@ impl<'a> Replicas<'a> {
         self.0.leader_partition(topic, index)
     }
 
+    /// A partition a consumer may read here: led here, or (KIP-392) followed here.
+    pub fn readable_partition(
+        &self,
+        topic: &str,
+        index: i32,
+        from_followers: bool,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        self.0.readable_partition(topic, index, from_followers)
+    }
+
+    /// KIP-392: the in-sync replica in the consumer's rack to read from instead of here.
+    pub fn preferred_read_replica(&self, p: &Partition, client_rack: &str) -> Option<i32> {
+        self.0.preferred_read_replica(p, client_rack)
+    }
+
     /// Appends a produced batch to a partition led here, waking fetches waiting on appends.
     pub async fn append(
         &self,

@@ -142,7 +142,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "remote.log.storage.system.enable",
     "replica.fetch.min.bytes",
     "replica.high.watermark.checkpoint.interval.ms",
-    "replica.selector.class",
     "replica.socket.receive.buffer.bytes",
     "replica.socket.timeout.ms",
     "replication.quota.window.num",

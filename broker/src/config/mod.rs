@@ -239,6 +239,19 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         ],
         doc: "Turns authorization on: every request is checked against the ACLs (CreateAcls, DescribeAcls, DeleteAcls) stored in the metadata log, with Kafka's StandardAuthorizer semantics. Empty: no authorizer, everything is allowed and the ACL APIs answer SECURITY_DISABLED.",
     },
+    // KIP-392: consumers fetch from the replica in their own rack.
+    ConfigDef {
+        name: "replica.selector.class",
+        kind: T::String,
+        default: Some(""),
+        min: None,
+        one_of: &[
+            "",
+            "org.apache.kafka.common.replica.LeaderSelector",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+        ],
+        doc: "Which replica a consumer reads from (KIP-392). RackAwareReplicaSelector: a consumer that sends its client.rack is pointed at an in-sync replica in that rack (its broker.rack), and followers answer consumers' fetches up to their high watermark. Empty or LeaderSelector: every consumer reads from the leader.",
+    },
     def(
         "super.users",
         T::String,
@@ -1160,6 +1173,12 @@ impl BrokerConfig {
     pub fn max_connections_per_ip(&self) -> usize {
         self.num("max.connections.per.ip") as usize
     }
+    /// Whether the leader points consumers at a replica in their rack (KIP-392).
+    pub fn rack_aware_fetching(&self) -> bool {
+        self.get("replica.selector.class").unwrap_or_default().trim()
+            == "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+    }
+
     /// The authorizer's settings, or None when `authorizer.class.name` is empty.
     pub fn authorizer(&self) -> Option<crate::security::acl::AuthorizerConfig> {
         let class = self.get("authorizer.class.name").unwrap_or_default();

@@ -781,6 +781,42 @@ def test_replicas_of_new_topics_spread_over_the_brokers_racks(cluster_factory):
         assert sorted(racks[b] for b in replicas) == ["a", "b"], (p, replicas)
 
 
+def test_a_consumer_with_client_rack_fetches_from_the_replica_in_its_rack(cluster_factory):
+    # KIP-392: with the RackAwareReplicaSelector, the leader answers a consumer
+    # in another rack with the in-sync replica of that rack, and the consumer
+    # reads every record from it; a consumer without client.rack reads the leader.
+    cluster = cluster_factory(3, broker_rack=lambda i: f"zone-{i}",
+                              replica_selector_class="org.apache.kafka.common.replica.RackAwareReplicaSelector")
+    create_topic(cluster, "near", 1, rf=3)
+    leader, replicas, _ = partitions_of(cluster, "near")[0]
+    near = next(b for b in replicas if b != leader)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(100):
+        p.produce("near", value=f"r{i}")
+    assert p.flush(30) == 0
+
+    def consume(extra):
+        stats = []
+        c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"g-{len(extra)}",
+                      "auto.offset.reset": "earliest", "statistics.interval.ms": 200,
+                      "stats_cb": lambda s: stats.append(json.loads(s)), **extra})
+        c.assign([TopicPartition("near", 0, 0)])
+        got, deadline = [], time.time() + 30
+        while len(got) < 100 and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+        c.poll(0.5)  # one more statistics callback after the last record
+        c.close()
+        assert got == [f"r{i}" for i in range(100)]
+        # The broker librdkafka fetched partition 0 from, at the last report.
+        return stats[-1]["topics"]["near"]["partitions"]["0"]["broker"]
+
+    assert consume({"client.rack": f"zone-{near}"}) == near
+    assert consume({}) == leader
+    assert consume({"client.rack": f"zone-{leader}"}) == leader
+
+
 def test_a_broker_far_behind_catches_up_from_a_metadata_snapshot(cluster_factory):
     # A snapshot every 20 metadata entries, and only 20 kept after it: a broker
     # that misses a hundred entries must be sent the snapshot. The one stopped is

@@ -1,5 +1,10 @@
 //! Fetch (key 1): long-polling reads of stored batches, sent as they are on disk.
 //!
+//! KIP-392: with `replica.selector.class` RackAwareReplicaSelector, the leader
+//! answers a consumer in another rack (`rack_id`, v11+) with the in-sync
+//! replica of its rack as `preferred_read_replica`, and followers serve
+//! consumers' fetches up to their high watermark.
+//!
 //! v4-12 are served: they name topics, so no topic-id lookup is needed. Fetch
 //! sessions (KIP-227) are not kept: every response has session id 0, which tells
 //! clients to send full fetch requests.
@@ -207,8 +212,24 @@ async fn read_all(
                 partitions.push(pd.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
                 continue;
             }
-            let p = match ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) {
-                Ok(p) => p,
+            // KIP-392: a consumer whose fetch can follow a preferred read
+            // replica (v11+) may also read a follower here.
+            let from_followers = req.replica_id.0 < 0 && ctx.api_version() >= 11;
+            let (p, leading) = match ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) {
+                Ok(p) => (p, true),
+                Err(ResponseError::NotLeaderOrFollower) if from_followers => {
+                    match ctx
+                        .replicas()
+                        .readable_partition(ft.topic.0.as_str(), fp.partition, true)
+                    {
+                        Ok(p) => (p, false),
+                        Err(e) => {
+                            any_error = true;
+                            partitions.push(pd.with_error_code(e.code()));
+                            continue;
+                        }
+                    }
+                }
                 Err(e) => {
                     any_error = true;
                     partitions.push(pd.with_error_code(e.code()));
@@ -232,6 +253,15 @@ async fn read_all(
                 .with_high_watermark(hw)
                 .with_last_stable_offset(hw)
                 .with_log_start_offset(p.log_start_offset());
+            // The leader points a consumer in another rack at a replica in its
+            // own, and sends no records: the client fetches there next.
+            if leading && from_followers {
+                let rack = req.rack_id.as_str();
+                if let Some(r) = ctx.replicas().preferred_read_replica(&p, rack) {
+                    partitions.push(pd.with_preferred_read_replica(BrokerId(r)));
+                    continue;
+                }
+            }
             let budget = max_bytes
                 .saturating_sub(total)
                 .min(fp.partition_max_bytes.max(0) as usize);
