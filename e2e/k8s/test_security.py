@@ -65,6 +65,14 @@ def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured
     # The Secrets, with the keys applications and brokers mount.
     bundle = secret(k8s, ns, f"{NAME}-cluster-ca-cert")["ca.crt"]
     assert bundle.count("BEGIN CERTIFICATE") == 1 and "PRIVATE KEY" not in bundle
+    # The same bundle as PKCS#12 for Java clients (ca.p12, ca.password), as OpenSSL reads it.
+    raw = k8s.kube.get(f"/api/v1/namespaces/{ns}/secrets/{NAME}-cluster-ca-cert")["data"]
+    p12 = os.path.join(tempfile.mkdtemp(prefix="skein-p12-"), "ca.p12")
+    with open(p12, "wb") as f:
+        f.write(base64.b64decode(raw["ca.p12"]))
+    out = subprocess.run(["openssl", "pkcs12", "-in", p12, "-nokeys", "-passin",
+                          f"pass:{base64.b64decode(raw['ca.password']).decode()}"], capture_output=True, text=True)
+    assert out.returncode == 0 and f"{NAME}-cluster-ca v1" in out.stdout, out.stderr
     certs = secret(k8s, ns, f"{NAME}-brokers")
     for leaf in [f"{NAME}-0", f"{NAME}-1", f"{NAME}-2", "operator"]:
         assert {f"{leaf}.crt", f"{leaf}.key", f"{leaf}.pem"} <= set(certs), sorted(certs)

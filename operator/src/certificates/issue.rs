@@ -168,6 +168,63 @@ pub fn read(pem_text: &str) -> Result<Read, CertError> {
     })
 }
 
+/// A PKCS#12 keystore (what Java clients take: `ssl.keystore.type=PKCS12`)
+/// with the user's key and chain, under `password` (AES-256, PBKDF2-SHA256).
+pub fn keystore(user: &Issued, ca: &Issued, alias: &str, password: &str) -> Result<Vec<u8>, CertError> {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    use sha2::Digest;
+    let bad = |e: String| CertError::Read(format!("keystore: {e}"));
+    let der = |pem: &str| -> Result<Vec<u8>, CertError> {
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        Ok(p.contents)
+    };
+    let leaf = Certificate::from_der(&der(&user.cert_pem)?).map_err(|e| bad(e.to_string()))?;
+    let root = Certificate::from_der(&der(&ca.cert_pem)?).map_err(|e| bad(e.to_string()))?;
+    let key = PrivateKey::from_der(&der(&user.key_pem)?).map_err(|e| bad(e.to_string()))?;
+    let id = sha2::Sha256::digest(leaf.as_der())[..20].to_vec();
+    let mut store = KeyStore::new();
+    store.add_entry(
+        alias,
+        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(id, key, [leaf, root])),
+    );
+    store.writer(password).write().map_err(|e| bad(e.to_string()))
+}
+
+/// 32 random letters and digits.
+pub fn password() -> String {
+    use ring::rand::SecureRandom;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = String::with_capacity(32);
+    while out.len() < 32 {
+        let mut b = [0u8; 64];
+        if rng.fill(&mut b).is_err() {
+            continue;
+        }
+        // 248 = 4 × 62: rejecting the rest keeps every character equally likely.
+        out.extend(
+            b.iter()
+                .filter(|x| **x < 248)
+                .map(|x| ALPHABET[(*x % 62) as usize] as char)
+                .take(32 - out.len()),
+        );
+    }
+    out
+}
+
+/// A PKCS#12 trust store of CA certificates (Java's `ssl.truststore.type=PKCS12`).
+pub fn truststore(cas: &[&Issued], password: &str) -> Result<Vec<u8>, CertError> {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry};
+    let bad = |e: String| CertError::Read(format!("truststore: {e}"));
+    let mut store = KeyStore::new();
+    for (i, ca) in cas.iter().enumerate() {
+        let (_, p) = x509_parser::pem::parse_x509_pem(ca.cert_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let cert = Certificate::from_der(&p.contents).map_err(|e| bad(e.to_string()))?;
+        store.add_entry(&format!("ca-{i}"), KeyStoreEntry::Certificate(cert));
+    }
+    store.writer(password).write().map_err(|e| bad(e.to_string()))
+}
+
 fn dn(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "skein.dev");
@@ -265,6 +322,40 @@ mod tests {
         assert!(!server_trusted(&[&ca], &leaf, &names[0], now() + days(31)), "expired");
         // Brokers authenticate to each other with the same certificate.
         assert!(client_trusted(&[&ca], &leaf, now()));
+    }
+
+    #[test]
+    fn keystores_and_truststores_open_with_their_password_only() {
+        use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
+        let ca = new_ca("demo-clients-ca", 1, now(), days(365)).unwrap();
+        let other = new_ca("demo-clients-ca", 2, now(), days(365)).unwrap();
+        let leaf = issue(&ca, "alice", &Usage::Client, now(), days(30)).unwrap();
+        let pw = password();
+        assert_eq!(pw.len(), 32);
+        assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(pw, password());
+        let store = KeyStore::from_pkcs12(
+            &keystore(&leaf, &ca, "alice", &pw).unwrap(),
+            &pw,
+            Pkcs12ImportPolicy::Strict,
+        )
+        .expect("the keystore opens");
+        let (alias, chain) = store.private_key_chain().expect("a key and its chain");
+        assert_eq!(alias, "alice");
+        assert_eq!(chain.certs().len(), 2);
+        assert!(
+            chain.certs()[0].subject().contains("alice"),
+            "{}",
+            chain.certs()[0].subject()
+        );
+        let trust = truststore(&[&other, &ca], &pw).unwrap();
+        let store = KeyStore::from_pkcs12(&trust, &pw, Pkcs12ImportPolicy::Strict).expect("the truststore opens");
+        let certs = store
+            .entries()
+            .filter(|(_, e)| matches!(e, KeyStoreEntry::Certificate(_)))
+            .count();
+        assert_eq!(certs, 2);
+        assert!(KeyStore::from_pkcs12(&trust, "wrong", Pkcs12ImportPolicy::Strict).is_err());
     }
 
     #[test]

@@ -182,12 +182,23 @@ async fn certificates(ctx: &Context, kc: &KafkaCluster, ns: &str, w: Certificate
     m.apply(&w.steps, &w.wanted, &cn, &w.policy, jiff::Timestamp::now())?;
     m.force_renew_handled = w.force_renew;
     tracing::info!(cluster = %kc.name_any(), ca = %m.name, steps = ?w.steps.iter().map(step_name).collect::<Vec<_>>(), "certificates");
+    let bytes = |data: BTreeMap<String, String>| -> BTreeMap<String, Vec<u8>> {
+        data.into_iter().map(|(k, v)| (k, v.into_bytes())).collect()
+    };
     if let Some(leaves) = &w.leaves_secret {
-        apply_secret(ctx, kc, ns, leaves, m.leaves_data(), Default::default()).await?;
+        apply_secret(ctx, kc, ns, leaves, bytes(m.leaves_data()), Default::default()).await?;
     }
-    let bundle = BTreeMap::from([("ca.crt".to_string(), m.bundle())]);
+    // Strimzi's keys: the bundle as PEM, and as PKCS#12 with its password for Java clients.
+    let password = crate::certificates::issue::password();
+    let cas: Vec<_> = m.cas.values().rev().collect();
+    let p12 = crate::certificates::issue::truststore(&cas, &password)?;
+    let bundle = BTreeMap::from([
+        ("ca.crt".to_string(), m.bundle().into_bytes()),
+        ("ca.p12".to_string(), p12),
+        ("ca.password".to_string(), password.into_bytes()),
+    ]);
     apply_secret(ctx, kc, ns, &w.cert_secret, bundle, Default::default()).await?;
-    apply_secret(ctx, kc, ns, &w.key_secret, m.key_data(), m.annotations()).await
+    apply_secret(ctx, kc, ns, &w.key_secret, bytes(m.key_data()), m.annotations()).await
 }
 
 /// A certificate step without its keys, for the log.
@@ -210,7 +221,7 @@ async fn apply_secret(
     kc: &KafkaCluster,
     ns: &str,
     name: &str,
-    data: BTreeMap<String, String>,
+    data: BTreeMap<String, Vec<u8>>,
     annotations: BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let names = Names::new(kc, &ctx.settings.cluster_domain);
@@ -400,6 +411,8 @@ mod tests {
         assert!(text("demo-brokers", "demo-2.pem").contains("BEGIN CERTIFICATE"));
         assert!(text("demo-brokers", "operator.key").contains("PRIVATE KEY"));
         assert!(body("demo-brokers").get("stringData").is_none());
+        assert!(!text("demo-cluster-ca-cert", "ca.password").is_empty());
+        assert!(body("demo-cluster-ca-cert")["data"]["ca.p12"].is_string());
         let bundle = text("demo-cluster-ca-cert", "ca.crt");
         let bundle = bundle.as_str();
         assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);

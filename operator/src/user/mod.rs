@@ -25,7 +25,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use skein_client::{acl_codes, AclEntry, AclFilterSpec, Admin, QuotaEntity};
 
-use crate::certificates::issue::{self, Issued, Usage};
+use crate::certificates::issue::{self, Usage};
 use crate::certificates::material::Material;
 use crate::cluster::build::{Names, FIELD_MANAGER};
 use crate::cluster::listeners::SecretNames;
@@ -346,7 +346,7 @@ async fn credentials(
                 .get("password")
                 .and_then(|p| String::from_utf8(p.clone()).ok())
                 .filter(|p| !p.is_empty())
-                .unwrap_or_else(generate_password),
+                .unwrap_or_else(issue::password),
         };
         let has = held.iter().any(|c| c.mechanism == mechanism);
         let changed = old.get("password").map(Vec::as_slice) != Some(password.as_bytes());
@@ -405,8 +405,8 @@ async fn credentials(
     };
     let validity = SignedDuration::from_hours(24 * i64::from(policy.validity_days));
     let issued = issue::issue(signer, user, &Usage::Client, now, validity).map_err(|e| Err(e.into()))?;
-    let p12_password = generate_password();
-    let p12 = keystore(&issued, signer, user, &p12_password).map_err(|e| Err(e.into()))?;
+    let p12_password = issue::password();
+    let p12 = issue::keystore(&issued, signer, user, &p12_password).map_err(|e| Err(e.into()))?;
     tracing::info!(user = %user, ca_generation = generation, "issued a client certificate");
     Ok(Some(BTreeMap::from([
         ("ca.crt".to_string(), ca_cert.into_bytes()),
@@ -415,50 +415,6 @@ async fn credentials(
         ("user.p12".to_string(), p12),
         ("user.password".to_string(), p12_password.into_bytes()),
     ])))
-}
-
-/// A PKCS#12 keystore (what Java clients take: `ssl.keystore.type=PKCS12`)
-/// with the user's key and chain, under `password` (AES-256, PBKDF2-SHA256).
-fn keystore(user: &Issued, ca: &Issued, alias: &str, password: &str) -> Result<Vec<u8>, issue::CertError> {
-    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
-    use sha2::Digest;
-    let bad = |e: String| issue::CertError::Read(format!("keystore: {e}"));
-    let der = |pem: &str| -> Result<Vec<u8>, issue::CertError> {
-        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
-        Ok(p.contents)
-    };
-    let leaf = Certificate::from_der(&der(&user.cert_pem)?).map_err(|e| bad(e.to_string()))?;
-    let root = Certificate::from_der(&der(&ca.cert_pem)?).map_err(|e| bad(e.to_string()))?;
-    let key = PrivateKey::from_der(&der(&user.key_pem)?).map_err(|e| bad(e.to_string()))?;
-    let id = sha2::Sha256::digest(leaf.as_der())[..20].to_vec();
-    let mut store = KeyStore::new();
-    store.add_entry(
-        alias,
-        KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(id, key, [leaf, root])),
-    );
-    store.writer(password).write().map_err(|e| bad(e.to_string()))
-}
-
-/// 32 random letters and digits.
-fn generate_password() -> String {
-    use ring::rand::SecureRandom;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let rng = ring::rand::SystemRandom::new();
-    let mut out = String::with_capacity(32);
-    while out.len() < 32 {
-        let mut b = [0u8; 64];
-        if rng.fill(&mut b).is_err() {
-            continue;
-        }
-        // 248 = 4 × 62: rejecting the rest keeps every character equally likely.
-        out.extend(
-            b.iter()
-                .filter(|x| **x < 248)
-                .map(|x| ALPHABET[(*x % 62) as usize] as char)
-                .take(32 - out.len()),
-        );
-    }
-    out
 }
 
 fn secret_data(s: &Secret) -> BTreeMap<String, Vec<u8>> {
