@@ -33,7 +33,9 @@ def secured_cluster(ns):
                  "listeners": [{"name": "tls", "port": 9094, "tls": True,
                                 "authentication": {"type": "scram-sha-512"}},
                                {"name": "mtls", "port": 9095, "tls": True,
-                                "authentication": {"type": "tls"}}],
+                                "authentication": {"type": "tls"},
+                                "networkPolicyPeers": [{"podSelector": {"matchLabels": {"app": "readers"}}}]}],
+                 "networkPolicy": {"enabled": True},
                  "authorization": {"type": "simple"},
                  "userNamespaces": {"matchLabels": {"skein.dev/users": "sec"}}},
     }
@@ -84,6 +86,12 @@ def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured
         k8s.operator_metrics(k8s.operator))}
     assert {"cluster-ca", "clients-ca", f"{NAME}-0", "operator"} <= set(expiry), expiry
     assert 364 * 86400 < expiry["cluster-ca"] <= 365 * 86400, expiry
+    # The NetworkPolicy: replication and quorum from the brokers, the operator's
+    # way in from its pods, each listener from its peers (9094: anyone).
+    np = k8s.kube.get(f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{NAME}-network-policy")
+    rules = [([p["port"] for p in r["ports"]], r.get("from")) for r in np["spec"]["ingress"]]
+    assert [r[0] for r in rules] == [[9094, 9095, 9091, 9093], [9091, 9644], [9094], [9095], [9644]], rules
+    assert rules[2][1] is None and rules[3][1] == [{"podSelector": {"matchLabels": {"app": "readers"}}}], rules
     # No key in the operator's log, status or Events.
     assert "PRIVATE KEY" not in k8s.operator_logs(tail=10**8)
     assert "PRIVATE KEY" not in str(kc["status"])

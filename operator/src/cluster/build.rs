@@ -258,6 +258,8 @@ pub struct Desired {
     pub statefulset: StatefulSet,
     /// A PodDisruptionBudget in the API version the server serves.
     pub pdb: serde_json::Value,
+    /// With `spec.networkPolicy.enabled`.
+    pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
 }
 
 impl Desired {
@@ -269,14 +271,16 @@ impl Desired {
             v["kind"] = K::kind(&()).into();
             v
         }
-        vec![
+        let mut out = vec![
             typed(&self.service_account),
             typed(&self.headless),
             typed(&self.bootstrap),
             typed(&self.config),
             typed(&self.statefulset),
             self.pdb.clone(),
-        ]
+        ];
+        out.extend(self.network_policy.iter().map(typed));
+        out
     }
 
     /// The objects as one YAML stream (golden tests, `render`).
@@ -562,6 +566,7 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         config,
         statefulset,
         pdb,
+        network_policy: super::listeners::network_policy(cluster, &names),
     }
 }
 

@@ -752,6 +752,7 @@ pub(crate) mod tests {
             authentication: Some(ListenerAuthentication {
                 type_: AuthenticationType::ScramSha512,
             }),
+            network_policy_peers: Vec::new(),
         }];
         f.names = Names::new(&f.cluster, "cluster.local");
         let material = |name: &str| Material {

@@ -90,6 +90,11 @@ pub async fn execute(ctx: &Context, kc: &KafkaCluster, plan: Plan) -> Result<Act
                         let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
                         api.delete(&object, &DeleteParams::default()).await?;
                     }
+                    OwnedKind::NetworkPolicy => {
+                        let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+                            Api::namespaced(ctx.client.clone(), &ns);
+                        api.delete(&object, &DeleteParams::default()).await?;
+                    }
                 }
             }
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use skein_client::ConfigResource;
@@ -121,6 +122,7 @@ pub struct Owned {
 pub enum OwnedKind {
     Service,
     ConfigMap,
+    NetworkPolicy,
 }
 
 impl OwnedKind {
@@ -128,6 +130,7 @@ impl OwnedKind {
         match self {
             OwnedKind::Service => "Service",
             OwnedKind::ConfigMap => "ConfigMap",
+            OwnedKind::NetworkPolicy => "NetworkPolicy",
         }
     }
 }
@@ -444,6 +447,15 @@ async fn owned(ctx: &Context, kc: &KafkaCluster, names: &Names) -> Result<Vec<Ow
             out.push(Owned {
                 kind: OwnedKind::ConfigMap,
                 name: m.name_any(),
+            });
+        }
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    for p in policies.list(&lp).await? {
+        if ours(&p.metadata) {
+            out.push(Owned {
+                kind: OwnedKind::NetworkPolicy,
+                name: p.name_any(),
             });
         }
     }

@@ -7,6 +7,14 @@
 //! talks on CONTROLLER (9093), both TLS with client certificates from the
 //! cluster CA; the operator connects to REPLICATION with its own certificate.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use crate::crd::{AuthenticationType, KafkaCluster, ListenerSpec};
 
 use super::build::{Names, CONTROLLER_PORT, KAFKA_PORT};
@@ -199,7 +207,91 @@ pub fn properties(cluster: &KafkaCluster, names: &Names) -> Vec<(String, String)
     out
 }
 
-/// The principals that may do anything: the brokers and the operator.
+/// The operator's pods as a NetworkPolicy peer: the chart's label, any namespace.
+fn operator_peer() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector::default()),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".to_string(),
+                "skein-operator".to_string(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// With `spec.networkPolicy.enabled`: who may reach which broker port. The
+/// brokers reach every port of each other; the operator its own way in and
+/// the HTTP port; each client listener takes its `networkPolicyPeers` (anyone
+/// when none); the HTTP port (probes, metrics, status) is open. Pure.
+pub fn network_policy(cluster: &KafkaCluster, names: &Names) -> Option<NetworkPolicy> {
+    use super::build::HTTP_PORT;
+    if !cluster.spec.network_policy.enabled {
+        return None;
+    }
+    let tcp = |port: i32| NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let brokers = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(names.selector()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let all = listeners(cluster);
+    let mut rules = Vec::new();
+    // The brokers among themselves: every listener and the quorum.
+    let mut broker_ports: Vec<i32> = all.iter().map(|l| l.port).collect();
+    broker_ports.push(CONTROLLER_PORT);
+    rules.push(NetworkPolicyIngressRule {
+        from: Some(vec![brokers]),
+        ports: Some(broker_ports.into_iter().map(tcp).collect()),
+    });
+    rules.push(NetworkPolicyIngressRule {
+        from: Some(vec![operator_peer()]),
+        ports: Some(vec![tcp(operator_port(cluster)), tcp(HTTP_PORT)]),
+    });
+    for spec in &cluster.spec.listeners {
+        rules.push(NetworkPolicyIngressRule {
+            from: (!spec.network_policy_peers.is_empty()).then(|| spec.network_policy_peers.clone()),
+            ports: Some(vec![tcp(spec.port)]),
+        });
+    }
+    if cluster.spec.listeners.is_empty() {
+        rules.push(NetworkPolicyIngressRule {
+            from: None,
+            ports: Some(vec![tcp(KAFKA_PORT)]),
+        });
+    }
+    rules.push(NetworkPolicyIngressRule {
+        from: None,
+        ports: Some(vec![tcp(HTTP_PORT)]),
+    });
+    Some(NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-network-policy", names.name)),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(names.labels()),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(rules),
+            ..Default::default()
+        }),
+    })
+}
+
+/// The principals that may do anything: the brokers and the operator./// The principals that may do anything: the brokers and the operator.
 pub fn super_users(names: &Names) -> String {
     format!(
         "User:CN={};User:CN={}",
@@ -252,11 +344,74 @@ mod tests {
             type_: ListenerType::Internal,
             tls,
             authentication: auth.map(|type_| ListenerAuthentication { type_ }),
+            network_policy_peers: Vec::new(),
         }
     }
 
     fn props(kc: &KafkaCluster) -> std::collections::BTreeMap<String, String> {
         properties(kc, &Names::new(kc, "cluster.local")).into_iter().collect()
+    }
+
+    #[test]
+    fn the_network_policy_opens_each_port_to_its_clients_only() {
+        let mut kc = fixture();
+        assert!(
+            network_policy(&kc, &Names::new(&kc, "cluster.local")).is_none(),
+            "off by default"
+        );
+        kc.spec.network_policy.enabled = true;
+        let mut tls = listener("tls", 9094, true, Some(AuthenticationType::ScramSha512));
+        tls.network_policy_peers = vec![NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".to_string(), "orders".to_string())])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        kc.spec.listeners = vec![tls, listener("open", 9096, false, None)];
+        let np = network_policy(&kc, &Names::new(&kc, "cluster.local")).unwrap();
+        let spec = np.spec.unwrap();
+        assert_eq!(
+            spec.pod_selector.unwrap().match_labels.unwrap()["app.kubernetes.io/instance"],
+            "demo"
+        );
+        let rules: Vec<(Vec<i32>, Option<String>)> = spec
+            .ingress
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let ports = r
+                    .ports
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|p| match p.port {
+                        Some(IntOrString::Int(n)) => n,
+                        _ => 0,
+                    })
+                    .collect();
+                let from = r.from.map(|f| serde_json::to_string(&f).unwrap());
+                (ports, from)
+            })
+            .collect();
+        let ports: Vec<&Vec<i32>> = rules.iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            ports,
+            [
+                &vec![9094, 9096, 9091, 9093],
+                &vec![9091, 9644],
+                &vec![9094],
+                &vec![9096],
+                &vec![9644]
+            ]
+        );
+        assert!(
+            rules[0].1.as_deref().unwrap().contains("component\":\"broker\""),
+            "{rules:?}"
+        );
+        assert!(rules[1].1.as_deref().unwrap().contains("skein-operator"), "{rules:?}");
+        assert!(rules[2].1.as_deref().unwrap().contains("orders"), "{rules:?}");
+        assert_eq!(rules[3].1, None, "a listener without peers is open");
+        assert_eq!(rules[4].1, None);
     }
 
     #[test]

@@ -411,6 +411,7 @@ mod tests {
             type_: ListenerType::Internal,
             tls,
             authentication: auth.map(|type_| ListenerAuthentication { type_ }),
+            network_policy_peers: Vec::new(),
         };
         let e = errors_of(|kc| {
             kc.spec.listeners = vec![
@@ -448,6 +449,7 @@ mod tests {
             authentication: Some(ListenerAuthentication {
                 type_: AuthenticationType::ScramSha512,
             }),
+            network_policy_peers: Vec::new(),
         }];
         kc.spec.config.insert("super.users".into(), "User:admin".into());
         assert!(
@@ -477,6 +479,7 @@ mod tests {
             authentication: Some(ListenerAuthentication {
                 type_: AuthenticationType::ScramSha256,
             }),
+            network_policy_peers: Vec::new(),
         }];
         kc.spec.authorization = Some(ClusterAuthorization {
             super_users: vec!["User:admin".into()],

@@ -88,6 +88,9 @@ pub struct KafkaClusterSpec {
     /// cluster (a label selector; `{}` selects every namespace). Absent: only this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_namespaces: Option<LabelSelector>,
+    /// A NetworkPolicy restricting the broker ports to their intended clients.
+    #[serde(default, skip_serializing_if = "super::NetworkPolicySpec::is_default")]
+    pub network_policy: super::NetworkPolicySpec,
 }
 
 /// Rolling restarts: one broker at a time, never below `min.insync.replicas`.

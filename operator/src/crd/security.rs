@@ -22,6 +22,10 @@ pub struct ListenerSpec {
     /// How clients authenticate (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<ListenerAuthentication>,
+    /// With `networkPolicy.enabled`: who may connect to this listener (a
+    /// NetworkPolicy's `from`). Empty: anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_policy_peers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 /// Where a listener is reachable from.
@@ -119,4 +123,21 @@ pub struct ClusterAuthorization {
     /// Principals allowed everything besides the brokers and the operator (`User:CN=admin`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub super_users: Vec<String>,
+}
+
+/// A NetworkPolicy over the broker pods.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// The brokers' replication, quorum and operator ports open only to the
+    /// cluster's brokers and the operator's pods; each listener's port to its
+    /// `networkPolicyPeers`; the HTTP port (probes, metrics) to all.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+impl NetworkPolicySpec {
+    pub fn is_default(&self) -> bool {
+        self == &NetworkPolicySpec::default()
+    }
 }
