@@ -250,7 +250,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
             "org.apache.kafka.common.replica.LeaderSelector",
             "org.apache.kafka.common.replica.RackAwareReplicaSelector",
         ],
-        doc: "Which replica a consumer reads from (KIP-392). RackAwareReplicaSelector: a consumer that sends its client.rack is pointed at an in-sync replica in that rack (its broker.rack), and followers answer consumers' fetches up to their high watermark. Empty or LeaderSelector: every consumer reads from the leader.",
+        doc: "Which replica a consumer reads from (KIP-392). RackAwareReplicaSelector: a consumer that sends its client.rack is pointed at an in-sync replica in that rack (its broker.rack), and followers answer consumers' fetches up to their high watermark (set it on every broker). Empty or LeaderSelector: every consumer reads from the leader.",
     },
     def(
         "super.users",

@@ -3,7 +3,9 @@
 //! KIP-392: with `replica.selector.class` RackAwareReplicaSelector, the leader
 //! answers a consumer in another rack (`rack_id`, v11+) with the in-sync
 //! replica of its rack as `preferred_read_replica`, and followers serve
-//! consumers' fetches up to their high watermark.
+//! consumers' fetches up to their high watermark (only where the selector is
+//! on: Kafka's followers always do, but a consumer with stale metadata would
+//! then read a deposed leader's divergent tail before it is truncated).
 //!
 //! v4-12 are served: they name topics, so no topic-id lookup is needed. Fetch
 //! sessions (KIP-227) are not kept: every response has session id 0, which tells
@@ -212,9 +214,10 @@ async fn read_all(
                 partitions.push(pd.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
                 continue;
             }
-            // KIP-392: a consumer whose fetch can follow a preferred read
-            // replica (v11+) may also read a follower here.
-            let from_followers = req.replica_id.0 < 0 && ctx.api_version() >= 11;
+            // KIP-392: where the rack-aware selector is on, a consumer whose
+            // fetch can follow a preferred read replica (v11+) may also read a
+            // follower here. Elsewhere followers refuse consumers, as before.
+            let from_followers = req.replica_id.0 < 0 && ctx.api_version() >= 11 && ctx.config().rack_aware_fetching();
             let (p, leading) = match ctx.replicas().leader_partition(ft.topic.0.as_str(), fp.partition) {
                 Ok(p) => (p, true),
                 Err(ResponseError::NotLeaderOrFollower) if from_followers => {
