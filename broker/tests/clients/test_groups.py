@@ -172,6 +172,11 @@ def test_kafka_python_group_of_two_commits(group_broker):
                       auto_offset_reset="earliest", consumer_timeout_ms=1000, metadata_max_age_ms=500)
         for _ in range(2)
     ]
+    # The topic's metadata in each client before it joins: kafka-python's
+    # leader otherwise may assign with none ("No partition metadata") and,
+    # seen once in CI, not rejoin within the minute when it arrives.
+    for c in consumers:
+        wait_for(lambda: c.partitions_for_topic("kp-group") == {0, 1, 2, 3}, 30, "the topic's metadata")
     seen, lock, stop = set(), threading.Lock(), threading.Event()
 
     # One thread per consumer, as applications run them (kafka-python rejoins inside poll()).
