@@ -10,6 +10,7 @@ pub use environment::Host;
 mod group;
 mod kafka_keys;
 mod listeners;
+mod providers;
 
 pub use group::{group_config_value, validate_group_config, GROUP_CONFIGS};
 pub use listeners::{parse_listener, Listener};
@@ -788,6 +789,7 @@ fn check_quorum_bootstrap(raw: &BTreeMap<String, String>) -> Result<(), ConfigEr
 /// Whether `key` is a broker config Skein knows: its own, an alias, or a Kafka one it does not act on.
 fn is_known_broker_key(key: &str) -> bool {
     find(BROKER_CONFIGS, key).is_some()
+        || providers::is_provider_key(key)
         || BROKER_ALIASES.iter().any(|(a, _)| *a == key)
         || is_kafka_only_broker_key(key)
 }
@@ -918,7 +920,9 @@ impl BrokerConfig {
                 values.insert(k.trim().to_string(), v.trim().to_string());
             }
         }
-        for (var, v) in env {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (var, v) in &env {
+            let (var, v) = (var.clone(), v);
             if let Some(key) = environment::property_of(&var) {
                 if !is_known_broker_key(&key) {
                     return Err(ConfigError::UnknownEnv { var, key });
@@ -937,6 +941,7 @@ impl BrokerConfig {
         for (k, v) in values.iter_mut() {
             *v = host.substitute(k, v)?;
         }
+        providers::resolve(&mut values, &env)?;
         Self::from_map(values)
     }
 
@@ -1460,6 +1465,56 @@ log.retention.check.interval.ms=300000
             &sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             &environment::Host { name: host.into() },
         )
+    }
+
+    #[test]
+    fn a_rack_and_an_advertised_address_come_from_files_an_init_container_wrote() {
+        let init = tempfile::tempdir().unwrap();
+        std::fs::write(init.path().join("rack"), "zone-a\n").unwrap();
+        std::fs::write(init.path().join("external.address"), "127.0.0.2:31001").unwrap();
+        let d = init.path().display().to_string();
+        let file = format!(
+            "config.providers=dir\nconfig.providers.dir.class=org.apache.kafka.common.config.provider.DirectoryConfigProvider\n\
+             broker.rack=${{dir:{d}:rack}}\n\
+             listeners=PLAIN://:9092,EXTERNAL://:9094,CONTROLLER://:9093\n\
+             listener.security.protocol.map=PLAIN:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=PLAIN\n\
+             advertised.listeners=PLAIN://${{HOSTNAME}}.b:9092,EXTERNAL://${{dir:{d}:${{HOSTNAME}}.address}}\n"
+        );
+        // The file name itself holds ${HOSTNAME}: the host is substituted first.
+        std::fs::rename(
+            init.path().join("external.address"),
+            init.path().join("kc-broker-1.address"),
+        )
+        .unwrap();
+        let c = load_env(Some(&file), &[], &[], "kc-broker-1").unwrap();
+        assert_eq!(c.get("broker.rack").as_deref(), Some("zone-a"));
+        assert_eq!(
+            c.get("advertised.listeners").as_deref(),
+            Some("PLAIN://kc-broker-1.b:9092,EXTERNAL://127.0.0.2:31001")
+        );
+        assert_eq!(c.get("config.providers"), None);
+        // Declared through the environment, as a container image does.
+        let c = load_env(
+            None,
+            &[
+                ("SKEIN_CONFIG_PROVIDERS", "env"),
+                (
+                    "SKEIN_CONFIG_PROVIDERS_ENV_CLASS",
+                    "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+                ),
+                ("SKEIN_BROKER_RACK", "${env:ZONE}"),
+                ("ZONE", "z3"),
+            ],
+            &[],
+            "laptop",
+        )
+        .unwrap();
+        assert_eq!(c.get("broker.rack").as_deref(), Some("z3"));
+        // The init container has not written its file: start-up stops, naming it.
+        std::fs::remove_file(init.path().join("rack")).unwrap();
+        let err = load_env(Some(&file), &[], &[], "kc-broker-1").unwrap_err().to_string();
+        assert!(err.contains("rack") && err.contains("cannot read"), "{err}");
     }
 
     #[test]
