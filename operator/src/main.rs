@@ -4,6 +4,7 @@
 //! CustomResourceDefinitions (`crds/`); `render` prints the objects a
 //! KafkaCluster file would get, without a cluster.
 
+mod broker_init;
 mod certificates;
 mod cluster;
 mod context;
@@ -47,6 +48,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Prints the CustomResourceDefinitions as YAML.
     Crd,
+    /// A broker pod's init container: writes its rack and external addresses.
+    BrokerInit(broker_init::Args),
     /// Prints the objects a KafkaCluster (YAML file) gets, without a cluster.
     Render {
         file: PathBuf,
@@ -117,6 +120,20 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(2)
             }
         },
+        Command::BrokerInit(args) => {
+            telemetry::init_logging("info", false);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            match rt.block_on(broker_init::run(args)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("skein-operator broker-init: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => {
             telemetry::init_logging(&args.log_level, args.log_format == "json");
             let rt = tokio::runtime::Builder::new_multi_thread()

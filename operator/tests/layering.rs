@@ -45,6 +45,7 @@ fn the_pure_parts_do_no_io() {
         "cluster/scale.rs",
         "cluster/roll.rs",
         "cluster/listeners.rs",
+        "cluster/init.rs",
         "certificates/plan.rs",
         "topic/plan.rs",
         "user/plan.rs",

@@ -11,9 +11,11 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, Service,
-    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    ServiceAccount, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -202,6 +204,9 @@ pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str
     for (k, v) in super::listeners::properties(cluster, names) {
         push(&k, &v);
     }
+    for (k, v) in super::init::properties(cluster) {
+        push(&k, &v);
+    }
     push("log.dirs", &format!("{DATA_MOUNT}/data"));
     push("http.listener", &format!("0.0.0.0:{HTTP_PORT}"));
     let secured = super::listeners::secured(cluster);
@@ -260,6 +265,10 @@ pub struct Desired {
     pub pdb: serde_json::Value,
     /// With `spec.networkPolicy.enabled`.
     pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
+    /// The external listeners' Services (per broker, and bootstrap).
+    pub external_services: Vec<Service>,
+    /// The init container's rights, when it runs.
+    pub init_rbac: Option<(Role, RoleBinding, ClusterRoleBinding)>,
 }
 
 impl Desired {
@@ -271,14 +280,13 @@ impl Desired {
             v["kind"] = K::kind(&()).into();
             v
         }
-        let mut out = vec![
-            typed(&self.service_account),
-            typed(&self.headless),
-            typed(&self.bootstrap),
-            typed(&self.config),
-            typed(&self.statefulset),
-            self.pdb.clone(),
-        ];
+        let mut out = vec![typed(&self.service_account)];
+        if let Some((role, binding, cluster_binding)) = &self.init_rbac {
+            out.extend([typed(role), typed(binding), typed(cluster_binding)]);
+        }
+        out.extend([typed(&self.headless), typed(&self.bootstrap)]);
+        out.extend(self.external_services.iter().map(typed));
+        out.extend([typed(&self.config), typed(&self.statefulset), self.pdb.clone()]);
         out.extend(self.network_policy.iter().map(typed));
         out
     }
@@ -401,9 +409,11 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         protocol: Some("TCP".into()),
         ..Default::default()
     };
+    let image = spec.image.clone().unwrap_or_else(|| settings.broker_image.clone());
+    let init = super::init::needed(cluster);
     let container = Container {
         name: "broker".into(),
-        image: Some(spec.image.clone().unwrap_or_else(|| settings.broker_image.clone())),
+        image: Some(image.clone()),
         args: Some(vec!["--config".into(), "/etc/skein/server.properties".into()]),
         ports: Some(
             kafka_ports
@@ -444,12 +454,29 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
                 read_only: Some(true),
                 ..Default::default()
             }))
+            .chain(init.then(super::init::broker_mount))
             .collect(),
         ),
         ..Default::default()
     };
+    // Spread over the rack key: as even as the nodes allow (a zone that is
+    // down or full must not keep a broker from starting elsewhere).
+    let spread = spec.rack.as_ref().map(|rack| {
+        vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: rack.topology_key.clone(),
+            when_unsatisfiable: "ScheduleAnyway".into(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(names.selector()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]
+    });
     let pod_spec = PodSpec {
+        init_containers: init.then(|| vec![super::init::container(cluster, &image, None)]),
         containers: vec![container],
+        topology_spread_constraints: spread,
         service_account_name: Some(names.name.clone()),
         automount_service_account_token: Some(false),
         // Service links would put Docker-style *_PORT variables in the environment,
@@ -481,6 +508,7 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
                 }),
                 ..Default::default()
             }))
+            .chain(if init { super::init::volumes() } else { Vec::new() })
             .collect(),
         ),
         affinity: overrides.affinity.clone(),
@@ -567,6 +595,8 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         statefulset,
         pdb,
         network_policy: super::listeners::network_policy(cluster, &names),
+        external_services: super::init::services(cluster, &names, |n| meta(cluster, &names, n)),
+        init_rbac: init.then(|| super::init::rbac(&names, |n| meta(cluster, &names, n))),
     }
 }
 

@@ -364,7 +364,7 @@ fn certificate_writes(
     let mut cluster_wanted: BTreeMap<String, Usage> = (0..brokers)
         .map(|o| {
             let usage = Usage::Broker {
-                dns_names: listeners::broker_dns_names(names, o),
+                dns_names: listeners::broker_dns_names(kc, names, o),
             };
             (names.pod(o), usage)
         })
@@ -753,6 +753,7 @@ pub(crate) mod tests {
                 type_: AuthenticationType::ScramSha512,
             }),
             network_policy_peers: Vec::new(),
+            configuration: Default::default(),
         }];
         f.names = Names::new(&f.cluster, "cluster.local");
         let material = |name: &str| Material {

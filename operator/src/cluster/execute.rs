@@ -259,7 +259,11 @@ async fn apply_secret(
 fn dynamic_api(ctx: &Context, ns: &str, obj: &serde_json::Value) -> Api<DynamicObject> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = GroupVersionKind::gvk(group, version, obj["kind"].as_str().unwrap_or_default());
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    if kind == "ClusterRoleBinding" {
+        return Api::all_with(ctx.client.clone(), &ApiResource::from_gvk(&gvk));
+    }
     Api::namespaced_with(ctx.client.clone(), ns, &ApiResource::from_gvk(&gvk))
 }
 

@@ -44,6 +44,8 @@ pub struct Listener {
     pub client_ca: Option<&'static str>,
     /// Served to clients through the bootstrap Service.
     pub client: bool,
+    /// Reached from outside: advertises the address the init container found.
+    pub external: bool,
 }
 
 /// Listener names the operator uses itself (and port names of the pods).
@@ -113,6 +115,7 @@ pub fn listeners(cluster: &KafkaCluster) -> Vec<Listener> {
             sasl: None,
             client_ca: None,
             client: true,
+            external: false,
         }];
     }
     let mut out: Vec<Listener> = cluster.spec.listeners.iter().map(client_listener).collect();
@@ -124,6 +127,7 @@ pub fn listeners(cluster: &KafkaCluster) -> Vec<Listener> {
         sasl: None,
         client_ca: secure.then_some(CLUSTER_CA_DIR),
         client: false,
+        external: false,
     });
     out
 }
@@ -143,6 +147,7 @@ fn client_listener(l: &ListenerSpec) -> Listener {
         sasl,
         client_ca: (auth == Some(AuthenticationType::Tls)).then_some(CLIENTS_CA_DIR),
         client: true,
+        external: l.type_.external(),
     }
 }
 
@@ -164,7 +169,19 @@ pub fn properties(cluster: &KafkaCluster, names: &Names) -> Vec<(String, String)
         "listeners",
         format!("{},CONTROLLER://:{CONTROLLER_PORT}", bind.join(",")),
     );
-    let advertised: Vec<String> = all.iter().map(|l| format!("{}://{host}:{}", l.name, l.port)).collect();
+    // An external listener advertises what the init container found: the
+    // node's address and node port, or the load balancer's address.
+    let advertised: Vec<String> = all
+        .iter()
+        .map(|l| match l.external {
+            true => format!(
+                "{}://{}",
+                l.name,
+                super::init::reference(&super::init::address_file(&l.name))
+            ),
+            false => format!("{}://{host}:{}", l.name, l.port),
+        })
+        .collect();
     push("advertised.listeners", advertised.join(","));
     let map: Vec<String> = all.iter().map(|l| format!("{}:{}", l.name, l.protocol)).collect();
     push(
@@ -309,25 +326,43 @@ pub fn operator_common_name(names: &Names) -> String {
     format!("{}-operator", names.name)
 }
 
-/// The DNS names broker `ordinal`'s certificate carries.
-pub fn broker_dns_names(names: &Names, ordinal: i32) -> Vec<String> {
+/// The DNS names broker `ordinal`'s certificate carries: its pod's, the
+/// bootstrap Service's, and the `brokerHost` of each external listener.
+pub fn broker_dns_names(cluster: &KafkaCluster, names: &Names, ordinal: i32) -> Vec<String> {
     let svc = format!("{}.svc", names.namespace);
-    vec![
+    let mut out = vec![
         format!("{}.{}.{svc}.{}", names.pod(ordinal), names.headless, names.domain()),
         format!("{}.{}.{svc}", names.pod(ordinal), names.headless),
         format!("{}.{svc}.{}", names.bootstrap, names.domain()),
         format!("{}.{svc}", names.bootstrap),
         names.bootstrap.clone(),
-    ]
+    ];
+    for l in super::init::external(cluster) {
+        if let Some(host) = &l.configuration.broker_host {
+            let host = broker_host(host, ordinal);
+            if !out.contains(&host) {
+                out.push(host);
+            }
+        }
+    }
+    out
 }
 
-/// What the operator's admin client connects to: REPLICATION on a secured
-/// cluster, the first client listener otherwise.
+/// A `brokerHost` template for broker `ordinal`.
+pub fn broker_host(template: &str, ordinal: i32) -> String {
+    template.replace("{id}", &ordinal.to_string())
+}
+
+/// What the operator's admin client connects to: the default listener, or
+/// REPLICATION once listeners are declared.
 pub fn operator_port(cluster: &KafkaCluster) -> i32 {
-    if secured(cluster) {
-        REPLICATION_PORT
+    // The replication listener whenever listeners are declared: the first
+    // client listener may be an external one, advertising addresses only
+    // clients outside reach.
+    if cluster.spec.listeners.is_empty() {
+        KAFKA_PORT
     } else {
-        listeners(cluster).first().map_or(KAFKA_PORT, |l| l.port)
+        REPLICATION_PORT
     }
 }
 
@@ -345,6 +380,7 @@ mod tests {
             tls,
             authentication: auth.map(|type_| ListenerAuthentication { type_ }),
             network_policy_peers: Vec::new(),
+            configuration: Default::default(),
         }
     }
 
@@ -463,6 +499,26 @@ mod tests {
             p["listener.security.protocol.map"],
             "PLAIN:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT"
         );
-        assert_eq!(operator_port(&kc), 9092);
+        // The operator replicates' way in, never a client listener that may be external.
+        assert_eq!(operator_port(&kc), REPLICATION_PORT);
+    }
+
+    #[test]
+    fn an_external_listener_advertises_the_init_container_s_address_and_names_its_host_in_certificates() {
+        let mut kc = fixture();
+        let mut ext = listener("ext", 9094, true, None);
+        ext.type_ = ListenerType::Nodeport;
+        ext.configuration.broker_host = Some("kafka-{id}.example.com".into());
+        kc.spec.listeners = vec![listener("plain", 9092, false, None), ext];
+        let p = props(&kc);
+        let advertised = &p["advertised.listeners"];
+        assert!(
+            advertised.contains("EXT://${init:/etc/skein-init:ext.address}"),
+            "{advertised}"
+        );
+        assert!(advertised.contains("PLAIN://${HOSTNAME}."), "{advertised}");
+        assert!(p["listeners"].contains("EXT://:9094"));
+        let names = Names::new(&kc, "cluster.local");
+        assert!(broker_dns_names(&kc, &names, 2).contains(&"kafka-2.example.com".to_string()));
     }
 }

@@ -10,6 +10,7 @@ pub mod decide;
 pub mod events;
 pub mod execute;
 pub mod facts;
+pub mod init;
 pub mod listeners;
 pub mod roll;
 pub mod scale;
@@ -147,6 +148,16 @@ async fn cleanup(kc: &KafkaCluster, ctx: &Context) -> Result<Action, Error> {
             tracing::info!(cluster = %names.name, claim = %pvc.name_any(), "deleting volume (storage.whenDeleted: Delete)");
             pvcs.delete(&pvc.name_any(), &DeleteParams::default()).await?;
         }
+    }
+    // Cluster-scoped, so not collected with the cluster's other objects.
+    let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(ctx.client.clone());
+    match bindings
+        .delete(&init::cluster_role_binding(&names), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
     }
     let note = format!("volumes: {}", kc.spec.storage.when_deleted.as_str());
     execute::publish(ctx, kc, events::Event::new(events::Reason::Deleted, note)).await;

@@ -59,6 +59,8 @@ pub enum Invalid {
     Config(String),
     #[error("listeners: {0}")]
     Listeners(String),
+    #[error("rack: {0}")]
+    Rack(String),
     #[error("authorization: needs a listener with authentication (without one every client is User:ANONYMOUS)")]
     AuthorizationWithoutAuthentication,
     #[error("certificates.{ca}: renewalDays ({renewal}) must be less than validityDays ({validity})")]
@@ -134,6 +136,10 @@ pub fn validate<'a>(
         errors.push(Invalid::StorageSize(e));
     }
     errors.extend(check_listeners(&spec.listeners));
+    errors.extend(check_external(cluster, &name));
+    if spec.rack.as_ref().is_some_and(|r| r.topology_key.trim().is_empty()) {
+        errors.push(Invalid::Rack("topologyKey: must name a node label".into()));
+    }
     if spec.authorization.is_some() && !spec.listeners.iter().any(|l| l.authentication.is_some()) {
         errors.push(Invalid::AuthorizationWithoutAuthentication);
     }
@@ -156,6 +162,9 @@ pub fn validate<'a>(
         .keys()
         .filter(|k| {
             OPERATOR_OWNED_KEYS.contains(&k.as_str())
+                || super::init::owned_keys(cluster)
+                    .iter()
+                    .any(|o| k.as_str() == *o || k.starts_with(&format!("{o}.")))
                 || (secured
                     && (k.starts_with("ssl.") || k.starts_with("listener.name.") || k.starts_with("sasl.enabled")))
         })
@@ -231,16 +240,68 @@ fn check_listeners(listeners: &[ListenerSpec]) -> Vec<Invalid> {
     errors.into_iter().map(Invalid::Listeners).collect()
 }
 
+/// External listeners: Service names that fit a DNS label, a `brokerHost`
+/// that tells brokers apart.
+fn check_external(cluster: &KafkaCluster, name: &str) -> Vec<Invalid> {
+    let mut errors = Vec::new();
+    for l in super::init::external(cluster) {
+        let last = cluster.spec.replicas.max(1) - 1;
+        let longest = format!("{name}-{last}-{}", l.name)
+            .len()
+            .max(format!("{name}-{}-bootstrap", l.name).len());
+        if longest > 63 {
+            errors.push(format!(
+                "{}: its Services' names ({name}-{last}-{}) pass 63 characters; shorten the cluster's or the listener's name",
+                l.name, l.name
+            ));
+        }
+        if let Some(host) = &l.configuration.broker_host {
+            if cluster.spec.replicas > 1 && !host.contains("{id}") {
+                errors.push(format!(
+                    "{}: configuration.brokerHost needs {{id}}, or every broker would advertise one name",
+                    l.name
+                ));
+            }
+        }
+    }
+    for l in cluster.spec.listeners.iter().filter(|l| !l.type_.external()) {
+        if !l.configuration.is_default() {
+            errors.push(format!(
+                "{}: configuration is for nodeport and loadbalancer listeners",
+                l.name
+            ));
+        }
+    }
+    errors.into_iter().map(Invalid::Listeners).collect()
+}
+
 /// The messages of `errors`, joined as status and Events show them.
 pub fn messages(errors: &[Invalid]) -> String {
     errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// Parses `server.properties` text as the broker will, on a host called `host`.
+/// The init container's files (a rack, advertised addresses) do not exist
+/// here: their references read as a plausible value of each.
 fn check_with_broker(text: &str, host: &str) -> Result<(), String> {
+    let init = format!("${{{}:{}:", super::init::PROVIDER, super::init::INIT_DIR);
     let mut sets = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
-        sets.push(line.to_string());
+        if line.starts_with("config.providers") {
+            continue;
+        }
+        let mut line = line.to_string();
+        while let Some(start) = line.find(&init) {
+            let Some(end) = line[start..].find('}') else { break };
+            let file = &line[start + init.len()..start + end];
+            let value = if file.ends_with(".address") {
+                "external.invalid:9999"
+            } else {
+                "rack"
+            };
+            line.replace_range(start..start + end + 1, value);
+        }
+        sets.push(line);
     }
     let env: BTreeMap<String, String> = BTreeMap::new();
     BrokerConfig::load_from(None, env, &sets, &Host { name: host.to_string() })
@@ -318,6 +379,115 @@ mod tests {
         match validate(&kc, None, None) {
             Ok(_) => Vec::new(),
             Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn external(type_: crate::crd::ListenerType, host: Option<&str>) -> ListenerSpec {
+        ListenerSpec {
+            name: "ext".into(),
+            port: 9094,
+            type_,
+            tls: false,
+            authentication: None,
+            network_policy_peers: Vec::new(),
+            configuration: crate::crd::ListenerConfiguration {
+                broker_host: host.map(Into::into),
+                preferred_node_port_address_type: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_chart_s_example_clusters_validate() {
+        for (name, text) in [
+            (
+                "kafkacluster.yaml",
+                include_str!("../../../charts/skein-operator/examples/kafkacluster.yaml"),
+            ),
+            (
+                "kafkacluster-secured.yaml",
+                include_str!("../../../charts/skein-operator/examples/kafkacluster-secured.yaml"),
+            ),
+            (
+                "kafkacluster-zones.yaml",
+                include_str!("../../../charts/skein-operator/examples/kafkacluster-zones.yaml"),
+            ),
+        ] {
+            let kc: KafkaCluster = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if let Err(e) = validate(&kc, None, None) {
+                panic!("{name}: {}", messages(&e));
+            }
+        }
+    }
+
+    #[test]
+    fn racks_and_external_listeners_validate_with_the_init_container_s_files_unwritten() {
+        use crate::crd::{ListenerType, RackSpec};
+        let rack = |kc: &mut KafkaCluster| {
+            kc.spec.rack = Some(RackSpec {
+                topology_key: "topology.kubernetes.io/zone".into(),
+            })
+        };
+        assert_eq!(errors_of(rack), Vec::<String>::new());
+        assert_eq!(
+            errors_of(|kc| {
+                rack(kc);
+                kc.spec.listeners = vec![external(ListenerType::Nodeport, None)];
+            }),
+            Vec::<String>::new()
+        );
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut KafkaCluster)>, &str)> = vec![
+            (
+                "broker.rack set by hand with racks on",
+                Box::new(|kc: &mut KafkaCluster| {
+                    rack(kc);
+                    kc.spec.config.insert("broker.rack".into(), "a".into());
+                }),
+                "broker.rack set by the operator",
+            ),
+            (
+                "a config provider of the user's beside the operator's",
+                Box::new(|kc: &mut KafkaCluster| {
+                    rack(kc);
+                    kc.spec.config.insert("config.providers.x.class".into(), "y".into());
+                }),
+                "config.providers.x.class",
+            ),
+            (
+                "an empty topology key",
+                Box::new(|kc: &mut KafkaCluster| {
+                    kc.spec.rack = Some(RackSpec {
+                        topology_key: " ".into(),
+                    })
+                }),
+                "rack: topologyKey",
+            ),
+            (
+                "one brokerHost for every broker",
+                Box::new(|kc: &mut KafkaCluster| {
+                    kc.spec.listeners = vec![external(ListenerType::Loadbalancer, Some("kafka.example.com"))]
+                }),
+                "needs {id}",
+            ),
+            (
+                "brokerHost on an internal listener",
+                Box::new(|kc: &mut KafkaCluster| {
+                    kc.spec.listeners = vec![external(ListenerType::Internal, Some("k-{id}.example.com"))]
+                }),
+                "configuration is for nodeport and loadbalancer",
+            ),
+            (
+                "Service names past 63 characters",
+                Box::new(|kc: &mut KafkaCluster| {
+                    kc.metadata.name = Some("a".repeat(50));
+                    kc.spec.listeners = vec![external(ListenerType::Nodeport, None)];
+                }),
+                "pass 63 characters",
+            ),
+        ];
+        for (name, edit, want) in cases {
+            let errors = errors_of(edit);
+            assert!(errors.iter().any(|e| e.contains(want)), "{name}: {errors:?}");
         }
     }
 
@@ -412,6 +582,7 @@ mod tests {
             tls,
             authentication: auth.map(|type_| ListenerAuthentication { type_ }),
             network_policy_peers: Vec::new(),
+            configuration: Default::default(),
         };
         let e = errors_of(|kc| {
             kc.spec.listeners = vec![
@@ -450,6 +621,7 @@ mod tests {
                 type_: AuthenticationType::ScramSha512,
             }),
             network_policy_peers: Vec::new(),
+            configuration: Default::default(),
         }];
         kc.spec.config.insert("super.users".into(), "User:admin".into());
         assert!(
@@ -480,6 +652,7 @@ mod tests {
                 type_: AuthenticationType::ScramSha256,
             }),
             network_policy_peers: Vec::new(),
+            configuration: Default::default(),
         }];
         kc.spec.authorization = Some(ClusterAuthorization {
             super_users: vec!["User:admin".into()],

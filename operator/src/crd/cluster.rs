@@ -91,6 +91,20 @@ pub struct KafkaClusterSpec {
     /// A NetworkPolicy restricting the broker ports to their intended clients.
     #[serde(default, skip_serializing_if = "super::NetworkPolicySpec::is_default")]
     pub network_policy: super::NetworkPolicySpec,
+    /// Failure domains: each broker's `broker.rack` is its node's value of
+    /// `topologyKey`, pods spread over that key, replicas of new partitions
+    /// over racks, and consumers with `client.rack` read from their rack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<RackSpec>,
+}
+
+/// Where the brokers' racks come from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RackSpec {
+    /// A node label, for example `topology.kubernetes.io/zone`.
+    #[schemars(length(min = 1, max = 316))]
+    pub topology_key: String,
 }
 
 /// Rolling restarts: one broker at a time, never below `min.insync.replicas`.

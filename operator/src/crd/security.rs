@@ -13,7 +13,9 @@ pub struct ListenerSpec {
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Who reaches it: `internal`, inside the Kubernetes cluster (the headless
-    /// and bootstrap Services).
+    /// and bootstrap Services); `nodeport` and `loadbalancer`, from outside (a
+    /// Service of that type per broker and a bootstrap one; each broker
+    /// advertises its node's address and node port, or its load balancer's).
     #[serde(rename = "type", default)]
     pub type_: ListenerType,
     /// Encrypts the listener with a certificate from the cluster CA.
@@ -26,6 +28,69 @@ pub struct ListenerSpec {
     /// NetworkPolicy's `from`). Empty: anyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_policy_peers: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
+    /// How an external listener's brokers are addressed.
+    #[serde(default, skip_serializing_if = "ListenerConfiguration::is_default")]
+    pub configuration: ListenerConfiguration,
+}
+
+/// An external listener's addresses.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerConfiguration {
+    /// The DNS name each broker advertises instead of its node's or load
+    /// balancer's address, with `{id}` for the broker's id
+    /// (`kafka-{id}.example.com`); also put in the brokers' certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([a-z0-9.-]|\{id\})+$"))]
+    pub broker_host: Option<String>,
+    /// Which node address a `nodeport` listener advertises, first found of
+    /// ExternalDNS, ExternalIP, InternalDNS, InternalIP, Hostname unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "address_type_schema")]
+    pub preferred_node_port_address_type: Option<NodeAddressType>,
+}
+
+/// The enum without the `null` member schemars gives an optional one: API
+/// servers refuse a null enum value in a structural schema.
+fn address_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = NodeAddressType::ALL.iter().map(|t| t.as_str()).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
+
+impl ListenerConfiguration {
+    pub fn is_default(&self) -> bool {
+        self == &ListenerConfiguration::default()
+    }
+}
+
+/// A Node's address types (`status.addresses[].type`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeAddressType {
+    ExternalDNS,
+    ExternalIP,
+    InternalDNS,
+    InternalIP,
+    Hostname,
+}
+
+impl NodeAddressType {
+    pub const ALL: [NodeAddressType; 5] = [
+        NodeAddressType::ExternalDNS,
+        NodeAddressType::ExternalIP,
+        NodeAddressType::InternalDNS,
+        NodeAddressType::InternalIP,
+        NodeAddressType::Hostname,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeAddressType::ExternalDNS => "ExternalDNS",
+            NodeAddressType::ExternalIP => "ExternalIP",
+            NodeAddressType::InternalDNS => "InternalDNS",
+            NodeAddressType::InternalIP => "InternalIP",
+            NodeAddressType::Hostname => "Hostname",
+        }
+    }
 }
 
 /// Where a listener is reachable from.
@@ -34,6 +99,24 @@ pub struct ListenerSpec {
 pub enum ListenerType {
     #[default]
     Internal,
+    Nodeport,
+    Loadbalancer,
+}
+
+impl ListenerType {
+    /// Reached from outside the Kubernetes cluster.
+    pub fn external(self) -> bool {
+        self != ListenerType::Internal
+    }
+
+    /// The Service type of its Services.
+    pub fn service_type(self) -> &'static str {
+        match self {
+            ListenerType::Internal => "ClusterIP",
+            ListenerType::Nodeport => "NodePort",
+            ListenerType::Loadbalancer => "LoadBalancer",
+        }
+    }
 }
 
 /// A listener's client authentication.
