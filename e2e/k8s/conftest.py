@@ -182,6 +182,8 @@ class Harness:
     def apply(self, obj):
         kind = obj["kind"]
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if kind == "Secret":
+            return self.kube.apply(f"/api/v1/namespaces/{ns}/secrets/{name}", obj)
         plural = {"KafkaCluster": "kafkaclusters", "Topic": "topics", "KafkaUser": "kafkausers"}[kind]
         return self.kube.apply(f"/apis/skein.dev/v1alpha1/namespaces/{ns}/{plural}/{name}", obj)
 

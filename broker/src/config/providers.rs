@@ -264,7 +264,8 @@ mod tests {
             }
             run(&p.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>())
         };
-        let cases: Vec<(&str, Result<BTreeMap<String, String>, ConfigError>, &str)> = vec![
+        type Resolved = Result<BTreeMap<String, String>, ConfigError>;
+        let cases: Vec<(&str, Resolved, &str)> = vec![
             (
                 "missing file",
                 dir_provider(&format!("${{dir:{d}:rack}}"), None),

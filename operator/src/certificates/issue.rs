@@ -116,25 +116,60 @@ pub fn issue(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
     pub subject: String,
-    /// The generation in the issuer's common name (`NAME vN`), if it has one.
-    pub issuer_generation: Option<u32>,
     pub not_after: Timestamp,
     pub dns_names: Vec<String>,
 }
 
 impl Read {
-    /// The leaf as the plan sees it, given the names it should carry.
-    pub fn leaf(&self, dns_names: &[String]) -> Leaf {
+    /// The leaf as the plan sees it, given the generation of the CA that
+    /// signed it (0: none held) and the names it should carry.
+    pub fn leaf(&self, issuer: u32, dns_names: &[String]) -> Leaf {
         let mut want = dns_names.to_vec();
         let mut have = self.dns_names.clone();
         want.sort();
         have.sort();
         Leaf {
-            issuer: self.issuer_generation.unwrap_or(0),
+            issuer,
             not_after: self.not_after,
             names_match: want == have,
         }
     }
+}
+
+/// Whether the first certificate of `leaf_pem` carries a signature of the
+/// first certificate of `ca_pem`'s key: which CA issued a leaf, whatever the
+/// CAs are called (a CA the user brings, or two generations of one subject).
+pub fn signed_by(leaf_pem: &str, ca_pem: &str) -> bool {
+    let parse = |text: &str| x509_parser::pem::parse_x509_pem(text.as_bytes()).ok().map(|(_, p)| p);
+    let (Some(leaf), Some(ca)) = (parse(leaf_pem), parse(ca_pem)) else {
+        return false;
+    };
+    let (Ok(leaf), Ok(ca)) = (leaf.parse_x509(), ca.parse_x509()) else {
+        return false;
+    };
+    leaf.issuer() == ca.subject() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// A CA the user brings: a CA certificate (the first of `cert_pem`, which may
+/// go on with the chain above it) whose key is `key_pem` (PKCS#8). The error
+/// says what is wrong, never the key.
+pub fn check_ca(ca: &Issued) -> Result<(), CertError> {
+    let bad = |e: String| CertError::Read(e);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca.cert_pem.as_bytes())
+        .map_err(|e| bad(format!("the certificate is not PEM: {e}")))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| bad(format!("the certificate does not parse: {e}")))?;
+    if !cert.is_ca() {
+        return Err(bad("the certificate is not a CA's (basicConstraints CA:TRUE)".into()));
+    }
+    let key = KeyPair::from_pem(&ca.key_pem).map_err(|_| {
+        bad("the key is not a PKCS#8 PEM private key rcgen can sign with (RSA, ECDSA P-256/P-384, Ed25519)".into())
+    })?;
+    if key.public_key_raw() != &*cert.public_key().subject_public_key.data {
+        return Err(bad("the key is not the certificate's".into()));
+    }
+    Ok(())
 }
 
 /// Reads the first certificate of a PEM text.
@@ -149,8 +184,6 @@ pub fn read(pem_text: &str) -> Result<Read, CertError> {
             .unwrap_or_default()
             .to_string()
     };
-    let issuer = cn(cert.issuer());
-    let issuer_generation = issuer.rsplit_once(" v").and_then(|(_, g)| g.parse().ok());
     let not_after = Timestamp::from_second(cert.validity().not_after.timestamp()).map_err(|e| bad(e.to_string()))?;
     let mut dns_names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -162,7 +195,6 @@ pub fn read(pem_text: &str) -> Result<Read, CertError> {
     }
     Ok(Read {
         subject: cn(cert.subject()),
-        issuer_generation,
         not_after,
         dns_names,
     })
@@ -364,7 +396,92 @@ mod tests {
         let leaf = issue(&ca, "alice", &Usage::Client, now(), days(30)).unwrap();
         assert!(client_trusted(&[&ca], &leaf, now()));
         let r = read(&leaf.cert_pem).unwrap();
-        assert_eq!((r.subject.as_str(), r.issuer_generation), ("alice", Some(3)));
+        assert_eq!(r.subject, "alice");
+        assert!(signed_by(&leaf.cert_pem, &ca.cert_pem));
+    }
+
+    /// A CA as a user brings it: any subject, made outside the operator.
+    fn company_ca(cn: &str) -> Issued {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        params.not_before = datetime(now() - days(1)).unwrap();
+        params.not_after = datetime(now() + days(100)).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    #[test]
+    fn the_issuer_is_told_by_signature_even_between_cas_of_one_name() {
+        let (a, b) = (company_ca("Example Corp CA"), company_ca("Example Corp CA"));
+        let leaf = issue(&b, "demo-0", &Usage::Client, now(), days(30)).unwrap();
+        assert!(signed_by(&leaf.cert_pem, &b.cert_pem));
+        assert!(!signed_by(&leaf.cert_pem, &a.cert_pem));
+        assert!(!signed_by("not a certificate", &b.cert_pem));
+    }
+
+    #[test]
+    fn a_ca_the_user_brings_is_checked_and_each_fault_named_without_the_key() {
+        let ca = company_ca("Example Corp CA");
+        check_ca(&ca).unwrap();
+        let other = company_ca("Other CA");
+        let leaf = issue(&ca, "x", &Usage::Client, now(), days(1)).unwrap();
+        let cases = [
+            (
+                "a leaf, not a CA",
+                Issued {
+                    cert_pem: leaf.cert_pem.clone(),
+                    key_pem: leaf.key_pem.clone(),
+                },
+                "not a CA",
+            ),
+            (
+                "another CA's key",
+                Issued {
+                    cert_pem: ca.cert_pem.clone(),
+                    key_pem: other.key_pem.clone(),
+                },
+                "not the certificate's",
+            ),
+            (
+                "a key rcgen cannot read",
+                Issued {
+                    cert_pem: ca.cert_pem.clone(),
+                    key_pem: "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(),
+                },
+                "PKCS#8",
+            ),
+            (
+                "no certificate",
+                Issued {
+                    cert_pem: "junk".into(),
+                    key_pem: ca.key_pem.clone(),
+                },
+                "not PEM",
+            ),
+        ];
+        for (name, bad, want) in cases {
+            let err = check_ca(&bad).expect_err(name).to_string();
+            assert!(err.contains(want), "{name}: {err}");
+            assert!(!err.contains("PRIVATE KEY"), "{name}: {err}");
+        }
+        // It signs leaves that chain to it, like the operator's own.
+        let server = issue(
+            &ca,
+            "demo-0",
+            &Usage::Broker {
+                dns_names: vec!["demo-0".into()],
+            },
+            now(),
+            days(30),
+        )
+        .unwrap();
+        assert!(client_trusted(&[&ca], &server, now()));
     }
 
     #[test]
@@ -384,9 +501,9 @@ mod tests {
         let r = read(&leaf.cert_pem).unwrap();
         assert_eq!(r.not_after, read(&ca.cert_pem).unwrap().not_after);
         assert_eq!(r.not_after, now() + days(10));
-        let l = r.leaf(&["a".into(), "b".into()]);
+        let l = r.leaf(7, &["a".into(), "b".into()]);
         assert_eq!((l.issuer, l.names_match), (7, true));
-        assert!(!r.leaf(&["a".into()]).names_match);
+        assert!(!r.leaf(7, &["a".into()]).names_match);
     }
 
     #[test]

@@ -31,6 +31,37 @@ pub struct Material {
     pub leaves: BTreeMap<String, Issued>,
     /// The last `skein.dev/force-renew` value acted on.
     pub force_renew_handled: Option<String>,
+    /// With `generate: false`: the CA the user brings.
+    pub provided: Option<Provided>,
+}
+
+/// A CA the user brings (`generate: false`), as its Secret holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provided {
+    Ca(Issued),
+    /// Missing or unusable: why (for status and Events; never the key).
+    Unusable(String),
+}
+
+impl Provided {
+    /// From the user's Secret: `ca.crt` and `ca.key` (Strimzi's), or
+    /// `tls.crt` and `tls.key` (cert-manager's); None when the Secret is absent.
+    pub fn read(secret: &str, data: Option<&BTreeMap<String, String>>) -> Provided {
+        let Some(data) = data else {
+            return Provided::Unusable(format!("Secret {secret} not found"));
+        };
+        let pair = |c: &str, k: &str| Some((data.get(c)?.clone(), data.get(k)?.clone()));
+        let Some((cert_pem, key_pem)) = pair("ca.crt", "ca.key").or_else(|| pair("tls.crt", "tls.key")) else {
+            return Provided::Unusable(format!(
+                "Secret {secret} has neither ca.crt and ca.key nor tls.crt and tls.key"
+            ));
+        };
+        let ca = Issued { cert_pem, key_pem };
+        match issue::check_ca(&ca) {
+            Ok(()) => Provided::Ca(ca),
+            Err(e) => Provided::Unusable(format!("Secret {secret}: {e}")),
+        }
+    }
 }
 
 impl Material {
@@ -78,7 +109,17 @@ impl Material {
             old_leaves_changed: time(OLD_LEAVES_CHANGED),
             leaves: out,
             force_renew_handled: annotations.get(FORCE_RENEW).cloned(),
+            provided: None,
         }
+    }
+
+    /// The generation of the held CA that signed `cert_pem`, newest first (0: none).
+    pub fn generation_of(&self, cert_pem: &str) -> u32 {
+        self.cas
+            .iter()
+            .rev()
+            .find(|(_, ca)| issue::signed_by(cert_pem, &ca.cert_pem))
+            .map_or(0, |(g, _)| *g)
     }
 
     /// What the plan sees. `wanted` gives each leaf's usage; unreadable
@@ -103,11 +144,16 @@ impl Material {
                     Some(Usage::Broker { dns_names }) => dns_names.clone(),
                     _ => Vec::new(),
                 };
-                Some((name.clone(), read.leaf(&names)))
+                Some((name.clone(), read.leaf(self.generation_of(&l.cert_pem), &names)))
             })
             .collect();
+        let provided_changed = match &self.provided {
+            Some(Provided::Ca(p)) => Some(self.cas.values().next_back().map(|c| &c.cert_pem) != Some(&p.cert_pem)),
+            _ => None,
+        };
         State {
             cas,
+            provided_changed,
             bundle_changed: self.bundle_changed,
             leaves,
             old_leaves_changed: self.old_leaves_changed,
@@ -130,8 +176,12 @@ impl Material {
             match step {
                 Step::CreateCa | Step::AddCa { .. } => {
                     let g = newest(self).map_or(1, |g| g + 1);
-                    self.cas
-                        .insert(g, issue::new_ca(&self.name, g, now, policy.ca_validity)?);
+                    let ca = match &self.provided {
+                        Some(Provided::Ca(p)) => p.clone(),
+                        Some(Provided::Unusable(why)) => return Err(CertError::Read(why.clone())),
+                        None => issue::new_ca(&self.name, g, now, policy.ca_validity)?,
+                    };
+                    self.cas.insert(g, ca);
                     self.bundle_changed = Some(now);
                 }
                 Step::DropCa { generation } => {
@@ -148,7 +198,7 @@ impl Material {
                     let issued = issue::issue(ca, &common_names(leaf), &usage, now, policy.leaf_validity)?;
                     let newest = newest(self);
                     if let Some(old) = self.leaves.insert(leaf.clone(), issued) {
-                        if issue::read(&old.cert_pem).ok().and_then(|r| r.issuer_generation) != newest {
+                        if Some(self.generation_of(&old.cert_pem)) != newest {
                             self.old_leaves_changed = Some(now);
                         }
                     }
@@ -156,7 +206,7 @@ impl Material {
                 Step::Revoke { leaf } => {
                     let newest = newest(self);
                     if let Some(old) = self.leaves.remove(leaf) {
-                        if issue::read(&old.cert_pem).ok().and_then(|r| r.issuer_generation) != newest {
+                        if Some(self.generation_of(&old.cert_pem)) != newest {
                             self.old_leaves_changed = Some(now);
                         }
                     }
@@ -228,6 +278,60 @@ mod tests {
             leaf_renewal: days(30),
             propagation: SignedDuration::from_mins(3),
         }
+    }
+
+    #[test]
+    fn a_ca_the_user_brings_signs_the_leaves_and_its_replacement_moves_them() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let wanted: BTreeMap<String, Usage> = [("operator".to_string(), Usage::Client)].into();
+        // Made outside the operator (cert-manager's key names), any subject.
+        let company = |n| issue::new_ca("Example Corp", n, now, SignedDuration::from_hours(24 * 400)).unwrap();
+        let secret = |ca: &Issued| -> BTreeMap<String, String> {
+            [
+                ("tls.crt".to_string(), ca.cert_pem.clone()),
+                ("tls.key".to_string(), ca.key_pem.clone()),
+            ]
+            .into()
+        };
+        let (v1, v2) = (company(1), company(2));
+        let mut m = Material {
+            name: "demo-cluster-ca".into(),
+            provided: Some(Provided::read("corp-ca", Some(&secret(&v1)))),
+            ..Default::default()
+        };
+        let d = decide(&m.state(&wanted, false), &policy(), now);
+        m.apply(&d.steps, &wanted, &|l| format!("demo-{l}"), &policy(), now)
+            .unwrap();
+        assert_eq!(m.cas[&1], v1);
+        assert_eq!(m.generation_of(&m.leaves["operator"].cert_pem), 1);
+        // A new CA in the user's Secret: both in the bundle, leaves move after propagation.
+        m.provided = Some(Provided::read("corp-ca", Some(&secret(&v2))));
+        let later = now + SignedDuration::from_mins(1);
+        let d = decide(&m.state(&wanted, false), &policy(), later);
+        assert_eq!(d.steps, vec![Step::AddCa { generation: 2 }]);
+        m.apply(&d.steps, &wanted, &|l| format!("demo-{l}"), &policy(), later)
+            .unwrap();
+        assert_eq!(m.cas[&2], v2);
+        let moved = later + SignedDuration::from_mins(4);
+        let d = decide(&m.state(&wanted, false), &policy(), moved);
+        m.apply(&d.steps, &wanted, &|l| format!("demo-{l}"), &policy(), moved)
+            .unwrap();
+        assert_eq!(m.generation_of(&m.leaves["operator"].cert_pem), 2);
+        // A missing or unusable Secret is named, and nothing is signed.
+        assert_eq!(
+            Provided::read("corp-ca", None),
+            Provided::Unusable("Secret corp-ca not found".into())
+        );
+        let half: BTreeMap<String, String> = [("ca.crt".to_string(), v1.cert_pem.clone())].into();
+        assert!(matches!(Provided::read("corp-ca", Some(&half)), Provided::Unusable(m) if m.contains("neither")));
+        let mut none = Material {
+            provided: Some(Provided::Unusable("Secret corp-ca not found".into())),
+            ..Default::default()
+        };
+        assert!(none
+            .apply(&[Step::CreateCa], &wanted, &|l| l.to_string(), &policy(), now)
+            .is_err());
+        assert!(none.cas.is_empty());
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct State {
     pub wanted: Vec<String>,
     /// A replacement asked for (`skein.dev/force-renew`).
     pub force_renew: bool,
+    /// A CA the user brings (`generate: false`): whether it is not the newest
+    /// held yet. Such a CA is replaced when the user puts a new one in its
+    /// Secret, never by the clock or `force_renew`. None: the operator's own.
+    pub provided_changed: Option<bool>,
 }
 
 /// One change to the Secrets.
@@ -144,12 +148,16 @@ pub fn decide(state: &State, policy: &Policy, now: Timestamp) -> Decision {
     let signer = if replacing && !bundle_settled { oldest } else { newest };
 
     let renew_at = newest.not_after - policy.ca_renewal;
-    if !replacing && (state.force_renew || now >= renew_at) {
+    let replace = match state.provided_changed {
+        Some(changed) => changed,
+        None => state.force_renew || now >= renew_at,
+    };
+    if !replacing && replace {
         steps.push(Step::AddCa {
             generation: newest.generation + 1,
         });
         due.push(now + policy.propagation);
-    } else if !replacing {
+    } else if !replacing && state.provided_changed.is_none() {
         due.push(renew_at);
     }
 
@@ -371,6 +379,44 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_the_user_brings_is_replaced_when_its_secret_changes_never_by_the_clock() {
+        let p = policy();
+        let ca = Ca {
+            generation: 1,
+            not_after: Timestamp::UNIX_EPOCH + minutes(100),
+        };
+        let leaf = Leaf {
+            issuer: 1,
+            not_after: Timestamp::UNIX_EPOCH + minutes(100),
+            names_match: true,
+        };
+        let state = State {
+            cas: vec![ca],
+            leaves: [("b0".to_string(), leaf)].into(),
+            wanted: vec!["b0".into()],
+            force_renew: true,
+            provided_changed: Some(false),
+            ..Default::default()
+        };
+        // Past its renewal point and asked to renew: the user's CA is the user's to replace.
+        let d = decide(&state, &p, Timestamp::UNIX_EPOCH + minutes(95));
+        assert!(
+            !d.steps.iter().any(|s| matches!(s, Step::AddCa { .. })),
+            "{:?}",
+            d.steps
+        );
+        assert_eq!(d.phase, Phase::Ready);
+        // The user put a new CA in the Secret: it joins the bundle as generation 2.
+        let changed = State {
+            provided_changed: Some(true),
+            ..state
+        };
+        let d = decide(&changed, &p, Timestamp::UNIX_EPOCH + minutes(10));
+        assert_eq!(d.steps[0], Step::AddCa { generation: 2 });
+        assert_eq!(d.steps.iter().filter(|s| matches!(s, Step::AddCa { .. })).count(), 1);
+    }
+
+    #[test]
     fn a_new_cluster_gets_a_ca_and_every_leaf_at_once() {
         let d = decide(
             &State {
@@ -457,6 +503,7 @@ mod tests {
             old_leaves_changed: Some(Timestamp::UNIX_EPOCH),
             wanted: vec!["b0".into(), "b1".into()],
             force_renew: false,
+            provided_changed: None,
         };
         let d = decide(&state, &p, Timestamp::UNIX_EPOCH + minutes(60));
         assert_eq!(

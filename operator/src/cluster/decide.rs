@@ -18,8 +18,8 @@ use super::facts::{Facts, OwnedKind};
 use super::listeners::{self, SecretNames, OPERATOR_LEAF};
 use super::validate::{self, Invalid, ValidCluster, Volumes};
 use super::{roll, scale, status};
-use crate::certificates::issue::Usage;
-use crate::certificates::material::{Material, FORCE_RENEW};
+use crate::certificates::issue::{self as certs_issue, Usage};
+use crate::certificates::material::{Material, Provided, FORCE_RENEW};
 use crate::certificates::plan::{self as certs, Policy, Step as CertStep};
 use crate::crd::{CaSpec, CaStatus};
 use crate::crd::{KafkaCluster, KafkaClusterStatus, ScalingStatus};
@@ -407,6 +407,23 @@ fn certificate_writes(
     .into_iter()
     .map(|(what, material, ca, wanted, common_names, key, cert, leaves)| {
         let policy = policy(ca, inputs.propagation);
+        if let Some(Provided::Unusable(why)) = &material.provided {
+            // Nothing is signed with a CA that is not there; what runs keeps running.
+            let status = CaStatus {
+                name: what.into(),
+                phase: "Unusable".into(),
+                generations: material.cas.keys().copied().collect(),
+                not_after: material
+                    .cas
+                    .values()
+                    .next_back()
+                    .and_then(|c| certs_issue::read(&c.cert_pem).ok())
+                    .map(|r| r.not_after.to_string()),
+            };
+            let event = Event::new(Reason::CaUnusable, format!("{what} CA (generate: false): {why}"));
+            let retry = inputs.now + jiff::SignedDuration::from_secs(10);
+            return (vec![Write::Event(event)], Some(retry), status);
+        }
         let forced = force.is_some() && force != material.force_renew_handled;
         let state = material.state(&wanted, forced);
         let d = certs::decide(&state, &policy, inputs.now);
@@ -416,7 +433,12 @@ fn certificate_writes(
             match step {
                 CertStep::CreateCa | CertStep::AddCa { .. } => {
                     generations.push(generations.last().map_or(1, |g| g + 1));
-                    not_after = Some(inputs.now + policy.ca_validity);
+                    not_after = Some(match &material.provided {
+                        Some(Provided::Ca(p)) => certs_issue::read(&p.cert_pem)
+                            .map(|r| r.not_after)
+                            .unwrap_or(inputs.now),
+                        _ => inputs.now + policy.ca_validity,
+                    });
                 }
                 CertStep::DropCa { generation } => generations.retain(|g| g != generation),
                 _ => {}
@@ -433,7 +455,10 @@ fn certificate_writes(
             let event = match step {
                 CertStep::AddCa { generation } => Some(Event::new(
                     Reason::CaReplacing,
-                    format!("{what} CA: a new key (generation {generation}) joins the trust bundle; certificates move to it once the bundle has reached every pod"),
+                    match &ca.secret_name {
+                        Some(secret) if !ca.generate => format!("{what} CA: the new CA in Secret {secret} (generation {generation}) joins the trust bundle; certificates move to it once the bundle has reached every pod"),
+                        _ => format!("{what} CA: a new key (generation {generation}) joins the trust bundle; certificates move to it once the bundle has reached every pod"),
+                    },
                 )),
                 CertStep::DropCa { generation } => Some(Event::new(
                     Reason::CaReplaced,

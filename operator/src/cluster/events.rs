@@ -66,6 +66,8 @@ pub enum Reason {
     CaReplacing,
     /// The old CA left the trust bundle.
     CaReplaced,
+    /// A CA the user brings (`generate: false`) is missing or unusable.
+    CaUnusable,
 }
 
 impl Reason {
@@ -86,6 +88,7 @@ impl Reason {
             Reason::RollBlocked => "RollBlocked",
             Reason::CaReplacing => "CaReplacing",
             Reason::CaReplaced => "CaReplaced",
+            Reason::CaUnusable => "CaUnusable",
         }
     }
 
@@ -99,6 +102,7 @@ impl Reason {
                 | Reason::ScaleDownRefused
                 | Reason::RebalanceStalled
                 | Reason::RollBlocked
+                | Reason::CaUnusable
         )
     }
 }

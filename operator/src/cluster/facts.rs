@@ -180,7 +180,7 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
         return Ok(Some(facts));
     }
     if super::listeners::secured(&facts.cluster) {
-        facts.certificates = Some(certificates(ctx, &names).await?);
+        facts.certificates = Some(certificates(ctx, &names, &facts.cluster.spec.certificates).await?);
     }
     facts.observed = pods(ctx, &names).await?;
     facts.claims = claims(ctx, &names).await?;
@@ -407,14 +407,33 @@ pub async fn secret_text(
 }
 
 /// The CAs' Secrets and the certificates they signed.
-async fn certificates(ctx: &Context, names: &Names) -> Result<CertificateFacts, Error> {
+/// A CA the user brings is read from its own Secret.
+async fn certificates(
+    ctx: &Context,
+    names: &Names,
+    spec: &crate::crd::CertificatesSpec,
+) -> Result<CertificateFacts, Error> {
     let s = SecretNames::new(names);
     let ns = &names.namespace;
     let (keys, annotations) = secret_text(ctx, ns, &s.cluster_ca).await?;
     let (leaves, _) = secret_text(ctx, ns, &s.brokers).await?;
-    let cluster_ca = Material::read(&s.cluster_ca, &keys, &annotations, &leaves);
+    let mut cluster_ca = Material::read(&s.cluster_ca, &keys, &annotations, &leaves);
     let (keys, annotations) = secret_text(ctx, ns, &s.clients_ca).await?;
-    let clients_ca = Material::read(&s.clients_ca, &keys, &annotations, &BTreeMap::new());
+    let mut clients_ca = Material::read(&s.clients_ca, &keys, &annotations, &BTreeMap::new());
+    for (material, ca) in [(&mut cluster_ca, &spec.cluster_ca), (&mut clients_ca, &spec.clients_ca)] {
+        if let (false, Some(secret)) = (ca.generate, &ca.secret_name) {
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            let data = secrets.get_opt(secret).await?.map(|found| {
+                found
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, String::from_utf8(v.0).ok()?)))
+                    .collect::<BTreeMap<_, _>>()
+            });
+            material.provided = Some(crate::certificates::material::Provided::read(secret, data.as_ref()));
+        }
+    }
     Ok(CertificateFacts { cluster_ca, clients_ca })
 }
 

@@ -63,6 +63,8 @@ pub enum Invalid {
     Rack(String),
     #[error("authorization: needs a listener with authentication (without one every client is User:ANONYMOUS)")]
     AuthorizationWithoutAuthentication,
+    #[error("certificates.{ca}: generate: false needs secretName, the Secret holding the CA")]
+    ProvidedCa { ca: &'static str },
     #[error("certificates.{ca}: renewalDays ({renewal}) must be less than validityDays ({validity})")]
     Renewal {
         ca: &'static str,
@@ -147,6 +149,9 @@ pub fn validate<'a>(
         ("clusterCa", &spec.certificates.cluster_ca),
         ("clientsCa", &spec.certificates.clients_ca),
     ] {
+        if !c.generate && c.secret_name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            errors.push(Invalid::ProvidedCa { ca });
+        }
         if c.renewal_days >= c.validity_days {
             errors.push(Invalid::Renewal {
                 ca,
@@ -436,7 +441,8 @@ mod tests {
             }),
             Vec::<String>::new()
         );
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut KafkaCluster)>, &str)> = vec![
+        type Edit<'a> = Box<dyn FnOnce(&mut KafkaCluster) + 'a>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
             (
                 "broker.rack set by hand with racks on",
                 Box::new(|kc: &mut KafkaCluster| {

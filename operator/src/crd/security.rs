@@ -166,10 +166,21 @@ impl CertificatesSpec {
     }
 }
 
-/// How long a CA's certificates live and how early they are replaced.
+/// How long a CA's certificates live and how early they are replaced; or a
+/// CA the user brings (cert-manager's, a company's).
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CaSpec {
+    /// false: the CA is the user's, from `secretName` (`ca.crt` and `ca.key`,
+    /// or cert-manager's `tls.crt` and `tls.key`; the key PKCS#8 PEM). The
+    /// operator signs the brokers' (or users') certificates with it and never
+    /// replaces it; putting a new CA in that Secret replaces it the way the
+    /// operator replaces its own, restarting nothing.
+    #[serde(default = "default_true")]
+    pub generate: bool,
+    /// With `generate: false`: the Secret, beside the KafkaCluster, holding the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
     /// Validity of the CA certificate, days.
     #[serde(default = "default_validity")]
     #[schemars(range(min = 2))]
@@ -188,9 +199,15 @@ fn default_renewal() -> i32 {
     30
 }
 
+fn default_true() -> bool {
+    true
+}
+
 impl Default for CaSpec {
     fn default() -> Self {
         CaSpec {
+            generate: true,
+            secret_name: None,
             validity_days: default_validity(),
             renewal_days: default_renewal(),
         }

@@ -388,9 +388,9 @@ async fn credentials(
     let current = old
         .get("user.crt")
         .and_then(|c| std::str::from_utf8(c).ok())
-        .and_then(|c| issue::read(c).ok())
-        .map(|r| plan::UserCertificate {
-            issuer: r.issuer_generation.unwrap_or(0),
+        .and_then(|c| Some((ca.generation_of(c), issue::read(c).ok()?)))
+        .map(|(issuer, r)| plan::UserCertificate {
+            issuer,
             not_after: r.not_after,
             subject_matches: r.subject == *user,
         });
