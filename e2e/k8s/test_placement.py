@@ -144,6 +144,11 @@ def test_a_nodeport_listener_advertises_each_broker_s_node_address_and_node_port
     assert bootstrap["spec"]["type"] == "NodePort"
     # A client outside the pod network: the node's address and the bootstrap node port.
     outside = f"127.0.0.2:{bootstrap['spec']['ports'][0]['nodePort']}"
+    # The status lists it, over the brokers' nodes.
+    listeners = {l["name"]: l for l in k8s.get("kafkaclusters", ns, NAME)["status"]["listeners"]}
+    port = bootstrap["spec"]["ports"][0]["nodePort"]
+    assert listeners["ext"]["bootstrapServers"] == ",".join(f"127.0.0.{n}:{port}" for n in (1, 2, 3)), listeners
+    assert listeners["plain"]["bootstrapServers"] == internal(ns)
     a = AdminClient({"bootstrap.servers": outside})
     md = a.list_topics(timeout=20)
     assert {b.id: f"{b.host}:{b.port}" for b in md.brokers.values()} == expected
@@ -161,6 +166,8 @@ def test_a_loadbalancer_listener_advertises_each_broker_s_load_balancer(k8s, rac
         expected[i] = f"{svc['status']['loadBalancer']['ingress'][0]['ip']}:9095"
     bootstrap = k8s.kube.get(f"/api/v1/namespaces/{ns}/services/{NAME}-lb-bootstrap")
     outside = f"{bootstrap['status']['loadBalancer']['ingress'][0]['ip']}:9095"
+    listeners = {l["name"]: l for l in k8s.get("kafkaclusters", ns, NAME)["status"]["listeners"]}
+    assert listeners["lb"] == {"name": "lb", "type": "loadbalancer", "bootstrapServers": outside}, listeners
     a = AdminClient({"bootstrap.servers": outside})
     md = a.list_topics(timeout=20)
     assert {b.id: f"{b.host}:{b.port}" for b in md.brokers.values()} == expected

@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::{Api, Client};
 
+use crate::cluster::init::{bracket, node_address};
 use crate::crd::NodeAddressType;
 
 #[derive(clap::Args, Debug)]
@@ -124,36 +125,22 @@ pub fn address(l: &ExternalListener, ordinal: i32, node: &Node, service: &Servic
         let host = ingress.and_then(|i| i.hostname.clone().or_else(|| i.ip.clone()));
         return Ok(host.map(|h| format!("{}:{port}", bracket(&h))));
     }
-    let addresses = node
+    let addresses: Vec<(String, String)> = node
         .status
         .as_ref()
         .and_then(|s| s.addresses.clone())
-        .unwrap_or_default();
-    let order: Vec<NodeAddressType> = match l.address_type {
-        Some(t) => std::iter::once(t).chain(NodeAddressType::ALL).collect(),
-        None => NodeAddressType::ALL.to_vec(),
-    };
-    let host = order
-        .iter()
-        .find_map(|t| addresses.iter().find(|a| a.type_ == t.as_str()))
-        .map(|a| a.address.clone())
-        .ok_or_else(|| {
-            format!(
-                "node {} lists no address for listener {}",
-                node.metadata.name.clone().unwrap_or_default(),
-                l.name
-            )
-        })?;
-    Ok(Some(format!("{}:{port}", bracket(&host))))
-}
-
-/// An IPv6 address in a `host:port` pair takes brackets.
-fn bracket(host: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.type_, a.address))
+        .collect();
+    let host = node_address(&addresses, l.address_type).ok_or_else(|| {
+        format!(
+            "node {} lists no address for listener {}",
+            node.metadata.name.clone().unwrap_or_default(),
+            l.name
+        )
+    })?;
+    Ok(Some(format!("{host}:{port}")))
 }
 
 fn env(name: &str) -> Result<String, String> {

@@ -307,6 +307,7 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
 
     let mut st = status_of(&decision);
     st.certificate_authorities = authorities;
+    st.listeners = super::init::listener_status(kc, names, &facts.external);
     status::with_roll(&mut st, roll, kc.metadata.generation);
     let old_phase = kc.status.as_ref().and_then(|s| s.phase.clone());
     if st.phase != old_phase {
@@ -557,6 +558,7 @@ pub(crate) mod tests {
             deleting: false,
         });
         f.observed = Observed {
+            nodes: Default::default(),
             pods: (0..running).map(|i| (i, format!("demo-{i}"), true)).collect(),
             registered: Some((0..running).collect()),
             view: Some(BrokerView {

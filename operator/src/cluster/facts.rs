@@ -48,6 +48,8 @@ pub struct Facts {
     pub owned: Vec<Owned>,
     /// A secured cluster's CAs and certificates, as its Secrets hold them.
     pub certificates: Option<CertificateFacts>,
+    /// The external listeners' bootstrap Services and the brokers' nodes.
+    pub external: super::init::ExternalFacts,
 }
 
 /// The cluster CA (with the brokers' and the operator's certificates) and the clients CA.
@@ -143,6 +145,7 @@ impl Facts {
             cluster,
             names,
             statefulset: None,
+            external: Default::default(),
             observed: Observed::default(),
             claims: Vec::new(),
             broker_configs: None,
@@ -183,6 +186,7 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
         facts.certificates = Some(certificates(ctx, &names, &facts.cluster.spec.certificates).await?);
     }
     facts.observed = pods(ctx, &names).await?;
+    facts.external = external(ctx, &facts.cluster, &names, &facts.observed).await?;
     facts.claims = claims(ctx, &names).await?;
     let kc = &facts.cluster;
     let previous = kc.status.as_ref().and_then(|s| s.scaling.as_ref());
@@ -284,6 +288,9 @@ async fn pods(ctx: &Context, names: &Names) -> Result<Observed, Error> {
                 revision: pod.labels().get("controller-revision-hash").cloned(),
             },
         );
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            observed.nodes.insert(node);
+        }
         observed.pods.push((ordinal, pod_name, ready));
     }
     observed.pods.sort();
@@ -407,6 +414,54 @@ pub async fn secret_text(
 }
 
 /// The CAs' Secrets and the certificates they signed.
+/// The external listeners' bootstrap Services, and the addresses of the nodes
+/// the brokers run on (for a nodeport listener's bootstrap servers).
+async fn external(
+    ctx: &Context,
+    kc: &KafkaCluster,
+    names: &Names,
+    observed: &Observed,
+) -> Result<super::init::ExternalFacts, Error> {
+    let mut out = super::init::ExternalFacts::default();
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &names.namespace);
+    let mut nodeport = false;
+    for l in super::init::external(kc) {
+        nodeport |= l.type_ == crate::crd::ListenerType::Nodeport;
+        let Some(svc) = services
+            .get_opt(&super::init::bootstrap_service(names, &l.name))
+            .await?
+        else {
+            continue;
+        };
+        let node_port = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .and_then(|p| p.first())
+            .and_then(|p| p.node_port);
+        let ingress = svc
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.hostname.or(i.ip))
+            .collect();
+        out.bootstrap.insert(l.name.clone(), (node_port, ingress));
+    }
+    if nodeport {
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(ctx.client.clone());
+        for name in &observed.nodes {
+            if let Some(node) = nodes.get_opt(name).await? {
+                let addresses = node.status.and_then(|s| s.addresses).unwrap_or_default();
+                out.node_addresses
+                    .push(addresses.into_iter().map(|a| (a.type_, a.address)).collect());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A CA the user brings is read from its own Secret.
 async fn certificates(
     ctx: &Context,

@@ -26,7 +26,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, PolicyRule, Role, RoleBindi
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::crd::{KafkaCluster, ListenerSpec, ListenerType};
+use crate::crd::{KafkaCluster, ListenerSpec, ListenerStatus, ListenerType, NodeAddressType};
 
 use super::build::Names;
 
@@ -241,6 +241,87 @@ pub fn volumes() -> Vec<Volume> {
     ]
 }
 
+/// What the reconcile read for the external listeners' status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalFacts {
+    /// Per external listener: its bootstrap Service's node port, and its load
+    /// balancer's addresses (hostname or IP).
+    pub bootstrap: BTreeMap<String, (Option<i32>, Vec<String>)>,
+    /// The addresses (type, address) of each node a broker runs on.
+    pub node_addresses: Vec<Vec<(String, String)>>,
+}
+
+/// A node's address of the preferred type, else the first found of
+/// ExternalDNS, ExternalIP, InternalDNS, InternalIP, Hostname (Strimzi's order).
+pub fn node_address(addresses: &[(String, String)], preferred: Option<NodeAddressType>) -> Option<String> {
+    preferred
+        .into_iter()
+        .chain(NodeAddressType::ALL)
+        .find_map(|t| addresses.iter().find(|(kind, _)| kind == t.as_str()))
+        .map(|(_, a)| bracket(a))
+}
+
+/// An IPv6 address in a `host:port` pair takes brackets.
+pub fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Where clients reach each listener: the bootstrap Service inside, the
+/// brokers' nodes at the bootstrap node port, or the load balancer.
+pub fn listener_status(cluster: &KafkaCluster, names: &Names, facts: &ExternalFacts) -> Vec<ListenerStatus> {
+    let internal = |port: i32| format!("{}.{}.svc.{}:{port}", names.bootstrap, names.namespace, names.domain());
+    if cluster.spec.listeners.is_empty() {
+        return vec![ListenerStatus {
+            name: "plaintext".into(),
+            type_: "internal".into(),
+            bootstrap_servers: Some(internal(super::build::KAFKA_PORT)),
+        }];
+    }
+    cluster
+        .spec
+        .listeners
+        .iter()
+        .map(|l| {
+            let (node_port, ingress) = facts.bootstrap.get(&l.name).cloned().unwrap_or_default();
+            let join = |hosts: Vec<String>, port: i32| {
+                let mut all: Vec<String> = hosts.into_iter().map(|h| format!("{h}:{port}")).collect();
+                all.sort();
+                all.dedup();
+                (!all.is_empty()).then(|| all.join(","))
+            };
+            let bootstrap_servers = match l.type_ {
+                ListenerType::Internal => Some(internal(l.port)),
+                ListenerType::Nodeport => node_port.and_then(|p| {
+                    let preferred = l.configuration.preferred_node_port_address_type;
+                    join(
+                        facts
+                            .node_addresses
+                            .iter()
+                            .filter_map(|a| node_address(a, preferred))
+                            .collect(),
+                        p,
+                    )
+                }),
+                ListenerType::Loadbalancer => join(ingress.iter().map(|h| bracket(h)).collect(), l.port),
+            };
+            ListenerStatus {
+                name: l.name.clone(),
+                type_: match l.type_ {
+                    ListenerType::Internal => "internal",
+                    ListenerType::Nodeport => "nodeport",
+                    ListenerType::Loadbalancer => "loadbalancer",
+                }
+                .into(),
+                bootstrap_servers,
+            }
+        })
+        .collect()
+}
+
 /// The name of broker `ordinal`'s Service for an external listener.
 pub fn broker_service(names: &Names, ordinal: i32, listener: &str) -> String {
     format!("{}-{listener}", names.pod(ordinal))
@@ -364,6 +445,54 @@ mod tests {
                 preferred_node_port_address_type: None,
             },
         }
+    }
+
+    #[test]
+    fn the_status_gives_each_listener_s_bootstrap_servers_once_known() {
+        let mut ext = listener("ext", 9094, ListenerType::Nodeport, None);
+        ext.configuration.preferred_node_port_address_type = Some(NodeAddressType::InternalIP);
+        let kc = cluster(
+            false,
+            vec![
+                listener("plain", 9092, ListenerType::Internal, None),
+                ext,
+                listener("lb", 9095, ListenerType::Loadbalancer, None),
+            ],
+        );
+        let names = Names::new(&kc, "cluster.local");
+        let node = |ip: &str| {
+            vec![
+                ("Hostname".to_string(), "n".to_string()),
+                ("InternalIP".to_string(), ip.to_string()),
+            ]
+        };
+        let mut facts = ExternalFacts::default();
+        let servers = |facts: &ExternalFacts| -> Vec<Option<String>> {
+            listener_status(&kc, &names, facts)
+                .into_iter()
+                .map(|l| l.bootstrap_servers)
+                .collect()
+        };
+        // Nothing placed or provisioned yet: only the internal listener is known.
+        assert_eq!(servers(&facts)[1..], [None, None]);
+        facts.bootstrap.insert("ext".into(), (Some(31000), Vec::new()));
+        facts
+            .bootstrap
+            .insert("lb".into(), (Some(32000), vec!["203.0.113.5".into(), "fd00::1".into()]));
+        facts.node_addresses = vec![node("10.0.0.2"), node("10.0.0.1"), node("10.0.0.2")];
+        let st = listener_status(&kc, &names, &facts);
+        assert_eq!(
+            st[0].bootstrap_servers.as_deref(),
+            Some(format!("{}.{}.svc.cluster.local:9092", names.bootstrap, names.namespace).as_str())
+        );
+        assert_eq!(
+            (st[1].type_.as_str(), st[1].bootstrap_servers.as_deref()),
+            ("nodeport", Some("10.0.0.1:31000,10.0.0.2:31000"))
+        );
+        assert_eq!(
+            st[2].bootstrap_servers.as_deref(),
+            Some("203.0.113.5:9095,[fd00::1]:9095")
+        );
     }
 
     #[test]

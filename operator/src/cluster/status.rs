@@ -18,6 +18,8 @@ pub struct Observed {
     pub view: Option<crate::cluster::scale::BrokerView>,
     /// Each pod's revision and state, for rolling restarts.
     pub revisions: std::collections::BTreeMap<i32, crate::cluster::roll::PodState>,
+    /// The nodes broker pods are placed on.
+    pub nodes: std::collections::BTreeSet<String>,
 }
 
 /// Records a rolling restart: status.roll, the RollingUpdate condition, and
@@ -246,6 +248,7 @@ mod tests {
             registered: None,
             view: None,
             revisions: Default::default(),
+            nodes: Default::default(),
         }
     }
 

@@ -267,6 +267,23 @@ pub struct KafkaClusterStatus {
     /// The certificate authorities of a secured cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificate_authorities: Vec<CaStatus>,
+    /// Where clients reach each listener (Strimzi's `status.listeners`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+}
+
+/// One listener's addresses for clients.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerStatus {
+    pub name: String,
+    /// internal, nodeport or loadbalancer.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `host:port,...` to bootstrap from; absent until known (a load balancer
+    /// not provisioned, no broker placed yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<String>,
 }
 
 /// Where a CA stands.
