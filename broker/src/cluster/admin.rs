@@ -4,7 +4,6 @@
 //! a local replica directly.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -389,22 +388,21 @@ impl Broker {
     /// Hands out a producer id from a block the controller allocated to this broker,
     /// so two brokers never hand out the same id.
     pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
-        let _g = self.producer_id_lock.lock().await;
-        if self.next_producer_id.load(Ordering::SeqCst) >= self.producer_id_limit.load(Ordering::SeqCst) {
+        let new_block = || async {
             let reply = self
                 .controller
                 .propose(Command::AllocateProducerIds { broker: self.node_id })
                 .await?;
-            let Reply::ProducerIds(start) = refused(reply)? else {
-                return Err(AdminError::new(
+            match refused(reply)? {
+                Reply::ProducerIds(start) => Ok(start),
+                _ => Err(AdminError::new(
                     ResponseError::UnknownServerError,
                     "no producer-id block",
-                ));
-            };
-            self.next_producer_id.store(start, Ordering::SeqCst);
-            self.producer_id_limit
-                .store(start + crate::controller::image::PRODUCER_ID_BLOCK, Ordering::SeqCst);
-        }
-        Ok(self.next_producer_id.fetch_add(1, Ordering::SeqCst))
+                )),
+            }
+        };
+        self.producer_ids
+            .allocate(crate::controller::image::PRODUCER_ID_BLOCK, new_block)
+            .await
     }
 }

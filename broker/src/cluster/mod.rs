@@ -12,6 +12,7 @@ mod duties;
 mod group_host;
 pub mod partition;
 pub mod parts;
+mod producer_ids;
 mod reconcile;
 mod replica_host;
 
@@ -132,9 +133,8 @@ pub struct Broker {
     /// Changes when a high watermark of a partition led here advances (each
     /// Partition holds a clone): wakes consumers' long-polling fetches.
     hw_advanced: Arc<watch::Sender<u64>>,
-    next_producer_id: AtomicI64,
-    producer_id_limit: AtomicI64,
-    producer_id_lock: tokio::sync::Mutex<()>,
+    /// Producer ids, in blocks from the metadata quorum.
+    producer_ids: producer_ids::ProducerIdManager,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
     /// Prometheus metrics (`/metrics`).
@@ -303,9 +303,7 @@ impl Broker {
             open_stats: std::sync::Mutex::new(crate::log::OpenStats::default()),
             appended,
             hw_advanced,
-            next_producer_id: AtomicI64::new(0),
-            producer_id_limit: AtomicI64::new(0),
-            producer_id_lock: tokio::sync::Mutex::new(()),
+            producer_ids: producer_ids::ProducerIdManager::new(),
             groups: crate::group::GroupCoordinator::new(
                 crate::group::state::GroupConfig::from_broker_config(&config),
                 config.offsets_topic_partitions(),
