@@ -20,3 +20,4 @@ pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;
+pub mod txn;
