@@ -302,6 +302,12 @@ impl Desired {
     }
 }
 
+/// The external listeners' Services for `brokers` brokers (more than
+/// `spec.replicas` while a scale-down drains).
+pub fn external_services(cluster: &KafkaCluster, names: &Names, brokers: i32) -> Vec<Service> {
+    super::init::services(cluster, names, brokers, |n| meta(cluster, names, n))
+}
+
 fn meta(cluster: &KafkaCluster, names: &Names, name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
@@ -595,7 +601,7 @@ pub fn build(cluster: &KafkaCluster, settings: &Settings) -> Desired {
         statefulset,
         pdb,
         network_policy: super::listeners::network_policy(cluster, &names),
-        external_services: super::init::services(cluster, &names, |n| meta(cluster, &names, n)),
+        external_services: external_services(cluster, &names, spec.replicas),
         init_rbac: init.then(|| super::init::rbac(&names, |n| meta(cluster, &names, n))),
     }
 }

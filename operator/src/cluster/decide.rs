@@ -287,6 +287,10 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
     // The desired objects under one field manager; owned ones no longer built go.
     let mut desired = build::build(kc, inputs.settings);
     set_replicas(&mut desired.statefulset, decision.statefulset_replicas);
+    if decision.statefulset_replicas > kc.spec.replicas {
+        // Brokers still draining keep their external Services.
+        desired.external_services = build::external_services(kc, names, decision.statefulset_replicas);
+    }
     let objects = desired.objects();
     let built = |kind: OwnedKind, name: &str| {
         objects
@@ -621,6 +625,43 @@ pub(crate) mod tests {
             unreachable!()
         };
         assert_eq!(first.scaling.as_ref().map(|s| (s.from, s.to)), Some((3, 4)));
+    }
+
+    #[test]
+    fn a_draining_broker_keeps_its_external_service_until_it_leaves() {
+        use crate::crd::{ListenerSpec, ListenerType};
+        let mut f = facts(4, 3);
+        f.cluster.spec.listeners = vec![ListenerSpec {
+            name: "ext".into(),
+            port: 9094,
+            type_: ListenerType::Nodeport,
+            tls: false,
+            authentication: None,
+            network_policy_peers: Vec::new(),
+            configuration: Default::default(),
+        }];
+        // Broker 3 still holds a replica: it drains before it stops.
+        if let Some(view) = f.observed.view.as_mut() {
+            view.assignments.insert("t".into(), vec![vec![3, 0]]);
+            view.leaders.insert(("t".into(), 0), 3);
+            view.isr.insert(("t".into(), 0), vec![3, 0]);
+        }
+        let plan = plan_of(&f);
+        let services: Vec<&str> = plan
+            .writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Apply(o) if o["kind"] == "Service" => o["metadata"]["name"].as_str(),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            plan.writes.iter().any(|w| statefulset_replicas(w) == Some(4)),
+            "{:?}",
+            plan.writes
+        );
+        assert!(services.contains(&"demo-3-ext"), "{services:?}");
+        assert!(services.contains(&"demo-ext-bootstrap"), "{services:?}");
     }
 
     #[test]

@@ -332,9 +332,15 @@ pub fn bootstrap_service(names: &Names, listener: &str) -> String {
     format!("{}-{listener}-bootstrap", names.name)
 }
 
-/// The external listeners' Services: one per broker (selecting its pod) and a
+/// The external listeners' Services: one per broker of `brokers` (selecting
+/// its pod: during a scale-down the brokers still draining keep theirs) and a
 /// bootstrap one per listener, of the listener's type.
-pub fn services(cluster: &KafkaCluster, names: &Names, meta: impl Fn(&str) -> ObjectMeta) -> Vec<Service> {
+pub fn services(
+    cluster: &KafkaCluster,
+    names: &Names,
+    brokers: i32,
+    meta: impl Fn(&str) -> ObjectMeta,
+) -> Vec<Service> {
     let mut out = Vec::new();
     for l in external(cluster) {
         let port = ServicePort {
@@ -344,24 +350,25 @@ pub fn services(cluster: &KafkaCluster, names: &Names, meta: impl Fn(&str) -> Ob
             target_port: Some(IntOrString::String(l.name.clone())),
             ..Default::default()
         };
-        let service = |name: String, selector: BTreeMap<String, String>| Service {
+        let service = |name: String, selector: BTreeMap<String, String>, policy: &str| Service {
             metadata: meta(&name),
             spec: Some(ServiceSpec {
                 type_: Some(l.type_.service_type().into()),
                 selector: Some(selector),
                 ports: Some(vec![port.clone()]),
-                // The broker itself answers on the node: no second hop, and the
-                // client's address reaches the broker (its ACL hosts, quotas).
-                external_traffic_policy: Some("Local".into()),
+                external_traffic_policy: Some(policy.into()),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        out.push(service(bootstrap_service(names, &l.name), names.selector()));
-        for i in 0..cluster.spec.replicas {
+        // Bootstrap through any node (a client may pick one without a broker).
+        out.push(service(bootstrap_service(names, &l.name), names.selector(), "Cluster"));
+        for i in 0..brokers {
             let mut selector = names.selector();
             selector.insert("statefulset.kubernetes.io/pod-name".into(), names.pod(i));
-            out.push(service(broker_service(names, i, &l.name), selector));
+            // A broker advertises its own node: no second hop, and the client's
+            // address reaches the broker (its ACL hosts, quotas).
+            out.push(service(broker_service(names, i, &l.name), selector, "Local"));
         }
     }
     out
@@ -539,7 +546,7 @@ mod tests {
             ],
         );
         let names = Names::new(&kc, "cluster.local");
-        let services = services(&kc, &names, |n| ObjectMeta {
+        let services = services(&kc, &names, kc.spec.replicas, |n| ObjectMeta {
             name: Some(n.into()),
             ..Default::default()
         });
