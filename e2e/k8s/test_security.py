@@ -81,9 +81,13 @@ def test_a_secured_cluster_runs_on_certificates_the_operator_issues(k8s, secured
     assert "ca.key" in secret(k8s, ns, f"{NAME}-cluster-ca")
     # Each CA and certificate's remaining life, in seconds (365 days by default).
     import re
-    expiry = {m[1]: float(m[2]) for m in re.finditer(
-        r'skein_operator_certificate_expiry_seconds\{[^}]*certificate="([^"]+)"[^}]*\} (\S+)',
-        k8s.operator_metrics(k8s.operator))}
+    # This cluster's series only (other tests' clusters have their own).
+    expiry = {}
+    for m in re.finditer(r'skein_operator_certificate_expiry_seconds\{([^}]*)\} (\S+)',
+                         k8s.operator_metrics(k8s.operator)):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m[1]))
+        if labels.get("namespace") == ns and labels.get("cluster") == NAME:
+            expiry[labels["certificate"]] = float(m[2])
     assert {"cluster-ca", "clients-ca", f"{NAME}-0", "operator"} <= set(expiry), expiry
     assert 364 * 86400 < expiry["cluster-ca"] <= 365 * 86400, expiry
     # The NetworkPolicy: replication and quorum from the brokers, the operator's
