@@ -400,9 +400,18 @@ pub async fn secret_text(
     namespace: &str,
     name: &str,
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>), Error> {
+    Ok(secret_text_opt(ctx, namespace, name).await?.unwrap_or_default())
+}
+
+/// A Secret's text keys and annotations; None when it does not exist.
+pub async fn secret_text_opt(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<(BTreeMap<String, String>, BTreeMap<String, String>)>, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let Some(secret) = secrets.get_opt(name).await? else {
-        return Ok(Default::default());
+        return Ok(None);
     };
     let data = secret
         .data
@@ -410,7 +419,7 @@ pub async fn secret_text(
         .into_iter()
         .filter_map(|(k, v)| Some((k, String::from_utf8(v.0).ok()?)))
         .collect();
-    Ok((data, secret.metadata.annotations.unwrap_or_default()))
+    Ok(Some((data, secret.metadata.annotations.unwrap_or_default())))
 }
 
 /// The CAs' Secrets and the certificates they signed.
@@ -477,15 +486,7 @@ async fn certificates(
     let mut clients_ca = Material::read(&s.clients_ca, &keys, &annotations, &BTreeMap::new());
     for (material, ca) in [(&mut cluster_ca, &spec.cluster_ca), (&mut clients_ca, &spec.clients_ca)] {
         if let (false, Some(secret)) = (ca.generate, &ca.secret_name) {
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            let data = secrets.get_opt(secret).await?.map(|found| {
-                found
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(k, v)| Some((k, String::from_utf8(v.0).ok()?)))
-                    .collect::<BTreeMap<_, _>>()
-            });
+            let data = secret_text_opt(ctx, ns, secret).await?.map(|(data, _)| data);
             material.provided = Some(crate::certificates::material::Provided::read(secret, data.as_ref()));
         }
     }
