@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod controller;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod http;

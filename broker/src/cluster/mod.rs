@@ -8,8 +8,8 @@
 //! locally first. Protocol handlers call it; it never sees a socket.
 
 mod admin;
+mod coordinator_host;
 mod duties;
-mod group_host;
 pub mod partition;
 pub mod parts;
 mod producer_ids;

@@ -232,25 +232,27 @@ impl Broker {
                         role_changes
                             .led
                             .push((name.clone(), index, pi.leader_epoch, pi.isr.clone()));
-                        if name == crate::group::OFFSETS_TOPIC {
-                            self.groups.became_leader(p.as_ref());
+                        if let Some(c) = self.coordinator_of(name) {
+                            c.became_leader(p.as_ref());
                         }
                         self.notify_append();
                     }
                     RoleChange::BecameFollower { leader, epoch } => {
                         role_changes.followed.push((name.clone(), index, leader, epoch));
-                        if name == crate::group::OFFSETS_TOPIC {
-                            self.groups.lost_leadership(index);
+                        if let Some(c) = self.coordinator_of(name) {
+                            c.lost_leadership(index);
                         }
                     }
                     RoleChange::None => {}
                 }
                 match *role {
                     ReplicaRole::Follow { leader, epoch } => follow.entry(leader).or_default().push((p, epoch)),
-                    ReplicaRole::Leaderless if name == crate::group::OFFSETS_TOPIC => {
-                        self.groups.lost_leadership(index)
+                    ReplicaRole::Leaderless => {
+                        if let Some(c) = self.coordinator_of(name) {
+                            c.lost_leadership(index);
+                        }
                     }
-                    ReplicaRole::Lead | ReplicaRole::Leaderless => {}
+                    ReplicaRole::Lead => {}
                 }
             }
             if is_new {
@@ -374,8 +376,8 @@ impl Broker {
         }
         for p in &parts {
             p.mark_deleted();
-            if topic == crate::group::OFFSETS_TOPIC {
-                self.groups.lost_leadership(p.index);
+            if let Some(c) = self.coordinator_of(topic) {
+                c.lost_leadership(p.index);
             }
         }
         let dirs: Vec<PathBuf> = parts.iter().map(|p| p.dir().to_path_buf()).collect();

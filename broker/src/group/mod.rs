@@ -21,13 +21,12 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::Compression;
 
-use crate::log::batch::BatchHeader;
-use crate::log::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
+use crate::coordinator::{InternalLog, InternalTopic};
 use crate::error::AdminError;
-pub use host::{GroupHost, OffsetsLog};
+pub use host::GroupHost;
 pub use offsets::CommittedOffset;
 use state::{Completions, Group, GroupConfig, JoinRequest, JoinResult, Reply, SyncResult};
 
@@ -90,6 +89,20 @@ pub struct GroupDescription {
     pub members: Vec<state::Member>,
 }
 
+impl crate::coordinator::Coordinator for GroupCoordinator {
+    fn topic(&self) -> &'static str {
+        OFFSETS_TOPIC
+    }
+
+    fn became_leader(&self, p: &dyn InternalLog) {
+        self.load(p)
+    }
+
+    fn lost_leadership(&self, index: i32) {
+        self.forget(index)
+    }
+}
+
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, offsets_partitions: i32, consumer_timeouts: (i64, i32)) -> GroupCoordinator {
         GroupCoordinator {
@@ -147,7 +160,7 @@ impl GroupCoordinator {
 
     /// This broker now leads an `__consumer_offsets` partition: replay it into
     /// the cache, so the groups it owns are coordinated here.
-    pub fn became_leader(&self, p: &impl OffsetsLog) {
+    fn load(&self, p: &dyn InternalLog) {
         let started = std::time::Instant::now();
         match tokio::task::block_in_place(|| self.load_partition(p)) {
             Ok(n) => tracing::info!(
@@ -161,7 +174,7 @@ impl GroupCoordinator {
     }
 
     /// Another broker leads an `__consumer_offsets` partition now: forget its groups here.
-    pub fn lost_leadership(&self, partition: i32) {
+    fn forget(&self, partition: i32) {
         let owned = |g: &str| self.partition_for(g) == partition;
         self.offsets().retain(|g, _| !owned(g));
         self.groups().retain(|g, _| !owned(g));
@@ -169,48 +182,32 @@ impl GroupCoordinator {
     }
 
     /// Replays one `__consumer_offsets` partition into the cache (blocking).
-    fn load_partition(&self, p: &impl OffsetsLog) -> std::io::Result<usize> {
+    fn load_partition(&self, p: &dyn InternalLog) -> std::io::Result<usize> {
         let mut count = 0;
         let mut cache = self.offsets();
         cache.retain(|g, _| self.partition_for(g) != p.index());
-        let mut offset = p.log_start_offset();
-        loop {
-            let bytes = p.read_from(offset, 8 << 20)?;
-            if bytes.is_empty() {
-                break;
-            }
-            let mut buf = Bytes::from(bytes);
-            while !buf.is_empty() {
-                // Advance by the batch header, not by its records: an empty batch
-                // must not make the replay read the same offset forever.
-                let header = BatchHeader::parse(&buf).map_err(std::io::Error::other)?;
-                offset = header.next_offset();
-                let set = decode_batch(&mut buf, MAX_INFLATED_BATCH_BYTES)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                for r in set.records {
-                    let Some(key) = r.key.as_deref() else { continue };
-                    if let Some(offsets::OffsetRecord::Offset {
-                        group,
-                        topic,
-                        partition,
-                        value,
-                    }) = offsets::decode(key, r.value.as_deref())
-                    {
-                        count += 1;
-                        match value {
-                            Some(v) => {
-                                cache.entry(group).or_default().insert((topic, partition), v);
-                            }
-                            None => {
-                                if let Some(g) = cache.get_mut(&group) {
-                                    g.remove(&(topic, partition));
-                                }
-                            }
+        crate::coordinator::replay(p, |_, r| {
+            let Some(key) = r.key.as_deref() else { return };
+            if let Some(offsets::OffsetRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            }) = offsets::decode(key, r.value.as_deref())
+            {
+                count += 1;
+                match value {
+                    Some(v) => {
+                        cache.entry(group).or_default().insert((topic, partition), v);
+                    }
+                    None => {
+                        if let Some(g) = cache.get_mut(&group) {
+                            g.remove(&(topic, partition));
                         }
                     }
                 }
             }
-        }
+        })?;
         cache.retain(|_, o| !o.is_empty());
         Ok(count)
     }
@@ -219,20 +216,7 @@ impl GroupCoordinator {
     /// `__consumer_offsets` partition. NOT_COORDINATOR sends the client back to
     /// FindCoordinator; before the topic exists every broker may answer.
     pub fn check_coordinator(&self, host: &Arc<impl GroupHost>, group: &str) -> Result<(), ResponseError> {
-        let index = self.partition_for(group);
-        match host.offsets_leader(index) {
-            None => Ok(()),
-            Some(l) if l == host.node_id() => {
-                if host.leads_offsets_partition(index) {
-                    Ok(())
-                } else {
-                    // Led here by the image but not applied yet: the load is in progress.
-                    Err(ResponseError::CoordinatorLoadInProgress)
-                }
-            }
-            Some(l) if l >= 0 => Err(ResponseError::NotCoordinator),
-            _ => Err(ResponseError::CoordinatorNotAvailable),
-        }
+        crate::coordinator::check_coordinator(host.as_ref(), OFFSETS_TOPIC, self.partition_for(group))
     }
 
     /// The `__consumer_offsets` partition that owns `group`.
@@ -242,7 +226,16 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` if it does not exist (compacted, as in Kafka).
     pub async fn ensure_offsets_topic(&self, host: &Arc<impl GroupHost>) -> Result<(), AdminError> {
-        host.ensure_offsets_topic(self.offsets_partitions).await
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        let topic = InternalTopic {
+            name: OFFSETS_TOPIC,
+            partitions: self.offsets_partitions,
+            replication_factor: host.config().offsets_topic_replication_factor(),
+            configs,
+        };
+        host.ensure_internal_topic(&topic).await
     }
 
     /// JoinGroup: answers at once or when the join phase completes.
@@ -398,7 +391,8 @@ impl GroupCoordinator {
         let pairs: Vec<(Option<Bytes>, Option<Bytes>)> = records.into_iter().map(|(k, v)| (Some(k), v)).collect();
         let batch = crate::log::batch::encode_records(&pairs, now_ms(), Compression::None)
             .map_err(|_| ResponseError::UnknownServerError)?;
-        host.append_offsets(self.partition_for(group_id), batch).await
+        host.append_internal(OFFSETS_TOPIC, self.partition_for(group_id), batch)
+            .await
     }
 
     /// The committed offsets of a group.
