@@ -4,7 +4,7 @@
 //! Kafka, so tools that list a partition directory read it the same way.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -189,6 +189,10 @@ impl Segment {
         self.first_timestamp = None;
         self.last_epoch = -1;
         let file = self.log.get()?;
+        // From the start whatever an earlier recovery of this handle read:
+        // the file's cursor is shared, and a second recovery (a truncation
+        // after an unclean start) must not begin at the old end.
+        (&*file).seek(io::SeekFrom::Start(0))?;
         let mut reader = BufReader::with_capacity(1 << 20, file.as_ref());
         let mut pos: u64 = 0;
         let mut batches = 0;

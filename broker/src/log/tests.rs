@@ -616,3 +616,19 @@ fn an_idle_partition_stops_and_starts_without_writing_or_reading_anything_but_it
         "the index was written afresh, without the stale entry"
     );
 }
+
+#[test]
+fn a_truncation_after_an_unclean_start_keeps_what_is_below_the_cut() {
+    // Recovery at start-up reads the segment through its file handle; the
+    // truncation's second recovery must read it again from the start.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    for i in 0..10 {
+        log.append(&batch(2, i), 1_000, 0).unwrap();
+    }
+    drop(log);
+    let mut log = open(dir.path(), config(), false);
+    log.truncate_to(11, 1_000).unwrap();
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(offsets(&log.read(0, 1 << 20, true).unwrap().bytes).len(), 5);
+}
