@@ -626,14 +626,14 @@ impl Partition {
     /// One compaction pass if the log needs one (blocking). The log is locked only
     /// to pick the segments and to swap the results in.
     pub fn compact(&self, now: i64) -> io::Result<Option<crate::log::cleaner::CleanStats>> {
-        let (inputs, horizon) = {
+        let (inputs, horizon, aborted) = {
             let log = Self::lock(&self.log);
             match log.cleanable_segments() {
-                Some(inputs) => (inputs, now - log.config().delete_retention_ms),
+                Some(inputs) => (inputs, now - log.config().delete_retention_ms, log.aborted().to_vec()),
                 None => return Ok(None),
             }
         };
-        let (outputs, stats) = crate::log::cleaner::clean(&self.dir, &inputs, horizon)?;
+        let (outputs, stats) = crate::log::cleaner::clean(&self.dir, &inputs, horizon, &aborted)?;
         Self::lock(&self.log).swap_cleaned(outputs, now)?;
         Ok(Some(stats))
     }

@@ -285,6 +285,99 @@ pub fn encode_records(
     Ok(buf.freeze())
 }
 
+/// A transaction marker's type (the control record's key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+}
+
+/// A control batch holding one transaction marker (Kafka's EndTransactionMarker:
+/// key version 0 and type, value version 0 and the coordinator's epoch).
+pub fn encode_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Result<bytes::Bytes, String> {
+    use bytes::BufMut;
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let mut key = bytes::BytesMut::with_capacity(4);
+    key.put_i16(0);
+    key.put_i16(match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    });
+    let mut value = bytes::BytesMut::with_capacity(6);
+    value.put_i16(0);
+    value.put_i32(coordinator_epoch);
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(key.freeze()),
+        value: Some(value.freeze()),
+        headers: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        std::iter::once(&record),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
+/// The marker type of a control batch (its first record's key); None when
+/// `batch` is not a well-formed one.
+pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    let h = BatchHeader::parse(batch).ok()?;
+    if !h.is_control() || h.attributes & 0x07 != 0 {
+        return None;
+    }
+    let mut rec = batch.get(HEADER_LEN..h.size().min(batch.len()))?;
+    // Record: length, attributes (1 byte), timestamp delta, offset delta, key length, key.
+    read_varint(&mut rec)?;
+    rec = rec.get(1..)?;
+    read_varint(&mut rec)?;
+    read_varint(&mut rec)?;
+    let key_len = read_varint(&mut rec)?;
+    if key_len < 4 {
+        return None;
+    }
+    match i16::from_be_bytes([*rec.get(2)?, *rec.get(3)?]) {
+        0 => Some(ControlType::Abort),
+        1 => Some(ControlType::Commit),
+        _ => None,
+    }
+}
+
+/// A zig-zag varint (at most 5 bytes).
+fn read_varint(b: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for i in 0..5 {
+        let byte = *b.first()?;
+        *b = &b[1..];
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
 /// Timestamps of the records of one batch, with their offsets, for exact
 /// ListOffsets lookups (decompressing when needed; only done off the hot path).
 pub fn record_timestamps(batch: &[u8]) -> Vec<(i64, i64)> {

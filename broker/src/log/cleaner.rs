@@ -20,6 +20,7 @@ use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptio
 use super::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 
 use super::batch::{self, BatchHeader};
+use super::txn_index::AbortedTxn;
 
 /// A rolled segment to clean: its base offset and a handle to its `.log` file.
 #[derive(Debug, Clone)]
@@ -74,19 +75,29 @@ fn compression_of(h: &BatchHeader) -> Compression {
 
 /// Cleans `segments` (oldest first, all below the active segment): a record
 /// survives if no later record in these segments has its key; tombstones older
-/// than `delete_horizon_ms` are dropped too. Control batches are kept as they are.
+/// than `delete_horizon_ms` are dropped too, and so are the batches of
+/// `aborted` transactions (they never win over committed data). Control
+/// batches are kept as they are. The caller passes only segments below the
+/// first unstable offset.
 pub fn clean(
     dir: &Path,
     segments: &[SegmentInput],
     delete_horizon_ms: i64,
+    aborted: &[AbortedTxn],
 ) -> io::Result<(Vec<SegmentOutput>, CleanStats)> {
+    let is_aborted = |h: &BatchHeader| {
+        h.is_transactional()
+            && aborted.iter().any(|t| {
+                t.producer_id == h.producer_id && t.first_offset <= h.base_offset && h.base_offset <= t.last_offset
+            })
+    };
     let mut stats = CleanStats::default();
     // Pass 1: the last offset of every key.
     let mut latest: HashMap<Bytes, i64> = HashMap::new();
     for seg in segments {
         for b in read_batches(seg)? {
             let h = BatchHeader::parse(&b).map_err(io::Error::other)?;
-            if h.is_control() {
+            if h.is_control() || is_aborted(&h) {
                 continue;
             }
             let mut bb = b.clone();
@@ -108,6 +119,10 @@ pub fn clean(
             stats.bytes_before += b.len() as u64;
             if h.is_control() {
                 out.extend_from_slice(&b);
+                continue;
+            }
+            if is_aborted(&h) {
+                stats.records_read += h.records_count.max(0) as u64;
                 continue;
             }
             let mut bb = b.clone();

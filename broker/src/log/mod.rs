@@ -15,6 +15,7 @@ pub mod meta_properties;
 pub mod open_files;
 pub mod producer_state;
 pub mod segment;
+pub mod txn_index;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -142,6 +143,9 @@ pub struct Log {
     /// Segments below this offset were compacted in this process's life.
     cleaner_point: i64,
     epochs: leader_epoch::LeaderEpochCache,
+    /// Aborted transactions whose marker is in the log, by marker offset
+    /// (mirrored in the segments' `.txnindex` files).
+    aborted: Vec<txn_index::AbortedTxn>,
 }
 
 /// How a log was opened.
@@ -236,7 +240,13 @@ impl Log {
             last_flush_ms: now_ms,
             cleaner_point: 0,
             epochs: leader_epoch::LeaderEpochCache::load_if(dir, has_epoch_checkpoint)?,
+            aborted: Vec::new(),
         };
+        for (base, seg) in &log.segments {
+            log.aborted.extend(txn_index::read(dir, *base, seg.next_offset())?);
+        }
+        log.aborted.sort_by_key(|t| t.last_offset);
+        log.aborted.retain(|t| t.last_offset >= log.log_start_offset);
         log.epochs.forget_from(next_offset);
         log.catch_up_epochs()?;
         log.load_producer_state(Some(snapshots))?;
@@ -278,9 +288,84 @@ impl Log {
         };
         self.snapshot_current_at = found.as_ref().map(|(o, _)| *o).filter(|&o| o == self.next_offset);
         let (from, state) = found.unwrap_or_default();
+        let from = from.max(self.log_start_offset);
         self.producers = state;
-        let producers = &mut self.producers;
-        each_header_from(&self.segments, from.max(self.log_start_offset), |h| producers.update(h))
+        // Aborted transactions whose markers follow the snapshot are derived
+        // again from the log (an index entry may not have reached the disk).
+        let loaded = self
+            .aborted
+            .split_off(self.aborted.partition_point(|t| t.last_offset < from));
+        let (producers, aborted) = (&mut self.producers, &mut self.aborted);
+        let mut failed = None;
+        each_batch_from(&self.segments, from, |seg, pos, h| {
+            let control = if h.is_control() {
+                match seg.read(pos, h.size()) {
+                    Ok(b) => batch::control_type(&b),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            aborted.extend(track(producers, h, control));
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if self.aborted[self.aborted.partition_point(|t| t.last_offset < from)..] != loaded[..] {
+            self.rewrite_txn_indexes(from)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the `.txnindex` of every segment that holds offsets from `from` on.
+    fn rewrite_txn_indexes(&self, from: i64) -> io::Result<()> {
+        for (base, seg) in &self.segments {
+            if seg.next_offset() <= from && *base < from {
+                continue;
+            }
+            let end = seg.next_offset();
+            let entries: Vec<_> = self
+                .aborted
+                .iter()
+                .filter(|t| t.last_offset >= *base && t.last_offset < end)
+                .copied()
+                .collect();
+            txn_index::rewrite(&self.dir, *base, &entries)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds an appended batch to the producer state; an abort marker is
+    /// recorded as an aborted transaction (in memory and in `.txnindex`).
+    fn track_appended(&mut self, h: &BatchHeader, bytes: &[u8]) -> io::Result<()> {
+        let control = if h.is_control() {
+            batch::control_type(bytes)
+        } else {
+            None
+        };
+        if let Some(t) = track(&mut self.producers, h, control) {
+            txn_index::append(&self.dir, self.active().base_offset, &t)?;
+            self.aborted.push(t);
+        }
+        Ok(())
+    }
+
+    /// The first offset of the earliest transaction still open here.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// The aborted transactions a read of `[from, to)` must report.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<txn_index::AbortedTxn> {
+        txn_index::overlapping(&self.aborted, from, to)
+    }
+
+    /// Every aborted transaction with a marker in the log (the cleaner drops their data).
+    pub fn aborted(&self) -> &[txn_index::AbortedTxn] {
+        &self.aborted
     }
 
     fn active(&self) -> &Segment {
@@ -354,7 +439,12 @@ impl Log {
             self.maybe_roll(h.size(), now_ms)?;
             self.epochs.assign(leader_epoch, base)?;
             self.active_mut().append(&head, tail, &h)?;
-            self.producers.update(&h);
+            if h.is_control() {
+                let whole = [&head[..], tail].concat();
+                self.track_appended(&h, &whole)?;
+            } else {
+                self.producers.update(&h);
+            }
             self.next_offset = h.next_offset();
             self.unflushed_messages += h.records_count as i64;
         }
@@ -382,7 +472,7 @@ impl Log {
             self.maybe_roll(h.size(), now_ms)?;
             self.epochs.assign(h.partition_leader_epoch, h.base_offset)?;
             self.active_mut().append(head, tail, h)?;
-            self.producers.update(h);
+            self.track_appended(h, &records[range.clone()])?;
             self.next_offset = h.next_offset();
             self.unflushed_messages += h.records_count as i64;
         }
@@ -444,6 +534,7 @@ impl Log {
         self.epochs.truncate_from(i64::MIN)?;
         self.producers = ProducerStateManager::default();
         self.snapshot_current_at = None;
+        self.aborted.clear();
         Ok(())
     }
 
@@ -677,7 +768,14 @@ impl Log {
         seg.delete()?;
         let first = *self.segments.keys().next().expect("the active segment stays");
         self.log_start_offset = self.log_start_offset.max(first);
+        self.forget_aborted_before_start();
         Ok(())
+    }
+
+    /// Aborted transactions wholly before the log start concern no reader.
+    fn forget_aborted_before_start(&mut self) {
+        let start = self.log_start_offset;
+        self.aborted.retain(|t| t.last_offset >= start);
     }
 
     /// The rolled segments to compact, if the topic is compacted and the share of
@@ -686,7 +784,15 @@ impl Log {
         if !self.config.compact || self.segments.len() < 2 {
             return None;
         }
-        let rolled: Vec<&Segment> = self.segments.values().take(self.segments.len() - 1).collect();
+        // Nothing at or above the first unstable offset is cleaned: whether
+        // its records are aborted is not known yet.
+        let unstable = self.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let rolled: Vec<&Segment> = self
+            .segments
+            .values()
+            .take(self.segments.len() - 1)
+            .filter(|s| s.next_offset() <= unstable)
+            .collect();
         let total: u64 = rolled.iter().map(|s| s.size()).sum();
         let dirty: u64 = rolled
             .iter()
@@ -764,6 +870,7 @@ impl Log {
             let base = *self.segments.keys().next().expect("non-empty");
             self.segments.remove(&base).expect("present").delete()?;
         }
+        self.forget_aborted_before_start();
         Ok(self.log_start_offset)
     }
 
@@ -891,8 +998,17 @@ impl Log {
 /// Calls `f` with the header of every batch from the one holding `offset` to the log end.
 fn each_header_from(
     segments: &BTreeMap<i64, Segment>,
-    mut offset: i64,
+    offset: i64,
     mut f: impl FnMut(&batch::BatchHeader),
+) -> io::Result<()> {
+    each_batch_from(segments, offset, |_, _, h| f(h))
+}
+
+/// Every batch from `offset` on, with its segment and position in it.
+fn each_batch_from(
+    segments: &BTreeMap<i64, Segment>,
+    mut offset: i64,
+    mut f: impl FnMut(&Segment, u64, &batch::BatchHeader),
 ) -> io::Result<()> {
     for seg in segments.values() {
         if seg.next_offset() <= offset {
@@ -902,12 +1018,37 @@ fn each_header_from(
             continue;
         };
         while let Some(h) = seg.header_at(pos)? {
-            f(&h);
+            f(seg, pos, &h);
             pos += h.size() as u64;
             offset = h.next_offset();
         }
     }
     Ok(())
+}
+
+/// Feeds one batch to the producer state. A marker closes its producer's
+/// transaction; an abort marker closing one that wrote here is returned as an
+/// aborted transaction.
+fn track(
+    producers: &mut ProducerStateManager,
+    h: &BatchHeader,
+    control: Option<batch::ControlType>,
+) -> Option<txn_index::AbortedTxn> {
+    let first = if h.is_control() {
+        producers.get(h.producer_id).and_then(|e| e.txn_first_offset)
+    } else {
+        None
+    };
+    producers.update(h);
+    match (control, first) {
+        (Some(batch::ControlType::Abort), Some(first_offset)) => Some(txn_index::AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset,
+            last_offset: h.base_offset,
+            last_stable_offset: producers.first_unstable_offset().unwrap_or(h.next_offset()),
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
-//! Idempotent-producer state of one partition (Kafka's ProducerStateManager).
+//! Idempotent and transactional producer state of one partition (Kafka's
+//! ProducerStateManager).
 //!
 //! For each producer id: its epoch and the metadata of its last five batches, so a
 //! retried batch is recognised and answered with its original offset, a gap in
-//! sequence numbers is refused, and an older epoch is fenced. A pure state
-//! machine: the log feeds it batch headers and persists it in snapshot files.
+//! sequence numbers is refused, and an older epoch is fenced; and the first
+//! offset of its open transaction, if one is open here: the smallest of those is
+//! the first unstable offset, below which the last stable offset stays. A pure
+//! state machine: the log feeds it batch headers and persists it in snapshot files.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -30,6 +33,8 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
     pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction on this partition.
+    pub txn_first_offset: Option<i64>,
 }
 
 /// The outcome of checking a batch against the producer's state.
@@ -48,6 +53,9 @@ pub enum SequenceError {
     InvalidProducerEpoch { got: i16, current: i16 },
     #[error("out of order sequence: expected {expected}, got {got}")]
     OutOfOrder { expected: i32, got: i32 },
+    /// A transaction marker older than the producer's epoch (a zombie coordinator).
+    #[error("transaction marker epoch {got} is older than the producer's epoch {current}")]
+    StaleMarker { got: i16, current: i16 },
 }
 
 /// Producer states of one partition.
@@ -67,6 +75,17 @@ fn next_seq(seq: i32) -> i32 {
 impl ProducerStateManager {
     /// Checks a batch (without changing state).
     pub fn check(&self, h: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+        if h.is_control() {
+            // A marker ends the producer's transaction; the coordinator bumps
+            // the epoch to fence, never lowers it.
+            return match self.producers.get(&h.producer_id) {
+                Some(e) if h.producer_epoch < e.epoch => Err(SequenceError::StaleMarker {
+                    got: h.producer_epoch,
+                    current: e.epoch,
+                }),
+                _ => Ok(SequenceCheck::Append),
+            };
+        }
         if !h.has_producer_id() || h.base_sequence < 0 {
             return Ok(SequenceCheck::Append);
         }
@@ -124,12 +143,21 @@ impl ProducerStateManager {
             epoch: h.producer_epoch,
             batches: VecDeque::new(),
             last_timestamp: h.max_timestamp,
+            txn_first_offset: None,
         });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
         entry.last_timestamp = h.max_timestamp;
+        if h.is_control() {
+            // A commit or abort marker closes the transaction; its sequence is -1.
+            entry.txn_first_offset = None;
+            return;
+        }
+        if h.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(h.base_offset);
+        }
         if h.base_sequence >= 0 {
             entry.batches.push_back(BatchMetadata {
                 first_seq: h.base_sequence,
@@ -146,9 +174,11 @@ impl ProducerStateManager {
 
     /// Drops producers idle for longer than `expiration_ms`.
     /// Forgets producers idle for `expiration_ms`; returns whether any was.
+    /// A producer with an open transaction is kept: its marker is still to come.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> bool {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms - e.last_timestamp < expiration_ms);
         self.producers.len() != before
     }
 
@@ -161,6 +191,28 @@ impl ProducerStateManager {
             }
         }
         ProducerStateManager { producers }
+    }
+
+    /// The first offset of the earliest open transaction: the last stable
+    /// offset is at most this.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
+    /// Producers with a transaction open here: (producer id, epoch, first offset, last timestamp).
+    pub fn open_transactions(&self) -> Vec<(i64, i16, i64, i64)> {
+        let mut open: Vec<_> = self
+            .producers
+            .iter()
+            .filter_map(|(id, e)| e.txn_first_offset.map(|o| (*id, e.epoch, o, e.last_timestamp)))
+            .collect();
+        open.sort_unstable_by_key(|t| t.2);
+        open
+    }
+
+    /// Every producer: (id, entry), for DescribeProducers.
+    pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
     }
 
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
@@ -176,10 +228,11 @@ impl ProducerStateManager {
     }
 
     /// Serialises the state: a version, a count, then per producer its id, epoch,
-    /// last timestamp and batches; a CRC32C of everything before it closes the file.
+    /// last timestamp, open transaction's first offset (-1: none; version 2)
+    /// and batches; a CRC32C of everything before it closes the file.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
         out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         let mut ids: Vec<_> = self.producers.keys().copied().collect();
         ids.sort_unstable();
@@ -188,6 +241,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -213,18 +267,25 @@ impl ProducerStateManager {
             return None;
         }
         let mut b = body;
-        if b.get_u16() != 1 {
+        let version = b.get_u16();
+        if version != 1 && version != 2 {
             return None;
         }
         let n = b.get_u32();
         let mut producers = HashMap::new();
+        let fixed = if version == 2 { 27 } else { 19 };
         for _ in 0..n {
-            if b.remaining() < 19 {
+            if b.remaining() < fixed {
                 return None;
             }
             let id = b.get_i64();
             let epoch = b.get_i16();
             let last_timestamp = b.get_i64();
+            let txn_first_offset = if version == 2 {
+                Some(b.get_i64()).filter(|o| *o >= 0)
+            } else {
+                None
+            };
             let nb = b.get_u8() as usize;
             if b.remaining() < nb * 32 {
                 return None;
@@ -244,6 +305,7 @@ impl ProducerStateManager {
                     epoch,
                     batches,
                     last_timestamp,
+                    txn_first_offset,
                 },
             );
         }
@@ -424,5 +486,55 @@ mod tests {
         let mut bytes = s.encode();
         bytes[7] ^= 1;
         assert!(ProducerStateManager::decode(&bytes).is_none());
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, n: i32, offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x10,
+            ..batch(pid, epoch, seq, n, offset)
+        }
+    }
+
+    fn marker(pid: i64, epoch: i16, offset: i64) -> BatchHeader {
+        BatchHeader {
+            attributes: 0x30,
+            ..batch(pid, epoch, -1, 1, offset)
+        }
+    }
+
+    #[test]
+    fn a_transaction_is_open_from_its_first_batch_to_its_marker() {
+        let mut s = ProducerStateManager::default();
+        s.update(&batch(9, 0, 0, 1, 0)); // idempotent, not transactional
+        assert_eq!(s.first_unstable_offset(), None);
+        s.update(&txn(1, 0, 0, 2, 1));
+        s.update(&txn(2, 0, 0, 1, 3));
+        s.update(&txn(1, 0, 2, 1, 4));
+        assert_eq!(s.first_unstable_offset(), Some(1));
+        assert_eq!(
+            s.open_transactions().iter().map(|t| (t.0, t.2)).collect::<Vec<_>>(),
+            vec![(1, 1), (2, 3)]
+        );
+        s.update(&marker(1, 0, 5));
+        assert_eq!(s.first_unstable_offset(), Some(3));
+        // The next transaction of producer 1 opens at its own first batch.
+        s.update(&txn(1, 0, 3, 1, 6));
+        assert_eq!(s.get(1).unwrap().txn_first_offset, Some(6));
+        s.update(&marker(2, 1, 7)); // fenced by the coordinator with a bumped epoch
+        assert_eq!(s.get(2).unwrap().epoch, 1);
+        assert_eq!(s.first_unstable_offset(), Some(6));
+        // The old epoch's data is refused after the fencing marker; so is an older marker.
+        assert!(matches!(
+            s.check(&txn(2, 0, 1, 1, 8)),
+            Err(SequenceError::InvalidProducerEpoch { .. })
+        ));
+        assert_eq!(
+            s.check(&marker(2, 0, 8)),
+            Err(SequenceError::StaleMarker { got: 0, current: 1 })
+        );
+        // An open transaction survives expiry and a snapshot.
+        assert!(s.expire(1_000_000, 10));
+        assert_eq!(s.first_unstable_offset(), Some(6));
+        assert_eq!(ProducerStateManager::decode(&s.encode()), Some(s));
     }
 }

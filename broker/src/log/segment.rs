@@ -1,4 +1,5 @@
-//! One segment of a partition log: `<base>.log`, `<base>.index`, `<base>.timeindex`.
+//! One segment of a partition log: `<base>.log`, `<base>.index`, `<base>.timeindex`
+//! (and `<base>.txnindex`, written by the log when the segment holds abort markers).
 //!
 //! A segment is append-only. Its files are named by the 20-digit base offset, as in
 //! Kafka, so tools that list a partition directory read it the same way.
@@ -55,7 +56,7 @@ impl Segment {
     /// Creates a new, empty segment.
     pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> io::Result<Segment> {
         let stem = file_stem(base_offset);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             // A leftover from an earlier life of this offset range would corrupt reads.
             let _ = std::fs::remove_file(dir.join(format!("{stem}.{ext}")));
         }
@@ -406,7 +407,7 @@ impl Segment {
     /// Deletes the segment's files.
     pub fn delete(self) -> io::Result<()> {
         let stem = file_stem(self.base_offset);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             match std::fs::remove_file(self.dir.join(format!("{stem}.{ext}"))) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}

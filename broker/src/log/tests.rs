@@ -420,7 +420,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
     assert_eq!(before.len(), 18);
     let inputs = log.cleanable_segments().expect("dirty");
     // Tombstones younger than the horizon stay.
-    let (out, stats) = cleaner::clean(dir.path(), &inputs, 0).unwrap();
+    let (out, stats) = cleaner::clean(dir.path(), &inputs, 0, &[]).unwrap();
     log.swap_cleaned(out, 3_000).unwrap();
     assert_eq!(stats.records_read, 18);
     let after = all_records(&log);
@@ -440,7 +440,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
         .unwrap();
     log.roll(4_000).unwrap();
     let inputs = log.cleanable_segments().expect("new dirty segment");
-    let (out, _) = cleaner::clean(dir.path(), &inputs, 2_000).unwrap();
+    let (out, _) = cleaner::clean(dir.path(), &inputs, 2_000, &[]).unwrap();
     log.swap_cleaned(out, 4_000).unwrap();
     let keys: Vec<(i64, String)> = all_records(&log).into_iter().map(|(o, k, _)| (o, k)).collect();
     assert_eq!(
@@ -615,6 +615,101 @@ fn an_idle_partition_stops_and_starts_without_writing_or_reading_anything_but_it
         valid && !index.is_empty(),
         "the index was written afresh, without the stale entry"
     );
+}
+
+/// A transactional batch of `n` records from producer `pid`.
+fn txn_batch(n: usize, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_000,
+            key: Some(bytes::Bytes::from(format!("k{i}"))),
+            value: Some(bytes::Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+fn marker(pid: i64, epoch: i16, commit: bool) -> Vec<u8> {
+    let t = if commit {
+        batch::ControlType::Commit
+    } else {
+        batch::ControlType::Abort
+    };
+    batch::encode_marker(pid, epoch, t, 3, 1_000).unwrap().to_vec()
+}
+
+#[test]
+fn markers_encode_and_parse_as_control_batches() {
+    for (commit, t) in [(true, batch::ControlType::Commit), (false, batch::ControlType::Abort)] {
+        let m = marker(7, 2, commit);
+        let h = batch::validate(&m).unwrap();
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (7, 2, -1));
+        assert_eq!(batch::control_type(&m), Some(t));
+    }
+    // Data is not a marker; a damaged batch is nothing.
+    assert_eq!(batch::control_type(&txn_batch(1, 7, 2, 0)), None);
+    assert_eq!(batch::control_type(&marker(7, 2, true)[..40]), None);
+}
+
+#[test]
+fn open_transactions_hold_the_stable_offset_and_aborts_are_indexed_and_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    log.append(&batch(2, 1_000), 1_000, 0).unwrap(); // 0-1
+    log.append(&txn_batch(2, 1, 0, 0), 1_000, 0).unwrap(); // 2-3, producer 1
+    log.append(&txn_batch(1, 2, 0, 0), 1_000, 0).unwrap(); // 4, producer 2
+    assert_eq!(log.first_unstable_offset(), Some(2));
+    log.append(&marker(1, 0, false), 1_000, 0).unwrap(); // 5: producer 1 aborts
+    assert_eq!(log.first_unstable_offset(), Some(4));
+    log.append(&marker(2, 0, true), 1_000, 0).unwrap(); // 6: producer 2 commits
+    assert_eq!(log.first_unstable_offset(), None);
+    let aborted = log.aborted_between(0, 7);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(
+        (aborted[0].producer_id, aborted[0].first_offset, aborted[0].last_offset),
+        (1, 2, 5)
+    );
+    assert!(log.aborted_between(6, 7).is_empty());
+    assert!(txn_index::path(dir.path(), 0).exists());
+    // A stale marker (an older epoch than the producer's) is refused.
+    log.append(&marker(2, 1, false), 1_000, 0).unwrap();
+    assert!(log.append(&marker(2, 0, false), 1_000, 0).is_err());
+    log.append(&txn_batch(1, 3, 0, 0), 1_000, 0).unwrap(); // 8, producer 3 stays open
+                                                           // A crash: no snapshot, the index file lost; both come back from the log.
+    drop(log);
+    std::fs::remove_file(txn_index::path(dir.path(), 0)).unwrap();
+    let log = open(dir.path(), config(), false);
+    assert_eq!(log.aborted_between(0, 9), aborted);
+    assert_eq!(log.first_unstable_offset(), Some(8));
+    assert!(txn_index::path(dir.path(), 0).exists());
+    // A truncation below the abort marker forgets it, on disk too.
+    let mut log = log;
+    log.truncate_to(5, 1_000).unwrap();
+    assert!(log.aborted_between(0, 9).is_empty());
+    assert_eq!(log.first_unstable_offset(), Some(2));
+    assert!(!txn_index::path(dir.path(), 0).exists());
 }
 
 #[test]

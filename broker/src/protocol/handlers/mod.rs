@@ -158,6 +158,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        AppendError::Sequence(SequenceError::StaleMarker { .. }) => ResponseError::ProducerFenced,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
     }
 }
