@@ -37,6 +37,8 @@ pub trait CoordinatorHost: Send + Sync + 'static {
     fn node_id(&self) -> i32;
     /// The broker's properties.
     fn config(&self) -> &BrokerConfig;
+    /// Brokers registered with the quorum (an internal topic's replication factor is at most this).
+    fn live_brokers(&self) -> usize;
     /// The leader of partition `index` of internal topic `topic` in the
     /// metadata image (-1 for none); None while the topic does not exist.
     fn internal_leader(&self, topic: &str, index: i32) -> Option<i32>;
@@ -61,6 +63,8 @@ pub trait CoordinatorHost: Send + Sync + 'static {
 /// An internal topic's partition, read when this broker takes up its leadership.
 pub trait InternalLog {
     fn index(&self) -> i32;
+    /// The leader epoch this broker leads it in (a transaction coordinator's epoch).
+    fn leader_epoch(&self) -> i32;
     fn log_start_offset(&self) -> i64;
     /// Up to `max_bytes` of whole batches from `offset` (blocking; empty at the end).
     fn read_from(&self, offset: i64, max_bytes: usize) -> std::io::Result<Vec<u8>>;

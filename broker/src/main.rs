@@ -219,6 +219,7 @@ async fn run(config: BrokerConfig, add_scram: Vec<AddScram>) -> std::io::Result<
     }
     broker.spawn_background();
     skein_broker::group::GroupCoordinator::spawn_timer(&broker);
+    skein_broker::txn::TransactionCoordinator::spawn_timer(&broker);
     wait_for_signal().await;
     tracing::info!("shutting down");
     broker.controlled_shutdown().await;

@@ -24,6 +24,10 @@ impl CoordinatorHost for Broker {
         &self.config
     }
 
+    fn live_brokers(&self) -> usize {
+        self.broker_ids().len()
+    }
+
     fn internal_leader(&self, topic: &str, index: i32) -> Option<i32> {
         self.controller.with_image(|img| {
             img.topics
@@ -40,7 +44,7 @@ impl CoordinatorHost for Broker {
         if self.topic(t.name).is_some() {
             return Ok(());
         }
-        let live = self.broker_ids().len().max(1) as i16;
+        let live = self.live_brokers().clamp(1, i16::MAX as usize) as i16;
         let new = NewTopic {
             name: t.name.into(),
             partitions: t.partitions,
@@ -69,9 +73,13 @@ impl CoordinatorHost for Broker {
         let partition = self
             .leader_partition(topic, index)
             .map_err(|_| ResponseError::NotCoordinator)?;
-        let info = partition.append(self, batch).await.map_err(|e| {
-            tracing::error!(partition = index, "cannot write to {topic}: {e}");
-            ResponseError::CoordinatorNotAvailable
+        let info = partition.append(self, batch).await.map_err(|e| match e {
+            // A transactional write of a fenced producer (TxnOffsetCommit).
+            crate::log::AppendError::Sequence(_) => ResponseError::ProducerFenced,
+            e => {
+                tracing::error!(partition = index, "cannot write to {topic}: {e}");
+                ResponseError::CoordinatorNotAvailable
+            }
         })?;
         // A coordinator's writes are acknowledged once every in-sync replica has them (acks=all).
         partition
@@ -87,7 +95,7 @@ impl CoordinatorHost for Broker {
 impl Broker {
     /// The coordinator whose state lives in internal topic `topic`, if any.
     pub(super) fn coordinator_of(&self, topic: &str) -> Option<&dyn Coordinator> {
-        let coordinators: [&dyn Coordinator; 1] = [&self.groups];
+        let coordinators: [&dyn Coordinator; 2] = [&self.groups, &self.txns];
         coordinators.into_iter().find(|c| c.topic() == topic)
     }
 }
@@ -116,6 +124,10 @@ impl GroupHost for Broker {
 impl InternalLog for Partition {
     fn index(&self) -> i32 {
         self.index
+    }
+
+    fn leader_epoch(&self) -> i32 {
+        Partition::leader_epoch(self)
     }
 
     fn log_start_offset(&self) -> i64 {

@@ -15,6 +15,7 @@ pub mod parts;
 mod producer_ids;
 mod reconcile;
 mod replica_host;
+mod txn_host;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -137,6 +138,10 @@ pub struct Broker {
     producer_ids: producer_ids::ProducerIdManager,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
+    /// Transactions of the transactional ids whose `__transaction_state` partition is led here.
+    pub txns: crate::txn::TransactionCoordinator,
+    /// Connections to other brokers for transaction markers, one per broker.
+    marker_connections: txn_host::MarkerConnections,
     /// Prometheus metrics (`/metrics`).
     pub metrics: Metrics,
     /// Client quotas' measured rates (the quotas are in the metadata image).
@@ -309,6 +314,8 @@ impl Broker {
                 config.offsets_topic_partitions(),
                 config.consumer_group_timeouts(),
             ),
+            txns: crate::txn::TransactionCoordinator::new(config.transaction_state_partitions()),
+            marker_connections: Default::default(),
             quotas: crate::quota::QuotaManager::new(config.quota_windows()),
             config,
             metrics,

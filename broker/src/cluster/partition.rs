@@ -584,6 +584,27 @@ impl Partition {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::SeqCst)
     }
+    /// The last stable offset: the high watermark, or the first offset of the
+    /// earliest transaction still open here if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        match Self::lock(&self.log).first_unstable_offset() {
+            Some(o) => o.min(hw),
+            None => hw,
+        }
+    }
+    /// The aborted transactions a read of `[from, to)` must report.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<crate::log::txn_index::AbortedTxn> {
+        Self::lock(&self.log).aborted_between(from, to)
+    }
+    /// Producers with state here (DescribeProducers).
+    pub fn producer_states(&self) -> Vec<(i64, crate::log::producer_state::ProducerEntry)> {
+        Self::lock(&self.log)
+            .producers()
+            .entries()
+            .map(|(id, e)| (id, e.clone()))
+            .collect()
+    }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset.load(Ordering::SeqCst)
     }

@@ -1,10 +1,10 @@
 //! The parts of a broker a request handler may use, each a narrow view of
 //! the `Broker`: the replicas hosted here, the metadata (the quorum's image
-//! and the admin operations that propose to it), the group coordinator, the
+//! and the admin operations that propose to it), the group and transaction
+//! coordinators, the
 //! producer-id allocator. A handler reaches them through its request context
 //! and never holds the `Broker` itself, so what a Kafka API can touch is
-//! written here, and the authorizer and the transaction coordinator join as
-//! parts of their own.
+//! written here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -199,6 +199,26 @@ impl<'a> Groups<'a> {
     }
 }
 
+/// The transaction coordinator, and the broker services it runs on.
+#[derive(Clone, Copy)]
+pub struct Transactions<'a>(pub(super) &'a Arc<Broker>);
+
+impl<'a> Transactions<'a> {
+    pub fn coordinator(&self) -> &'a crate::txn::TransactionCoordinator {
+        &self.0.txns
+    }
+
+    /// What the coordinator needs of this broker (`__transaction_state`, producer ids, markers).
+    pub fn host(&self) -> &'a Arc<impl crate::txn::TxnHost> {
+        self.0
+    }
+
+    /// WriteTxnMarkers: a marker for a partition led here.
+    pub async fn write_marker(&self, topic: &str, index: i32, marker: crate::txn::Marker) -> Result<(), ResponseError> {
+        self.0.write_marker_here(topic, index, marker).await
+    }
+}
+
 /// Producer ids, in blocks from the metadata quorum.
 #[derive(Clone, Copy)]
 pub struct ProducerIds<'a>(pub(super) &'a Arc<Broker>);
@@ -220,6 +240,10 @@ impl Broker {
 
     pub fn group_parts(self: &Arc<Self>) -> Groups<'_> {
         Groups(self)
+    }
+
+    pub fn txn_parts(self: &Arc<Self>) -> Transactions<'_> {
+        Transactions(self)
     }
 
     pub fn producer_ids(self: &Arc<Self>) -> ProducerIds<'_> {

@@ -725,6 +725,62 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Partitions of __consumer_offsets (fixed once the topic exists).",
     ),
     def(
+        "transaction.state.log.replication.factor",
+        T::Short,
+        Some("3"),
+        Some(1),
+        "Replicas of each __transaction_state partition (fewer if fewer brokers are live when it is created).",
+    ),
+    def(
+        "transaction.state.log.min.isr",
+        T::Int,
+        Some("2"),
+        Some(1),
+        "min.insync.replicas of __transaction_state (at most its replication factor).",
+    ),
+    def(
+        "transaction.state.log.num.partitions",
+        T::Int,
+        Some("50"),
+        Some(1),
+        "Partitions of __transaction_state (fixed once the topic exists).",
+    ),
+    def(
+        "transaction.state.log.segment.bytes",
+        T::Int,
+        Some("104857600"),
+        Some(1),
+        "segment.bytes of __transaction_state.",
+    ),
+    def(
+        "transaction.max.timeout.ms",
+        T::Int,
+        Some("900000"),
+        Some(1),
+        "The largest transaction timeout a producer may ask for (INVALID_TRANSACTION_TIMEOUT above it).",
+    ),
+    def(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        T::Int,
+        Some("10000"),
+        Some(1),
+        "How often transactions past their timeout are looked for and aborted.",
+    ),
+    def(
+        "transactional.id.expiration.ms",
+        T::Int,
+        Some("604800000"),
+        Some(1),
+        "How long a transactional id with no transaction is kept before it expires.",
+    ),
+    def(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        T::Int,
+        Some("3600000"),
+        Some(1),
+        "How often expired transactional ids are removed.",
+    ),
+    def(
         "offsets.retention.minutes",
         T::Int,
         Some("10080"),
@@ -1261,6 +1317,30 @@ impl BrokerConfig {
     }
     pub fn offsets_topic_replication_factor(&self) -> i16 {
         self.num("offsets.topic.replication.factor") as i16
+    }
+    pub fn transaction_state_replication_factor(&self) -> i16 {
+        self.num("transaction.state.log.replication.factor") as i16
+    }
+    pub fn transaction_state_min_isr(&self) -> i32 {
+        self.num("transaction.state.log.min.isr") as i32
+    }
+    pub fn transaction_state_partitions(&self) -> i32 {
+        self.num("transaction.state.log.num.partitions") as i32
+    }
+    pub fn transaction_state_segment_bytes(&self) -> i64 {
+        self.num("transaction.state.log.segment.bytes")
+    }
+    pub fn transaction_max_timeout_ms(&self) -> i32 {
+        self.num("transaction.max.timeout.ms") as i32
+    }
+    pub fn transaction_abort_interval_ms(&self) -> i64 {
+        self.num("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+    }
+    pub fn transactional_id_expiration_ms(&self) -> i64 {
+        self.num("transactional.id.expiration.ms")
+    }
+    pub fn transaction_remove_interval_ms(&self) -> i64 {
+        self.num("transaction.remove.expired.transaction.cleanup.interval.ms")
     }
     pub fn offsets_topic_partitions(&self) -> i32 {
         self.num("offsets.topic.num.partitions") as i32

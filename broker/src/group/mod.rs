@@ -55,6 +55,9 @@ impl GroupEntry {
     }
 }
 
+/// An offset committed in a transaction that is still open: (group, topic, partition, offset).
+type PendingOffset = (String, String, i32, CommittedOffset);
+
 /// Offsets committed by one group: (topic, partition) -> offset.
 pub type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
@@ -68,6 +71,10 @@ pub struct GroupCoordinator {
     /// (session timeout, heartbeat interval) of consumer-protocol members.
     consumer_timeouts: (i64, i32),
     offsets: Mutex<HashMap<String, GroupOffsets>>,
+    /// Offsets committed in open transactions (TxnOffsetCommit), by producer
+    /// id: they join `offsets` when the commit marker is written, and are
+    /// dropped by an abort.
+    txn_offsets: Mutex<HashMap<i64, Vec<PendingOffset>>>,
     /// Serialises writes to `__consumer_offsets` with the cache updates that follow them.
     commit_lock: tokio::sync::Mutex<()>,
 }
@@ -112,6 +119,7 @@ impl GroupCoordinator {
             consumer_groups: Mutex::new(HashMap::new()),
             consumer_timeouts,
             offsets: Mutex::new(HashMap::new()),
+            txn_offsets: Mutex::new(HashMap::new()),
             commit_lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -186,8 +194,35 @@ impl GroupCoordinator {
         let mut count = 0;
         let mut cache = self.offsets();
         cache.retain(|g, _| self.partition_for(g) != p.index());
-        crate::coordinator::replay(p, |_, r| {
+        // Transactional commits wait for their producer's marker.
+        let mut open: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+        let apply = |cache: &mut HashMap<String, GroupOffsets>,
+                     group: String,
+                     topic: String,
+                     partition: i32,
+                     value: Option<CommittedOffset>| {
+            match value {
+                Some(v) => {
+                    cache.entry(group).or_default().insert((topic, partition), v);
+                }
+                None => {
+                    if let Some(g) = cache.get_mut(&group) {
+                        g.remove(&(topic, partition));
+                    }
+                }
+            }
+        };
+        crate::coordinator::replay(p, |h, r| {
             let Some(key) = r.key.as_deref() else { return };
+            if h.is_control() {
+                let done = open.remove(&h.producer_id).unwrap_or_default();
+                if crate::log::batch::control_key_is_commit(key) {
+                    for (group, topic, partition, v) in done {
+                        apply(&mut cache, group, topic, partition, Some(v));
+                    }
+                }
+                return;
+            }
             if let Some(offsets::OffsetRecord::Offset {
                 group,
                 topic,
@@ -197,19 +232,92 @@ impl GroupCoordinator {
             {
                 count += 1;
                 match value {
-                    Some(v) => {
-                        cache.entry(group).or_default().insert((topic, partition), v);
-                    }
-                    None => {
-                        if let Some(g) = cache.get_mut(&group) {
-                            g.remove(&(topic, partition));
-                        }
-                    }
+                    Some(v) if h.is_transactional() => open
+                        .entry(h.producer_id)
+                        .or_default()
+                        .push((group, topic, partition, v)),
+                    _ => apply(&mut cache, group, topic, partition, value),
                 }
             }
         })?;
         cache.retain(|_, o| !o.is_empty());
+        drop(cache);
+        let mut pending = self.txn_offsets();
+        for list in pending.values_mut() {
+            list.retain(|(g, ..)| self.partition_for(g) != p.index());
+        }
+        for (pid, list) in open {
+            pending.entry(pid).or_default().extend(list);
+        }
+        pending.retain(|_, l| !l.is_empty());
         Ok(count)
+    }
+
+    fn txn_offsets(&self) -> MutexGuard<'_, HashMap<i64, Vec<PendingOffset>>> {
+        self.txn_offsets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// TxnOffsetCommit: writes the commits to `__consumer_offsets` in the
+    /// producer's transaction; they take effect with its commit marker.
+    pub async fn txn_commit(
+        &self,
+        host: &Arc<impl GroupHost>,
+        group_id: &str,
+        producer: (i64, i16),
+        commits: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic(host).await.map_err(|e| e.code)?;
+        let records: Vec<(Option<Bytes>, Option<Bytes>)> = commits
+            .iter()
+            .map(|(t, p, v)| {
+                (
+                    Some(offsets::offset_key(group_id, t, *p)),
+                    Some(offsets::offset_value(v)),
+                )
+            })
+            .collect();
+        let batch = crate::log::batch::encode_transactional(&records, producer.0, producer.1, now_ms())
+            .map_err(|_| ResponseError::UnknownServerError)?;
+        let _g = self.commit_lock.lock().await;
+        host.append_internal(OFFSETS_TOPIC, self.partition_for(group_id), batch)
+            .await?;
+        self.txn_offsets()
+            .entry(producer.0)
+            .or_default()
+            .extend(commits.into_iter().map(|(t, p, v)| (group_id.to_string(), t, p, v)));
+        Ok(())
+    }
+
+    /// A transaction marker was written to `__consumer_offsets` partition
+    /// `index`: the producer's offsets there take effect (commit) or are dropped.
+    pub fn complete_txn(&self, index: i32, producer_id: i64, commit: bool) {
+        let done: Vec<PendingOffset> = {
+            let mut pending = self.txn_offsets();
+            let Some(list) = pending.get_mut(&producer_id) else {
+                return;
+            };
+            let (here, rest): (Vec<_>, Vec<_>) = list.drain(..).partition(|(g, ..)| self.partition_for(g) == index);
+            *list = rest;
+            if list.is_empty() {
+                pending.remove(&producer_id);
+            }
+            here
+        };
+        if commit {
+            let mut cache = self.offsets();
+            for (group, topic, partition, v) in done {
+                cache.entry(group).or_default().insert((topic, partition), v);
+            }
+        }
+    }
+
+    /// Whether a group has offsets committed in a transaction still open
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offsets(&self, group_id: &str) -> bool {
+        self.txn_offsets().values().flatten().any(|(g, ..)| g == group_id)
     }
 
     /// Whether this broker coordinates `group`: it leads the group's

@@ -364,6 +364,53 @@ pub fn control_type(batch: &[u8]) -> Option<ControlType> {
     }
 }
 
+/// Whether a control record's key is a commit marker's.
+pub fn control_key_is_commit(key: &[u8]) -> bool {
+    key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == 1
+}
+
+/// One transactional batch of `records` from a producer, sequence -1 (the
+/// group coordinator's TxnOffsetCommit writes; their order is the coordinator's).
+pub fn encode_transactional(
+    records: &[(Option<bytes::Bytes>, Option<bytes::Bytes>)],
+    producer_id: i64,
+    producer_epoch: i16,
+    timestamp: i64,
+) -> Result<bytes::Bytes, String> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // No sequence: the encoder keeps records in one batch while offset - sequence is constant.
+            sequence: i as i32 - 1,
+            timestamp,
+            key: key.clone(),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        recs.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
 /// A zig-zag varint (at most 5 bytes).
 fn read_varint(b: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;

@@ -86,8 +86,18 @@ impl ProducerStateManager {
                 _ => Ok(SequenceCheck::Append),
             };
         }
-        if !h.has_producer_id() || h.base_sequence < 0 {
+        if !h.has_producer_id() {
             return Ok(SequenceCheck::Append);
+        }
+        if h.base_sequence < 0 {
+            // No sequence (a coordinator's transactional write): only the epoch is checked.
+            return match self.producers.get(&h.producer_id) {
+                Some(e) if h.producer_epoch < e.epoch => Err(SequenceError::InvalidProducerEpoch {
+                    got: h.producer_epoch,
+                    current: e.epoch,
+                }),
+                _ => Ok(SequenceCheck::Append),
+            };
         }
         let Some(entry) = self.producers.get(&h.producer_id) else {
             // A new producer (or one whose state expired) must start at sequence 0.

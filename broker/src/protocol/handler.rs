@@ -153,6 +153,10 @@ impl RequestContext {
         self.broker.group_parts()
     }
 
+    pub fn txns(&self) -> crate::cluster::parts::Transactions<'_> {
+        self.broker.txn_parts()
+    }
+
     pub fn producer_ids(&self) -> ProducerIds<'_> {
         self.broker.producer_ids()
     }
@@ -262,6 +266,10 @@ throttled!(
     DeleteRecordsResponse,
     InitProducerIdResponse,
     OffsetForLeaderEpochResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    TxnOffsetCommitResponse,
     DescribeConfigsResponse,
     AlterConfigsResponse,
     CreatePartitionsResponse,
@@ -287,5 +295,6 @@ throttled!(
 
 // No throttle_time_ms in these APIs.
 impl Throttled for kafka_protocol::messages::DescribeQuorumResponse {}
+impl Throttled for kafka_protocol::messages::WriteTxnMarkersResponse {}
 impl Throttled for kafka_protocol::messages::SaslHandshakeResponse {}
 impl Throttled for kafka_protocol::messages::SaslAuthenticateResponse {}

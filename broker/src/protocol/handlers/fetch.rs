@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::protocol::VersionRange;
 use tokio::time::Instant;
 
@@ -252,9 +252,11 @@ async fn read_all(
                 continue;
             }
             let hw = p.high_watermark();
+            // Below the first open transaction: what read_committed consumers may read.
+            let lso = p.last_stable_offset();
             pd = pd
                 .with_high_watermark(hw)
-                .with_last_stable_offset(hw)
+                .with_last_stable_offset(lso)
                 .with_log_start_offset(p.log_start_offset());
             // The leader points a consumer in another rack at a replica in its
             // own, and sends no records: the client fetches there next.
@@ -288,7 +290,14 @@ async fn read_all(
             };
             let budget = reserved.map_or(budget, |r| budget.min(r as usize));
             // Consumers read only what every in-sync replica has; followers read to the log end.
-            let limit = if req.replica_id.0 >= 0 { i64::MAX } else { hw };
+            // read_committed consumers only what no open transaction may still abort.
+            let limit = if req.replica_id.0 >= 0 {
+                i64::MAX
+            } else if read_committed {
+                lso
+            } else {
+                hw
+            };
             let read = p.read_slice(fp.fetch_offset, budget, min_one, limit).await;
             if let (Some(t), Some(r)) = (&throttle, reserved) {
                 t.refund(r);
@@ -304,6 +313,19 @@ async fn read_all(
                         sent.push((Arc::clone(&p), slice.len));
                     }
                     pd.records = Some(ctx.zero_copy.placeholder(slice));
+                    if read_committed {
+                        // The aborted transactions the records read may hold; the consumer drops them.
+                        pd.aborted_transactions = Some(
+                            p.aborted_between(fp.fetch_offset, limit)
+                                .into_iter()
+                                .map(|t| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(t.producer_id))
+                                        .with_first_offset(t.first_offset)
+                                })
+                                .collect(),
+                        );
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -1,4 +1,6 @@
-//! FindCoordinator (key 10): this broker coordinates every group (v4: batched keys).
+//! FindCoordinator (key 10): the coordinator of a group (key type 0) is the
+//! leader of its `__consumer_offsets` partition, that of a transactional id
+//! (key type 1) the leader of its `__transaction_state` partition (v4: batched keys).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -18,12 +20,19 @@ impl Handler for FindCoordinator {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
 
     async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Option<FindCoordinatorResponse> {
-        let error = if req.key_type != KEY_TYPE_GROUP {
-            // Transaction coordinators come with transactions.
-            Some((
-                ResponseError::CoordinatorNotAvailable,
-                "Only group coordinators are supported.",
-            ))
+        let error = if req.key_type == KEY_TYPE_TRANSACTION {
+            match ctx.txns().coordinator().ensure_topic(ctx.txns().host()).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!("cannot create the transaction state topic: {e}");
+                    Some((
+                        ResponseError::CoordinatorNotAvailable,
+                        "The transaction state topic is not available.",
+                    ))
+                }
+            }
+        } else if req.key_type != KEY_TYPE_GROUP {
+            Some((ResponseError::InvalidRequest, "Unknown coordinator key type."))
         } else {
             match ctx
                 .groups()
@@ -41,11 +50,23 @@ impl Handler for FindCoordinator {
                 }
             }
         };
-        // The coordinator of a group is the leader of its __consumer_offsets partition.
+        let is_txn = req.key_type == KEY_TYPE_TRANSACTION;
+        let topic = if is_txn {
+            crate::txn::TRANSACTION_STATE_TOPIC
+        } else {
+            crate::group::OFFSETS_TOPIC
+        };
+        let index_of = |key: &str| {
+            if is_txn {
+                ctx.txns().coordinator().partition_for(key)
+            } else {
+                ctx.groups().coordinator().partition_for(key)
+            }
+        };
         let locate = |key: &str| -> Option<(i32, String, i32)> {
-            let index = ctx.groups().coordinator().partition_for(key);
+            let index = index_of(key);
             ctx.metadata().with_image(|img| {
-                let leader = img.partition(crate::group::OFFSETS_TOPIC, index)?.leader;
+                let leader = img.partition(topic, index)?.leader;
                 let b = img.brokers.get(&leader).filter(|b| !b.fenced)?;
                 let (host, port) = b.address_for(&ctx.session.listener);
                 Some((leader, host.to_string(), port as i32))

@@ -1,4 +1,5 @@
-//! InitProducerId (key 22): producer ids for idempotent producers.
+//! InitProducerId (key 22): producer ids for idempotent producers, and for
+//! transactional ones from their transaction coordinator (epoch bump, fencing).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -28,9 +29,22 @@ impl Handler for InitProducerId {
         {
             return Some(resp.with_error_code(ResponseError::ClusterAuthorizationFailed.code()));
         }
-        if req.transactional_id.is_some() {
-            // Transactions need the transaction coordinator, which this broker does not run yet.
-            return Some(resp.with_error_code(ResponseError::InvalidRequest.code()));
+        if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+            let txns = ctx.txns();
+            let expected = (req.producer_id.0, req.producer_epoch);
+            return Some(
+                match txns
+                    .coordinator()
+                    .init_producer_id(txns.host(), id, req.transaction_timeout_ms, expected)
+                    .await
+                {
+                    Ok((pid, epoch)) => resp.with_producer_id(ProducerId(pid)).with_producer_epoch(epoch),
+                    Err(e) => {
+                        tracing::debug!(transactional_id = %id.as_str(), "InitProducerId refused: {:?} {}", e.code, e.message);
+                        resp.with_error_code(super::txn_error_code(e.code, ctx.api_version(), 4))
+                    }
+                },
+            );
         }
         // As in Kafka, an idempotent producer (even one bumping its epoch, KIP-360)
         // gets a fresh producer id with epoch 0.

@@ -21,6 +21,8 @@ impl Handler for ListOffsets {
     async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
         // leader_epoch exists from v4.
         let with_epoch = ctx.api_version() >= 4;
+        // isolation_level 1 (read_committed, v2+): the latest offset is the last stable offset.
+        let read_committed = req.isolation_level == 1;
         let authz = ctx.authz();
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in req.topics {
@@ -49,6 +51,7 @@ impl Handler for ListOffsets {
                     r
                 };
                 let r = match lp.timestamp {
+                    LATEST if read_committed => r.with_offset(p.last_stable_offset()),
                     LATEST => r.with_offset(p.high_watermark()),
                     EARLIEST => r.with_offset(p.log_start_offset()),
                     ts if ts == MAX_TIMESTAMP || ts >= 0 => match p.offset_for_timestamp(ts).await {

@@ -1,5 +1,7 @@
 //! One file per Kafka API. Each declares the versions it serves next to its code.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
@@ -23,6 +25,7 @@ pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -42,7 +45,9 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod unregister_broker;
+pub mod write_txn_markers;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
@@ -143,6 +148,16 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 /// A `TopicName` from any string.
 pub fn topic_name(s: impl Into<String>) -> TopicName {
     TopicName(str_bytes(s))
+}
+
+/// A transaction API's error code for the client's version: PRODUCER_FENCED
+/// (KIP-588) only from `fenced_since` on; older clients know it as
+/// INVALID_PRODUCER_EPOCH.
+pub fn txn_error_code(e: ResponseError, version: i16, fenced_since: i16) -> i16 {
+    match e {
+        ResponseError::ProducerFenced if version < fenced_since => ResponseError::InvalidProducerEpoch.code(),
+        e => e.code(),
+    }
 }
 
 /// The single place where storage errors become Kafka error codes.

@@ -1,0 +1,201 @@
+"""Transactions (KIP-98) with real clients against real broker processes:
+commit and abort seen by read_committed and read_uncommitted consumers, the
+last stable offset holding consumers back, fencing of a zombie producer,
+offsets committed in a transaction, the broker aborting a transaction past its
+timeout, markers to partitions led by other brokers, and recovery after kill -9."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from test_cluster import wait_until
+
+
+def create(bootstrap, name, partitions=1, rf=1, **configs):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    fs = a.create_topics(
+        [NewTopic(name, partitions, rf, config={k.replace("_", "."): str(v) for k, v in configs.items()})]
+    )
+    fs[name].result(timeout=30)
+    wait_until(lambda: name in a.list_topics(timeout=10).topics, what=f"{name} listed")
+
+
+def txn_producer(bootstrap, tid, **extra):
+    p = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": tid,
+            "transaction.timeout.ms": 60000,
+            **extra,
+        }
+    )
+    p.init_transactions(30)
+    return p
+
+
+def consume_all(bootstrap, topic, isolation, expect=None, partitions=1, timeout=30, group=None):
+    """Every value in `topic` a consumer with `isolation` reads (until `expect`
+    values arrive, or the partitions' ends are reached)."""
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group or f"g-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    values, eofs = [], set()
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    eofs.add(m.partition())
+                    if expect is None and len(eofs) == partitions:
+                        break
+                    continue
+                raise KafkaException(m.error())
+            values.append(m.value().decode())
+            if expect is not None and len(values) >= expect:
+                break
+    finally:
+        c.close()
+    return values
+
+
+def test_committed_records_are_read_and_aborted_ones_only_by_read_uncommitted(broker):
+    create(broker.bootstrap, "tx-basic", partitions=2)
+    p = txn_producer(broker.bootstrap, "tx-basic-app")
+    for round_, commit in enumerate([True, False, True, False, True]):
+        p.begin_transaction()
+        for i in range(10):
+            p.produce("tx-basic", value=f"r{round_}-{i}", partition=i % 2)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.flush(10)  # an abort drops what was not sent yet
+            p.abort_transaction(30)
+    committed = consume_all(broker.bootstrap, "tx-basic", "read_committed", partitions=2)
+    assert sorted(committed) == sorted(f"r{r}-{i}" for r in (0, 2, 4) for i in range(10))
+    everything = consume_all(broker.bootstrap, "tx-basic", "read_uncommitted", partitions=2)
+    assert len(everything) == 50
+
+
+def test_an_open_transaction_holds_read_committed_consumers_at_the_last_stable_offset(broker):
+    create(broker.bootstrap, "tx-lso")
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("tx-lso", value="before")
+    plain.flush(10)
+    p = txn_producer(broker.bootstrap, "tx-lso-app")
+    p.begin_transaction()
+    p.produce("tx-lso", value="in-txn")
+    p.flush(10)
+    # Non-transactional data after the open transaction waits behind it too.
+    plain.produce("tx-lso", value="after")
+    plain.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lso", "isolation.level": "read_committed"})
+    try:
+        lo, hi = c.get_watermark_offsets(TopicPartition("tx-lso", 0), timeout=10)
+        assert hi == 1, "the last stable offset is the open transaction's first offset"
+    finally:
+        c.close()
+    assert consume_all(broker.bootstrap, "tx-lso", "read_committed", timeout=5) == ["before"]
+    assert consume_all(broker.bootstrap, "tx-lso", "read_uncommitted", timeout=10) == ["before", "in-txn", "after"]
+    p.commit_transaction(30)
+    assert consume_all(broker.bootstrap, "tx-lso", "read_committed", expect=3) == ["before", "in-txn", "after"]
+
+
+def test_a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transaction(broker):
+    create(broker.bootstrap, "tx-fence")
+    zombie = txn_producer(broker.bootstrap, "tx-fence-app")
+    zombie.begin_transaction()
+    zombie.produce("tx-fence", value="zombie")
+    zombie.flush(10)
+    successor = txn_producer(broker.bootstrap, "tx-fence-app")
+    successor.begin_transaction()
+    successor.produce("tx-fence", value="successor")
+    successor.commit_transaction(30)
+    with pytest.raises(KafkaException) as e:
+        zombie.commit_transaction(30)
+    assert e.value.args[0].fatal() or "fenced" in str(e.value).lower()
+    assert consume_all(broker.bootstrap, "tx-fence", "read_committed") == ["successor"]
+
+
+def test_offsets_sent_to_a_transaction_move_on_commit_and_not_on_abort(broker):
+    create(broker.bootstrap, "tx-offsets")
+    group = "tx-offsets-group"
+    p = txn_producer(broker.bootstrap, "tx-offsets-app")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tp = TopicPartition("tx-offsets", 0)
+        p.begin_transaction()
+        p.produce("tx-offsets", value="x")
+        p.send_offsets_to_transaction([TopicPartition("tx-offsets", 0, 7)], c.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        wait_until(lambda: c.committed([tp], timeout=10)[0].offset == 7, what="offset 7 committed")
+        p.begin_transaction()
+        p.send_offsets_to_transaction([TopicPartition("tx-offsets", 0, 9)], c.consumer_group_metadata(), 30)
+        p.abort_transaction(30)
+        time.sleep(1)
+        assert c.committed([tp], timeout=10)[0].offset == 7
+    finally:
+        c.close()
+
+
+def test_the_broker_aborts_a_transaction_left_open_past_its_timeout(broker_factory):
+    b = broker_factory(**{"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"})
+    create(b.bootstrap, "tx-timeout")
+    p = txn_producer(b.bootstrap, "tx-timeout-app", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("tx-timeout", value="abandoned")
+    p.flush(10)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce("tx-timeout", value="later")
+    plain.flush(10)
+    # The broker's abort marker frees the stable offset: "later" becomes readable.
+    assert consume_all(b.bootstrap, "tx-timeout", "read_committed", expect=1, timeout=30) == ["later"]
+
+
+def test_committed_and_aborted_transactions_survive_kill_9(broker):
+    create(broker.bootstrap, "tx-crash")
+    p = txn_producer(broker.bootstrap, "tx-crash-app")
+    for commit in (True, False, True):
+        p.begin_transaction()
+        for i in range(5):
+            p.produce("tx-crash", value=f"{'c' if commit else 'a'}{i}")
+        p.flush(10)  # an abort drops what was not sent yet
+        p.commit_transaction(30) if commit else p.abort_transaction(30)
+    del p
+    broker.kill9()
+    broker.start()
+    values = consume_all(broker.bootstrap, "tx-crash", "read_committed")
+    assert values == [f"c{i}" for i in range(5)] * 2
+    # The coordinator's state came back too: the id starts a new epoch and commits.
+    p = txn_producer(broker.bootstrap, "tx-crash-app")
+    p.begin_transaction()
+    p.produce("tx-crash", value="after-restart")
+    p.commit_transaction(30)
+    assert consume_all(broker.bootstrap, "tx-crash", "read_committed")[-1] == "after-restart"
+
+
+def test_markers_reach_partitions_led_by_other_brokers(cluster_factory):
+    cluster = cluster_factory(3)
+    create(cluster.bootstrap, "tx-spread", partitions=6, rf=3, min_insync_replicas=2)
+    p = txn_producer(cluster.bootstrap, "tx-spread-app")
+    for commit in (True, False, True):
+        p.begin_transaction()
+        for i in range(60):
+            p.produce("tx-spread", value=f"{commit}-{i}", partition=i % 6)
+        p.flush(30)
+        p.commit_transaction(60) if commit else p.abort_transaction(60)
+    values = consume_all(cluster.bootstrap, "tx-spread", "read_committed", partitions=6, timeout=60)
+    assert sorted(values) == sorted([f"True-{i}" for i in range(60)] * 2)
