@@ -23,7 +23,7 @@ export RUSTC_BOOTSTRAP=1
 # times the executions, for long campaigns; a separate build directory each.
 SANITIZER="${FUZZ_SANITIZER:-address}"
 TARGET_DIR="$CACHE/fuzz-target-$SANITIZER"
-TARGETS=(request_decode request_handle record_batch metadata_command tls_accept client_certificate sasl_exchange)
+TARGETS=(request_decode request_handle record_batch metadata_command tls_accept client_certificate sasl_exchange txn_state)
 # A decoder must not allocate far beyond its input, nor stall on one input.
 LIMITS=(-malloc_limit_mb=512 -rss_limit_mb=2048 -timeout=10 -max_len=65536 -print_final_stats=1)
 

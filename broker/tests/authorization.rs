@@ -270,6 +270,48 @@ struct Row {
     call: fn(&mut Client) -> i16,
 }
 
+fn add_partitions(c: &mut Client) -> i16 {
+    c.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(tn("t"))
+                .with_partitions(vec![0])]),
+    )
+    .results_by_topic_v3_and_below[0]
+        .results_by_partition[0]
+        .partition_error_code
+}
+
+fn add_offsets(c: &mut Client) -> i16 {
+    c.call(
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_group_id(GroupId(s("g"))),
+    )
+    .error_code
+}
+
+fn txn_commit(c: &mut Client) -> i16 {
+    c.call(
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("tx")))
+            .with_group_id(GroupId(s("g")))
+            .with_generation_id(-1)
+            .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(tn("t"))
+                .with_partitions(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default().with_committed_offset(1),
+                ])]),
+    )
+    .topics[0]
+        .partitions[0]
+        .error_code
+}
+
 fn rows() -> Vec<Row> {
     macro_rules! row {
         ($api:ident, $what:expr, $base:expr, $grants:expr, $denied:expr, $call:expr) => {
@@ -475,6 +517,142 @@ fn rows() -> Vec<Row> {
                     &InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("tx"))))
                 )
                 .error_code
+        ),
+        row!(
+            AddPartitionsToTxn,
+            "WRITE on the transactional id",
+            &[(TOPIC, "t", LITERAL, WRITE)],
+            &[(TXN, "tx", LITERAL, WRITE)],
+            TIAF,
+            |c| add_partitions(c)
+        ),
+        row!(
+            AddPartitionsToTxn,
+            "WRITE on the topic",
+            &[(TXN, "tx", LITERAL, WRITE)],
+            &[(TOPIC, "t", LITERAL, WRITE)],
+            TAF,
+            |c| add_partitions(c)
+        ),
+        row!(
+            AddPartitionsToTxn,
+            "the batched form (v4+, broker to broker): CLUSTER_ACTION",
+            &[(TXN, "tx", LITERAL, WRITE), (TOPIC, "t", LITERAL, WRITE)],
+            &[(CLUSTER, "kafka-cluster", LITERAL, CLUSTER_ACTION)],
+            CAF,
+            |c| c.call(4, &AddPartitionsToTxnRequest::default()).error_code
+        ),
+        row!(
+            AddOffsetsToTxn,
+            "WRITE on the transactional id",
+            &[(GROUP, "g", LITERAL, READ)],
+            &[(TXN, "tx", LITERAL, WRITE)],
+            TIAF,
+            |c| add_offsets(c)
+        ),
+        row!(
+            AddOffsetsToTxn,
+            "READ on the group",
+            &[(TXN, "tx", LITERAL, WRITE)],
+            &[(GROUP, "g", LITERAL, READ)],
+            GAF,
+            |c| add_offsets(c)
+        ),
+        row!(
+            EndTxn,
+            "WRITE on the transactional id",
+            &[],
+            &[(TXN, "tx", LITERAL, WRITE)],
+            TIAF,
+            |c| c
+                .call(
+                    3,
+                    &EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s("tx")))
+                        .with_committed(true)
+                )
+                .error_code
+        ),
+        row!(
+            TxnOffsetCommit,
+            "WRITE on the transactional id",
+            &[(GROUP, "g", LITERAL, READ), (TOPIC, "t", LITERAL, READ)],
+            &[(TXN, "tx", LITERAL, WRITE)],
+            TIAF,
+            |c| txn_commit(c)
+        ),
+        row!(
+            TxnOffsetCommit,
+            "READ on the group",
+            &[(TXN, "tx", LITERAL, WRITE), (TOPIC, "t", LITERAL, READ)],
+            &[(GROUP, "g", LITERAL, READ)],
+            GAF,
+            |c| txn_commit(c)
+        ),
+        row!(
+            TxnOffsetCommit,
+            "READ on the topic",
+            &[(TXN, "tx", LITERAL, WRITE), (GROUP, "g", LITERAL, READ)],
+            &[(TOPIC, "t", LITERAL, READ)],
+            TAF,
+            |c| txn_commit(c)
+        ),
+        row!(
+            WriteTxnMarkers,
+            "CLUSTER_ACTION on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, CLUSTER_ACTION)],
+            CAF,
+            |c| {
+                c.call(
+                    1,
+                    &WriteTxnMarkersRequest::default().with_markers(vec![
+                        write_txn_markers_request::WritableTxnMarker::default()
+                            .with_producer_id(ProducerId(424242))
+                            .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                .with_name(tn("t"))
+                                .with_partition_indexes(vec![0])]),
+                    ]),
+                )
+                .markers[0]
+                    .topics[0]
+                    .partitions[0]
+                    .error_code
+            }
+        ),
+        row!(
+            DescribeTransactions,
+            "DESCRIBE on the transactional id",
+            &[],
+            &[(TXN, "tx", LITERAL, DESCRIBE)],
+            TIAF,
+            |c| c
+                .call(
+                    0,
+                    &DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(s("tx"))])
+                )
+                .transaction_states[0]
+                .error_code
+        ),
+        row!(
+            DescribeProducers,
+            "READ on the topic",
+            &[],
+            &[(TOPIC, "t", LITERAL, READ)],
+            TAF,
+            |c| {
+                c.call(
+                    0,
+                    &DescribeProducersRequest::default().with_topics(vec![
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(tn("t"))
+                            .with_partition_indexes(vec![0]),
+                    ]),
+                )
+                .topics[0]
+                    .partitions[0]
+                    .error_code
+            }
         ),
         row!(
             OffsetForLeaderEpoch,
@@ -1032,6 +1210,8 @@ fn rows() -> Vec<Row> {
 /// APIs Kafka does not authorize: what they answer is the same for everyone.
 const NOT_AUTHORIZED: &[ApiKey] = &[
     ApiKey::ApiVersions,
+    // It lists only the transactional ids the caller may describe.
+    ApiKey::ListTransactions,
     ApiKey::SaslHandshake,
     ApiKey::SaslAuthenticate,
     // Only its authorized operations depend on the ACLs (tested below).

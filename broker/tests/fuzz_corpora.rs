@@ -62,6 +62,11 @@ fn metadata_command_corpus() {
 }
 
 #[test]
+fn txn_state_corpus() {
+    replay("txn_state", targets::txn_state::run);
+}
+
+#[test]
 fn tls_accept_corpus() {
     replay("tls_accept", targets::tls_accept::run);
 }

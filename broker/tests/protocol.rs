@@ -276,6 +276,67 @@ fn every_api_answers_at_every_served_version() {
                     let r = c.call(v, &AlterClientQuotasRequest::default().with_validate_only(true));
                     assert!(r.entries.is_empty());
                 }
+                ApiKey::AddPartitionsToTxn if v <= 3 => {
+                    // No InitProducerId first: Kafka's INVALID_PRODUCER_ID_MAPPING.
+                    let r = c.call(
+                        v,
+                        &AddPartitionsToTxnRequest::default()
+                            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str("none")))
+                            .with_v3_and_below_topics(vec![
+                                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                                    .with_name(tn("versions"))
+                                    .with_partitions(vec![0]),
+                            ]),
+                    );
+                    assert_eq!(
+                        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+                        ResponseError::InvalidProducerIdMapping.code()
+                    );
+                }
+                ApiKey::AddPartitionsToTxn => check!(AddPartitionsToTxnRequest::default()),
+                ApiKey::AddOffsetsToTxn => check!(AddOffsetsToTxnRequest::default()),
+                ApiKey::EndTxn => {
+                    let r = c.call(
+                        v,
+                        &EndTxnRequest::default()
+                            .with_transactional_id(TransactionalId(StrBytes::from_static_str("none"))),
+                    );
+                    assert_eq!(r.error_code, ResponseError::InvalidProducerIdMapping.code());
+                }
+                ApiKey::WriteTxnMarkers => check!(WriteTxnMarkersRequest::default()),
+                ApiKey::TxnOffsetCommit => check!(TxnOffsetCommitRequest::default()),
+                ApiKey::DescribeTransactions => {
+                    let r = c.call(
+                        v,
+                        &DescribeTransactionsRequest::default()
+                            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("none"))]),
+                    );
+                    assert_eq!(
+                        r.transaction_states[0].error_code,
+                        ResponseError::TransactionalIdNotFound.code()
+                    );
+                }
+                ApiKey::ListTransactions => {
+                    let r = c.call(
+                        v,
+                        &ListTransactionsRequest::default()
+                            .with_duration_filter(-1)
+                            .with_state_filters(vec![StrBytes::from_static_str("NoSuchState")]),
+                    );
+                    assert_eq!(r.error_code, 0);
+                    assert_eq!(r.unknown_state_filters.len(), 1);
+                }
+                ApiKey::DescribeProducers => {
+                    let r = c.call(
+                        v,
+                        &DescribeProducersRequest::default().with_topics(vec![
+                            describe_producers_request::TopicRequest::default()
+                                .with_name(tn("versions"))
+                                .with_partition_indexes(vec![0]),
+                        ]),
+                    );
+                    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+                }
                 other => panic!("no version test for {other:?}"),
             }
         }

@@ -314,10 +314,13 @@ impl GroupCoordinator {
         }
     }
 
-    /// Whether a group has offsets committed in a transaction still open
-    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
-    pub fn has_pending_txn_offsets(&self, group_id: &str) -> bool {
-        self.txn_offsets().values().flatten().any(|(g, ..)| g == group_id)
+    /// Whether a transaction still open has committed an offset of the
+    /// group's partition (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.txn_offsets()
+            .values()
+            .flatten()
+            .any(|(g, t, p, _)| g == group_id && t == topic && *p == partition)
     }
 
     /// Whether this broker coordinates `group`: it leads the group's

@@ -86,12 +86,17 @@ pub fn read(dir: &Path, base_offset: i64, end: i64) -> io::Result<Vec<AbortedTxn
         tracing::warn!(file = %p.display(), len, "ignoring an oversized transaction index");
         return Ok(Vec::new());
     }
-    let bytes = std::fs::read(&p)?;
-    Ok(bytes
+    Ok(parse(&std::fs::read(&p)?, base_offset, end))
+}
+
+/// The well-formed entries of a `.txnindex` file's bytes whose marker lies in
+/// `[base_offset, end)`; a torn last entry is ignored.
+pub fn parse(bytes: &[u8], base_offset: i64, end: i64) -> Vec<AbortedTxn> {
+    bytes
         .chunks_exact(ENTRY_LEN)
         .filter_map(AbortedTxn::decode)
         .filter(|t| t.last_offset >= base_offset && t.last_offset < end)
-        .collect())
+        .collect()
 }
 
 /// Replaces a segment's file with `entries` (removing it when there are none).

@@ -291,6 +291,9 @@ throttled!(
     DeleteAclsResponse,
     DescribeClientQuotasResponse,
     AlterClientQuotasResponse,
+    DescribeProducersResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
 );
 
 // No throttle_time_ms in these APIs.

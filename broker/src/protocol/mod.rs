@@ -223,6 +223,9 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::delete_acls::DeleteAcls>(ApiKey::DeleteAcls),
     ApiEntry::of::<handlers::describe_client_quotas::DescribeClientQuotas>(ApiKey::DescribeClientQuotas),
     ApiEntry::of::<handlers::alter_client_quotas::AlterClientQuotas>(ApiKey::AlterClientQuotas),
+    ApiEntry::of::<handlers::describe_producers::DescribeProducers>(ApiKey::DescribeProducers),
+    ApiEntry::of::<handlers::describe_transactions::DescribeTransactions>(ApiKey::DescribeTransactions),
+    ApiEntry::of::<handlers::list_transactions::ListTransactions>(ApiKey::ListTransactions),
 ];
 
 /// The table row for an API key.

@@ -10,3 +10,4 @@ pub mod request_decode;
 pub mod request_handle;
 pub mod sasl_exchange;
 pub mod tls_accept;
+pub mod txn_state;

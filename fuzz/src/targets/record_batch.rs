@@ -1,9 +1,9 @@
 //! Bytes as a produce request's records: split into batches, each validated,
 //! then decoded (inflating compressed ones under the cap) and read for record
-//! timestamps, as the log, the cleaner and ListOffsets do.
+//! timestamps and transaction markers, as the log, the cleaner and ListOffsets do.
 
 use bytes::Bytes;
-use skein_broker::log::batch::{peek_size, record_timestamps, split_batches};
+use skein_broker::log::batch::{control_type, peek_size, record_timestamps, split_batches};
 use skein_broker::log::compression::{decode_batch, MAX_INFLATED_BATCH_BYTES};
 
 /// Offsets in the v2 batch header (Kafka's DefaultRecordBatch).
@@ -36,6 +36,7 @@ pub fn run(data: &[u8]) {
     for (_, range) in batches {
         let batch = &records[range];
         let _ = record_timestamps(batch);
+        let _ = control_type(batch);
         let _ = decode_batch(&mut Bytes::copy_from_slice(batch), MAX_INFLATED_BATCH_BYTES);
     }
 }

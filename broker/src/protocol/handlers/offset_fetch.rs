@@ -57,12 +57,36 @@ fn lookup(
     out
 }
 
+/// With `require_stable`, a partition whose offset an open transaction has
+/// committed answers UNSTABLE_OFFSET_COMMIT (the consumer retries).
+fn stable(
+    ctx: &RequestContext,
+    group: &str,
+    require_stable: bool,
+    mut rows: BTreeMap<String, Vec<Row>>,
+) -> BTreeMap<String, Vec<Row>> {
+    if require_stable {
+        let coordinator = ctx.groups().coordinator();
+        for (t, parts) in &mut rows {
+            for (p, o, _, _, code) in parts.iter_mut() {
+                if *code == 0 && coordinator.has_pending_txn_offset(group, t, *p) {
+                    *o = -1;
+                    *code = ResponseError::UnstableOffsetCommit.code();
+                }
+            }
+        }
+    }
+    rows
+}
+
 impl Handler for OffsetFetch {
     type Request = OffsetFetchRequest;
     const VERSIONS: VersionRange = VersionRange { min: 1, max: 9 };
 
     async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> Option<OffsetFetchResponse> {
         let v = ctx.api_version();
+        // KIP-447: a read_committed consumer asks for no offset a transaction may still abort.
+        let require_stable = v >= 7 && req.require_stable;
         let epoch = |e: i32| if v >= 5 { e } else { -1 };
         let authz = ctx.authz();
         let group_allowed = |g: &str| authz.allows(Operation::Describe, ResourceType::Group, g);
@@ -91,7 +115,8 @@ impl Handler for OffsetFetch {
                             .map(|t| (t.name.0.to_string(), t.partition_indexes))
                             .collect()
                     });
-                    let topics = lookup(&committed, wanted, &authz)
+                    let rows = lookup(&committed, wanted, &authz);
+                    let topics = stable(&ctx, &g.group_id.0, require_stable, rows)
                         .into_iter()
                         .map(|(t, rows)| {
                             OffsetFetchResponseTopics::default()
@@ -160,7 +185,8 @@ impl Handler for OffsetFetch {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let topics = lookup(&committed, wanted, &authz)
+        let rows = lookup(&committed, wanted, &authz);
+        let topics = stable(&ctx, &req.group_id.0, require_stable, rows)
             .into_iter()
             .map(|(t, rows)| {
                 OffsetFetchResponseTopic::default()
