@@ -10,6 +10,7 @@
 mod output;
 mod reassign;
 mod security;
+mod txn;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -78,6 +79,9 @@ enum Command {
     /// Client quotas: byte rates and request percentage per user and client id.
     #[command(subcommand)]
     Quota(security::QuotaCommand),
+    /// Transactions: list, describe, find hanging ones, abort one.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
 }
 
 #[derive(Subcommand)]
@@ -255,6 +259,7 @@ async fn run(admin: &Admin, out: &Output, command: Command) -> Result<(), CliErr
         Command::Acl(c) => security::acl(admin, out, c).await,
         Command::User(c) => security::user(admin, out, c).await,
         Command::Quota(c) => security::quota(admin, out, c).await,
+        Command::Txn(c) => txn::run(admin, out, c).await,
     }
 }
 

@@ -230,6 +230,40 @@ impl QuorumInfo {
     }
 }
 
+/// A transaction as ListTransactions gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub state: String,
+    pub coordinator: i32,
+}
+
+/// A transaction as DescribeTransactions gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionDescription {
+    pub transactional_id: String,
+    pub state: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    /// When the open transaction began (ms), -1 when none is open.
+    pub start_time_ms: i64,
+    pub coordinator: i32,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// A producer a partition has state for (DescribeProducers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i32,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here, -1 when none.
+    pub current_txn_start_offset: i64,
+}
+
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
@@ -960,13 +994,18 @@ impl Admin {
 
     /// The broker that coordinates `group`.
     async fn coordinator(&self, group: &str) -> Result<i32, Error> {
+        self.coordinator_of(0, group).await
+    }
+
+    /// The broker that coordinates `key` (key type 0: a group, 1: a transactional id).
+    async fn coordinator_of(&self, key_type: i8, key: &str) -> Result<i32, Error> {
         let r = self
             .send(&Route::Any, &|v| {
-                let req = FindCoordinatorRequest::default().with_key_type(0);
+                let req = FindCoordinatorRequest::default().with_key_type(key_type);
                 if v >= 4 {
-                    req.with_coordinator_keys(vec![str_bytes(group)])
+                    req.with_coordinator_keys(vec![str_bytes(key)])
                 } else {
-                    req.with_key(str_bytes(group))
+                    req.with_key(str_bytes(key))
                 }
             })
             .await?;
@@ -1063,6 +1102,155 @@ impl Admin {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// The leader of a partition.
+    async fn leader_of(&self, topic: &str, partition: i32) -> Result<i32, Error> {
+        let topics = self.describe_topics(Some(&[topic.to_string()])).await?;
+        let leader = topics
+            .iter()
+            .find(|t| t.name == topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .map(|p| p.leader)
+            .ok_or_else(|| {
+                Error::kafka(
+                    ResponseError::UnknownTopicOrPartition,
+                    Some(format!("{topic}-{partition}")),
+                )
+            })?;
+        if leader < 0 {
+            return Err(Error::kafka(
+                ResponseError::LeaderNotAvailable,
+                Some(format!("{topic}-{partition}")),
+            ));
+        }
+        Ok(leader)
+    }
+
+    /// Every transactional id the brokers coordinate (ListTransactions on each).
+    pub async fn list_transactions(&self) -> Result<Vec<TransactionListing>, Error> {
+        let cluster = self.describe_cluster().await?;
+        let mut out = Vec::new();
+        for b in cluster.brokers.iter().filter(|b| !b.fenced) {
+            let r = retry!(self, "list transactions", {
+                self.send(&Route::Broker(b.id), &|_| {
+                    ListTransactionsRequest::default().with_duration_filter(-1)
+                })
+                .await
+            })?;
+            check(r.error_code, None)?;
+            out.extend(r.transaction_states.iter().map(|t| TransactionListing {
+                transactional_id: t.transactional_id.0.to_string(),
+                producer_id: t.producer_id.0,
+                state: t.transaction_state.to_string(),
+                coordinator: b.id,
+            }));
+        }
+        out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        out.dedup_by(|a, b| a.transactional_id == b.transactional_id);
+        Ok(out)
+    }
+
+    /// A transactional id's transaction, from its coordinator.
+    pub async fn describe_transaction(&self, transactional_id: &str) -> Result<TransactionDescription, Error> {
+        retry!(self, "describe transaction", {
+            let coordinator = self.coordinator_of(1, transactional_id).await?;
+            let r = self
+                .send(&Route::Broker(coordinator), &|_| {
+                    DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![TransactionalId(str_bytes(transactional_id))])
+                })
+                .await?;
+            let t = r
+                .transaction_states
+                .first()
+                .ok_or_else(|| Error::Protocol("no transaction in DescribeTransactions response".into()))?;
+            check(t.error_code, None)?;
+            Ok(TransactionDescription {
+                transactional_id: t.transactional_id.0.to_string(),
+                state: t.transaction_state.to_string(),
+                producer_id: t.producer_id.0,
+                producer_epoch: t.producer_epoch,
+                timeout_ms: t.transaction_timeout_ms,
+                start_time_ms: t.transaction_start_time_ms,
+                coordinator,
+                partitions: t
+                    .topics
+                    .iter()
+                    .flat_map(|tp| tp.partitions.iter().map(move |p| (tp.topic.0.to_string(), *p)))
+                    .collect(),
+            })
+        })
+    }
+
+    /// The producers a partition's leader has state for (DescribeProducers).
+    pub async fn describe_producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerInfo>, Error> {
+        retry!(self, "describe producers", {
+            let leader = self.leader_of(topic, partition).await?;
+            let r = self
+                .send(&Route::Broker(leader), &|_| {
+                    DescribeProducersRequest::default().with_topics(vec![
+                        describe_producers_request::TopicRequest::default()
+                            .with_name(topic_name(topic))
+                            .with_partition_indexes(vec![partition]),
+                    ])
+                })
+                .await?;
+            let p = r
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or_else(|| Error::Protocol("no partition in DescribeProducers response".into()))?;
+            check(p.error_code, p.error_message.as_ref())?;
+            Ok(p.active_producers
+                .iter()
+                .map(|s| ProducerInfo {
+                    producer_id: s.producer_id.0,
+                    producer_epoch: s.producer_epoch,
+                    last_sequence: s.last_sequence,
+                    last_timestamp: s.last_timestamp,
+                    current_txn_start_offset: s.current_txn_start_offset,
+                })
+                .collect())
+        })
+    }
+
+    /// Aborts a hanging transaction on one partition: an abort marker written
+    /// by its leader for the producer (what `kafka-transactions.sh abort`
+    /// does; needs CLUSTER_ACTION). The producer's epoch must be current there.
+    pub async fn abort_hanging_transaction(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), Error> {
+        retry!(self, "abort transaction", {
+            let leader = self.leader_of(topic, partition).await?;
+            let r = self
+                .send(&Route::Broker(leader), &|_| {
+                    WriteTxnMarkersRequest::default().with_markers(vec![
+                        write_txn_markers_request::WritableTxnMarker::default()
+                            .with_producer_id(ProducerId(producer_id))
+                            .with_producer_epoch(producer_epoch)
+                            .with_transaction_result(false)
+                            .with_coordinator_epoch(coordinator_epoch)
+                            .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                .with_name(topic_name(topic))
+                                .with_partition_indexes(vec![partition])]),
+                    ])
+                })
+                .await?;
+            for m in &r.markers {
+                for t in &m.topics {
+                    for p in &t.partitions {
+                        check(p.error_code, None)?;
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

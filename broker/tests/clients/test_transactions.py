@@ -199,3 +199,31 @@ def test_markers_reach_partitions_led_by_other_brokers(cluster_factory):
         p.commit_transaction(60) if commit else p.abort_transaction(60)
     values = consume_all(cluster.bootstrap, "tx-spread", "read_committed", partitions=6, timeout=60)
     assert sorted(values) == sorted([f"True-{i}" for i in range(60)] * 2)
+
+
+def test_skeinctl_lists_describes_finds_and_aborts_a_hanging_transaction(broker):
+    from test_skeinctl import ctl
+
+    create(broker.bootstrap, "tx-ctl")
+    p = txn_producer(broker.bootstrap, "tx-ctl-app")
+    p.begin_transaction()
+    p.produce("tx-ctl", value="hanging")
+    p.flush(10)
+    listed = ctl(broker.bootstrap, "txn", "list")[1]
+    assert [(t["transactional_id"], t["state"]) for t in listed] == [("tx-ctl-app", "Ongoing")]
+    desc = ctl(broker.bootstrap, "txn", "describe", "tx-ctl-app")[1]
+    assert desc["state"] == "Ongoing" and desc["partitions"] == ["tx-ctl-0"]
+    hanging = ctl(broker.bootstrap, "txn", "find-hanging", "--topic", "tx-ctl", "--partition", "0", "--max-age-ms", "0")[1]
+    assert len(hanging) == 1 and hanging[0]["current_txn_start_offset"] == 0
+    assert consume_all(broker.bootstrap, "tx-ctl", "read_committed", timeout=3) == []
+    ctl(
+        broker.bootstrap, "txn", "abort", "--topic", "tx-ctl", "--partition", "0",
+        "--producer-id", str(hanging[0]["producer_id"]), "--producer-epoch", str(hanging[0]["producer_epoch"]),
+    )
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("tx-ctl", value="after")
+    plain.flush(10)
+    assert consume_all(broker.bootstrap, "tx-ctl", "read_committed", expect=1) == ["after"]
+    # Nothing is open on the partition any more.
+    left = ctl(broker.bootstrap, "txn", "find-hanging", "--topic", "tx-ctl", "--partition", "0", "--max-age-ms", "0")[1]
+    assert left == []
