@@ -227,3 +227,90 @@ def test_skeinctl_lists_describes_finds_and_aborts_a_hanging_transaction(broker)
     # Nothing is open on the partition any more.
     left = ctl(broker.bootstrap, "txn", "find-hanging", "--topic", "tx-ctl", "--partition", "0", "--max-age-ms", "0")[1]
     assert left == []
+
+
+EXPECTED = [f"a{i}" for i in range(10)] + [f"c{i}" for i in range(10)]
+
+
+def test_kafkajs_transactions_commit_abort_and_send_offsets(broker):
+    import json
+    import subprocess
+    from pathlib import Path
+
+    create(broker.bootstrap, "tx-kafkajs")
+    script = Path(__file__).parent / "node" / "txn.js"
+    p = subprocess.run(
+        ["node", str(script), broker.bootstrap, "tx-kafkajs", "tx-kafkajs-group"],
+        capture_output=True, text=True, timeout=180, cwd=script.parent,
+    )
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["values"] == EXPECTED
+    assert out["committed"] == "5"
+    assert consume_all(broker.bootstrap, "tx-kafkajs", "read_committed") == EXPECTED
+
+
+def test_kafka_python_transactions_commit_and_abort(broker):
+    from kafka import KafkaConsumer, KafkaProducer
+
+    create(broker.bootstrap, "tx-kpy")
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="tx-kpy-app")
+    p.init_transactions()
+    for prefix, commit in (("a", True), ("b", False), ("c", True)):
+        p.begin_transaction()
+        for i in range(10):
+            p.send("tx-kpy", value=f"{prefix}{i}".encode())
+        p.flush()
+        p.commit_transaction() if commit else p.abort_transaction()
+    p.close()
+    c = KafkaConsumer(
+        "tx-kpy",
+        bootstrap_servers=broker.bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    values = [m.value.decode() for m in c]
+    c.close()
+    assert values == EXPECTED
+    assert consume_all(broker.bootstrap, "tx-kpy", "read_committed") == EXPECTED
+
+
+def test_aiokafka_transactions_commit_and_abort(broker):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    create(broker.bootstrap, "tx-aio")
+
+    async def run():
+        p = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id="tx-aio-app")
+        await p.start()
+        try:
+            for prefix, commit in (("a", True), ("b", False), ("c", True)):
+                await p.begin_transaction()
+                for i in range(10):
+                    await p.send("tx-aio", value=f"{prefix}{i}".encode())
+                await p.flush()
+                await (p.commit_transaction() if commit else p.abort_transaction())
+        finally:
+            await p.stop()
+        c = AIOKafkaConsumer(
+            "tx-aio",
+            bootstrap_servers=broker.bootstrap,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        await c.start()
+        values = []
+        try:
+            deadline = time.time() + 30
+            while len(values) < 20 and time.time() < deadline:
+                batch = await c.getmany(timeout_ms=500)
+                for msgs in batch.values():
+                    values.extend(m.value.decode() for m in msgs)
+        finally:
+            await c.stop()
+        return values
+
+    assert asyncio.run(run()) == EXPECTED
