@@ -335,6 +335,25 @@ fn rows() -> Vec<Row> {
             |c| produce(c, "t")
         ),
         row!(
+            Produce,
+            "a transactional producer: WRITE on its transactional id",
+            &[(TOPIC, "t", LITERAL, WRITE)],
+            &[(TXN, "tx", LITERAL, WRITE)],
+            TIAF,
+            |c| {
+                let req = ProduceRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s("tx"))))
+                    .with_acks(-1)
+                    .with_timeout_ms(5000)
+                    .with_topic_data(vec![produce_request::TopicProduceData::default()
+                        .with_name(tn("t"))
+                        .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(one_record_batch(None, Bytes::from_static(b"v"))))])]);
+                c.call(9, &req).responses[0].partition_responses[0].error_code
+            }
+        ),
+        row!(
             Fetch,
             "READ on the topic",
             &[],

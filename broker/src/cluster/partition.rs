@@ -439,6 +439,26 @@ impl Partition {
     /// Appends a produce request's records; with `flush.messages` reached, waits for
     /// an fsync shared with every producer that arrived meanwhile.
     pub async fn append(&self, broker: &Broker, records: Bytes) -> Result<AppendInfo, AppendError> {
+        self.append_checked(broker, records, false).await
+    }
+
+    /// A producer's append: a batch that would start a transaction here needs
+    /// its coordinator's confirmation first (KIP-890 part 1, [`mark_verified`](Self::mark_verified)).
+    pub async fn append_verified(&self, broker: &Broker, records: Bytes) -> Result<AppendInfo, AppendError> {
+        self.append_checked(broker, records, true).await
+    }
+
+    /// Whether a batch with this header must be verified with its coordinator before it is appended.
+    pub fn needs_verification(&self, h: &crate::log::batch::BatchHeader) -> bool {
+        Self::lock(&self.log).needs_verification(h)
+    }
+
+    /// The coordinator confirmed this partition is in the producer's open transaction.
+    pub fn mark_verified(&self, producer_id: i64, epoch: i16) {
+        Self::lock(&self.log).mark_verified(producer_id, epoch);
+    }
+
+    async fn append_checked(&self, broker: &Broker, records: Bytes, verify: bool) -> Result<AppendInfo, AppendError> {
         let epoch = self.leader_epoch();
         // On the calling worker, as Kafka's request handler threads append: a
         // write into the page cache takes microseconds, and a hand-off to the
@@ -447,7 +467,11 @@ impl Partition {
         // (`flush_through`) and copying reads stay on the blocking pool.
         let (info, end, start) = {
             let mut log = Self::lock(&self.log);
-            let info = log.append(&records, now_ms(), epoch)?;
+            let info = if verify {
+                log.append_verified(&records, now_ms(), epoch)?
+            } else {
+                log.append(&records, now_ms(), epoch)?
+            };
             (info, log.log_end_offset(), log.log_start_offset())
         };
         self.log_end_offset.fetch_max(end, Ordering::SeqCst);

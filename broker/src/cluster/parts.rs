@@ -63,7 +63,7 @@ impl<'a> Replicas<'a> {
         p: &Partition,
         records: bytes::Bytes,
     ) -> Result<crate::log::AppendInfo, crate::log::AppendError> {
-        p.append(self.0, records).await
+        p.append_verified(self.0, records).await
     }
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
@@ -211,6 +211,16 @@ impl<'a> Transactions<'a> {
     /// What the coordinator needs of this broker (`__transaction_state`, producer ids, markers).
     pub fn host(&self) -> &'a Arc<impl crate::txn::TxnHost> {
         self.0
+    }
+
+    /// KIP-890 part 1: whether the partition is in the producer's open transaction, asked of its coordinator.
+    pub async fn verify(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        tp: (String, i32),
+    ) -> Result<(), ResponseError> {
+        self.0.verify_txn_partition(transactional_id, producer, tp).await
     }
 
     /// WriteTxnMarkers: a marker for a partition led here.

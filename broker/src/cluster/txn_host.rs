@@ -18,7 +18,8 @@ use crate::log::batch::ControlType;
 use crate::txn::state::TopicPartition;
 use crate::txn::{Marker, TransactionCoordinator, TxnHost};
 
-/// One connection per broker markers are sent to, opened on first use.
+/// One connection per broker the coordinator sends markers (or a leader
+/// verification requests) to, opened on first use.
 pub(super) type MarkerConnections = std::sync::Mutex<HashMap<i32, Arc<tokio::sync::Mutex<Option<Connection>>>>>;
 
 const MARKER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -110,27 +111,87 @@ impl Broker {
         p.wait_for_replication(info.last_offset + 1, MARKER_TIMEOUT).await
     }
 
-    /// WriteTxnMarkers to another broker; the partitions it did not write.
-    async fn send_markers(
+    /// KIP-890 part 1: asks the transaction coordinator of `transactional_id`
+    /// (here, or another broker with AddPartitionsToTxn v4 `verify_only`)
+    /// whether the partition is in the producer's open transaction.
+    pub async fn verify_txn_partition(
         self: &Arc<Self>,
-        leader: i32,
-        marker: Marker,
-        tps: Vec<TopicPartition>,
-    ) -> Vec<(TopicPartition, ResponseError)> {
-        let all_failed = |tps: Vec<TopicPartition>, e: ResponseError| tps.into_iter().map(|tp| (tp, e)).collect();
+        transactional_id: &str,
+        producer: (i64, i16),
+        tp: TopicPartition,
+    ) -> Result<(), ResponseError> {
+        let index = self.txns.partition_for(transactional_id);
+        let leader = self
+            .controller
+            .with_image(|img| {
+                img.partition(crate::txn::TRANSACTION_STATE_TOPIC, index)
+                    .map(|p| p.leader)
+            })
+            .unwrap_or(-1);
+        if leader < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if leader == self.node_id {
+            return self
+                .txns
+                .verify_partition(self, transactional_id, producer.0, producer.1, &tp)
+                .await
+                .map_err(|e| e.code);
+        }
+        use kafka_protocol::messages::add_partitions_to_txn_request::{
+            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+        };
+        let req = kafka_protocol::messages::AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(kafka_protocol::messages::TransactionalId(StrBytes::from_string(
+                    transactional_id.to_string(),
+                )))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_verify_only(true)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.0.clone())))
+                    .with_partitions(vec![tp.1])]),
+        ]);
+        let resp = self.call_peer(leader, 4, &req).await?;
+        if let Some(e) = ResponseError::try_from_code(resp.error_code) {
+            return Err(e);
+        }
+        let code = resp
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .flat_map(|t| &t.results_by_partition)
+            .map(|p| p.partition_error_code)
+            .find(|c| *c != 0)
+            .unwrap_or(0);
+        match ResponseError::try_from_code(code) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// One request to another broker over its inter-broker listener, on a
+    /// connection kept per broker (reopened after a failure).
+    async fn call_peer<R: kafka_protocol::protocol::Request>(
+        self: &Arc<Self>,
+        peer: i32,
+        version: i16,
+        req: &R,
+    ) -> Result<R::Response, ResponseError> {
         let slot = Arc::clone(
             self.marker_connections
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .entry(leader)
+                .entry(peer)
                 .or_default(),
         );
         let mut conn = slot.lock().await;
         if conn.is_none() {
-            let Some(address) = crate::replication::ReplicaHost::broker_address(self.as_ref(), leader) else {
-                return all_failed(tps, ResponseError::BrokerNotAvailable);
+            let Some(address) = crate::replication::ReplicaHost::broker_address(self.as_ref(), peer) else {
+                return Err(ResponseError::BrokerNotAvailable);
             };
-            let client_id = format!("skein-txn-markers-{}-{leader}", self.node_id);
+            let client_id = format!("skein-txn-{}-{peer}", self.node_id);
             match Connection::connect_with(
                 &address,
                 client_id,
@@ -142,11 +203,30 @@ impl Broker {
             {
                 Ok(c) => *conn = Some(c),
                 Err(e) => {
-                    tracing::debug!(leader, "cannot reach broker {leader} for transaction markers: {e}");
-                    return all_failed(tps, ResponseError::BrokerNotAvailable);
+                    tracing::debug!(peer, "cannot reach broker {peer}: {e}");
+                    return Err(ResponseError::BrokerNotAvailable);
                 }
             }
         }
+        let c = conn.as_mut().expect("connected above");
+        match c.call(version, req, MARKER_TIMEOUT + Duration::from_secs(2)).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::debug!(peer, "a request to broker {peer} failed: {e}");
+                *conn = None;
+                Err(ResponseError::NetworkException)
+            }
+        }
+    }
+
+    /// WriteTxnMarkers to another broker; the partitions it did not write.
+    async fn send_markers(
+        self: &Arc<Self>,
+        leader: i32,
+        marker: Marker,
+        tps: Vec<TopicPartition>,
+    ) -> Vec<(TopicPartition, ResponseError)> {
+        let all_failed = |tps: Vec<TopicPartition>, e: ResponseError| tps.into_iter().map(|tp| (tp, e)).collect();
         let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (t, p) in &tps {
             topics.entry(t.as_str()).or_default().push(*p);
@@ -166,14 +246,9 @@ impl Broker {
                     })
                     .collect(),
             )]);
-        let c = conn.as_mut().expect("connected above");
-        let resp = match c.call(1, &req, MARKER_TIMEOUT + Duration::from_secs(2)).await {
+        let resp = match self.call_peer(leader, 1, &req).await {
             Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(leader, "transaction markers to broker {leader} failed: {e}");
-                *conn = None;
-                return all_failed(tps, ResponseError::NetworkException);
-            }
+            Err(e) => return all_failed(tps, e),
         };
         let mut failed = Vec::new();
         let mut answered = std::collections::BTreeSet::new();

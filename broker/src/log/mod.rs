@@ -48,6 +48,10 @@ pub enum AppendError {
     },
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// KIP-890 part 1: a transactional batch that would start a transaction
+    /// here without its coordinator's confirmation (a late or stray write).
+    #[error("producer {producer_id} has no verified open transaction on this partition")]
+    Unverified { producer_id: i64 },
 }
 
 /// Why a read or an offset lookup failed.
@@ -452,6 +456,34 @@ impl Log {
             info.needs_flush = true;
         }
         Ok(info)
+    }
+
+    /// [`append`](Self::append) for a producer's request: a transactional
+    /// batch that would start a transaction here must have been verified with
+    /// its coordinator (KIP-890 part 1).
+    pub fn append_verified(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, AppendError> {
+        if let Ok(h) = BatchHeader::parse(records) {
+            if self.producers.starts_transaction(&h) && !self.producers.is_verified(&h) {
+                return Err(AppendError::Unverified {
+                    producer_id: h.producer_id,
+                });
+            }
+        }
+        self.append(records, now_ms, leader_epoch)
+    }
+
+    /// Whether appending a batch with this header needs its coordinator's confirmation first.
+    pub fn needs_verification(&self, h: &BatchHeader) -> bool {
+        self.producers.starts_transaction(h) && !self.producers.is_verified(h)
+    }
+
+    pub fn mark_verified(&mut self, producer_id: i64, epoch: i16) {
+        self.producers.mark_verified(producer_id, epoch);
     }
 
     /// Appends batches fetched from the leader as they are: offsets, epochs and

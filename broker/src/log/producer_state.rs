@@ -62,6 +62,11 @@ pub enum SequenceError {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// KIP-890 part 1: producers whose transaction coordinator confirmed this
+    /// partition is in their open transaction (with that epoch). Held in
+    /// memory only, and cleared by the producer's next marker, so a produce
+    /// that arrives after its transaction ended cannot start a new one here.
+    verified: HashMap<i64, i16>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -163,6 +168,7 @@ impl ProducerStateManager {
         if h.is_control() {
             // A commit or abort marker closes the transaction; its sequence is -1.
             entry.txn_first_offset = None;
+            self.verified.remove(&h.producer_id);
             return;
         }
         if h.is_transactional() && entry.txn_first_offset.is_none() {
@@ -200,7 +206,32 @@ impl ProducerStateManager {
                 producers.insert(id, e.clone());
             }
         }
-        ProducerStateManager { producers }
+        ProducerStateManager {
+            producers,
+            verified: HashMap::new(),
+        }
+    }
+
+    /// Whether appending `h` would start a transaction here (a transactional
+    /// data batch of a producer with no transaction open here, or of a newer
+    /// epoch): its coordinator must confirm the partition first.
+    pub fn starts_transaction(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && !self
+                .producers
+                .get(&h.producer_id)
+                .is_some_and(|e| e.epoch == h.producer_epoch && e.txn_first_offset.is_some())
+    }
+
+    /// The coordinator confirmed the producer's transaction includes this partition.
+    pub fn mark_verified(&mut self, producer_id: i64, epoch: i16) {
+        self.verified.insert(producer_id, epoch);
+    }
+
+    /// Whether `h` may start a transaction: its producer was verified with its epoch.
+    pub fn is_verified(&self, h: &BatchHeader) -> bool {
+        self.verified.get(&h.producer_id) == Some(&h.producer_epoch)
     }
 
     /// The first offset of the earliest open transaction: the last stable
@@ -319,7 +350,10 @@ impl ProducerStateManager {
                 },
             );
         }
-        Some(ProducerStateManager { producers })
+        Some(ProducerStateManager {
+            producers,
+            verified: HashMap::new(),
+        })
     }
 }
 

@@ -178,6 +178,7 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
         AppendError::Sequence(SequenceError::StaleMarker { .. }) => ResponseError::ProducerFenced,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::Unverified { .. } => ResponseError::InvalidTxnState,
     }
 }
 

@@ -36,7 +36,12 @@ impl Handler for Produce {
         let mut topics = Vec::with_capacity(req.topic_data.len());
         for topic_data in req.topic_data {
             let name = topic_data.name.0.to_string();
+            // A transactional producer also needs WRITE on its transactional id.
             let allowed = authz.allows(Operation::Write, ResourceType::Topic, &name);
+            let txn_denied = req
+                .transactional_id
+                .as_ref()
+                .is_some_and(|id| !authz.allows(Operation::Write, ResourceType::TransactionalId, id));
             let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
             for pd in topic_data.partition_data {
                 let r = PartitionProduceResponse::default()
@@ -44,8 +49,11 @@ impl Handler for Produce {
                     .with_base_offset(-1)
                     .with_log_append_time_ms(-1)
                     .with_log_start_offset(-1);
-                partitions.push(if allowed {
-                    append(&ctx, version, acks, &name, pd.index, pd.records, r).await
+                partitions.push(if txn_denied {
+                    Pending::Done(r.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()))
+                } else if allowed {
+                    let txn = req.transactional_id.as_ref().map(|id| id.0.as_str());
+                    append(&ctx, version, acks, &name, pd.index, pd.records, txn, r).await
                 } else {
                     let code = ResponseError::TopicAuthorizationFailed;
                     Pending::Done(r.with_error_code(code.code()))
@@ -126,6 +134,7 @@ async fn append(
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
+    transactional_id: Option<&str>,
     r: PartitionProduceResponse,
 ) -> Pending {
     if !matches!(acks, -1..=1) {
@@ -158,6 +167,38 @@ async fn append(
             "records are null".into(),
         ));
     };
+    // KIP-890 part 1: the first transactional batch of a transaction here is
+    // appended only once its coordinator confirms the partition is in it, so
+    // a late or stray write cannot open a transaction no marker will close.
+    if let (Some(id), Ok(h)) = (transactional_id, crate::log::batch::BatchHeader::parse(&records)) {
+        if p.needs_verification(&h) {
+            match ctx
+                .txns()
+                .verify(id, (h.producer_id, h.producer_epoch), (topic.to_string(), index))
+                .await
+            {
+                Ok(()) => p.mark_verified(h.producer_id, h.producer_epoch),
+                Err(e) => {
+                    // Kafka's mapping for clients before transaction version 2:
+                    // the coordinator's transient errors become a retriable one.
+                    let code = match e {
+                        ResponseError::CoordinatorNotAvailable
+                        | ResponseError::NotCoordinator
+                        | ResponseError::CoordinatorLoadInProgress
+                        | ResponseError::ConcurrentTransactions
+                        | ResponseError::BrokerNotAvailable
+                        | ResponseError::NetworkException => ResponseError::NotEnoughReplicas,
+                        ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced => {
+                            ResponseError::InvalidProducerEpoch
+                        }
+                        _ => ResponseError::InvalidTxnState,
+                    };
+                    let msg = format!("the transaction coordinator did not confirm this partition: {e:?}");
+                    return Pending::Done(fail(version, r, code, msg));
+                }
+            }
+        }
+    }
     let size = records.len();
     match ctx.replicas().append(&p, records).await {
         Ok(info) => {
