@@ -52,8 +52,12 @@ impl Handler for Produce {
                 partitions.push(if txn_denied {
                     Pending::Done(r.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()))
                 } else if allowed {
-                    let txn = req.transactional_id.as_ref().map(|id| id.0.as_str());
-                    append(&ctx, version, acks, &name, pd.index, pd.records, txn, r).await
+                    let request = Request {
+                        version,
+                        acks,
+                        transactional_id: req.transactional_id.as_ref().map(|id| id.0.as_str()),
+                    };
+                    append(&ctx, request, &name, pd.index, pd.records, r).await
                 } else {
                     let code = ResponseError::TopicAuthorizationFailed;
                     Pending::Done(r.with_error_code(code.code()))
@@ -127,16 +131,26 @@ fn fail(version: i16, r: PartitionProduceResponse, code: ResponseError, msg: Str
 }
 
 /// Validates and appends one partition's records.
-async fn append(
-    ctx: &RequestContext,
+/// What one Produce request says about all its partitions.
+struct Request<'a> {
     version: i16,
     acks: i16,
+    transactional_id: Option<&'a str>,
+}
+
+async fn append(
+    ctx: &RequestContext,
+    req: Request<'_>,
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
-    transactional_id: Option<&str>,
     r: PartitionProduceResponse,
 ) -> Pending {
+    let Request {
+        version,
+        acks,
+        transactional_id,
+    } = req;
     if !matches!(acks, -1..=1) {
         let msg = format!("acks must be -1, 0 or 1, not {acks}");
         return Pending::Done(fail(version, r, ResponseError::InvalidRequiredAcks, msg));
