@@ -22,7 +22,7 @@ IMAGE ?= localhost/skein:dev
 export SKEIN_IMAGE := $(IMAGE)
 
 # A three-broker cluster on this machine: `make cluster` (N=4 for four).
-.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-scale bench-operator bench-users bench-scaling lint fmt clean
+.PHONY: run cluster build image print-skeinctl test test-unit test-clients chaos fuzz-check fuzz fuzz-seed compat-fast compat bench bench-txn bench-scale bench-operator bench-users bench-scaling lint fmt clean
 
 run:
 	$(CARGO) run --release -p skein-broker -- $(ARGS)
@@ -72,6 +72,8 @@ CHAOS_FAULTS ?= 12
 chaos: build
 	./scripts/setup-test-env.sh
 	.venv/bin/python e2e/faults/chaos.py --runs $(CHAOS_RUNS) --faults $(CHAOS_FAULTS) --report docs/FAULTS.md
+	TXN_CHECK_RECORDS=6000 TXN_CHECK_FAULT_SECONDS=120 TXN_CHECK_WORKER_SECONDS=600 \
+		.venv/bin/python -m pytest -q -s -p no:cacheprovider broker/tests/clients/test_txn_history.py
 
 # Coverage-guided fuzzing (fuzz/, cargo-fuzz): each target briefly over its
 # checked-in corpus, or a campaign of FUZZ_SECONDS per target.
@@ -118,6 +120,13 @@ bench-scaling: build image
 bench: build
 	$(TARGET_DIR)/release/skein-bench --broker $(BROKER) \
 		--perf "$$(./scripts/build-rdkafka-performance.sh)" --out bench-results/latest.json
+	$(MAKE) bench-txn
+
+# Transactional produce (100 and 1,000 records per transaction) as a ratio to an
+# idempotent producer, commit latency, read_committed vs read_uncommitted (bench-results/txn.json).
+bench-txn: build
+	./scripts/setup-test-env.sh
+	SKEIN_BROKER_BIN=$(BROKER) .venv/bin/python bench/txn_bench.py
 
 # SCALE_PARTITIONS partitions on one broker (RF=1) and on three (RF=3): creation,
 # memory, open files, Metadata, snapshot, restarts (bench-results/scale.json).

@@ -179,6 +179,17 @@ fn a_late_write_after_its_transaction_ended_is_refused_and_opens_no_transaction(
         (2, 2),
         "nothing appended, the stable offset free"
     );
+    // The EndTxn duplicated on another connection: a retry of the commit is
+    // answered as done, an abort of the committed transaction refused; neither
+    // writes a marker.
+    let mut other = b.connect();
+    assert_eq!(end(&mut other, "late-app", producer, true), 0);
+    assert_eq!(
+        end(&mut other, "late-app", producer, false),
+        ResponseError::InvalidTxnState.code()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(offsets(&mut c, "late"), (2, 2));
     // A partition never added to the transaction is refused the same way.
     create_topic(&mut c, "never-added");
     assert_eq!(add_partition(&mut c, "late-app", producer, "late"), 0);

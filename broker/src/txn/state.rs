@@ -606,4 +606,157 @@ mod tests {
             }
         }
     }
+
+    /// One step of the model: what a client or the coordinator does.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// A new producer for the id (InitProducerId without a producer id).
+        Init,
+        /// The current producer adds a partition.
+        Add,
+        /// The producer fenced by the last epoch bump tries to add a partition.
+        ZombieAdd,
+        /// The current producer ends its transaction.
+        End(bool),
+        /// The fenced producer tries to end its transaction.
+        ZombieEnd(bool),
+        /// The coordinator's timeout reaper.
+        Reap,
+        /// The markers are written.
+        Complete,
+    }
+
+    const STEPS: [Step; 9] = [
+        Step::Init,
+        Step::Add,
+        Step::ZombieAdd,
+        Step::End(true),
+        Step::End(false),
+        Step::ZombieEnd(true),
+        Step::ZombieEnd(false),
+        Step::Reap,
+        Step::Complete,
+    ];
+
+    /// What the exploration carries along a path: the metadata, the current and
+    /// the fenced producer (id, epoch), the transaction being prepared (its
+    /// number and outcome), and every completed transaction's outcome.
+    #[derive(Clone)]
+    struct World {
+        m: TxnMetadata,
+        current: (i64, i16),
+        zombie: Option<(i64, i16)>,
+        txn: u32,
+        preparing: Option<bool>,
+        outcomes: Vec<(u32, bool)>,
+    }
+
+    fn explore(w: &World, depth: usize, steps: &mut u64) {
+        *steps += 1;
+        if depth == 0 {
+            return;
+        }
+        for step in STEPS {
+            let mut n = w.clone();
+            let (pid, epoch) = w.current;
+            match step {
+                Step::Init => match w.m.init_producer_id(1000, (-1, -1), || pid + 1, 1) {
+                    Ok(InitOutcome::Ready(m)) => {
+                        n.zombie = Some(w.current);
+                        n.current = (m.producer_id, m.producer_epoch);
+                        n.m = m;
+                    }
+                    Ok(InitOutcome::FenceThenAbort(fenced)) => {
+                        // The coordinator aborts the fenced producer's transaction.
+                        let abort = fenced.abort_by_coordinator(1).expect("a fence aborts");
+                        n.zombie = Some(w.current);
+                        n.preparing = Some(false);
+                        n.m = abort;
+                    }
+                    Err(_) => continue,
+                },
+                Step::Add => match w.m.add_partitions(pid, epoch, &[tp("a", 0)], 1) {
+                    Ok(Some(m)) => {
+                        if w.m.state != TxnState::Ongoing {
+                            n.txn += 1;
+                        }
+                        n.m = m;
+                    }
+                    Ok(None) | Err(_) => continue,
+                },
+                Step::ZombieAdd | Step::ZombieEnd(_) => {
+                    let Some((zpid, zepoch)) = w.zombie else { continue };
+                    let r = match step {
+                        Step::ZombieAdd => w.m.add_partitions(zpid, zepoch, &[tp("a", 0)], 1).map(|_| ()),
+                        Step::ZombieEnd(c) => w.m.end(zpid, zepoch, c, 1).map(|_| ()),
+                        _ => unreachable!(),
+                    };
+                    // A fenced producer never adds to, nor ends, a transaction
+                    // (unless it is the current one again: never here).
+                    assert!(
+                        r.is_err() || (zpid, zepoch) == w.current,
+                        "a fenced producer was accepted: {step:?} in {:?}",
+                        w.m.state
+                    );
+                    continue;
+                }
+                Step::End(commit) => match w.m.end(pid, epoch, commit, 1) {
+                    Ok(Some(m)) => {
+                        n.preparing = Some(commit);
+                        n.m = m;
+                    }
+                    Ok(None) | Err(_) => continue,
+                },
+                Step::Reap => {
+                    let Some(m) = w.m.abort_by_coordinator(1) else { continue };
+                    if w.m.state == TxnState::Ongoing {
+                        // The epoch was bumped: the producer is fenced.
+                        n.zombie = Some(w.current);
+                        n.current = (m.producer_id, m.producer_epoch);
+                    }
+                    n.preparing = Some(false);
+                    n.m = m;
+                }
+                Step::Complete => {
+                    let Some(m) = w.m.complete(1) else { continue };
+                    let outcome = n.preparing.take().expect("a prepared transaction");
+                    assert_eq!(
+                        m.state == TxnState::CompleteCommit,
+                        outcome,
+                        "transaction {} prepared as {outcome} completed as {:?}",
+                        w.txn,
+                        m.state
+                    );
+                    // Never both committed and aborted.
+                    assert!(
+                        !w.outcomes.iter().any(|(t, o)| *t == w.txn && *o != outcome),
+                        "transaction {} both committed and aborted",
+                        w.txn
+                    );
+                    n.outcomes.push((w.txn, outcome));
+                    n.m = m;
+                }
+            }
+            assert!(n.m.state.may_follow(w.m.state), "{:?} -> {:?}", w.m.state, n.m.state);
+            explore(&n, depth - 1, steps);
+        }
+    }
+
+    #[test]
+    fn model_check_no_transaction_is_both_committed_and_aborted_and_a_fenced_producer_never_completes_one() {
+        // Every interleaving of a producer, its successor and the coordinator,
+        // eighteen steps deep, from a fresh transactional id (the refused
+        // steps are checked and pruned).
+        let w = World {
+            m: TxnMetadata::new("t", 7, 1000, 0),
+            current: (7, 0),
+            zombie: None,
+            txn: 0,
+            preparing: None,
+            outcomes: Vec::new(),
+        };
+        let mut steps = 0;
+        explore(&w, 18, &mut steps);
+        assert!(steps > 100_000, "the exploration took only {steps} steps");
+    }
 }
