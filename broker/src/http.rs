@@ -150,6 +150,23 @@ fn refresh_gauges(broker: &Broker) {
     let s = &broker.metrics.state;
     let roles = Roles::of(broker);
     s.log_size.clear();
+    s.last_stable_offset_lag.clear();
+    for p in roles.hosted.iter().filter(|p| p.is_leader(me)) {
+        s.last_stable_offset_lag
+            .get_or_create(&PartitionLabels {
+                topic: p.topic.clone(),
+                partition: p.index,
+            })
+            .set((p.high_watermark() - p.last_stable_offset()).max(0));
+    }
+    let txns = broker.txns.list();
+    s.transactional_ids.set(txns.len() as i64);
+    s.open_transactions.set(
+        txns.iter()
+            .filter(|m| !m.state.is_idle() && m.state != crate::txn::TxnState::Dead)
+            .count() as i64,
+    );
+    s.txn_partition_load_time_max.set(broker.txns.load_time_max_ms() as i64);
     for p in &roles.hosted {
         let (size, _) = p.size_and_lag(me);
         s.log_size

@@ -144,6 +144,13 @@ pub struct StateGauges {
     pub metadata_current_epoch: Gauge,
     pub log_size: Family<PartitionLabels, Gauge>,
     pub consumer_lag: Family<LagLabels, Gauge>,
+    /// High watermark minus last stable offset of partitions led here.
+    pub last_stable_offset_lag: Family<PartitionLabels, Gauge>,
+    /// The longest `__transaction_state` partition load, in ms.
+    pub txn_partition_load_time_max: Gauge,
+    /// Transactional ids this broker coordinates, and those with a transaction open.
+    pub transactional_ids: Gauge,
+    pub open_transactions: Gauge,
 }
 
 fn request_time_histogram() -> Histogram {
@@ -313,6 +320,26 @@ impl Metrics {
             "kafka_log_log_size",
             "Bytes of a partition's log on this broker",
             s.log_size.clone(),
+        );
+        r.register(
+            "kafka_cluster_partition_laststableoffsetlag",
+            "High watermark minus last stable offset of a partition led here (an open transaction holds read_committed consumers back by this much)",
+            s.last_stable_offset_lag.clone(),
+        );
+        r.register(
+            "kafka_server_transaction_coordinator_metrics_partition_load_time_max",
+            "The longest time this broker took to load a __transaction_state partition on becoming its leader, in milliseconds",
+            s.txn_partition_load_time_max.clone(),
+        );
+        r.register(
+            "kafka_coordinator_transaction_transactionstatemanager_numtransactionalids",
+            "Transactional ids this broker coordinates",
+            s.transactional_ids.clone(),
+        );
+        r.register(
+            "kafka_coordinator_transaction_transactionstatemanager_numopentransactions",
+            "Transactions this broker coordinates that are open or completing (not Empty or Complete*)",
+            s.open_transactions.clone(),
         );
         r.register(
             "kafka_consumergroup_lag",

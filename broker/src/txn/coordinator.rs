@@ -61,6 +61,8 @@ pub struct TransactionCoordinator {
     /// Transactions a load found prepared (or fenced): the timer completes them.
     to_complete: Mutex<Vec<String>>,
     wake: tokio::sync::Notify,
+    /// The longest partition load so far, in ms (a metric).
+    load_time_max_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TransactionCoordinator {
@@ -94,6 +96,7 @@ impl TransactionCoordinator {
             locks: (0..partitions).map(|_| tokio::sync::Mutex::new(())).collect(),
             to_complete: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
+            load_time_max_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -423,6 +426,11 @@ impl TransactionCoordinator {
         all
     }
 
+    /// The longest `__transaction_state` partition load so far, in ms.
+    pub fn load_time_max_ms(&self) -> u64 {
+        self.load_time_max_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn describe(&self, transactional_id: &str) -> Option<TxnListing> {
         self.txns().get(transactional_id).cloned()
     }
@@ -548,11 +556,15 @@ impl crate::coordinator::Coordinator for TransactionCoordinator {
 
     fn became_leader(&self, p: &dyn InternalLog) {
         let started = std::time::Instant::now();
-        match tokio::task::block_in_place(|| self.load_partition(p)) {
+        let loaded = tokio::task::block_in_place(|| self.load_partition(p));
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        self.load_time_max_ms
+            .fetch_max(elapsed_ms, std::sync::atomic::Ordering::Relaxed);
+        match loaded {
             Ok(n) => tracing::info!(
                 partition = p.index(),
                 transactional_ids = n,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms,
                 "loaded transactions from {TRANSACTION_STATE_TOPIC}"
             ),
             Err(e) => tracing::error!(partition = p.index(), "cannot load {TRANSACTION_STATE_TOPIC}: {e}"),

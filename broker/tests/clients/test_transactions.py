@@ -109,6 +109,12 @@ def test_an_open_transaction_holds_read_committed_consumers_at_the_last_stable_o
     finally:
         c.close()
     assert consume_all(broker.bootstrap, "tx-lso", "read_committed", timeout=5) == ["before"]
+    status, metrics = broker.http("/metrics")
+    assert status == 200
+    assert 'kafka_cluster_partition_laststableoffsetlag{topic="tx-lso",partition="0"} 2' in metrics, [
+        line for line in metrics.splitlines() if "laststableoffsetlag" in line
+    ]
+    assert "kafka_coordinator_transaction_transactionstatemanager_numopentransactions 1" in metrics
     assert consume_all(broker.bootstrap, "tx-lso", "read_uncommitted", timeout=10) == ["before", "in-txn", "after"]
     p.commit_transaction(30)
     assert consume_all(broker.bootstrap, "tx-lso", "read_committed", expect=3) == ["before", "in-txn", "after"]
