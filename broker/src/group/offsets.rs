@@ -38,12 +38,14 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     (h & 0x7fff_ffff) % partitions.max(1)
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+/// A Kafka STRING (int16 length, UTF-8) as the internal topics' schemas write it.
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
 
-fn get_str(b: &mut &[u8]) -> Option<String> {
+/// A Kafka STRING read back; None when the bytes do not hold one.
+pub(crate) fn get_str(b: &mut &[u8]) -> Option<String> {
     if b.remaining() < 2 {
         return None;
     }

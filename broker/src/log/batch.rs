@@ -251,17 +251,28 @@ pub fn encode_records(
     timestamp: i64,
     compression: kafka_protocol::records::Compression,
 ) -> Result<bytes::Bytes, String> {
+    encode(records, timestamp, compression, None)
+}
+
+/// One batch of `records`; transactional, from `producer` (id, epoch), when given.
+fn encode(
+    records: &[(Option<bytes::Bytes>, Option<bytes::Bytes>)],
+    timestamp: i64,
+    compression: kafka_protocol::records::Compression,
+    producer: Option<(i64, i16)>,
+) -> Result<bytes::Bytes, String> {
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch while offset - sequence is constant.
@@ -377,38 +388,12 @@ pub fn encode_transactional(
     producer_epoch: i16,
     timestamp: i64,
 ) -> Result<bytes::Bytes, String> {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: true,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // No sequence: the encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32 - 1,
-            timestamp,
-            key: key.clone(),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        recs.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
+    encode(
+        records,
+        timestamp,
+        kafka_protocol::records::Compression::None,
+        Some((producer_id, producer_epoch)),
     )
-    .map_err(|e| e.to_string())?;
-    Ok(buf.freeze())
 }
 
 /// A zig-zag varint (at most 5 bytes).

@@ -9,27 +9,10 @@ use std::collections::BTreeSet;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::state::{TxnMetadata, TxnState, NO_EPOCH, NO_PRODUCER_ID};
+use crate::group::offsets::{get_str, put_str};
 
 /// The internal topic holding transactions' state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-
-fn put_str(b: &mut BytesMut, s: &str) {
-    b.put_i16(s.len().min(i16::MAX as usize) as i16);
-    b.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
-}
-
-fn get_str(b: &mut &[u8]) -> Option<String> {
-    if b.remaining() < 2 {
-        return None;
-    }
-    let len = b.get_i16();
-    if len < 0 || b.remaining() < len as usize {
-        return None;
-    }
-    let s = String::from_utf8(b[..len as usize].to_vec()).ok()?;
-    b.advance(len as usize);
-    Some(s)
-}
 
 pub fn key(transactional_id: &str) -> Bytes {
     let mut b = BytesMut::new();

@@ -15,7 +15,60 @@ use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType}
 pub struct OffsetCommit;
 
 /// A partition of the request: the commit to write, or the error to answer with.
-type PartitionPlan = (i32, Result<CommittedOffset, ResponseError>);
+pub type PartitionPlan = (i32, Result<CommittedOffset, ResponseError>);
+
+/// A partition as OffsetCommit and TxnOffsetCommit send it: index, offset,
+/// leader epoch, metadata.
+pub type CommitRequest = (i32, i64, i32, Option<kafka_protocol::protocol::StrBytes>);
+
+/// What to do with each partition of one topic of an (Txn)OffsetCommit:
+/// `request_error` for all when the request as a whole is refused, else
+/// READ on the topic, the partition's existence and the metadata's size.
+pub fn plan_topic(
+    ctx: &RequestContext,
+    topic_name: &str,
+    partitions: impl IntoIterator<Item = CommitRequest>,
+    request_error: Option<ResponseError>,
+) -> Vec<PartitionPlan> {
+    let topic = ctx.replicas().topic(topic_name);
+    let topic_allowed = ctx.authz().allows(Operation::Read, ResourceType::Topic, topic_name);
+    let max_metadata = ctx.config().offset_metadata_max_bytes();
+    let now = now_ms();
+    partitions
+        .into_iter()
+        .map(|(index, offset, leader_epoch, metadata)| {
+            let metadata = metadata.map(|m| m.to_string()).unwrap_or_default();
+            let r = if let Some(e) = request_error {
+                Err(e)
+            } else if !topic_allowed {
+                Err(ResponseError::TopicAuthorizationFailed)
+            } else if !topic.as_ref().is_some_and(|t| t.has_partition(index)) {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else if metadata.len() > max_metadata {
+                Err(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                Ok(CommittedOffset {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                })
+            };
+            (index, r)
+        })
+        .collect()
+}
+
+/// The commits to write of a planned request.
+pub fn commits_of(plan: &[(TopicName, Vec<PartitionPlan>)]) -> Vec<(String, i32, CommittedOffset)> {
+    plan.iter()
+        .flat_map(|(t, parts)| {
+            parts
+                .iter()
+                .filter_map(move |(p, r)| r.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
+        })
+        .collect()
+}
 
 impl Handler for OffsetCommit {
     type Request = OffsetCommitRequest;
@@ -42,47 +95,24 @@ impl Handler for OffsetCommit {
                 )
                 .err()
         };
-        let max_metadata = ctx.config().offset_metadata_max_bytes();
-        let now = now_ms();
         // Per partition: Ok(commit) to write, or the error to answer.
-        let mut plan: Vec<(TopicName, Vec<PartitionPlan>)> = Vec::new();
-        for t in req.topics {
-            let topic = ctx.replicas().topic(t.name.0.as_str());
-            let topic_allowed = authz.allows(Operation::Read, ResourceType::Topic, t.name.0.as_str());
-            let parts = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-                    let r = if let Some(e) = group_error {
-                        Err(e)
-                    } else if !topic_allowed {
-                        Err(ResponseError::TopicAuthorizationFailed)
-                    } else if !topic.as_ref().is_some_and(|t| t.has_partition(p.partition_index)) {
-                        Err(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > max_metadata {
-                        Err(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        Ok(CommittedOffset {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata,
-                            commit_timestamp: now,
-                        })
-                    };
-                    (p.partition_index, r)
-                })
-                .collect();
-            plan.push((t.name, parts));
-        }
-        let commits: Vec<(String, i32, CommittedOffset)> = plan
-            .iter()
-            .flat_map(|(t, parts)| {
-                parts
-                    .iter()
-                    .filter_map(move |(p, r)| r.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
+        let plan: Vec<(TopicName, Vec<PartitionPlan>)> = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let parts = t.partitions.into_iter().map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata,
+                    )
+                });
+                let planned = plan_topic(&ctx, t.name.0.as_str(), parts, group_error);
+                (t.name, planned)
             })
             .collect();
+        let commits = commits_of(&plan);
         let write_error = ctx
             .groups()
             .coordinator()

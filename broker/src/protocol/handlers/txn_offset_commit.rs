@@ -7,12 +7,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::messages::{TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::protocol::VersionRange;
 
+use super::offset_commit::{commits_of, plan_topic, PartitionPlan};
 use super::txn_error_code;
-use crate::cluster::now_ms;
-use crate::group::CommittedOffset;
 use crate::protocol::handler::{Handler, Operation, RequestContext, ResourceType};
 
 pub struct TxnOffsetCommit;
@@ -43,46 +42,23 @@ impl Handler for TxnOffsetCommit {
         } else {
             None
         };
-        let max_metadata = ctx.config().offset_metadata_max_bytes();
-        let now = now_ms();
-        let mut plan = Vec::new();
-        for t in req.topics {
-            let topic_allowed = authz.allows(Operation::Read, ResourceType::Topic, t.name.0.as_str());
-            let topic = ctx.replicas().topic(t.name.0.as_str());
-            let parts: Vec<(i32, Result<CommittedOffset, ResponseError>)> = t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-                    let r = if let Some(e) = request_error {
-                        Err(e)
-                    } else if !topic_allowed {
-                        Err(ResponseError::TopicAuthorizationFailed)
-                    } else if !topic.as_ref().is_some_and(|t| t.has_partition(p.partition_index)) {
-                        Err(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > max_metadata {
-                        Err(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        Ok(CommittedOffset {
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata,
-                            commit_timestamp: now,
-                        })
-                    };
-                    (p.partition_index, r)
-                })
-                .collect();
-            plan.push((t.name, parts));
-        }
-        let commits: Vec<(String, i32, CommittedOffset)> = plan
-            .iter()
-            .flat_map(|(t, parts)| {
-                parts
-                    .iter()
-                    .filter_map(move |(p, r)| r.as_ref().ok().map(|c| (t.0.to_string(), *p, c.clone())))
+        let plan: Vec<(TopicName, Vec<PartitionPlan>)> = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let parts = t.partitions.into_iter().map(|p| {
+                    (
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata,
+                    )
+                });
+                let planned = plan_topic(&ctx, t.name.0.as_str(), parts, request_error);
+                (t.name, planned)
             })
             .collect();
+        let commits = commits_of(&plan);
         let write_error = groups
             .coordinator()
             .txn_commit(groups.host(), &group, (req.producer_id.0, req.producer_epoch), commits)
