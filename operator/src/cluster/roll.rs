@@ -405,6 +405,19 @@ mod tests {
     }
 
     #[test]
+    fn the_transaction_state_topic_counts_like_any_other() {
+        // __transaction_state with min.insync.replicas 2 of 2 replicas: restarting
+        // either of its brokers would stop every transaction, so the roll blocks.
+        let mut w = World::new(3, &[("t", 3, 3, 2), ("__transaction_state", 3, 2, 2)]);
+        w.revision = "r2".into();
+        let d = w.decide(None, &[]);
+        assert_eq!(d.delete_pod, None);
+        let st = d.status.unwrap();
+        assert_eq!(st.phase, BLOCKED);
+        assert!(st.message.contains("__transaction_state"), "{}", st.message);
+    }
+
+    #[test]
     fn a_topic_that_can_never_be_safe_blocks_the_roll_unless_allowed() {
         let mut w = World::new(3, &[("t", 3, 3, 2), ("single", 2, 1, 1)]);
         w.revision = "r2".into();
