@@ -7,6 +7,10 @@ use kafka_protocol::error::ResponseError;
 use skein_model::config::ConfigError;
 use skein_model::topic_name::TopicNameError;
 
+use crate::log::batch::BatchError;
+use crate::log::producer_state::SequenceError;
+use crate::log::AppendError;
+
 /// An error of an admin operation: a Kafka error code and a message for the client.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
@@ -39,5 +43,24 @@ impl From<TopicNameError> for AdminError {
 impl From<io::Error> for AdminError {
     fn from(e: io::Error) -> Self {
         AdminError::new(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+/// The single place where storage errors become Kafka error codes.
+pub fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::InvalidBatch(BatchError::Crc { .. })
+        | AppendError::InvalidBatch(BatchError::Truncated(_))
+        | AppendError::InvalidBatch(BatchError::LengthMismatch { .. }) => ResponseError::CorruptMessage,
+        AppendError::InvalidBatch(BatchError::Magic(_)) | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => {
+            ResponseError::InvalidRecord
+        }
+        AppendError::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        AppendError::Sequence(SequenceError::StaleMarker { .. }) => ResponseError::ProducerFenced,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::Unverified { .. } => ResponseError::InvalidTxnState,
     }
 }

@@ -45,7 +45,7 @@ fn lower_parts_never_import_the_ones_above_them() {
     let mut all = Vec::new();
     all.extend(violations("log", &above_storage));
     all.extend(violations("config", &above_storage));
-    for part in ["group", "replication", "controller"] {
+    for part in ["group", "replication", "controller", "txn", "coordinator.rs"] {
         all.extend(violations(part, &["cluster", "protocol", "server"]));
     }
     all.extend(violations("cluster", &["protocol", "server", "http"]));

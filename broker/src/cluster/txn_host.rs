@@ -104,7 +104,7 @@ impl Broker {
         let info = p
             .append(self, batch)
             .await
-            .map_err(|e| crate::protocol::handlers::append_error_code(&e))?;
+            .map_err(|e| crate::error::append_error_code(&e))?;
         if topic == crate::group::OFFSETS_TOPIC {
             self.groups.complete_txn(index, marker.producer_id, marker.commit);
         }

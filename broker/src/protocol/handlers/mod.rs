@@ -56,9 +56,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::log::batch::BatchError;
-use crate::log::producer_state::SequenceError;
-use crate::log::{AppendError, ReadError};
+use crate::log::ReadError;
 use crate::protocol::handler::{Authz, Operation, ResourceType};
 
 /// The `*_authorized_operations` value when the client did not ask for them.
@@ -163,24 +161,7 @@ pub fn txn_error_code(e: ResponseError, version: i16, fenced_since: i16) -> i16 
     }
 }
 
-/// The single place where storage errors become Kafka error codes.
-pub fn append_error_code(e: &AppendError) -> ResponseError {
-    match e {
-        AppendError::InvalidBatch(BatchError::Crc { .. })
-        | AppendError::InvalidBatch(BatchError::Truncated(_))
-        | AppendError::InvalidBatch(BatchError::LengthMismatch { .. }) => ResponseError::CorruptMessage,
-        AppendError::InvalidBatch(BatchError::Magic(_)) | AppendError::InvalidBatch(BatchError::RecordCount { .. }) => {
-            ResponseError::InvalidRecord
-        }
-        AppendError::InvalidRecord { .. } => ResponseError::InvalidRecord,
-        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
-        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::Sequence(SequenceError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
-        AppendError::Sequence(SequenceError::StaleMarker { .. }) => ResponseError::ProducerFenced,
-        AppendError::Io(_) => ResponseError::KafkaStorageError,
-        AppendError::Unverified { .. } => ResponseError::InvalidTxnState,
-    }
-}
+pub use crate::error::append_error_code;
 
 /// Kafka error code of a read failure.
 pub fn read_error_code(e: &ReadError) -> ResponseError {
