@@ -32,6 +32,10 @@ PANELS = [
     ], "timeseries"),
     ("Log size, by topic", "bytes", [("sum by (topic) (kafka_log_log_size)", "{{topic}}")], "timeseries"),
     ("Consumer lag, by group and topic", "short", [("sum by (consumergroup, topic) (kafka_consumergroup_lag)", "{{consumergroup}} {{topic}}")], "timeseries"),
+    ("Open transactions, and last stable offset lag by topic", "short", [
+        ("sum(kafka_coordinator_transaction_transactionstatemanager_numopentransactions)", "open transactions"),
+        ("sum by (topic) (kafka_cluster_partition_laststableoffsetlag)", "LSO lag {{topic}}"),
+    ], "timeseries"),
     ("Reassignment traffic (throttled), bytes per second", "Bps", [
         ("sum(rate(kafka_server_brokertopicmetrics_reassignmentbytesout_total[1m]))", "leaders sent"),
         ("sum(rate(kafka_server_brokertopicmetrics_reassignmentbytesin_total[1m]))", "followers fetched"),
