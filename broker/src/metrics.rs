@@ -510,6 +510,13 @@ mod tests {
                 partition: 0,
             })
             .set(1);
+        m.state
+            .last_stable_offset_lag
+            .get_or_create(&PartitionLabels {
+                topic: "t".into(),
+                partition: 0,
+            })
+            .set(1);
         let text = m.encode();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboards/skein.json");
         let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -838,3 +838,37 @@ fn read_committed_never_returns_aborted_data_or_data_above_the_last_stable_offse
         assert_eq!(read_committed(&log), want, "round {round} after recovery");
     }
 }
+
+#[test]
+fn compaction_drops_aborted_data_keeps_markers_and_leaves_open_transactions_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        compact: true,
+        delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        ..config()
+    };
+    let mut log = open(dir.path(), cfg, true);
+    log.append(&keyed_batch(&[("k0", Some("old"))], 1_000, Compression::None), 1_000, 0)
+        .unwrap(); // 0
+    log.append(&txn_batch(1, 7, 0, 0), 1_000, 0).unwrap(); // 1: k0 -> v0, aborted below
+    log.append(&marker(7, 0, false), 1_000, 0).unwrap(); // 2
+    log.roll(2_000).unwrap();
+    let inputs = log.cleanable_segments().expect("dirty");
+    let (out, _) = cleaner::clean(dir.path(), &inputs, 0, log.aborted()).unwrap();
+    log.swap_cleaned(out, 3_000).unwrap();
+    let offsets: Vec<i64> = all_records(&log).into_iter().map(|(o, _, _)| o).collect();
+    // The aborted write neither survives nor wins over the committed value; the marker stays.
+    assert_eq!(offsets, vec![0, 2]);
+    assert_eq!(all_records(&log)[0].2.as_deref(), Some("old"));
+    // A segment holding an open transaction is not cleanable until it ends.
+    log.append(&txn_batch(1, 8, 0, 0), 1_000, 0).unwrap(); // 3, open
+    log.roll(4_000).unwrap();
+    assert!(
+        log.cleanable_segments().is_none(),
+        "an open transaction's segment was offered"
+    );
+    log.append(&marker(8, 0, true), 1_000, 0).unwrap();
+    log.roll(5_000).unwrap();
+    assert!(log.cleanable_segments().is_some());
+}

@@ -252,8 +252,14 @@ async fn read_all(
                 continue;
             }
             let hw = p.high_watermark();
-            // Below the first open transaction: what read_committed consumers may read.
-            let lso = p.last_stable_offset();
+            // Below the first open transaction: what read_committed consumers may
+            // read. Followers read to the log end and need no LSO (no second
+            // lock of the log on the replication path).
+            let lso = if req.replica_id.0 >= 0 {
+                hw
+            } else {
+                p.last_stable_offset()
+            };
             pd = pd
                 .with_high_watermark(hw)
                 .with_last_stable_offset(lso)
