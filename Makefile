@@ -54,7 +54,7 @@ test: build image
 	./scripts/check-chart.sh
 	./e2e/k8s/build-kubernetes.sh >/dev/null
 	$(STATIC) test --release --target $(HOST_TRIPLE) $(PACKAGES)
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25
 	$(MAKE) compat-fast
 
 test-unit: build
@@ -62,7 +62,7 @@ test-unit: build
 
 test-clients: build image
 	./scripts/setup-test-env.sh
-	.venv/bin/python -m pytest -q -p no:cacheprovider
+	.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25
 
 # Fault runs longer than `make test` holds (e2e/faults: network namespaces,
 # iptables, SIGSTOP/SIGKILL, a clock jump; root): CHAOS_RUNS random schedules of
