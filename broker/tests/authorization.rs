@@ -1062,6 +1062,25 @@ fn rows() -> Vec<Row> {
             }
         ),
         row!(
+            UpdateFeatures,
+            "ALTER on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, ALTER)],
+            CAF,
+            |c| {
+                c.call(
+                    1,
+                    &UpdateFeaturesRequest::default().with_feature_updates(vec![
+                        update_features_request::FeatureUpdateKey::default()
+                            .with_feature(StrBytes::from_static_str("transaction.version"))
+                            .with_max_version_level(2)
+                            .with_upgrade_type(1),
+                    ]),
+                )
+                .error_code
+            }
+        ),
+        row!(
             DescribeUserScramCredentials,
             "DESCRIBE on the cluster",
             &[],

@@ -235,6 +235,7 @@ fn every_api_answers_at_every_served_version() {
                         .with_partitions(vec![describe_quorum_request::PartitionData::default()])
                 ])),
                 ApiKey::UnregisterBroker => check!(UnregisterBrokerRequest::default().with_broker_id(BrokerId(42))),
+                ApiKey::UpdateFeatures => check!(UpdateFeaturesRequest::default()),
                 // A PLAINTEXT listener has no SASL: ILLEGAL_SASL_STATE, then the
                 // connection closes, so each is sent on a connection of its own.
                 ApiKey::SaslHandshake => {
@@ -350,7 +351,7 @@ fn api_versions_lists_the_table_and_answers_unknown_versions_in_v0() {
     let resp = c.call(3, &ApiVersionsRequest::default());
     assert_eq!(resp.error_code, 0);
     let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (0, 9));
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
     assert_eq!(resp.api_keys.len(), API_TABLE.len());
     // KIP-511: a newer client's version gets UNSUPPORTED_VERSION in a v0 body.
     let mut frame = encode_request(3, 77, &ApiVersionsRequest::default()).to_vec();

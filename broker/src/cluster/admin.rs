@@ -341,6 +341,42 @@ impl Broker {
             .unwrap_or_default()
     }
 
+    /// UpdateFeatures: each (feature, level, upgrade type) is checked against
+    /// the level the cluster has; then all are applied, or none if one is refused.
+    pub async fn update_features(
+        self: &Arc<Self>,
+        updates: &[(String, i16, i8)],
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        use crate::controller::features;
+        let current: Vec<i16> = self
+            .controller
+            .with_image(|img| updates.iter().map(|(name, _, _)| img.feature_level(name)).collect());
+        for ((name, level, upgrade_type), cur) in updates.iter().zip(current) {
+            features::check_update(name, cur, *level, *upgrade_type)
+                .map_err(|(code, why)| AdminError::new(code, why))?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        for (name, level, _) in updates {
+            refused(
+                self.controller
+                    .propose(Command::SetFeatureLevel {
+                        name: name.clone(),
+                        level: *level,
+                    })
+                    .await?,
+            )?;
+        }
+        self.controller
+            .wait_for(Duration::from_secs(10), |img| {
+                updates.iter().all(|(name, level, _)| img.feature_level(name) == *level)
+            })
+            .await;
+        Ok(())
+    }
+
     /// Replaces the dynamic configs of a group through the controller.
     pub async fn set_group_configs(
         self: &Arc<Self>,

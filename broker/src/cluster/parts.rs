@@ -166,6 +166,11 @@ impl Metadata<'_> {
         self.0.set_broker_configs(resource, configs, validate_only).await
     }
 
+    /// UpdateFeatures: all applied, or none.
+    pub async fn update_features(&self, updates: &[(String, i16, i8)], validate_only: bool) -> Result<(), AdminError> {
+        self.0.update_features(updates, validate_only).await
+    }
+
     pub async fn set_group_configs(
         &self,
         group: &str,
@@ -213,14 +218,17 @@ impl<'a> Transactions<'a> {
         self.0
     }
 
-    /// KIP-890 part 1: whether the partition is in the producer's open transaction, asked of its coordinator.
+    /// KIP-890: whether the partition is in the producer's open transaction
+    /// (part 1), or with `add` (part 2, a client of transaction version 2)
+    /// that it is now, asked of its coordinator.
     pub async fn verify(
         &self,
         transactional_id: &str,
         producer: (i64, i16),
         tp: (String, i32),
+        add: bool,
     ) -> Result<(), ResponseError> {
-        self.0.verify_txn_partition(transactional_id, producer, tp).await
+        self.0.verify_txn_partition(transactional_id, producer, tp, add).await
     }
 
     /// WriteTxnMarkers: a marker for a partition led here.

@@ -113,12 +113,15 @@ impl Broker {
 
     /// KIP-890 part 1: asks the transaction coordinator of `transactional_id`
     /// (here, or another broker with AddPartitionsToTxn v4 `verify_only`)
-    /// whether the partition is in the producer's open transaction.
+    /// whether the partition is in the producer's open transaction. With
+    /// `add` (part 2), has it added instead (v4 without `verify_only`: a
+    /// transaction of version 2).
     pub async fn verify_txn_partition(
         self: &Arc<Self>,
         transactional_id: &str,
         producer: (i64, i16),
         tp: TopicPartition,
+        add: bool,
     ) -> Result<(), ResponseError> {
         let index = self.txns.partition_for(transactional_id);
         let leader = self
@@ -132,11 +135,23 @@ impl Broker {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         if leader == self.node_id {
-            return self
-                .txns
-                .verify_partition(self, transactional_id, producer.0, producer.1, &tp)
-                .await
-                .map_err(|e| e.code);
+            let r = if add {
+                self.txns
+                    .add_partitions(
+                        self,
+                        transactional_id,
+                        producer.0,
+                        producer.1,
+                        std::slice::from_ref(&tp),
+                        crate::txn::TV_2,
+                    )
+                    .await
+            } else {
+                self.txns
+                    .verify_partition(self, transactional_id, producer.0, producer.1, &tp)
+                    .await
+            };
+            return r.map_err(|e| e.code);
         }
         use kafka_protocol::messages::add_partitions_to_txn_request::{
             AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
@@ -148,7 +163,7 @@ impl Broker {
                 )))
                 .with_producer_id(ProducerId(producer.0))
                 .with_producer_epoch(producer.1)
-                .with_verify_only(true)
+                .with_verify_only(!add)
                 .with_topics(vec![AddPartitionsToTxnTopic::default()
                     .with_name(TopicName(StrBytes::from_string(tp.0.clone())))
                     .with_partitions(vec![tp.1])]),

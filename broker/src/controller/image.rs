@@ -154,6 +154,13 @@ pub struct MetadataImage {
     /// Client quotas (AlterClientQuotas), by entity.
     #[serde(default, with = "crate::quota::config::as_list")]
     pub client_quotas: crate::quota::ClientQuotaConfigs,
+    /// Finalized feature levels set by UpdateFeatures, by name; a feature
+    /// not here is at its default (`features.rs`).
+    #[serde(default)]
+    pub features: BTreeMap<String, i16>,
+    /// Counts feature changes: ApiVersions' FinalizedFeaturesEpoch.
+    #[serde(default)]
+    pub features_epoch: i64,
 }
 
 /// A change to the image, as written in the metadata log.
@@ -270,6 +277,12 @@ pub enum Command {
     /// already validated; applied all together.
     AlterClientQuotas {
         changes: Vec<crate::quota::QuotaChange>,
+    },
+    /// UpdateFeatures: a finalized feature's new level, already validated
+    /// against the level it had (checked again against the range here).
+    SetFeatureLevel {
+        name: String,
+        level: i16,
     },
 }
 
@@ -622,6 +635,18 @@ impl MetadataImage {
                         self.client_quotas.remove(&entity);
                     }
                 }
+                Reply::Ok
+            }
+            Command::SetFeatureLevel { name, level } => {
+                let supported = super::features::feature(&name).is_some_and(|f| (f.min..=f.max).contains(&level));
+                if !supported {
+                    return refuse(
+                        E::InvalidUpdateVersion,
+                        format!("feature {name} cannot be at level {level}"),
+                    );
+                }
+                self.features.insert(name, level);
+                self.features_epoch += 1;
                 Reply::Ok
             }
             Command::AllocateProducerIds { broker: _ } => {

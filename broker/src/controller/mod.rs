@@ -9,6 +9,7 @@
 //! liveness; what a broker does with the image (open logs, lead, follow) is the
 //! cluster module's job.
 
+pub mod features;
 pub mod image;
 pub mod network;
 pub mod pre_vote;

@@ -276,6 +276,7 @@ throttled!(
     IncrementalAlterConfigsResponse,
     DescribeClusterResponse,
     UnregisterBrokerResponse,
+    UpdateFeaturesResponse,
     DeleteGroupsResponse,
     OffsetDeleteResponse,
     ConsumerGroupHeartbeatResponse,

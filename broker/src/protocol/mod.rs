@@ -198,6 +198,7 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::describe_cluster::DescribeCluster>(ApiKey::DescribeCluster),
     ApiEntry::of::<handlers::describe_quorum::DescribeQuorum>(ApiKey::DescribeQuorum),
     ApiEntry::of::<handlers::unregister_broker::UnregisterBroker>(ApiKey::UnregisterBroker),
+    ApiEntry::of::<handlers::update_features::UpdateFeatures>(ApiKey::UpdateFeatures),
     ApiEntry::of::<handlers::delete_groups::DeleteGroups>(ApiKey::DeleteGroups),
     ApiEntry::of::<handlers::offset_delete::OffsetDelete>(ApiKey::OffsetDelete),
     ApiEntry::of::<handlers::consumer_group_heartbeat::ConsumerGroupHeartbeat>(ApiKey::ConsumerGroupHeartbeat),

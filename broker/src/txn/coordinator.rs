@@ -243,7 +243,9 @@ impl TransactionCoordinator {
         }
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn's offsets partition).
+    /// AddPartitionsToTxn (and AddOffsetsToTxn's offsets partition), by a
+    /// client of `client_version`: `TV_2` when a leader adds the partition a
+    /// `Produce` v12 or `TxnOffsetCommit` v5 writes to.
     pub async fn add_partitions(
         &self,
         host: &Arc<impl TxnHost>,
@@ -251,11 +253,12 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         partitions: &[TopicPartition],
+        client_version: i16,
     ) -> Result<(), TxnError> {
         self.check_coordinator(host, transactional_id).await?;
         let _g = self.lock_for(transactional_id).lock().await;
         let m = self.current(transactional_id)?;
-        if let Some(next) = m.add_partitions(producer_id, epoch, partitions, now_ms())? {
+        if let Some(next) = m.add_partitions_as(producer_id, epoch, partitions, client_version, now_ms())? {
             self.persist(host, next).await?;
         }
         Ok(())
@@ -297,7 +300,9 @@ impl TransactionCoordinator {
         })
     }
 
-    /// EndTxn: prepares the commit or abort, answers, and completes it in the background.
+    /// EndTxn: prepares the commit or abort, answers, and completes it in
+    /// the background. `v2`: EndTxn v5 (transaction version 2), which bumps
+    /// the epoch. The answer is the producer id and epoch to go on with.
     pub async fn end(
         &self,
         host: &Arc<impl TxnHost>,
@@ -305,17 +310,29 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), TxnError> {
+        v2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         self.check_coordinator(host, transactional_id).await?;
         let g = self.lock_for(transactional_id).lock().await;
         let m = self.current(transactional_id)?;
-        let Some(next) = m.end(producer_id, epoch, commit, now_ms())? else {
-            return Ok(());
+        let next = if v2 {
+            let fresh = if m.producer_epoch >= MAX_EPOCH && m.next_producer_id == NO_PRODUCER_ID {
+                Some(host.new_producer_id().await.map_err(|e| error(e.code, e.message))?)
+            } else {
+                None
+            };
+            m.end_v2(producer_id, epoch, commit, || fresh.unwrap_or(m.producer_id), now_ms())?
+        } else {
+            m.end(producer_id, epoch, commit, now_ms())?
         };
+        let Some(next) = next else {
+            return Ok(m.producer());
+        };
+        let answer = next.producer();
         self.persist(host, next).await?;
         drop(g);
         self.spawn_completion(host, transactional_id);
-        Ok(())
+        Ok(answer)
     }
 
     fn spawn_completion(&self, host: &Arc<impl TxnHost>, transactional_id: &str) {

@@ -8,4 +8,4 @@ pub mod state;
 
 pub use coordinator::{Marker, TransactionCoordinator, TxnHost};
 pub use log::TRANSACTION_STATE_TOPIC;
-pub use state::{InitOutcome, TxnError, TxnMetadata, TxnState};
+pub use state::{InitOutcome, TxnError, TxnMetadata, TxnState, TV_1, TV_2};

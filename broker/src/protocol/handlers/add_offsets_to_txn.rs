@@ -35,7 +35,14 @@ impl Handler for AddOffsetsToTxn {
         let txns = ctx.txns();
         let code = match txns
             .coordinator()
-            .add_partitions(txns.host(), id, req.producer_id.0, req.producer_epoch, &[partition])
+            .add_partitions(
+                txns.host(),
+                id,
+                req.producer_id.0,
+                req.producer_epoch,
+                &[partition],
+                crate::txn::TV_1,
+            )
             .await
         {
             Ok(()) => 0,

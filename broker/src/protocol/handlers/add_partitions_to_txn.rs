@@ -1,7 +1,10 @@
 //! AddPartitionsToTxn (key 24): a transactional producer names the partitions
 //! it is about to write, before it writes them. v0–3 carry one transaction
-//! from a client; v4–5 a batch of them from a broker (KIP-890 part 1), where
-//! `verify_only` asks whether a partition is already in the transaction.
+//! from a client; v4–5 a batch of them from a broker (KIP-890), where
+//! `verify_only` asks whether a partition is already in the transaction
+//! (part 1), and otherwise adds it for a client of transaction version 2
+//! whose `Produce` v12 or `TxnOffsetCommit` v5 reached that broker (part 2:
+//! Kafka's `transactionVersionForAddPartitionsToTxn`, v4 and later).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -89,8 +92,13 @@ async fn add(
         }
         r
     } else {
+        let client_version = if version >= 4 {
+            crate::txn::TV_2
+        } else {
+            crate::txn::TV_1
+        };
         txns.coordinator()
-            .add_partitions(txns.host(), id, producer.0, producer.1, &partitions)
+            .add_partitions(txns.host(), id, producer.0, producer.1, &partitions, client_version)
             .await
     };
     let code = match outcome {

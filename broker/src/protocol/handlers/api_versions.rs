@@ -1,11 +1,15 @@
-//! ApiVersions (key 18): the versions of every API, built from the dispatch table.
+//! ApiVersions (key 18): the versions of every API, built from the dispatch
+//! table, and from v3 the features this broker supports and the levels the
+//! cluster finalized (KIP-584), which is where clients read `transaction.version`.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::VersionRange;
 
+use super::str_bytes;
+use crate::controller::features::FEATURES;
 use crate::protocol::{encode_response, Handler, ProtocolError, RequestContext, API_TABLE};
 
 pub struct ApiVersions;
@@ -18,8 +22,40 @@ impl Handler for ApiVersions {
         true
     }
 
-    async fn handle(_ctx: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
-        Some(response(ResponseError::try_from_code(0)))
+    async fn handle(ctx: RequestContext, _: ApiVersionsRequest) -> Option<ApiVersionsResponse> {
+        let resp = response(ResponseError::try_from_code(0));
+        if ctx.api_version() < 3 {
+            return Some(resp);
+        }
+        let (epoch, finalized) = ctx.metadata().with_image(|img| {
+            let levels: Vec<FinalizedFeatureKey> = FEATURES
+                .iter()
+                .map(|f| (f.name, img.feature_level(f.name)))
+                // Kafka lists a feature at level 0 as not finalized.
+                .filter(|(_, level)| *level > 0)
+                .map(|(name, level)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(str_bytes(name))
+                        .with_min_version_level(level)
+                        .with_max_version_level(level)
+                })
+                .collect();
+            (img.features_epoch, levels)
+        });
+        let supported = FEATURES
+            .iter()
+            .map(|f| {
+                SupportedFeatureKey::default()
+                    .with_name(str_bytes(f.name))
+                    .with_min_version(f.min)
+                    .with_max_version(f.max)
+            })
+            .collect();
+        Some(
+            resp.with_supported_features(supported)
+                .with_finalized_features_epoch(epoch)
+                .with_finalized_features(finalized),
+        )
     }
 }
 

@@ -22,8 +22,11 @@ pub struct Produce;
 
 impl Handler for Produce {
     type Request = ProduceRequest;
-    const VERSIONS: VersionRange = VersionRange { min: 3, max: 9 };
-    const ADVERTISED: VersionRange = VersionRange { min: 0, max: 9 };
+    // v10 adds the new leader's tagged fields (left out: optional), v11
+    // TRANSACTION_ABORTABLE, v12 transaction version 2 (KIP-890 part 2: the
+    // leader adds the partition to the producer's transaction itself).
+    const VERSIONS: VersionRange = VersionRange { min: 3, max: 12 };
+    const ADVERTISED: VersionRange = VersionRange { min: 0, max: 12 };
 
     async fn handle(ctx: RequestContext, req: ProduceRequest) -> Option<ProduceResponse> {
         let version = ctx.api_version();
@@ -184,17 +187,22 @@ async fn append(
     // KIP-890 part 1: the first transactional batch of a transaction here is
     // appended only once its coordinator confirms the partition is in it, so
     // a late or stray write cannot open a transaction no marker will close.
+    // Part 2: from v12 the coordinator adds the partition instead (the
+    // client sent no AddPartitionsToTxn).
     if let (Some(id), Ok(h)) = (transactional_id, crate::log::batch::BatchHeader::parse(&records)) {
         if p.needs_verification(&h) {
+            let add = version >= 12;
             match ctx
                 .txns()
-                .verify(id, (h.producer_id, h.producer_epoch), (topic.to_string(), index))
+                .verify(id, (h.producer_id, h.producer_epoch), (topic.to_string(), index), add)
                 .await
             {
                 Ok(()) => p.mark_verified(h.producer_id, h.producer_epoch),
                 Err(e) => {
-                    // Kafka's mapping for clients before transaction version 2:
-                    // the coordinator's transient errors become a retriable one.
+                    // Kafka's mapping: the coordinator's transient errors
+                    // become a retriable one, a fenced producer's its old
+                    // code, and the rest abortable from v11 (the client
+                    // aborts and goes on), fatal before.
                     let code = match e {
                         ResponseError::CoordinatorNotAvailable
                         | ResponseError::NotCoordinator
@@ -205,6 +213,7 @@ async fn append(
                         ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced => {
                             ResponseError::InvalidProducerEpoch
                         }
+                        _ if version >= 11 => ResponseError::TransactionAbortable,
                         _ => ResponseError::InvalidTxnState,
                     };
                     let msg = format!("the transaction coordinator did not confirm this partition: {e:?}");

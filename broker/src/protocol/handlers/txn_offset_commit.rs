@@ -1,7 +1,10 @@
 //! TxnOffsetCommit (key 28): a transactional producer commits a consumer
 //! group's offsets inside its transaction; they take effect with the commit
 //! marker and vanish with an abort. v3+ (KIP-447) carry the consumer's
-//! generation and member id, checked like OffsetCommit's.
+//! generation and member id, checked like OffsetCommit's. From v5
+//! (transaction version 2) the client sends no AddOffsetsToTxn: the group's
+//! `__consumer_offsets` partition is added to the transaction here, through
+//! its coordinator, before the offsets are taken.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -18,8 +21,7 @@ pub struct TxnOffsetCommit;
 
 impl Handler for TxnOffsetCommit {
     type Request = TxnOffsetCommitRequest;
-    // v5 (transaction version 2) is not served yet.
-    const VERSIONS: VersionRange = VersionRange { min: 0, max: 4 };
+    const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
     async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Option<TxnOffsetCommitResponse> {
         let group = req.group_id.0.to_string();
@@ -34,11 +36,36 @@ impl Handler for TxnOffsetCommit {
             Some(ResponseError::GroupAuthorizationFailed)
         } else if let Err(e) = groups.coordinator().check_coordinator(groups.host(), &group) {
             Some(e)
-        } else if req.generation_id >= 0 || !req.member_id.is_empty() {
-            groups
-                .coordinator()
-                .check_commit(&group, &req.member_id, instance.as_deref(), req.generation_id)
+        } else if let Some(e) = (req.generation_id >= 0 || !req.member_id.is_empty())
+            .then(|| {
+                groups
+                    .coordinator()
+                    .check_commit(&group, &req.member_id, instance.as_deref(), req.generation_id)
+                    .err()
+            })
+            .flatten()
+        {
+            Some(e)
+        } else if version >= 5 {
+            let offsets = (
+                crate::group::OFFSETS_TOPIC.to_string(),
+                groups.coordinator().partition_for(&group),
+            );
+            ctx.txns()
+                .verify(id, (req.producer_id.0, req.producer_epoch), offsets, true)
+                .await
                 .err()
+                .map(|e| match e {
+                    // The transaction coordinator's transient errors: retried
+                    // here, not a reason to look the group's coordinator up again.
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::BrokerNotAvailable
+                    | ResponseError::NetworkException => ResponseError::CoordinatorLoadInProgress,
+                    // As Kafka's AddPartitionsToTxnManager answers a fenced producer.
+                    ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+                    e => e,
+                })
         } else {
             None
         };
