@@ -207,6 +207,68 @@ def test_markers_reach_partitions_led_by_other_brokers(cluster_factory):
     assert sorted(values) == sorted([f"True-{i}" for i in range(60)] * 2)
 
 
+def java_hash_partition(s, partitions=50):
+    """Kafka's `abs(s.hashCode()) % partitions`: the __transaction_state partition of an id."""
+    h = 0
+    for ch in s.encode("utf-16-be").decode("utf-16-be"):
+        h = (31 * h + ord(ch)) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return 0 if h == -(1 << 31) else abs(h) % partitions
+
+
+def test_a_new_coordinator_finishes_a_commit_its_predecessor_prepared(cluster_factory):
+    """The coordinator dies between PrepareCommit and CompleteCommit, while the
+    only leader that needs a marker is paused: the broker that leads the
+    transaction's __transaction_state partition next writes the markers and
+    completes the commit, and read_committed consumers see all of it."""
+    from test_skeinctl import ctl
+
+    # Four brokers, three of them voters, so that the metadata quorum keeps
+    # its majority with the coordinator dead and one broker paused.
+    cluster = cluster_factory(4, voters=3, transaction_abort_timed_out_transaction_cleanup_interval_ms="500")
+    tid = "tx-failover-app"
+    p = txn_producer(cluster.bootstrap, tid)
+    coordinator = ctl(cluster.bootstrap, "txn", "describe", tid)[1]["coordinator"]
+    # The partition that needs the marker lives on one broker alone, which is
+    # paused: not a voter unless the coordinator is the one learner.
+    paused = 3 if coordinator != 3 else 0
+    meta = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10)
+    state_replicas = meta.topics["__transaction_state"].partitions[java_hash_partition(tid)].replicas
+    survivor = next(r for r in state_replicas if r not in (coordinator, paused))
+    a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    a.create_topics([NewTopic("tx-failover", num_partitions=1, replica_assignment=[[paused]])])["tx-failover"].result(30)
+    wait_until(lambda: "tx-failover" in a.list_topics(timeout=10).topics, what="topic listed")
+
+    p.begin_transaction()
+    values = [f"v{i}" for i in range(20)]
+    for v in values:
+        p.produce("tx-failover", value=v)
+    p.flush(30)
+    cluster.brokers[paused].pause()
+    try:
+        p.commit_transaction(60)  # answered once PrepareCommit is durable
+        described = ctl(cluster.brokers[coordinator].bootstrap, "txn", "describe", tid)[1]
+        assert described["state"] == "PrepareCommit", described
+        cluster.brokers[coordinator].kill9()
+        # The next leader of the partition loads it and takes the commit over.
+        survivor_bootstrap = cluster.brokers[survivor].bootstrap
+        wait_until(
+            lambda: ctl(survivor_bootstrap, "txn", "describe", tid, check=False)[1] or {},
+            what="the transaction described by a new coordinator",
+        )
+        taken = ctl(survivor_bootstrap, "txn", "describe", tid)[1]
+        assert taken["coordinator"] != coordinator and taken["state"] == "PrepareCommit", taken
+    finally:
+        cluster.brokers[paused].resume()
+    wait_until(
+        lambda: ctl(survivor_bootstrap, "txn", "describe", tid)[1]["state"] == "CompleteCommit",
+        timeout=60,
+        what="the commit completed by the new coordinator",
+    )
+    live = ",".join(cluster.brokers[i].bootstrap for i in range(4) if i != coordinator)
+    assert consume_all(live, "tx-failover", "read_committed", expect=len(values), timeout=60) == values
+
+
 def test_skeinctl_lists_describes_finds_and_aborts_a_hanging_transaction(broker):
     from test_skeinctl import ctl
 
