@@ -167,6 +167,9 @@ fn refresh_gauges(broker: &Broker) {
             .count() as i64,
     );
     s.txn_partition_load_time_max.set(broker.txns.load_time_max_ms() as i64);
+    let (unknown_destination, append_retries) = broker.txns.marker_queues();
+    s.txn_markers_unknown_destination.set(unknown_destination);
+    s.txn_log_append_retries.set(append_retries);
     for p in &roles.hosted {
         let (size, _) = p.size_and_lag(me);
         s.log_size

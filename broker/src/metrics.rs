@@ -151,6 +151,10 @@ pub struct StateGauges {
     /// Transactional ids this broker coordinates, and those with a transaction open.
     pub transactional_ids: Gauge,
     pub open_transactions: Gauge,
+    /// Markers waiting for a partition that has no leader, and completions
+    /// waiting for a retry of their `__transaction_state` write.
+    pub txn_markers_unknown_destination: Gauge,
+    pub txn_log_append_retries: Gauge,
 }
 
 fn request_time_histogram() -> Histogram {
@@ -340,6 +344,16 @@ impl Metrics {
             "kafka_coordinator_transaction_transactionstatemanager_numopentransactions",
             "Transactions this broker coordinates that are open or completing (not Empty or Complete*)",
             s.open_transactions.clone(),
+        );
+        r.register(
+            "kafka_coordinator_transaction_transactionmarkerchannelmanager_unknowndestinationqueuesize",
+            "Transaction markers waiting for a partition that has no leader",
+            s.txn_markers_unknown_destination.clone(),
+        );
+        r.register(
+            "kafka_coordinator_transaction_transactionmarkerchannelmanager_logappendretryqueuesize",
+            "Transactions whose markers are written and whose completion waits for a retry of its __transaction_state write",
+            s.txn_log_append_retries.clone(),
         );
         r.register(
             "kafka_consumergroup_lag",

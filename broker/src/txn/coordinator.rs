@@ -63,6 +63,8 @@ pub struct TransactionCoordinator {
     wake: tokio::sync::Notify,
     /// The longest partition load so far, in ms (a metric).
     load_time_max_ms: std::sync::atomic::AtomicU64,
+    /// Markers now waiting for a partition without a leader (a metric).
+    unknown_destination: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for TransactionCoordinator {
@@ -97,6 +99,7 @@ impl TransactionCoordinator {
             to_complete: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
             load_time_max_ms: std::sync::atomic::AtomicU64::new(0),
+            unknown_destination: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -385,9 +388,17 @@ impl TransactionCoordinator {
         };
         let mut left: Vec<TopicPartition> = m.partitions.iter().cloned().collect();
         let mut backoff = Duration::from_millis(20);
+        // This completion's share of the markers waiting for a leader.
+        let waiting = WaitingMarkers::new(&self.unknown_destination);
         while !left.is_empty() {
             let failed = host.write_markers(marker, left).await;
             left = failed.iter().map(|(tp, _)| tp.clone()).collect();
+            waiting.set(
+                failed
+                    .iter()
+                    .filter(|(_, e)| *e == ResponseError::LeaderNotAvailable)
+                    .count() as i64,
+            );
             if left.is_empty() {
                 break;
             }
@@ -441,6 +452,18 @@ impl TransactionCoordinator {
         let mut all: Vec<_> = self.txns().values().cloned().collect();
         all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         all
+    }
+
+    /// Kafka's TransactionMarkerChannelManager queues: markers waiting for a
+    /// partition without a leader, and completions waiting for a retry.
+    pub fn marker_queues(&self) -> (i64, i64) {
+        let retries = self.to_complete.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (
+            self.unknown_destination
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(0),
+            retries as i64,
+        )
     }
 
     /// The longest `__transaction_state` partition load so far, in ms.
@@ -558,6 +581,33 @@ impl TransactionCoordinator {
             self.wake.notify_one();
         }
         Ok(n)
+    }
+}
+
+/// One completion's count in the unknown-destination gauge, taken back when it ends.
+struct WaitingMarkers<'a> {
+    total: &'a std::sync::atomic::AtomicI64,
+    mine: std::sync::atomic::AtomicI64,
+}
+
+impl<'a> WaitingMarkers<'a> {
+    fn new(total: &'a std::sync::atomic::AtomicI64) -> Self {
+        WaitingMarkers {
+            total,
+            mine: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    fn set(&self, n: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = self.mine.swap(n, Relaxed);
+        self.total.fetch_add(n - before, Relaxed);
+    }
+}
+
+impl Drop for WaitingMarkers<'_> {
+    fn drop(&mut self) {
+        self.set(0);
     }
 }
 

@@ -258,6 +258,12 @@ def test_a_new_coordinator_finishes_a_commit_its_predecessor_prepared(cluster_fa
         )
         taken = ctl(survivor_bootstrap, "txn", "describe", tid)[1]
         assert taken["coordinator"] != coordinator and taken["state"] == "PrepareCommit", taken
+        # Its marker waits for a partition without a leader (the paused broker is fenced).
+        gauge = "kafka_coordinator_transaction_transactionmarkerchannelmanager_unknowndestinationqueuesize 1"
+        wait_until(
+            lambda: gauge in cluster.brokers[taken["coordinator"]].http("/metrics")[1].splitlines(),
+            what="the marker counted as waiting for a leader",
+        )
     finally:
         cluster.brokers[paused].resume()
     wait_until(
