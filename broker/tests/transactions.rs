@@ -62,8 +62,17 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32) -> Bytes {
 }
 
 fn produce(c: &mut Client, tid: &str, topic: &str, batch: Bytes) -> i16 {
+    produce_at(c, 9, tid, topic, batch)
+}
+
+/// Produce v12 (transaction version 2): no AddPartitionsToTxn before it.
+fn produce_v12(c: &mut Client, tid: &str, topic: &str, batch: Bytes) -> i16 {
+    produce_at(c, 12, tid, topic, batch)
+}
+
+fn produce_at(c: &mut Client, version: i16, tid: &str, topic: &str, batch: Bytes) -> i16 {
     let r = c.call(
-        9,
+        version,
         &ProduceRequest::default()
             .with_transactional_id(Some(TransactionalId(s(tid))))
             .with_acks(-1)
@@ -279,23 +288,6 @@ fn transaction_version(c: &mut Client) -> (i16, i64) {
         .find(|f| f.name.as_str() == "transaction.version")
         .map_or(0, |f| f.max_version_level);
     (level, r.finalized_features_epoch)
-}
-
-/// Produce v12 (transaction version 2): no AddPartitionsToTxn before it.
-fn produce_v12(c: &mut Client, tid: &str, topic: &str, batch: Bytes) -> i16 {
-    let r = c.call(
-        12,
-        &ProduceRequest::default()
-            .with_transactional_id(Some(TransactionalId(s(tid))))
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(TopicName(s(topic)))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch))])]),
-    );
-    r.responses[0].partition_responses[0].error_code
 }
 
 /// EndTxn v5: the error and the producer id and epoch to go on with.

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::state::{TxnMetadata, TxnState, NO_EPOCH, NO_PRODUCER_ID, TV_1, TV_2};
+use super::state::{TxnMetadata, TxnState, NO_PRODUCER_ID, TV_1, TV_2};
 use crate::group::offsets::{get_str, put_str};
 
 /// The internal topic holding transactions' state.
@@ -28,27 +28,45 @@ pub fn key(transactional_id: &str) -> Bytes {
     b.freeze()
 }
 
+/// A transaction's record value: v0 for version 1, v1 (flexible: compact
+/// strings and arrays, and the tagged fields PreviousProducerId (0),
+/// NextProducerId (1) and ClientTransactionVersion (2), each written when
+/// not its default) for version 2.
 pub fn value(m: &TxnMetadata) -> Bytes {
-    if m.client_version >= TV_2 {
-        return value_v1(m);
-    }
+    let version: i16 = if m.client_version >= TV_2 { 1 } else { 0 };
     let mut b = BytesMut::new();
-    b.put_i16(0);
+    b.put_i16(version);
     b.put_i64(m.producer_id);
     b.put_i16(m.producer_epoch);
     b.put_i32(m.timeout_ms);
     b.put_i8(m.state.id());
     let topics = by_topic(m);
-    b.put_i32(topics.len() as i32);
-    for (t, ps) in topics {
-        put_str(&mut b, t);
-        b.put_i32(ps.len() as i32);
-        for p in ps {
-            b.put_i32(p);
+    if version == 0 {
+        b.put_i32(topics.len() as i32);
+        for (t, ps) in topics {
+            put_str(&mut b, t);
+            b.put_i32(ps.len() as i32);
+            for p in ps {
+                b.put_i32(p);
+            }
+        }
+    } else {
+        put_uvarint(&mut b, topics.len() as u64 + 1);
+        for (t, ps) in topics {
+            put_uvarint(&mut b, t.len() as u64 + 1);
+            b.put_slice(t.as_bytes());
+            put_uvarint(&mut b, ps.len() as u64 + 1);
+            for p in ps {
+                b.put_i32(p);
+            }
+            put_uvarint(&mut b, 0);
         }
     }
     b.put_i64(m.last_update_ms);
     b.put_i64(m.start_ms);
+    if version == 1 {
+        put_tags(&mut b, m);
+    }
     b.freeze()
 }
 
@@ -95,29 +113,8 @@ fn get_compact_len(v: &mut &[u8], item_bytes: usize) -> Option<usize> {
     (n <= v.remaining() / item_bytes).then_some(n)
 }
 
-/// TransactionLogValue v1 (flexible): compact strings and arrays, and the
-/// tagged fields PreviousProducerId (0), NextProducerId (1) and
-/// ClientTransactionVersion (2), each written when not its default.
-fn value_v1(m: &TxnMetadata) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i16(1);
-    b.put_i64(m.producer_id);
-    b.put_i16(m.producer_epoch);
-    b.put_i32(m.timeout_ms);
-    b.put_i8(m.state.id());
-    let topics = by_topic(m);
-    put_uvarint(&mut b, topics.len() as u64 + 1);
-    for (t, ps) in topics {
-        put_uvarint(&mut b, t.len() as u64 + 1);
-        b.put_slice(t.as_bytes());
-        put_uvarint(&mut b, ps.len() as u64 + 1);
-        for p in ps {
-            b.put_i32(p);
-        }
-        put_uvarint(&mut b, 0);
-    }
-    b.put_i64(m.last_update_ms);
-    b.put_i64(m.start_ms);
+/// Value v1's tagged fields, those not at their default.
+fn put_tags(b: &mut BytesMut, m: &TxnMetadata) {
     let mut tags: Vec<(u64, Vec<u8>)> = Vec::new();
     if m.last_producer_id != NO_PRODUCER_ID {
         tags.push((0, m.last_producer_id.to_be_bytes().to_vec()));
@@ -128,77 +125,12 @@ fn value_v1(m: &TxnMetadata) -> Bytes {
     if m.client_version != TV_1 {
         tags.push((2, m.client_version.to_be_bytes().to_vec()));
     }
-    put_uvarint(&mut b, tags.len() as u64);
+    put_uvarint(b, tags.len() as u64);
     for (tag, data) in tags {
-        put_uvarint(&mut b, tag);
-        put_uvarint(&mut b, data.len() as u64);
+        put_uvarint(b, tag);
+        put_uvarint(b, data.len() as u64);
         b.put_slice(&data);
     }
-    b.freeze()
-}
-
-fn decode_value_v1(transactional_id: &str, mut v: &[u8]) -> Option<TxnMetadata> {
-    if v.remaining() < 8 + 2 + 4 + 1 {
-        return None;
-    }
-    let producer_id = v.get_i64();
-    let producer_epoch = v.get_i16();
-    let timeout_ms = v.get_i32();
-    let state = TxnState::from_id(v.get_i8())?;
-    let mut partitions = BTreeSet::new();
-    // A topic takes at least 3 bytes (name length, partition count, tags).
-    let topics = get_compact_len(&mut v, 3)?;
-    for _ in 0..topics {
-        let len = get_compact_len(&mut v, 1)?;
-        let topic = std::str::from_utf8(&v[..len]).ok()?.to_string();
-        v.advance(len);
-        let n = get_compact_len(&mut v, 4)?;
-        for _ in 0..n {
-            partitions.insert((topic.clone(), v.get_i32()));
-        }
-        skip_tags(&mut v)?;
-    }
-    if v.remaining() < 16 {
-        return None;
-    }
-    let last_update_ms = v.get_i64();
-    let start_ms = v.get_i64();
-    let mut m = TxnMetadata {
-        transactional_id: transactional_id.to_string(),
-        producer_id,
-        last_producer_id: NO_PRODUCER_ID,
-        producer_epoch,
-        last_producer_epoch: NO_EPOCH,
-        timeout_ms,
-        state,
-        partitions,
-        last_update_ms,
-        start_ms,
-        next_producer_id: NO_PRODUCER_ID,
-        client_version: TV_1,
-    };
-    let count = get_uvarint(&mut v)?;
-    if count > v.remaining() as u64 / 2 {
-        return None;
-    }
-    for _ in 0..count {
-        let tag = get_uvarint(&mut v)?;
-        let size = usize::try_from(get_uvarint(&mut v)?).ok()?;
-        if size > v.remaining() {
-            return None;
-        }
-        let (mut data, rest) = v.split_at(size);
-        v = rest;
-        match (tag, size) {
-            (0, 8) => m.last_producer_id = data.get_i64(),
-            (1, 8) => m.next_producer_id = data.get_i64(),
-            (2, 2) => m.client_version = data.get_i16(),
-            (0..=2, _) => return None,
-            // A later version's field: skipped, as Kafka does.
-            _ => {}
-        }
-    }
-    Some(m)
 }
 
 /// Skips a struct's tagged fields.
@@ -225,59 +157,105 @@ pub fn decode_key(mut k: &[u8]) -> Option<String> {
 
 /// A record value (None for a damaged one or another version).
 pub fn decode_value(transactional_id: &str, mut v: &[u8]) -> Option<TxnMetadata> {
+    let v = &mut v;
     if v.remaining() < 2 {
         return None;
     }
-    match v.get_i16() {
-        0 => {}
-        1 => return decode_value_v1(transactional_id, v),
-        _ => return None,
-    }
-    if v.remaining() < 8 + 2 + 4 + 1 + 4 {
+    let version = v.get_i16();
+    if !(0..=1).contains(&version) || v.remaining() < 8 + 2 + 4 + 1 {
         return None;
     }
     let producer_id = v.get_i64();
-    let producer_epoch = v.get_i16();
-    let timeout_ms = v.get_i32();
-    let state = TxnState::from_id(v.get_i8())?;
-    let topics = v.get_i32();
-    let mut partitions = BTreeSet::new();
-    if topics > 0 {
-        // A topic takes at least 6 bytes (name length and partition count).
-        if topics as usize > v.remaining() / 6 {
-            return None;
-        }
-        for _ in 0..topics {
-            let topic = get_str(&mut v)?;
-            if v.remaining() < 4 {
-                return None;
-            }
-            let n = v.get_i32();
-            if n < 0 || n as usize > v.remaining() / 4 {
-                return None;
-            }
-            for _ in 0..n {
-                partitions.insert((topic.clone(), v.get_i32()));
-            }
-        }
-    }
+    let mut m = TxnMetadata::new(transactional_id, producer_id, 0, -1);
+    m.producer_epoch = v.get_i16();
+    m.timeout_ms = v.get_i32();
+    m.state = TxnState::from_id(v.get_i8())?;
+    m.partitions = if version == 0 {
+        partitions_v0(v)?
+    } else {
+        partitions_v1(v)?
+    };
     if v.remaining() < 16 {
         return None;
     }
-    Some(TxnMetadata {
-        transactional_id: transactional_id.to_string(),
-        producer_id,
-        last_producer_id: NO_PRODUCER_ID,
-        producer_epoch,
-        last_producer_epoch: NO_EPOCH,
-        timeout_ms,
-        state,
-        partitions,
-        last_update_ms: v.get_i64(),
-        start_ms: v.get_i64(),
-        next_producer_id: NO_PRODUCER_ID,
-        client_version: TV_1,
-    })
+    m.last_update_ms = v.get_i64();
+    m.start_ms = v.get_i64();
+    if version == 1 {
+        read_tags(&mut m, v)?;
+    }
+    Some(m)
+}
+
+/// Value v0's partitions: an int32 count of topics, each a string and an
+/// int32 count of partitions.
+fn partitions_v0(v: &mut &[u8]) -> Option<BTreeSet<(String, i32)>> {
+    if v.remaining() < 4 {
+        return None;
+    }
+    let topics = v.get_i32();
+    let mut partitions = BTreeSet::new();
+    // A topic takes at least 6 bytes (name length and partition count).
+    if topics > 0 && topics as usize > v.remaining() / 6 {
+        return None;
+    }
+    for _ in 0..topics.max(0) {
+        let topic = get_str(v)?;
+        if v.remaining() < 4 {
+            return None;
+        }
+        let n = v.get_i32();
+        if n < 0 || n as usize > v.remaining() / 4 {
+            return None;
+        }
+        for _ in 0..n {
+            partitions.insert((topic.clone(), v.get_i32()));
+        }
+    }
+    Some(partitions)
+}
+
+/// Value v1's partitions: compact arrays and strings, tagged fields per topic.
+fn partitions_v1(v: &mut &[u8]) -> Option<BTreeSet<(String, i32)>> {
+    let mut partitions = BTreeSet::new();
+    // A topic takes at least 3 bytes (name length, partition count, tags).
+    let topics = get_compact_len(v, 3)?;
+    for _ in 0..topics {
+        let len = get_compact_len(v, 1)?;
+        let topic = std::str::from_utf8(&v[..len]).ok()?.to_string();
+        v.advance(len);
+        let n = get_compact_len(v, 4)?;
+        for _ in 0..n {
+            partitions.insert((topic.clone(), v.get_i32()));
+        }
+        skip_tags(v)?;
+    }
+    Some(partitions)
+}
+
+/// Value v1's tagged fields: the previous and next producer ids and the
+/// client's transaction version; a later version's tags are skipped.
+fn read_tags(m: &mut TxnMetadata, v: &mut &[u8]) -> Option<()> {
+    let count = get_uvarint(v)?;
+    if count > v.remaining() as u64 / 2 {
+        return None;
+    }
+    for _ in 0..count {
+        let tag = get_uvarint(v)?;
+        let size = usize::try_from(get_uvarint(v)?).ok()?;
+        if size > v.remaining() {
+            return None;
+        }
+        let (mut data, rest) = v.split_at(size);
+        *v = rest;
+        match (tag, size) {
+            (0, 8) => m.last_producer_id = data.get_i64(),
+            (1, 8) => m.next_producer_id = data.get_i64(),
+            (2, 2) => m.client_version = data.get_i16(),
+            (0..=2, _) => return None,
+            _ => {}
+        }
+    }
+    Some(())
 }
 
 /// The `__transaction_state` partition of a transactional id: Kafka's

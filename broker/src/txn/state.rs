@@ -351,6 +351,18 @@ impl TxnMetadata {
         Ok(Some(next))
     }
 
+    /// INVALID_TXN_STATE for an EndTxn that cannot end a transaction that is `what`.
+    fn wrong_state(&self, commit: bool, what: &str) -> TxnError {
+        refuse(
+            ResponseError::InvalidTxnState,
+            format!(
+                "{} cannot {} a transaction that is {what}",
+                self.transactional_id,
+                if commit { "commit" } else { "abort" }
+            ),
+        )
+    }
+
     /// EndTxn: Ongoing to PrepareCommit or PrepareAbort. Ok(None): a retry of
     /// an EndTxn already completed the same way (answered without change).
     pub fn end(
@@ -361,16 +373,7 @@ impl TxnMetadata {
         now_ms: i64,
     ) -> Result<Option<TxnMetadata>, TxnError> {
         self.check_producer(producer_id, epoch)?;
-        let wrong = |what: &str| {
-            refuse(
-                ResponseError::InvalidTxnState,
-                format!(
-                    "{} cannot {} a transaction that is {what}",
-                    self.transactional_id,
-                    if commit { "commit" } else { "abort" }
-                ),
-            )
-        };
+        let wrong = |what: &str| self.wrong_state(commit, what);
         // The end records the protocol it followed (no bump: version 1), as
         // Kafka's transition does, so no later EndTxn v5 takes it for its own bump.
         let prepare = |state| {
@@ -453,16 +456,7 @@ impl TxnMetadata {
             ));
         }
         let retry = retry_on_bump || retry_on_overflow;
-        let wrong = |what: &str| {
-            refuse(
-                ResponseError::InvalidTxnState,
-                format!(
-                    "{} cannot {} a transaction that is {what}",
-                    self.transactional_id,
-                    if commit { "commit" } else { "abort" }
-                ),
-            )
-        };
+        let wrong = |what: &str| self.wrong_state(commit, what);
         let prepare = |state: TxnState, nothing_open: bool| {
             let mut next = self.to(state, now_ms);
             next.client_version = TV_2;
