@@ -204,6 +204,15 @@ fn a_late_write_after_its_transaction_ended_is_refused_and_opens_no_transaction(
     assert_eq!(add_partition(&mut c, "late-app", producer, "late"), 0);
     let code = produce(&mut c, "late-app", "never-added", txn_batch(producer.0, producer.1, 0));
     assert_eq!(code, ResponseError::InvalidTxnState.code());
+    // From Produce v11 the client is told it may abort and go on.
+    let code = produce_at(
+        &mut c,
+        11,
+        "late-app",
+        "never-added",
+        txn_batch(producer.0, producer.1, 0),
+    );
+    assert_eq!(code, ResponseError::TransactionAbortable.code());
     assert_eq!(offsets(&mut c, "never-added"), (0, 0));
     // The producer's own transaction goes on: the next write is verified and appended.
     assert_eq!(
