@@ -36,7 +36,7 @@ cluster: build
 # CEL dev-dependency turns on syn's `fold`, and with it nearly every crate
 # would be rebuilt for the tests: minutes of an empty-cache `make test`.)
 # image/build.sh builds the same set, so `make image` after it is a no-op.
-PACKAGES := -p skein-model -p skein-client -p skeinctl -p skein-broker -p skein-operator
+PACKAGES := -p skein-model -p skein-client -p skein-console -p skeinctl -p skein-broker -p skein-operator
 build:
 	$(STATIC) build --release --target $(HOST_TRIPLE) $(PACKAGES) --bins --tests
 

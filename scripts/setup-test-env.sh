@@ -9,6 +9,8 @@ missing=""
 command -v kcat >/dev/null 2>&1 || missing="$missing kcat"
 command -v iptables >/dev/null 2>&1 || missing="$missing iptables"
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+# Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no browser).
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 if [ -n "$missing" ]; then
   echo "setup: installing$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -26,7 +28,7 @@ if [ ! -x .venv/bin/python ] || ! cmp -s "$REQ" .venv/.requirements 2>/dev/null;
 fi
 
 NODE_DIR=broker/tests/clients/node
-if [ ! -d "$NODE_DIR/node_modules/kafkajs" ]; then
-  echo "setup: installing kafkajs"
+if [ ! -d "$NODE_DIR/node_modules/kafkajs" ] || [ ! -d "$NODE_DIR/node_modules/playwright-core" ]; then
+  echo "setup: installing kafkajs and playwright-core"
   (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund >/dev/null)
 fi

@@ -1081,6 +1081,34 @@ fn rows() -> Vec<Row> {
             }
         ),
         row!(
+            AddRaftVoter,
+            "ALTER on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, ALTER)],
+            CAF,
+            |c| c.call(0, &AddRaftVoterRequest::default().with_voter_id(7)).error_code
+        ),
+        row!(
+            RemoveRaftVoter,
+            "ALTER on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, ALTER)],
+            CAF,
+            |c| c
+                .call(0, &RemoveRaftVoterRequest::default().with_voter_id(7))
+                .error_code
+        ),
+        row!(
+            UpdateRaftVoter,
+            "CLUSTER_ACTION on the cluster",
+            &[],
+            &[(CLUSTER, "kafka-cluster", LITERAL, CLUSTER_ACTION)],
+            CAF,
+            |c| c
+                .call(0, &UpdateRaftVoterRequest::default().with_voter_id(7))
+                .error_code
+        ),
+        row!(
             DescribeUserScramCredentials,
             "DESCRIBE on the cluster",
             &[],

@@ -338,6 +338,34 @@ fn every_api_answers_at_every_served_version() {
                     );
                     assert_eq!(r.topics[0].partitions[0].error_code, 0);
                 }
+                // A broker alone: node 0 is its only voter, and node 7 is unknown.
+                ApiKey::AddRaftVoter => {
+                    let r = c.call(v, &AddRaftVoterRequest::default().with_voter_id(0));
+                    assert_eq!(r.error_code, ResponseError::DuplicateVoter.code());
+                    let r = c.call(
+                        v,
+                        &AddRaftVoterRequest::default().with_voter_id(7).with_timeout_ms(1000),
+                    );
+                    assert_eq!(r.error_code, ResponseError::RequestTimedOut.code(), "{r:?}");
+                    let r = c.call(
+                        v,
+                        &AddRaftVoterRequest::default()
+                            .with_voter_id(7)
+                            .with_cluster_id(Some(StrBytes::from_static_str("another-cluster"))),
+                    );
+                    assert_eq!(r.error_code, ResponseError::InconsistentClusterId.code());
+                }
+                ApiKey::RemoveRaftVoter => {
+                    let r = c.call(v, &RemoveRaftVoterRequest::default().with_voter_id(0));
+                    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+                    let r = c.call(v, &RemoveRaftVoterRequest::default().with_voter_id(7));
+                    assert_eq!(r.error_code, ResponseError::VoterNotFound.code());
+                }
+                ApiKey::UpdateRaftVoter => {
+                    // No listener: nothing to update to.
+                    let r = c.call(v, &UpdateRaftVoterRequest::default().with_voter_id(0));
+                    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+                }
                 other => panic!("no version test for {other:?}"),
             }
         }

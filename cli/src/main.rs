@@ -8,6 +8,7 @@
 //! reached, or the operation timed out.
 
 mod output;
+mod quorum;
 mod reassign;
 mod security;
 mod txn;
@@ -82,6 +83,13 @@ enum Command {
     /// Transactions: list, describe, find hanging ones, abort one.
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Serve the web console (read-only) for this cluster until stopped:
+    /// brokers, topics, the placement map, groups and lag, moves, the quorum
+    /// and transactions, at http://HOST:PORT/.
+    Console {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,6 +142,24 @@ enum TopicCommand {
 enum ClusterCommand {
     /// Cluster id, controller, brokers and under-replicated partitions.
     Describe,
+    /// The metadata quorum: its leader, voters and observers with their log
+    /// directories and how far each has replicated the metadata log.
+    Quorum,
+    /// Make a broker that follows the metadata log a voter (KIP-853), once it
+    /// has caught up. One voter change at a time.
+    AddVoter {
+        id: i32,
+        /// The node's log directory id (default: the one it runs with now).
+        #[arg(long)]
+        directory_id: Option<String>,
+    },
+    /// Stop a voter voting; it goes on following the metadata log while it runs.
+    RemoveVoter {
+        id: i32,
+        /// Only if the voter has this directory id (default: any).
+        #[arg(long)]
+        directory_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,13 +208,36 @@ fn main() -> ExitCode {
         },
     );
     let out = Output::new(matches!(cli.output, Format::Json));
-    match runtime.block_on(run(&admin, &out, cli.command)) {
+    let result = match cli.command {
+        Command::Console { listen } => runtime.block_on(console(admin, &cli.bootstrap_server, &listen)),
+        command => runtime.block_on(run(&admin, &out, command)),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// `skeinctl console`: the console's routes over this command line's admin client.
+async fn console(admin: Admin, bootstrap: &str, listen: &str) -> Result<(), CliError> {
+    let source = skein_console::SingleCluster {
+        name: bootstrap.to_string(),
+        bootstrap: bootstrap.to_string(),
+        admin: std::sync::Arc::new(admin),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("--listen {listen}: {e}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::Usage(format!("--listen {listen}: {e}")))?;
+    eprintln!("console for {bootstrap} at http://{address}/ (read-only; Ctrl-C stops it)");
+    axum::serve(listener, skein_console::router(std::sync::Arc::new(source)))
+        .await
+        .map_err(|e| CliError::Usage(format!("console: {e}")))
 }
 
 /// A Java properties file as Kafka's tools read `--command-config`: `key=value`
@@ -253,6 +302,13 @@ async fn run(admin: &Admin, out: &Output, command: Command) -> Result<(), CliErr
     match command {
         Command::Topic(c) => topic(admin, out, c).await,
         Command::Cluster(ClusterCommand::Describe) => cluster_describe(admin, out).await,
+        Command::Cluster(ClusterCommand::Quorum) => quorum::describe(admin, out).await,
+        Command::Cluster(ClusterCommand::AddVoter { id, directory_id }) => {
+            quorum::add_voter(admin, out, id, directory_id.as_deref()).await
+        }
+        Command::Cluster(ClusterCommand::RemoveVoter { id, directory_id }) => {
+            quorum::remove_voter(admin, out, id, directory_id.as_deref()).await
+        }
         Command::Group(GroupCommand::List) => group_list(admin, out).await,
         Command::Group(GroupCommand::Describe { group }) => group_describe(admin, out, &group).await,
         Command::Reassign(c) => reassign::run(admin, out, c).await,
@@ -260,6 +316,8 @@ async fn run(admin: &Admin, out: &Output, command: Command) -> Result<(), CliErr
         Command::User(c) => security::user(admin, out, c).await,
         Command::Quota(c) => security::quota(admin, out, c).await,
         Command::Txn(c) => txn::run(admin, out, c).await,
+        // main serves it: it needs the admin client for as long as it runs.
+        Command::Console { .. } => Err(CliError::Usage("console is served by main".into())),
     }
 }
 

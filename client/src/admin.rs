@@ -206,6 +206,8 @@ pub struct OngoingReassignment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumMember {
     pub id: i32,
+    /// The directory id of its copy of the metadata log (KIP-853); nil if not reported.
+    pub directory_id: uuid::Uuid,
     /// How far it has replicated the metadata log (a Raft log index); -1 if unknown.
     pub log_end_offset: i64,
 }
@@ -219,6 +221,8 @@ pub struct QuorumInfo {
     pub voters: Vec<QuorumMember>,
     /// Brokers that follow the metadata log without voting.
     pub observers: Vec<QuorumMember>,
+    /// Members' CONTROLLER listeners (host:port) by node id (DescribeQuorum v2).
+    pub endpoints: BTreeMap<i32, String>,
 }
 
 impl QuorumInfo {
@@ -279,6 +283,30 @@ pub struct GroupMember {
     pub member_id: String,
     pub client_id: String,
     pub client_host: String,
+    /// Its partitions, by topic, for a group of the consumer protocol (empty otherwise).
+    pub assignment: Vec<(String, Vec<i32>)>,
+}
+
+/// The partitions in a consumer group member's assignment (Kafka's
+/// ConsumerProtocolAssignment: a version, then the body); none if it is not one.
+fn consumer_assignment(bytes: &[u8]) -> Vec<(String, Vec<i32>)> {
+    use kafka_protocol::protocol::Decodable;
+    let mut buf = bytes::Bytes::copy_from_slice(bytes);
+    if buf.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    // Newer versions only add fields: read them as the newest this crate knows.
+    let version = version.clamp(0, 3);
+    ConsumerProtocolAssignment::decode(&mut buf, version)
+        .map(|a| {
+            a.assigned_partitions
+                .into_iter()
+                .map(|tp| (tp.topic.0.to_string(), tp.partitions))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A group as DescribeGroups reports it.
@@ -747,17 +775,62 @@ impl Admin {
                 v.iter()
                     .map(|m| QuorumMember {
                         id: m.replica_id.0,
+                        directory_id: m.replica_directory_id,
                         log_end_offset: m.log_end_offset,
                     })
                     .collect()
             };
+            let endpoints = r
+                .nodes
+                .iter()
+                .filter_map(|n| {
+                    let l = n.listeners.first()?;
+                    Some((n.node_id.0, format!("{}:{}", l.host.as_str(), l.port)))
+                })
+                .collect();
             Ok(QuorumInfo {
                 leader_id: p.leader_id.0,
                 leader_epoch: p.leader_epoch,
                 high_watermark: p.high_watermark,
                 voters: members(&p.current_voters),
                 observers: members(&p.observers),
+                endpoints,
             })
+        })
+    }
+
+    /// AddRaftVoter: makes a node that follows the metadata log a voter, once
+    /// it has caught up. A nil directory id means the node's current one.
+    pub async fn add_raft_voter(&self, id: i32, directory_id: uuid::Uuid) -> Result<(), Error> {
+        // The controller's wait for the node to catch up ends before this call's own timeout.
+        let timeout_ms = (self.timeout_ms() - 5_000).max(1_000);
+        retry!(self, "add voter", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    AddRaftVoterRequest::default()
+                        .with_cluster_id(None)
+                        .with_timeout_ms(timeout_ms)
+                        .with_voter_id(id)
+                        .with_voter_directory_id(directory_id)
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())
+        })
+    }
+
+    /// RemoveRaftVoter: the node stops voting (it follows the log while it
+    /// runs). A nil directory id matches the voter's.
+    pub async fn remove_raft_voter(&self, id: i32, directory_id: uuid::Uuid) -> Result<(), Error> {
+        retry!(self, "remove voter", {
+            let r = self
+                .send(&Route::Any, &|_| {
+                    RemoveRaftVoterRequest::default()
+                        .with_cluster_id(None)
+                        .with_voter_id(id)
+                        .with_voter_directory_id(directory_id)
+                })
+                .await?;
+            check(r.error_code, r.error_message.as_ref())
         })
     }
 
@@ -1044,6 +1117,11 @@ impl Admin {
                         member_id: m.member_id.to_string(),
                         client_id: m.client_id.to_string(),
                         client_host: m.client_host.to_string(),
+                        assignment: if g.protocol_type.as_str() == "consumer" {
+                            consumer_assignment(&m.member_assignment)
+                        } else {
+                            Vec::new()
+                        },
                     })
                     .collect(),
             })

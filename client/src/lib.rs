@@ -25,8 +25,8 @@ pub mod security;
 pub use admin::{
     acl_codes, AclEntry, AclFilterSpec, Admin, AdminOptions, AlterOp, BrokerInfo, ClientQuotaEntry, ClusterInfo,
     ConfigEntry, ConfigResource, GroupDescription, GroupListing, GroupMember, NewTopic, OngoingReassignment,
-    PartitionInfo, ProducerInfo, QuotaEntity, ScramCredentialInfo, TopicInfo, TransactionDescription,
-    TransactionListing,
+    PartitionInfo, ProducerInfo, QuorumInfo, QuorumMember, QuotaEntity, ScramCredentialInfo, TopicInfo,
+    TransactionDescription, TransactionListing,
 };
 pub use connection::Connection;
 pub use error::Error;

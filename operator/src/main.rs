@@ -7,6 +7,7 @@
 mod broker_init;
 mod certificates;
 mod cluster;
+mod console;
 mod context;
 mod crd;
 mod error;
@@ -155,7 +156,7 @@ fn main() -> std::process::ExitCode {
 fn render(file: &std::path::Path, pdb_api_version: String) -> Result<String, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let kc: KafkaCluster = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    cluster::validate::validate(&kc, None, None).map_err(|e| cluster::validate::messages(&e))?;
+    cluster::validate::validate(&kc, None).map_err(|e| cluster::validate::messages(&e))?;
     let settings = Settings {
         pdb_api_version,
         ..Settings::default()
@@ -166,16 +167,6 @@ fn render(file: &std::path::Path, pdb_api_version: String) -> Result<String, Str
 async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(telemetry::Metrics::default());
-    tokio::spawn({
-        let metrics = metrics.clone();
-        let addr = args.http_addr;
-        async move {
-            if let Err(e) = telemetry::serve(addr, metrics).await {
-                tracing::error!("cannot serve HTTP on {addr}: {e}");
-                std::process::exit(1);
-            }
-        }
-    });
     let identity = args.identity.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -206,6 +197,26 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     ctx.secret_propagation = jiff::SignedDuration::from_secs(args.secret_propagation_seconds.min(86_400) as i64);
     let ctx = Arc::new(ctx);
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    // Metrics, probes and the web console (every cluster watched, read-only).
+    let console = skein_console::router(Arc::new(console::OperatorConsole {
+        ctx: Arc::clone(&ctx),
+        namespaces: namespaces.clone(),
+    }));
+    tokio::spawn({
+        let metrics = metrics.clone();
+        let addr = args.http_addr;
+        async move {
+            if let Err(e) = telemetry::serve(addr, metrics, console).await {
+                tracing::error!("cannot serve HTTP on {addr}: {e}");
+                std::process::exit(1);
+            }
+        }
+    });
 
     let elector = args
         .leader_elect
@@ -218,11 +229,6 @@ async fn run(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     metrics.leader.set(1);
 
-    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
-        vec![None]
-    } else {
-        args.namespaces.iter().cloned().map(Some).collect()
-    };
     let mut results: SelectAll<BoxStream<'static, String>> = SelectAll::new();
     let mut stores = Vec::new();
     for ns in &namespaces {

@@ -211,8 +211,9 @@ impl ReconcileTimer {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process ends.
-pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until the process
+/// ends, and `console` (the web console's pages and JSON) beside them.
+pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>, console: Router) -> std::io::Result<()> {
     let app = Router::new()
         .route(
             "/metrics",
@@ -229,7 +230,8 @@ pub async fn serve(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> std::io
                 }
             }),
         )
-        .with_state(metrics);
+        .with_state(metrics)
+        .merge(console);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
 }

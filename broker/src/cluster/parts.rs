@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::watch;
@@ -146,6 +147,21 @@ impl Metadata<'_> {
 
     pub async fn unregister_broker(&self, id: i32) -> Result<(), AdminError> {
         self.0.unregister_broker(id).await
+    }
+
+    /// AddRaftVoter on the active controller.
+    pub async fn add_voter(&self, id: i32, directory_id: uuid::Uuid, timeout: Duration) -> Result<(), AdminError> {
+        self.0.controller.add_voter(id, directory_id, timeout).await
+    }
+
+    /// RemoveRaftVoter on the active controller.
+    pub async fn remove_voter(&self, id: i32, directory_id: uuid::Uuid) -> Result<(), AdminError> {
+        self.0.controller.remove_voter(id, directory_id).await
+    }
+
+    /// UpdateRaftVoter on the active controller.
+    pub async fn update_voter(&self, id: i32, directory_id: uuid::Uuid, address: String) -> Result<(), AdminError> {
+        self.0.controller.update_voter(id, directory_id, address).await
     }
 
     pub async fn set_topic_configs(

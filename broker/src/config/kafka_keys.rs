@@ -21,7 +21,6 @@ pub static KAFKA_ONLY_BROKER_KEYS: &[&str] = &[
     "controller.performance.always.log.threshold.ms",
     "controller.performance.sample.period.ms",
     "controller.quorum.append.linger.ms",
-    "controller.quorum.bootstrap.servers",
     "controller.quorum.election.backoff.max.ms",
     "controller.quorum.fetch.timeout.ms",
     "controller.quorum.request.timeout.ms",

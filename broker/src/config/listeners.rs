@@ -261,10 +261,13 @@ impl BrokerConfig {
         roles.dedup();
         let voters = self.voters()?;
         let is_voter = voters.is_empty() || voters.iter().any(|v| v.id == self.node_id());
+        // A node that finds the quorum through bootstrap servers may be made a voter later.
+        let may_vote = is_voter || !self.quorum_bootstrap_servers()?.is_empty();
         let bad = |reason: &str| invalid("process.roles", raw, reason);
         match roles.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-            ["broker", "controller"] if !is_voter => Err(bad(
-                "a node with the controller role must be one of controller.quorum.voters",
+            ["broker", "controller"] if !may_vote => Err(bad(
+                "a node with the controller role must be one of controller.quorum.voters, \
+                 or find the quorum through controller.quorum.bootstrap.servers",
             )),
             ["broker", "controller"] => Ok(()),
             ["broker"] if is_voter && !voters.is_empty() => Err(bad(

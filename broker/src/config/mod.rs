@@ -293,7 +293,17 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         T::List,
         Some(""),
         None,
-        "The metadata quorum's voters as id@host:port (their CONTROLLER listeners). Empty: this broker alone is the quorum.",
+        "The metadata quorum's initial voters as id@host:port (their CONTROLLER listeners): they start a new cluster's quorum. \
+         Afterwards the voters are what the metadata log records (AddRaftVoter, RemoveRaftVoter). Empty: this broker alone, \
+         unless controller.quorum.bootstrap.servers names others.",
+    ),
+    def(
+        "controller.quorum.bootstrap.servers",
+        T::List,
+        Some(""),
+        None,
+        "host:port of CONTROLLER listeners where a node that is not an initial voter finds the metadata quorum (KIP-853). \
+         It follows the metadata log as an observer and votes once added (AddRaftVoter).",
     ),
     def(
         "controller.listener.names",
@@ -819,29 +829,6 @@ pub static BROKER_ALIASES: &[(&str, &str)] = &[
     ("segment.ms", "log.roll.ms"),
 ];
 
-/// Kafka 4.0's `controller.quorum.bootstrap.servers` (a KIP-853 dynamic quorum) is
-/// accepted in its single-node form, where Skein's default (this node alone is
-/// the quorum) means the same; several servers without `controller.quorum.voters`
-/// would leave every node a quorum of its own, so that is refused.
-fn check_quorum_bootstrap(raw: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    let Some(servers) = raw.get("controller.quorum.bootstrap.servers") else {
-        return Ok(());
-    };
-    let voters_set = raw
-        .get("controller.quorum.voters")
-        .is_some_and(|v| !v.trim().is_empty());
-    if !voters_set && servers.split(',').filter(|s| !s.trim().is_empty()).count() > 1 {
-        return Err(ConfigError::Invalid {
-            key: "controller.quorum.bootstrap.servers".into(),
-            value: servers.clone(),
-            reason: "Skein's quorum is static: name its voters in controller.quorum.voters (id@host:port) \
-                     instead; dynamic quorums (KIP-853) are not supported"
-                .into(),
-        });
-    }
-    Ok(())
-}
-
 /// Whether `key` is a broker config Skein knows: its own, an alias, or a Kafka one it does not act on.
 fn is_known_broker_key(key: &str) -> bool {
     find(BROKER_CONFIGS, key).is_some()
@@ -1003,7 +990,6 @@ impl BrokerConfig {
 
     /// Validates every key and value.
     pub fn from_map(raw: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        check_quorum_bootstrap(&raw)?;
         if let Some(v) = raw.get("http.listener").filter(|v| !v.trim().is_empty()) {
             let ok = v
                 .trim()
@@ -1055,11 +1041,15 @@ impl BrokerConfig {
         let cfg = BrokerConfig { values };
         cfg.check_listeners()?;
         cfg.voters()?;
-        if !cfg.voters()?.is_empty() && cfg.controller_listener().is_none() {
+        let bootstrap = cfg.quorum_bootstrap_servers()?;
+        let in_cluster = !cfg.voters()?.is_empty() || !bootstrap.is_empty();
+        if in_cluster && cfg.controller_listener().is_none() {
             return Err(ConfigError::Invalid {
                 key: "listeners".into(),
                 value: cfg.get("listeners").unwrap_or_default(),
-                reason: "a broker in a cluster (controller.quorum.voters set) needs a CONTROLLER listener".into(),
+                reason: "a broker in a cluster (controller.quorum.voters or controller.quorum.bootstrap.servers set) \
+                         needs a CONTROLLER listener"
+                    .into(),
             });
         }
         if let Some(queued) = cfg.queued_max_request_bytes() {
@@ -1133,6 +1123,22 @@ impl BrokerConfig {
             _ => self.get("log.dirs").unwrap_or_default(),
         };
         PathBuf::from(dirs.split(',').next().unwrap_or("./data").trim())
+    }
+    /// `controller.quorum.bootstrap.servers`, as host:port.
+    pub fn quorum_bootstrap_servers(&self) -> Result<Vec<String>, ConfigError> {
+        let raw = self.get("controller.quorum.bootstrap.servers").unwrap_or_default();
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
+                _ => Err(ConfigError::Invalid {
+                    key: "controller.quorum.bootstrap.servers".into(),
+                    value: raw.clone(),
+                    reason: format!("{s}: expected host:port"),
+                }),
+            })
+            .collect()
     }
     /// `controller.quorum.voters`, parsed. Empty means this broker alone.
     pub fn voters(&self) -> Result<Vec<Voter>, ConfigError> {
@@ -1605,9 +1611,17 @@ log.retention.check.interval.ms=300000
         assert_eq!(c.advertised_listener().port, 9092);
         assert_eq!(c.controller_listener().unwrap().port, 9093);
         assert!(c.voters().unwrap().is_empty());
+        assert_eq!(c.quorum_bootstrap_servers().unwrap(), ["localhost:9093"]);
+        // Several: a node that finds an existing quorum through them (KIP-853).
         let several = KAFKA_4_SERVER_PROPERTIES.replace("servers=localhost:9093", "servers=a:9093,b:9093");
-        let err = load_env(Some(&several), &[], &[], "laptop").unwrap_err().to_string();
-        assert!(err.contains("controller.quorum.voters"), "{err}");
+        let c = load_env(Some(&several), &[], &[], "laptop").unwrap();
+        assert_eq!(c.quorum_bootstrap_servers().unwrap(), ["a:9093", "b:9093"]);
+        let bad = KAFKA_4_SERVER_PROPERTIES.replace("servers=localhost:9093", "servers=a:9093,b");
+        let err = load_env(Some(&bad), &[], &[], "laptop").unwrap_err().to_string();
+        assert!(
+            err.contains("controller.quorum.bootstrap.servers") && err.contains("host:port"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod image;
 pub mod network;
 pub mod pre_vote;
 pub mod store;
+pub mod voters;
 
 /// Code generated from `proto/quorum.proto`.
 pub mod proto {
@@ -26,9 +27,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use openraft::{BasicNode, Raft};
+use openraft::Raft;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::AdminError;
@@ -40,11 +42,41 @@ openraft::declare_raft_types!(
         D = Command,
         R = Reply,
         NodeId = u64,
-        Node = BasicNode,
+        Node = QuorumNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// A member of the metadata quorum as the log records it: where its
+/// CONTROLLER listener is, and the directory id (KIP-858) of the log directory
+/// that holds its copy of the metadata log. A voter is the pair (KIP-853): a
+/// node that comes back with a new directory (its disk lost) is not the voter
+/// it was, and votes only once it has been added again under the new id.
+///
+/// Serialized as openraft's `BasicNode` was (`addr`), so logs written before
+/// directory ids read back with a nil one: "not yet reported".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumNode {
+    pub addr: String,
+    #[serde(default)]
+    pub directory_id: Uuid,
+}
+
+impl QuorumNode {
+    pub fn new(addr: impl Into<String>, directory_id: Uuid) -> Self {
+        QuorumNode {
+            addr: addr.into(),
+            directory_id,
+        }
+    }
+}
+
+impl std::fmt::Display for QuorumNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (directory {})", self.addr, self.directory_id)
+    }
+}
 
 /// A broker's liveness report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +143,20 @@ pub struct Controller {
     unclean_leader_election: bool,
     /// How this node calls its peers (plain, or mutual TLS).
     network: network::Network,
+    /// The directory id of this node's log directory (meta.properties).
+    pub directory_id: Uuid,
+    /// `controller.quorum.bootstrap.servers`: where a node outside the initial
+    /// voters finds the quorum (besides those voters).
+    bootstrap: Vec<String>,
+    /// Set when the quorum records this node's id as a voter under another
+    /// directory: this node lost the disk that voter had, and must not vote
+    /// until it has been added again (`voters.rs`).
+    replacement: std::sync::atomic::AtomicBool,
+    /// Active controller only: nodes that announced a directory other than
+    /// their voter record's (replacements waiting to be added), by id.
+    pub(crate) replacements: Mutex<BTreeMap<i32, QuorumNode>>,
+    /// One voter change at a time (KIP-853).
+    voter_change: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -137,6 +183,13 @@ pub struct QuorumStatus {
     pub learners: Vec<i32>,
     /// On the leader: the last log index each other member has replicated.
     pub matched: BTreeMap<i32, u64>,
+    /// Every member's CONTROLLER listener and directory id, as the log records them.
+    pub nodes: BTreeMap<i32, QuorumNode>,
+    /// On the leader: nodes that came back with a new directory under a
+    /// voter's id, waiting to replace it (observers until then).
+    pub replacements: BTreeMap<i32, QuorumNode>,
+    /// Whether a voter change is being committed (a joint configuration).
+    pub changing: bool,
 }
 
 impl Controller {
@@ -144,13 +197,19 @@ impl Controller {
     /// joins the quorum (initialising it on first start, or asking to learn).
     pub async fn start(config: &BrokerConfig) -> io::Result<Arc<Controller>> {
         let node_id = config.node_id();
+        let meta =
+            crate::log::meta_properties::ensure(&config.log_dir(), &config.cluster_id(), node_id).map_err(io_error)?;
+        let directory_id = Uuid::parse_str(&meta.directory_id).unwrap_or_default();
         let dir = config.log_dir().join("__cluster_metadata-0");
         let listener = config.controller_listener();
         let address = config
             .advertised_controller_address()
             .unwrap_or_else(|| "127.0.0.1:0".to_string());
         let mut voters = config.voters().map_err(io_error)?;
-        if voters.is_empty() {
+        let bootstrap = config.quorum_bootstrap_servers().map_err(io_error)?;
+        // Without voters or bootstrap servers (or with only this node as one),
+        // this node is a quorum of its own.
+        if voters.is_empty() && bootstrap.iter().all(|b| *b == address) {
             voters.push(crate::config::Voter {
                 id: node_id,
                 address: address.clone(),
@@ -202,6 +261,11 @@ impl Controller {
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms()),
             unclean_leader_election: config.unclean_leader_election_enable(),
             network,
+            directory_id,
+            bootstrap,
+            replacement: Default::default(),
+            replacements: Default::default(),
+            voter_change: Default::default(),
         });
         if let Some(l) = listener {
             let host = if l.host.is_empty() { "0.0.0.0" } else { l.host.as_str() };
@@ -235,21 +299,35 @@ impl Controller {
                 }
             }
         }
-        if voters.iter().any(|v| v.id == node_id) {
-            if !controller.raft.is_initialized().await.map_err(io_error)? {
-                let members: BTreeMap<u64, BasicNode> = voters
+        let initialized = controller.raft.is_initialized().await.map_err(io_error)?;
+        if voters.iter().any(|v| v.id == node_id) && !initialized {
+            if let Some(recorded) = controller.recorded_elsewhere().await {
+                // This node's disk is gone but its voter record is not: it
+                // must not start a quorum of its own, nor vote as that voter.
+                controller.replacement.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::warn!(
+                    node_id,
+                    %directory_id,
+                    %recorded,
+                    "the metadata quorum records this node as a voter with another log directory: \
+                     following as an observer until the voter is replaced (RemoveRaftVoter, then AddRaftVoter)"
+                );
+            } else {
+                // Every voter initialises with the same set (directory ids are
+                // reported later), so all write the same first entry.
+                let members: BTreeMap<u64, QuorumNode> = voters
                     .iter()
-                    .map(|v| (v.id as u64, BasicNode::new(&v.address)))
+                    .map(|v| (v.id as u64, QuorumNode::new(&v.address, Uuid::nil())))
                     .collect();
-                // Every voter initialises with the same set; all but the first are told it is done.
                 if let Err(e) = controller.raft.initialize(members).await {
                     tracing::debug!("quorum already initialised: {e}");
                 }
             }
-        } else {
-            let c = Arc::clone(&controller);
-            tokio::spawn(async move { c.join_as_learner().await });
         }
+        // Every node reports its listener and directory to the active
+        // controller: a learner asks to follow, a voter claims its record.
+        let c = Arc::clone(&controller);
+        tokio::spawn(async move { c.announce_until_heard().await });
         let c = Arc::clone(&controller);
         tokio::spawn(async move { c.elect_when_leader_lost().await });
         let c = Arc::clone(&controller);
@@ -309,6 +387,9 @@ impl Controller {
             last_applied: m.last_applied.map_or(0, |l| l.index),
             voters: membership.voter_ids().map(|id| id as i32).collect(),
             learners: membership.learner_ids().map(|id| id as i32).collect(),
+            nodes: membership.nodes().map(|(id, n)| (*id as i32, n.clone())).collect(),
+            replacements: self.replacements.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            changing: membership.get_joint_config().len() > 1,
             matched: m
                 .replication
                 .map(|r| {
@@ -320,11 +401,11 @@ impl Controller {
         }
     }
 
-    fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.active_controller() == Some(self.node_id)
     }
 
-    fn address_of(&self, id: i32) -> Option<String> {
+    pub(crate) fn address_of(&self, id: i32) -> Option<String> {
         let m = self.raft.metrics().borrow().membership_config.clone();
         m.membership()
             .get_node(&(id as u64))
@@ -421,50 +502,6 @@ impl Controller {
         }
     }
 
-    /// Active controller: adds a broker that is not a voter as a learner of the log.
-    pub async fn add_learner_local(&self, id: i32, address: String) -> Result<(), String> {
-        if !self.is_active() {
-            return Err("not the active controller".into());
-        }
-        let known = self.address_of(id);
-        if known.as_deref() == Some(address.as_str()) {
-            return Ok(());
-        }
-        self.raft
-            .add_learner(id as u64, BasicNode::new(address), false)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    /// A broker that is not a voter asks the active controller to replicate the log to it.
-    async fn join_as_learner(&self) {
-        loop {
-            let target = self
-                .active_controller()
-                .filter(|id| *id != self.node_id)
-                .and_then(|id| self.address_of(id))
-                .into_iter()
-                .chain(self.voters.iter().map(|v| v.address.clone()))
-                .collect::<Vec<_>>();
-            for address in target {
-                let Ok(mut client) = self.network.client(&address) else {
-                    continue;
-                };
-                let Ok(p) = network::payload(&(self.node_id, self.address.clone())) else {
-                    return;
-                };
-                if let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(5), client.join(p)).await {
-                    if let Ok(Ok(())) = network::decode::<Result<(), String>>(reply.get_ref()) {
-                        tracing::info!(node_id = self.node_id, "following the metadata log as a learner");
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// Notes that this voter heard from a leader (an accepted AppendEntries or
     /// snapshot) or granted a vote: its election wait starts again.
     pub fn leader_contact(&self) {
@@ -479,7 +516,8 @@ impl Controller {
     pub fn pre_vote_local(&self, req: &pre_vote::PreVoteRequest) -> pre_vote::PreVoteResponse {
         let i_lead = self.is_active();
         let since = self.since_leader_contact();
-        let granted = pre_vote::grant(i_lead, since, self.lease, req.last_log_id, self.log.last_log_id());
+        let granted =
+            self.may_vote() && pre_vote::grant(i_lead, since, self.lease, req.last_log_id, self.log.last_log_id());
         tracing::debug!(
             candidate = req.candidate,
             granted,
@@ -507,7 +545,7 @@ impl Controller {
             }
             let me = self.node_id as u64;
             let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-            if !voters.contains(&me) || self.since_leader_contact() < wait {
+            if !voters.contains(&me) || self.since_leader_contact() < wait || !self.may_vote() {
                 continue;
             }
             let req = pre_vote::PreVoteRequest {
@@ -759,6 +797,7 @@ impl Controller {
                 }
             }
             self.forget_unregistered_learners(&mut unregistered_since).await;
+            self.finish_voter_change().await;
             let unclean = self.with_image(|img| {
                 img.unclean_election_candidates()
                     .into_iter()

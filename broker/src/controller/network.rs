@@ -11,7 +11,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
@@ -19,7 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 use super::proto::quorum_client::QuorumClient;
 use super::proto::quorum_server::Quorum;
 use super::proto::Payload;
-use super::{Controller, TypeConfig};
+use super::{Controller, QuorumNode, TypeConfig};
 use crate::security::tls::{ClientAuth, SettingsSource, TlsError, TlsListener, TlsSettings, HANDSHAKE_TIMEOUT};
 
 type NodeId = u64;
@@ -200,7 +199,7 @@ impl Network {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+    async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> Peer {
         Peer {
             target,
             client: self.client(&node.addr),
@@ -227,7 +226,7 @@ impl Peer {
         req: &Req,
         timeout: Duration,
         rpc: impl AsyncFnOnce(QuorumClient<Channel>, Payload) -> Result<tonic::Response<Payload>, tonic::Status>,
-    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    ) -> Result<Resp, RPCError<NodeId, QuorumNode, RaftError<NodeId, E>>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -262,7 +261,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
         self.call(&rpc, option.hard_ttl(), async |mut c, p| c.append_entries(p).await)
             .await
     }
@@ -271,7 +270,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId, InstallSnapshotError>>>
     {
         self.call(&rpc, option.hard_ttl(), async |mut c, p| c.install_snapshot(p).await)
             .await
@@ -281,7 +280,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, QuorumNode, RaftError<NodeId>>> {
         self.call(&rpc, option.hard_ttl(), async |mut c, p| c.vote(p).await)
             .await
     }
@@ -306,7 +305,7 @@ impl Quorum for QuorumService {
 
     async fn vote(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
         let rpc: VoteRequest<NodeId> = decode(req.get_ref())?;
-        let result = self.controller.raft.vote(rpc).await;
+        let result = self.controller.vote_local(rpc).await;
         if matches!(&result, Ok(r) if r.vote_granted) {
             self.controller.leader_contact();
         }
@@ -334,9 +333,32 @@ impl Quorum for QuorumService {
     }
 
     async fn join(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        // From a node that predates directory ids (see `announce`).
         let (id, address): (i32, String) = decode(req.get_ref())?;
-        let result = self.controller.add_learner_local(id, address).await;
+        let a = super::voters::Announce {
+            id,
+            address,
+            directory_id: uuid::Uuid::nil(),
+            forwarded: false,
+        };
+        let result = self
+            .controller
+            .announce_local(&a)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message);
         payload(&result).map(tonic::Response::new)
+    }
+
+    async fn announce(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let a = decode(req.get_ref())?;
+        let result = self.controller.announce(a).await;
+        payload(&result).map(tonic::Response::new)
+    }
+
+    async fn probe(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {
+        let p = decode(req.get_ref())?;
+        payload(&self.controller.probe_local(&p).await).map(tonic::Response::new)
     }
 
     async fn heartbeat(&self, req: tonic::Request<Payload>) -> Result<tonic::Response<Payload>, tonic::Status> {

@@ -27,7 +27,7 @@ use super::image::{MetadataImage, Reply};
 use super::TypeConfig;
 
 type NodeId = u64;
-type Node = openraft::BasicNode;
+type Node = super::QuorumNode;
 
 fn io_err(e: impl std::error::Error + 'static) -> io::Error {
     io::Error::other(e.to_string())

@@ -227,6 +227,10 @@ pub static API_TABLE: &[ApiEntry] = &[
     ApiEntry::of::<handlers::describe_producers::DescribeProducers>(ApiKey::DescribeProducers),
     ApiEntry::of::<handlers::describe_transactions::DescribeTransactions>(ApiKey::DescribeTransactions),
     ApiEntry::of::<handlers::list_transactions::ListTransactions>(ApiKey::ListTransactions),
+    // Appended, so the fuzz corpus's row numbers keep naming the same APIs.
+    ApiEntry::of::<handlers::raft_voters::AddRaftVoter>(ApiKey::AddRaftVoter),
+    ApiEntry::of::<handlers::raft_voters::RemoveRaftVoter>(ApiKey::RemoveRaftVoter),
+    ApiEntry::of::<handlers::raft_voters::UpdateRaftVoter>(ApiKey::UpdateRaftVoter),
 ];
 
 /// The table row for an API key.

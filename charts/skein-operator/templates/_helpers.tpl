@@ -63,6 +63,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# The web console lists a cluster's recent Events (core/v1, by involvedObject).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
 # The broker init container's rights in its namespace (Services, to find its
 # node port or load balancer address).
 - apiGroups: ["rbac.authorization.k8s.io"]

@@ -189,7 +189,15 @@ pub fn cluster_id(cluster: &KafkaCluster) -> String {
 /// config, one key per line in order. `${ORDINAL}` and `${HOSTNAME}` are
 /// filled in by each broker from its pod name.
 pub fn server_properties(cluster: &KafkaCluster, names: &Names, cluster_id: &str) -> String {
-    let voters = (0..cluster.spec.controllers)
+    // The initial voters: they start a new quorum. Later voters are the
+    // quorum's own (changed through AddRaftVoter), so changing
+    // spec.controllers changes no broker's properties.
+    let initial = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.controllers)
+        .unwrap_or(cluster.spec.controllers);
+    let voters = (0..initial)
         .map(|i| format!("{i}@{}:{CONTROLLER_PORT}", names.pod_host(i)))
         .collect::<Vec<_>>()
         .join(",");

@@ -17,7 +17,7 @@ use super::events::{Event, Phase, Reason};
 use super::facts::{Facts, OwnedKind};
 use super::listeners::{self, SecretNames, OPERATOR_LEAF};
 use super::validate::{self, Invalid, ValidCluster, Volumes};
-use super::{roll, scale, status};
+use super::{quorum, roll, scale, status};
 use crate::certificates::issue::{self as certs_issue, Usage};
 use crate::certificates::material::{Material, Provided, FORCE_RENEW};
 use crate::certificates::plan::{self as certs, Policy, Step as CertStep};
@@ -53,6 +53,8 @@ pub enum Write {
     },
     /// Carries out a CA's certificate steps and writes its Secrets.
     Certificates(Box<CertificateWrite>),
+    /// Adds or removes one voter of the metadata quorum.
+    Voter(quorum::VoterStep),
 }
 
 /// One CA's certificate steps, with everything `execute` needs to take them.
@@ -118,9 +120,8 @@ pub struct Inputs<'a> {
 /// Validates the spec of the observed cluster.
 pub fn validate(facts: &Facts) -> Result<ValidCluster<'_>, Vec<Invalid>> {
     let kc = &facts.cluster;
-    let recorded = kc.status.as_ref().and_then(|s| s.controllers);
     let volume_size = facts.statefulset.as_ref().and_then(|s| s.claim_size.as_deref());
-    validate::validate(kc, recorded, volume_size)
+    validate::validate(kc, volume_size)
 }
 
 /// The writes of one reconcile.
@@ -203,7 +204,7 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
         .filter(|c| !c.deleting)
         .filter_map(|c| c.ordinal)
         .collect();
-    let decision = scale::decide(&scale::Input {
+    let mut decision = scale::decide(&scale::Input {
         target: valid.replicas,
         generation: kc.metadata.generation.unwrap_or(0),
         statefulset: current,
@@ -243,6 +244,26 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
     }
     if decision.statefulset_replicas > current.unwrap_or(valid.replicas) {
         writes.push(Write::Status(Box::new(status_of(&decision))));
+    }
+    // The quorum's voters toward spec.controllers, one change per reconcile.
+    let voters = facts.quorum.as_ref().map(|q| {
+        let ready = observed.pods.iter().filter(|p| p.2).map(|p| p.0).collect();
+        let previous = kc
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Voters"));
+        quorum::decide(kc.spec.controllers, q, &ready, previous, kc.metadata.generation)
+    });
+    if let Some(v) = &voters {
+        writes.extend(v.event.clone().map(Write::Event));
+        writes.extend(v.step.map(Write::Voter));
+        // A broker leaves only once it no longer votes.
+        if let Some(highest) = v.voters.iter().max() {
+            let keep = (*highest + 1).min(current.unwrap_or(0));
+            if decision.statefulset_replicas < keep {
+                decision.statefulset_replicas = keep;
+            }
+        }
     }
     writes.extend(decision.event.clone().map(Write::Event));
     writes.extend(decision.steps.iter().cloned().map(Write::Scale));
@@ -309,7 +330,12 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
     writes.extend(objects.into_iter().map(Write::Apply));
     writes.extend(deletes);
 
+    let voters_settled = voters.as_ref().is_none_or(|v| v.condition.status == "True");
     let mut st = status_of(&decision);
+    if let Some(v) = voters {
+        crate::crd::set_condition(&mut st.conditions, v.condition);
+        st.voters = Some(v.voters);
+    }
     st.certificate_authorities = authorities;
     st.listeners = super::init::listener_status(kc, names, &facts.external);
     status::with_roll(&mut st, roll, kc.metadata.generation);
@@ -334,7 +360,8 @@ fn run(facts: &Facts, valid: &ValidCluster, inputs: &Inputs) -> Plan {
     }
     let settled = st.phase.as_deref() == Some(Phase::Ready.as_str())
         && !st.scaling.as_ref().is_some_and(scale::active)
-        && st.roll.as_ref().is_none_or(|r| r.phase == roll::COMPLETED);
+        && st.roll.as_ref().is_none_or(|r| r.phase == roll::COMPLETED)
+        && voters_settled;
     writes.push(Write::Status(Box::new(st)));
     let mut requeue = Duration::from_secs(if settled { 60 } else { 5 });
     if let Some(t) = next_check {

@@ -68,6 +68,12 @@ pub enum Reason {
     CaReplaced,
     /// A CA the user brings (`generate: false`) is missing or unusable.
     CaUnusable,
+    /// One voter of the metadata quorum is being added or removed.
+    VoterChange,
+    /// A voter change would leave the quorum without a majority.
+    VoterChangeRefused,
+    /// The quorum's voters are the ones `spec.controllers` asks for.
+    VotersReady,
 }
 
 impl Reason {
@@ -89,6 +95,9 @@ impl Reason {
             Reason::CaReplacing => "CaReplacing",
             Reason::CaReplaced => "CaReplaced",
             Reason::CaUnusable => "CaUnusable",
+            Reason::VoterChange => "VoterChange",
+            Reason::VoterChangeRefused => "VoterChangeRefused",
+            Reason::VotersReady => "VotersReady",
         }
     }
 
@@ -103,6 +112,7 @@ impl Reason {
                 | Reason::RebalanceStalled
                 | Reason::RollBlocked
                 | Reason::CaUnusable
+                | Reason::VoterChangeRefused
         )
     }
 }

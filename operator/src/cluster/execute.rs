@@ -79,6 +79,18 @@ pub async fn execute(ctx: &Context, kc: &KafkaCluster, plan: Plan) -> Result<Act
                 .await?;
             }
             Write::Certificates(w) => certificates(ctx, kc, &ns, *w).await?,
+            Write::Voter(step) => {
+                tracing::info!(cluster = %name, "{}", step.describe());
+                let admin = super::admin_for(ctx, kc).await?;
+                match step {
+                    super::quorum::VoterStep::Add { id, directory_id } => {
+                        admin.add_raft_voter(id, directory_id).await?
+                    }
+                    super::quorum::VoterStep::Remove { id, directory_id } => {
+                        admin.remove_raft_voter(id, directory_id).await?
+                    }
+                }
+            }
             Write::Delete { kind, name: object } => {
                 tracing::info!(cluster = %name, kind = kind.as_str(), %object, "deleting an object the spec no longer needs");
                 match kind {

@@ -44,6 +44,8 @@ pub struct Facts {
     pub broker_configs: Option<BTreeMap<String, String>>,
     /// Read when a roll is under way or due.
     pub roll: Option<RollFacts>,
+    /// The metadata quorum as its leader describes it, when the brokers answered.
+    pub quorum: Option<skein_client::QuorumInfo>,
     /// Services and ConfigMaps this cluster owns (deleted when no longer built).
     pub owned: Vec<Owned>,
     /// A secured cluster's CAs and certificates, as its Secrets hold them.
@@ -150,6 +152,7 @@ impl Facts {
             claims: Vec::new(),
             broker_configs: None,
             roll: None,
+            quorum: None,
             owned: Vec::new(),
             certificates: None,
         }
@@ -198,6 +201,7 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
     }
     if let Some(view) = facts.observed.view.as_ref().filter(|v| !v.registered.is_empty()) {
         let admin = super::admin_for(ctx, &facts.cluster).await?;
+        facts.quorum = admin.describe_quorum().await.ok();
         facts.broker_configs = Some(
             admin
                 .describe_configs(&ConfigResource::Broker(None))
@@ -220,7 +224,7 @@ pub async fn observe(ctx: &Context, namespace: &str, name: &str) -> Result<Optio
                     .unwrap_or(1);
                 rf.min_isr.insert(t.clone(), min);
             }
-            rf.quorum_leader = admin.describe_quorum().await.ok().map(|q| q.leader_id);
+            rf.quorum_leader = facts.quorum.as_ref().map(|q| q.leader_id);
             facts.roll = Some(rf);
         }
     }

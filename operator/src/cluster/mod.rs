@@ -12,6 +12,7 @@ pub mod execute;
 pub mod facts;
 pub mod init;
 pub mod listeners;
+pub mod quorum;
 pub mod roll;
 pub mod scale;
 pub mod status;

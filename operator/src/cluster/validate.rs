@@ -45,8 +45,6 @@ pub enum Invalid {
     Controllers(i32),
     #[error("replicas: {replicas} is fewer than controllers ({controllers}); every voter is a broker")]
     FewerReplicasThanControllers { replicas: i32, controllers: i32 },
-    #[error("controllers: immutable, the cluster was created with {recorded} (spec says {spec})")]
-    ControllersChanged { recorded: i32, spec: i32 },
     #[error("image: must not be empty")]
     EmptyImage,
     #[error("storage.size: {0}")]
@@ -99,14 +97,10 @@ pub struct ValidCluster<'a> {
     pub cancel_scaling: bool,
 }
 
-/// `cluster` as a runnable spec, or every reason it is not. `recorded_controllers`
-/// is what status recorded at creation; `volume_size` the StatefulSet's claim
-/// template size, when it exists.
-pub fn validate<'a>(
-    cluster: &'a KafkaCluster,
-    recorded_controllers: Option<i32>,
-    volume_size: Option<&str>,
-) -> Result<ValidCluster<'a>, Vec<Invalid>> {
+/// `cluster` as a runnable spec, or every reason it is not. `volume_size` is
+/// the StatefulSet's claim template size, when it exists. `controllers` may
+/// change: the quorum's voters follow it one change at a time (`quorum.rs`).
+pub fn validate<'a>(cluster: &'a KafkaCluster, volume_size: Option<&str>) -> Result<ValidCluster<'a>, Vec<Invalid>> {
     let spec = &cluster.spec;
     let mut errors = Vec::new();
     let name = cluster.metadata.name.clone().unwrap_or_default();
@@ -123,12 +117,6 @@ pub fn validate<'a>(
         errors.push(Invalid::FewerReplicasThanControllers {
             replicas: spec.replicas,
             controllers: spec.controllers,
-        });
-    }
-    if let Some(recorded) = recorded_controllers.filter(|r| *r != spec.controllers) {
-        errors.push(Invalid::ControllersChanged {
-            recorded,
-            spec: spec.controllers,
         });
     }
     if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
@@ -381,7 +369,7 @@ mod tests {
     fn errors_of(edit: impl FnOnce(&mut KafkaCluster)) -> Vec<String> {
         let mut kc = fixture();
         edit(&mut kc);
-        match validate(&kc, None, None) {
+        match validate(&kc, None) {
             Ok(_) => Vec::new(),
             Err(e) => e.iter().map(ToString::to_string).collect(),
         }
@@ -419,7 +407,7 @@ mod tests {
             ),
         ] {
             let kc: KafkaCluster = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            if let Err(e) = validate(&kc, None, None) {
+            if let Err(e) = validate(&kc, None) {
                 panic!("{name}: {}", messages(&e));
             }
         }
@@ -554,13 +542,13 @@ mod tests {
     }
 
     #[test]
-    fn changing_controllers_after_creation_is_refused() {
-        let kc = fixture();
-        let e = validate(&kc, Some(1), None).unwrap_err();
-        assert!(
-            matches!(e[..], [Invalid::ControllersChanged { recorded: 1, spec: 3 }]),
-            "{e:?}"
-        );
+    fn controllers_may_change_after_creation() {
+        let mut kc = fixture();
+        kc.spec.replicas = 5;
+        for controllers in [1, 3, 5, 3] {
+            kc.spec.controllers = controllers;
+            assert!(validate(&kc, None).is_ok(), "{controllers}");
+        }
     }
 
     #[test]
@@ -630,13 +618,9 @@ mod tests {
             configuration: Default::default(),
         }];
         kc.spec.config.insert("super.users".into(), "User:admin".into());
-        assert!(
-            validate(&kc, None, None).is_ok(),
-            "{:?}",
-            validate(&kc, None, None).err()
-        );
+        assert!(validate(&kc, None).is_ok(), "{:?}", validate(&kc, None).err());
         kc.spec.config.insert("ssl.keystore.location".into(), "/x.pem".into());
-        let e = validate(&kc, None, None).unwrap_err();
+        let e = validate(&kc, None).unwrap_err();
         assert!(
             matches!(&e[..], [Invalid::OperatorOwnedKeys(k)] if k == &["ssl.keystore.location"]),
             "{e:?}"
@@ -665,11 +649,7 @@ mod tests {
             ..Default::default()
         });
         kc.spec.config.insert("super.users".into(), "User:ops".into());
-        assert!(
-            validate(&kc, None, None).is_ok(),
-            "{:?}",
-            validate(&kc, None, None).err()
-        );
+        assert!(validate(&kc, None).is_ok(), "{:?}", validate(&kc, None).err());
         let names = Names::new(&kc, "cluster.local");
         let text = server_properties(&kc, &names, "id");
         assert!(text.contains(&format!(

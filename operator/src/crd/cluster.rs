@@ -41,9 +41,10 @@ pub struct KafkaClusterSpec {
     /// Number of brokers.
     #[schemars(range(min = 1))]
     pub replicas: i32,
-    /// Raft voters (ordinals 0..controllers): 1, 3 or 5, fixed at creation.
+    /// Voters of the metadata quorum (ordinals 0..controllers): 1, 3 or 5.
+    /// A change is made one voter at a time, a majority kept at every step
+    /// (KIP-853); `status.voters` and the Voters condition show its progress.
     #[serde(default = "default_controllers")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("controllers is immutable"))]
     pub controllers: i32,
     /// Broker image (default: the operator's `--broker-image`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,9 +249,13 @@ pub struct KafkaClusterStatus {
     /// Label selector of the broker pods (the scale subresource's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
-    /// The voters this cluster was created with (controllers is immutable).
+    /// The voters this cluster was created with: the brokers' initial
+    /// `controller.quorum.voters` (the voters since are `voters`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controllers: Option<i32>,
+    /// The metadata quorum's voters now, as its leader reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voters: Option<Vec<i32>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub brokers: Vec<BrokerStatus>,
     /// The address clients bootstrap from.

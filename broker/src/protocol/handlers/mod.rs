@@ -45,6 +45,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft_voters;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
