@@ -75,3 +75,31 @@ def test_controllers_go_1_3_5_3_one_voter_at_a_time_under_load(k8s):
     # And down to one voter: removals until only the first is left.
     set_controllers(k8s, ns, 1)
     voters_become(k8s, ns, [0])
+
+
+def test_a_voter_whose_volume_is_deleted_rejoins_as_a_new_voter(k8s):
+    """Broker 2's claim and pod are deleted: it comes back on a new, empty
+    volume with a new directory id, follows as an observer, and the operator
+    removes the old voter and adds it under its new directory, the quorum
+    keeping its majority throughout."""
+    ns = k8s.namespace()
+    k8s.apply(cluster(ns, NAME, replicas=3, controllers=3))
+    kc = k8s.wait_condition("kafkaclusters", ns, NAME, "Ready", timeout=240)
+    kc = voters_become(k8s, ns, [0, 1, 2])
+    nil = "00000000-0000-0000-0000-000000000000"
+    k8s.kube.wait("every voter's directory", lambda: all(v["directory_id"] != nil for v in quorum(kc)["voters"]),
+                  timeout=60, interval=1)
+    old = {v["id"]: v["directory_id"] for v in quorum(kc)["voters"]}
+    k8s.kube.delete(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/data-{NAME}-2")
+    k8s.kube.delete(f"/api/v1/namespaces/{ns}/pods/{NAME}-2")
+
+    def replaced():
+        voters = {v["id"]: v["directory_id"] for v in quorum(kc)["voters"]}
+        return voters if sorted(voters) == [0, 1, 2] and voters[2] not in (old[2], nil) else None
+
+    voters = k8s.kube.wait("voter 2 under a new directory", replaced, timeout=240, interval=2)
+    assert {0: voters[0], 1: voters[1]} == {0: old[0], 1: old[1]}
+    kc = voters_become(k8s, ns, [0, 1, 2])
+    notes = [e["note"] for e in k8s.events(ns, NAME) if e["reason"] == "VoterChange"]
+    assert any(f"removing voter 2 (directory {old[2]})" in n for n in notes), notes
+    assert any(f"adding broker 2 (directory {voters[2]})" in n for n in notes), notes

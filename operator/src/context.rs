@@ -122,12 +122,21 @@ impl Context {
     }
 
     /// Publishes an Event about `obj`; a failure to publish is logged, never fatal.
+    ///
+    /// kube's Recorder folds an Event into an earlier one's series when their
+    /// type, reason and action match, keeping the first note: the action
+    /// carries a digest of the note, so only Events that say the same thing
+    /// are counted as repeats (as the core/v1 aggregator, which keys on the
+    /// message), and each step of a change keeps its own note.
     pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, warning: bool, reason: &str, note: String) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        note.hash(&mut h);
         let ev = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
+            action: format!("Reconcile-{:08x}", h.finish() as u32),
             note: Some(note),
-            action: "Reconcile".into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
