@@ -6,6 +6,7 @@ change that would leave no majority is refused: operator/src/cluster/quorum.rs.)
 
 import json
 import subprocess
+import urllib.request
 
 from test_operator import cluster, topic
 from test_scaling import Load, bootstrap, skeinctl
@@ -75,6 +76,28 @@ def test_controllers_go_1_3_5_3_one_voter_at_a_time_under_load(k8s):
     # And down to one voter: removals until only the first is left.
     set_controllers(k8s, ns, 1)
     voters_become(k8s, ns, [0])
+    operator_console_shows(k8s, ns)
+
+
+def operator_console_shows(k8s, ns):
+    """The operator's web console (its HTTP port): the cluster with its
+    conditions and Events, and a snapshot read with the operator's client."""
+    if k8s.operator is None:
+        return  # an operator installed elsewhere (helm on a real cluster): its port is not ours
+    base = f"http://127.0.0.1:{k8s.operator.http_port}/"
+
+    def get(path):
+        with urllib.request.urlopen(base + path, timeout=60) as r:
+            return r.read().decode()
+
+    assert "<nav" in get("")
+    [entry] = [c for c in json.loads(get("api/clusters")) if c["id"] == f"{ns}/{NAME}"]
+    assert entry["phase"] and any(c["type"] == "Voters" and c["status"] == "True" for c in entry["conditions"])
+    assert any(e["reason"] == "VoterChange" for e in entry["events"]), entry["events"]
+    snap = json.loads(get(f"api/snapshot?cluster={ns}/{NAME}"))
+    assert sorted(b["id"] for b in snap["brokers"]) == [0, 1, 2, 3, 4], snap["errors"]
+    assert [m["id"] for m in snap["quorum"]["members"] if m["role"] in ("leader", "voter")] == [0]
+    assert any(t["name"] == "steady" and t["replication_factor"] == 3 for t in snap["topics"])
 
 
 def test_a_voter_whose_volume_is_deleted_rejoins_as_a_new_voter(k8s):
