@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{network, Controller, QuorumNode};
+
+/// The quorum's membership as openraft stores it.
+type Membership = std::sync::Arc<openraft::StoredMembership<u64, QuorumNode>>;
 use crate::error::AdminError;
 
 /// A node's report of itself to the active controller (the `Announce` RPC).
@@ -321,10 +324,7 @@ impl Controller {
                     "a node came back with a new log directory under a voter's id: it follows as an observer \
                      and does not vote until the voter is replaced"
                 );
-                self.replacements
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(a.id, reported);
+                self.pending_replacements().insert(a.id, reported);
                 return Ok(Announced { replacement: true });
             }
             Some(recorded) if *recorded == reported => {}
@@ -338,10 +338,7 @@ impl Controller {
                     .map_err(|e| AdminError::new(ResponseError::RequestTimedOut, e.to_string()))?;
             }
         }
-        self.replacements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&a.id);
+        self.pending_replacements().remove(&a.id);
         Ok(Announced { replacement: false })
     }
 
@@ -353,37 +350,35 @@ impl Controller {
             .map_err(|e| AdminError::new(ResponseError::RequestTimedOut, e.to_string()))
     }
 
-    fn one_change_at_a_time(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, AdminError> {
+    /// What every voter change starts with: this node is the active
+    /// controller, no other change is under way (KIP-853's one at a time),
+    /// and the membership to change.
+    fn begin_change(&self) -> Result<(tokio::sync::MutexGuard<'_, ()>, Membership), AdminError> {
+        if !self.is_active() {
+            return Err(not_controller());
+        }
         let guard = self
             .voter_change
             .try_lock()
             .map_err(|_| AdminError::new(ResponseError::RequestTimedOut, "another voter change is in progress"))?;
-        let joint = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_joint_config()
-            .len()
-            > 1;
-        if joint {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        if m.membership().get_joint_config().len() > 1 {
             return Err(AdminError::new(
                 ResponseError::RequestTimedOut,
                 "a voter change is still being committed",
             ));
         }
-        Ok(guard)
+        Ok((guard, m))
+    }
+
+    fn pending_replacements(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, QuorumNode>> {
+        self.replacements.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Active controller: AddRaftVoter. The node must follow the log as an
     /// observer with that directory; it becomes a voter once it has caught up.
     pub async fn add_voter(&self, id: i32, directory_id: Uuid, timeout: Duration) -> Result<(), AdminError> {
-        if !self.is_active() {
-            return Err(not_controller());
-        }
-        let _one = self.one_change_at_a_time()?;
-        let m = self.raft.metrics().borrow().membership_config.clone();
+        let (_one, m) = self.begin_change()?;
         let membership = m.membership();
         let nid = id as u64;
         if membership.voter_ids().any(|v| v == nid) {
@@ -393,12 +388,7 @@ impl Controller {
                 format!("node {id} is already a voter (directory {d})"),
             ));
         }
-        let replacement = self
-            .replacements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
+        let replacement = self.pending_replacements().get(&id).cloned();
         let node = match (membership.get_node(&nid), replacement) {
             (_, Some(r)) if r.directory_id == directory_id || directory_id.is_nil() => r,
             (Some(n), _) if n.directory_id == directory_id || directory_id.is_nil() => n.clone(),
@@ -434,7 +424,7 @@ impl Controller {
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([nid])), true)
             .await
             .map_err(|e| AdminError::new(ResponseError::RequestTimedOut, format!("voter {id} not added: {e}")))?;
-        self.replacements.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.pending_replacements().remove(&id);
         Ok(())
     }
 
@@ -470,11 +460,7 @@ impl Controller {
     /// Active controller: RemoveRaftVoter. The node stays an observer while it
     /// runs. A nil directory id matches any.
     pub async fn remove_voter(&self, id: i32, directory_id: Uuid) -> Result<(), AdminError> {
-        if !self.is_active() {
-            return Err(not_controller());
-        }
-        let _one = self.one_change_at_a_time()?;
-        let m = self.raft.metrics().borrow().membership_config.clone();
+        let (_one, m) = self.begin_change()?;
         let membership = m.membership();
         let nid = id as u64;
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -504,26 +490,17 @@ impl Controller {
             .map_err(|e| AdminError::new(ResponseError::RequestTimedOut, format!("voter {id} not removed: {e}")))?;
         // A replacement waiting for this voter's removal is now the observer
         // under its id: one observer per id, with the directory that runs.
-        let replacement = self
-            .replacements
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
+        let replacement = self.pending_replacements().get(&id).cloned();
         if let Some(node) = replacement {
             self.set_node(id, node).await?;
-            self.replacements.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            self.pending_replacements().remove(&id);
         }
         Ok(())
     }
 
     /// Active controller: UpdateRaftVoter, a voter's new CONTROLLER listener.
     pub async fn update_voter(&self, id: i32, directory_id: Uuid, address: String) -> Result<(), AdminError> {
-        if !self.is_active() {
-            return Err(not_controller());
-        }
-        let _one = self.one_change_at_a_time()?;
-        let m = self.raft.metrics().borrow().membership_config.clone();
+        let (_one, m) = self.begin_change()?;
         let membership = m.membership();
         let nid = id as u64;
         let recorded = membership

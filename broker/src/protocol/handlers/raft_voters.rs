@@ -85,6 +85,40 @@ fn catch_up_timeout(timeout_ms: i32) -> Duration {
     Duration::from_millis(timeout_ms.clamp(1_000, 60_000) as u64)
 }
 
+/// How a voter change is answered: on the active controller by `local`,
+/// elsewhere by the active controller (its whole response, `Forwarded`).
+enum Outcome<Resp> {
+    Done(Result<(), AdminError>),
+    Forwarded(Resp),
+}
+
+/// The steps AddRaftVoter and RemoveRaftVoter share: ALTER on the cluster,
+/// the cluster id, and the active controller (this broker, or forwarded to).
+async fn voter_change<R: Request, F: std::future::Future<Output = Result<(), AdminError>>>(
+    ctx: &RequestContext,
+    req: &R,
+    cluster_id: Option<&StrBytes>,
+    forward_timeout: Duration,
+    local: impl FnOnce() -> F,
+) -> Outcome<R::Response> {
+    if !ctx.authz().allows_cluster(Operation::Alter) {
+        return Outcome::Done(Err(AdminError::new(
+            ResponseError::ClusterAuthorizationFailed,
+            "changing the quorum's voters needs ALTER on the cluster",
+        )));
+    }
+    if let Err(e) = check_cluster(ctx, cluster_id) {
+        return Outcome::Done(Err(e));
+    }
+    if is_leader(ctx) {
+        return Outcome::Done(local().await);
+    }
+    match forward_to_active_controller(ctx, req, forward_timeout).await {
+        Ok(resp) => Outcome::Forwarded(resp),
+        Err(m) => Outcome::Done(Err(AdminError::new(ResponseError::NotLeaderOrFollower, m))),
+    }
+}
+
 pub struct AddRaftVoter;
 
 impl Handler for AddRaftVoter {
@@ -92,36 +126,19 @@ impl Handler for AddRaftVoter {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(ctx: RequestContext, req: AddRaftVoterRequest) -> Option<AddRaftVoterResponse> {
-        let answer = |r: Result<(), AdminError>| match r {
-            Ok(()) => AddRaftVoterResponse::default(),
-            Err(e) => AddRaftVoterResponse::default()
-                .with_error_code(e.code.code())
-                .with_error_message(Some(str_bytes(e.message))),
-        };
-        if !ctx.authz().allows_cluster(Operation::Alter) {
-            return Some(answer(Err(AdminError::new(
-                ResponseError::ClusterAuthorizationFailed,
-                "AddRaftVoter needs ALTER on the cluster",
-            ))));
-        }
-        if let Err(e) = check_cluster(&ctx, req.cluster_id.as_ref()) {
-            return Some(answer(Err(e)));
-        }
         let timeout = catch_up_timeout(req.timeout_ms);
-        if !is_leader(&ctx) {
-            // The active controller waits up to `timeout` for the new voter to catch up.
-            return Some(
-                match forward_to_active_controller(&ctx, &req, timeout + CHANGE_TIMEOUT).await {
-                    Ok(resp) => resp,
-                    Err(m) => answer(Err(AdminError::new(ResponseError::NotLeaderOrFollower, m))),
-                },
-            );
-        }
-        Some(answer(
-            ctx.metadata()
-                .add_voter(req.voter_id, req.voter_directory_id, timeout)
-                .await,
-        ))
+        // The active controller waits up to `timeout` for the new voter to catch up.
+        let (id, directory) = (req.voter_id, req.voter_directory_id);
+        let local = || async { ctx.metadata().add_voter(id, directory, timeout).await };
+        Some(
+            match voter_change(&ctx, &req, req.cluster_id.as_ref(), timeout + CHANGE_TIMEOUT, local).await {
+                Outcome::Forwarded(resp) => resp,
+                Outcome::Done(Ok(())) => AddRaftVoterResponse::default(),
+                Outcome::Done(Err(e)) => AddRaftVoterResponse::default()
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            },
+        )
     }
 }
 
@@ -132,30 +149,17 @@ impl Handler for RemoveRaftVoter {
     const VERSIONS: VersionRange = VersionRange { min: 0, max: 0 };
 
     async fn handle(ctx: RequestContext, req: RemoveRaftVoterRequest) -> Option<RemoveRaftVoterResponse> {
-        let answer = |r: Result<(), AdminError>| match r {
-            Ok(()) => RemoveRaftVoterResponse::default(),
-            Err(e) => RemoveRaftVoterResponse::default()
-                .with_error_code(e.code.code())
-                .with_error_message(Some(str_bytes(e.message))),
-        };
-        if !ctx.authz().allows_cluster(Operation::Alter) {
-            return Some(answer(Err(AdminError::new(
-                ResponseError::ClusterAuthorizationFailed,
-                "RemoveRaftVoter needs ALTER on the cluster",
-            ))));
-        }
-        if let Err(e) = check_cluster(&ctx, req.cluster_id.as_ref()) {
-            return Some(answer(Err(e)));
-        }
-        if !is_leader(&ctx) {
-            return Some(match forward_to_active_controller(&ctx, &req, CHANGE_TIMEOUT).await {
-                Ok(resp) => resp,
-                Err(m) => answer(Err(AdminError::new(ResponseError::NotLeaderOrFollower, m))),
-            });
-        }
-        Some(answer(
-            ctx.metadata().remove_voter(req.voter_id, req.voter_directory_id).await,
-        ))
+        let (id, directory) = (req.voter_id, req.voter_directory_id);
+        let local = || async { ctx.metadata().remove_voter(id, directory).await };
+        Some(
+            match voter_change(&ctx, &req, req.cluster_id.as_ref(), CHANGE_TIMEOUT, local).await {
+                Outcome::Forwarded(resp) => resp,
+                Outcome::Done(Ok(())) => RemoveRaftVoterResponse::default(),
+                Outcome::Done(Err(e)) => RemoveRaftVoterResponse::default()
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            },
+        )
     }
 }
 
