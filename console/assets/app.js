@@ -152,8 +152,11 @@ const pages = {
         table(["Member", "Client id", "Host", "Assignment"], g.members.map((m) => el("tr", {},
           td(m.member_id), td(m.client_id), td(m.host),
           td(m.assignment.map(([t, ps]) => `${t}: ${ps.join(", ")}`).join("; ") || "-")))),
-        table(["Topic", "Partition", "Committed", "Log end", "Lag"], g.lag.map((l) => el("tr", {},
-          td(l.topic), num(l.partition), num(l.committed), num(l.end), num(l.lag)))));
+        table(["Topic", "Partition", "Committed", "Log end", "Lag", "Lag over time"], g.lag.map((l) => {
+          const points = (history.partition_lag || {})[`${g.group_id}/${l.topic}/${l.partition}`] || [];
+          return el("tr", {}, td(l.topic), num(l.partition), num(l.committed), num(l.end), num(l.lag),
+            el("td", {}, spark(points, `lag of ${l.topic}-${l.partition} over the last ${points.length} polls`)));
+        })));
     }
     return out;
   },

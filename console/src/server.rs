@@ -56,6 +56,8 @@ pub trait Source: Send + Sync + 'static {
 pub struct History {
     /// (ms, total lag) per group.
     pub lag: BTreeMap<String, VecDeque<(u64, i64)>>,
+    /// (ms, lag) per group and partition, keyed `group/topic/partition`.
+    pub partition_lag: BTreeMap<String, VecDeque<(u64, i64)>>,
     /// (ms, bytes copied) of the moves in progress.
     pub moved: VecDeque<(u64, u64)>,
 }
@@ -147,12 +149,24 @@ async fn snapshot<S: Source>(State(c): State<Arc<Console<S>>>, Query(q): Query<C
 
 /// Adds a snapshot's lag and bytes moved to the history.
 pub fn record(h: &mut History, s: &Snapshot) {
-    h.lag.retain(|g, _| s.groups.iter().any(|x| &x.group_id == g));
-    for g in &s.groups {
-        let series = h.lag.entry(g.group_id.clone()).or_default();
-        series.push_back((s.taken_ms, g.total_lag));
+    fn push(series: &mut VecDeque<(u64, i64)>, sample: (u64, i64)) {
+        series.push_back(sample);
         while series.len() > HISTORY {
             series.pop_front();
+        }
+    }
+    h.lag.retain(|g, _| s.groups.iter().any(|x| &x.group_id == g));
+    let keys: Vec<String> = s
+        .groups
+        .iter()
+        .flat_map(|g| g.lag.iter().map(|l| partition_key(&g.group_id, &l.topic, l.partition)))
+        .collect();
+    h.partition_lag.retain(|k, _| keys.contains(k));
+    for g in &s.groups {
+        push(h.lag.entry(g.group_id.clone()).or_default(), (s.taken_ms, g.total_lag));
+        for l in &g.lag {
+            let key = partition_key(&g.group_id, &l.topic, l.partition);
+            push(h.partition_lag.entry(key).or_default(), (s.taken_ms, l.lag));
         }
     }
     if s.reassignments.is_empty() {
@@ -164,6 +178,12 @@ pub fn record(h: &mut History, s: &Snapshot) {
             h.moved.pop_front();
         }
     }
+}
+
+/// The key of a partition's lag series: `group/topic/partition` (a topic
+/// name has no `/`).
+pub fn partition_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}/{topic}/{partition}")
 }
 
 /// The moves' copy rate over the recorded polls and the time left at it.

@@ -123,8 +123,13 @@ def test_the_console_json_shows_brokers_topics_placement_groups_and_the_quorum(c
     [g] = [g for g in console.json("api/snapshot?cluster=local")["groups"] if g["group_id"] == "api-group"]
     assert g["total_lag"] == 120 and sum(l["lag"] for l in g["lag"]) == 120, g
     assert len(g["lag"]) == 6
-    h = console.json("api/snapshot?cluster=local")["history"]["lag"]["api-group"]
+    history = console.json("api/snapshot?cluster=local")["history"]
+    h = history["lag"]["api-group"]
     assert len(h) >= 2 and all(v == 120 for _, v in h)
+    # And per partition: 20 behind on each of the six.
+    for p in range(6):
+        series = history["partition_lag"][f"api-group/placed/{p}"]
+        assert len(series) >= 2 and all(v == 20 for _, v in series), (p, series)
     # A live member: its assignment, decoded from the consumer protocol.
     live = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "live-group",
                      "auto.offset.reset": "earliest"})

@@ -1,11 +1,13 @@
 //! Bytes as the metadata quorum reads them: a log entry, a snapshot image, or a
 //! command applied to an image with brokers and topics. The log and snapshot are
 //! serde JSON (controller/store.rs); a follower applies what its leader sent.
+//! A log entry's bytes are also read as what a peer sends about the voter set
+//! (KIP-853: Announce, Probe and their answers, controller/voters.rs).
 
 use std::sync::OnceLock;
 
 use skein_broker::controller::image::{Command, MetadataImage};
-use skein_broker::controller::TypeConfig;
+use skein_broker::controller::{voters, TypeConfig};
 
 /// Three registered, unfenced brokers and two topics.
 fn base_image() -> &'static MetadataImage {
@@ -55,6 +57,10 @@ pub fn run(data: &[u8]) {
         }
         1 => {
             let _ = serde_json::from_slice::<openraft::Entry<TypeConfig>>(json);
+            let _ = serde_json::from_slice::<voters::Announce>(json);
+            let _ = serde_json::from_slice::<Result<voters::Announced, String>>(json);
+            let _ = serde_json::from_slice::<voters::Probe>(json);
+            let _ = serde_json::from_slice::<voters::ProbeReply>(json);
         }
         _ => {
             if let Ok(mut image) = serde_json::from_slice::<MetadataImage>(json) {
